@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Build the QueueJob jar against a Flink distribution: build.sh FLINK_HOME OUT_JAR
+# Plain javac (no Maven) so tests can build it offline for every Flink version they run.
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 FLINK_HOME OUT_JAR" >&2
+    exit 2
+fi
+flink_home=$1
+out_jar=$2
+src_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/src/main/java"
+
+if ! compgen -G "$flink_home/lib/flink-dist*.jar" >/dev/null; then
+    echo "error: $flink_home/lib has no flink-dist jar; is FLINK_HOME right?" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d)
+partial="$out_jar.partial.$$"
+trap 'rm -rf "$tmp" "$partial"' EXIT
+
+mapfile -t sources < <(find "$src_dir" -name '*.java' | sort)
+javac --release 11 -Xlint:-options -encoding UTF-8 -cp "$flink_home/lib/*" -d "$tmp/classes" "${sources[@]}"
+
+mkdir -p "$(dirname "$out_jar")"
+# Write next to the target and rename, so a concurrent reader never sees a half-written jar.
+jar --create --file "$partial" --main-class dev.flinkautotune.examples.QueueJob -C "$tmp/classes" .
+mv -f "$partial" "$out_jar"
+echo "built $out_jar"

@@ -1,0 +1,104 @@
+package dev.flinkautotune.examples;
+
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Sample job with a known bottleneck: Queue Source -> keyBy -> Work (busy-spins cost-us per
+ * record) -> Sink. Work needs rate * cost-us / 1e6 cores; anything above its parallelism
+ * back-pressures the source and its pendingRecords grows.
+ *
+ * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
+ * --cost-us 0 --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
+ */
+public final class QueueJob {
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> opts = parseArgs(args);
+        int sourceParallelism = intArg(opts, "source-parallelism", 1);
+        int workParallelism = intArg(opts, "work-parallelism", 1);
+        int partitions = intArg(opts, "partitions", 4);
+        long rate = Long.parseLong(opts.getOrDefault("rate", "1000"));
+        long costUs = Long.parseLong(opts.getOrDefault("cost-us", "0"));
+        int keys = intArg(opts, "keys", 1024);
+        long checkpointMs = Long.parseLong(opts.getOrDefault("checkpoint-interval-ms", "0"));
+        String jobName = opts.getOrDefault("job-name", "autotune-queue-job");
+
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        if (checkpointMs > 0) {
+            env.enableCheckpointing(checkpointMs);
+        }
+
+        env.fromSource(
+                        new QueueSource(partitions, rate, keys),
+                        WatermarkStrategy.noWatermarks(),
+                        "Queue Source",
+                        Types.TUPLE(Types.LONG, Types.LONG))
+                .uid("queue-source")
+                .setParallelism(sourceParallelism)
+                .keyBy(new ByKey(), Types.LONG)
+                .map(new BusyWork(costUs * 1000))
+                .name("Work")
+                .uid("work")
+                .setParallelism(workParallelism)
+                .sinkTo(new DiscardingSink<>())
+                .name("Sink")
+                .uid("sink")
+                // Same parallelism + forward edge => chained into the Work task.
+                .setParallelism(workParallelism);
+
+        env.execute(jobName);
+    }
+
+    /** Accepts "--key value" pairs only; anything else is a usage error. */
+    static Map<String, String> parseArgs(String[] args) {
+        Map<String, String> opts = new HashMap<>();
+        for (int i = 0; i < args.length; i += 2) {
+            if (!args[i].startsWith("--") || i + 1 >= args.length) {
+                throw new IllegalArgumentException(
+                        "Expected '--key value' pairs, got: " + String.join(" ", args));
+            }
+            opts.put(args[i].substring(2), args[i + 1]);
+        }
+        return opts;
+    }
+
+    private static int intArg(Map<String, String> opts, String key, int dflt) {
+        return Integer.parseInt(opts.getOrDefault(key, Integer.toString(dflt)));
+    }
+
+    static final class ByKey implements KeySelector<Tuple2<Long, Long>, Long> {
+        @Override
+        public Long getKey(Tuple2<Long, Long> record) {
+            return record.f0;
+        }
+    }
+
+    /** Burns CPU (not sleep) so busyTimeMsPerSecond reflects real per-record cost. */
+    static final class BusyWork implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        private final long costNanos;
+
+        BusyWork(long costNanos) {
+            this.costNanos = costNanos;
+        }
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> record) {
+            if (costNanos > 0) {
+                long end = System.nanoTime() + costNanos;
+                while (System.nanoTime() < end) {
+                    // spin
+                }
+            }
+            return record;
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The rules of the JNI boundary in one place: globals cached at load time, handles,
+//! string conversion, and [`guard`], which every entry point runs in.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Mutex, OnceLock};
+
+use jni::objects::{GlobalRef, JClass, JObject, JObjectArray, JStaticMethodID, JString, JValue};
+use jni::signature::{Primitive, ReturnType};
+use jni::{JNIEnv, JavaVM};
+
+use crate::logging;
+use crate::reporter::Reporter;
+
+const EXCEPTION_CLASS: &str = "dev/flinkautotune/AutotuneNativeException";
+const LOG_CLASS: &str = "dev/flinkautotune/NativeLog";
+
+/// What the library caches when it is loaded: the only process-wide state besides the logger.
+struct Globals {
+    vm: JavaVM,
+    exception_class: GlobalRef,
+    log_class: GlobalRef,
+    log_method: JStaticMethodID,
+}
+
+static GLOBALS: OnceLock<Globals> = OnceLock::new();
+
+/// Called from `JNI_OnLoad`, on the thread (and class loader) of the shim's `System.load`.
+pub fn init(vm: JavaVM) -> Result<(), Error> {
+    let mut env = vm.get_env()?;
+    let exception_class = env.find_class(EXCEPTION_CLASS)?;
+    let exception_class = env.new_global_ref(exception_class)?;
+    let log_class = env.find_class(LOG_CLASS)?;
+    let log_method = env.get_static_method_id(&log_class, "log", "(ILjava/lang/String;Ljava/lang/String;)V")?;
+    let log_class = env.new_global_ref(log_class)?;
+    let _ = GLOBALS.set(Globals { vm, exception_class, log_class, log_method });
+    logging::install();
+    // The default hook prints to stderr (the TaskManager's .out file); send it to the log.
+    panic::set_hook(Box::new(|info| log::error!("AUTOTUNE native panic: {info}")));
+    Ok(())
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Jni(jni::errors::Error),
+    Invalid(String),
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Jni(e) => write!(f, "JNI error: {e}"),
+            Error::Invalid(msg) => f.write_str(msg),
+            Error::Closed => f.write_str("the reporter is closed"),
+        }
+    }
+}
+
+impl From<jni::errors::Error> for Error {
+    fn from(e: jni::errors::Error) -> Self {
+        Error::Jni(e)
+    }
+}
+
+impl From<autotune_model::catalogue::CatalogueError> for Error {
+    fn from(e: autotune_model::catalogue::CatalogueError) -> Self {
+        Error::Invalid(e.0)
+    }
+}
+
+/// Runs an entry point's body. Errors and panics become an `AutotuneNativeException`
+/// for the shim, unless a Java exception is already pending: that one is the real cause
+/// (e.g. an out-of-bounds array region) and is left for the caller to see.
+pub fn guard<'l, R>(env: &mut JNIEnv<'l>, fallback: R, body: impl FnOnce(&mut JNIEnv<'l>) -> Result<R, Error>) -> R {
+    match panic::catch_unwind(AssertUnwindSafe(|| body(env))) {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => {
+            throw(env, &error.to_string());
+            fallback
+        }
+        Err(payload) => {
+            throw(env, &format!("native panic: {}", panic_message(payload.as_ref())));
+            fallback
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+fn throw(env: &mut JNIEnv<'_>, message: &str) {
+    if env.exception_check().unwrap_or(true) {
+        return;
+    }
+    let result = match GLOBALS.get() {
+        Some(g) => env.throw_new(<&JClass>::from(g.exception_class.as_obj()), message),
+        None => env.throw_new("java/lang/IllegalStateException", message),
+    };
+    if result.is_err() {
+        let _ = env.throw_new("java/lang/RuntimeException", message);
+    }
+}
+
+/// Sends one log record to the shim's `NativeLog.log`, from any thread. Logging never
+/// fails the caller and never disturbs an exception that is pending on this thread.
+pub fn log_to_java(level: i32, target: &str, message: &str) {
+    let Some(g) = GLOBALS.get() else { return };
+    let mut env = match g.vm.get_env() {
+        Ok(env) => env,
+        // A thread of our own: attach it as a daemon so it never holds the JVM open.
+        Err(_) => match g.vm.attach_current_thread_as_daemon() {
+            Ok(env) => env,
+            Err(_) => return,
+        },
+    };
+    let pending = if env.exception_check().unwrap_or(false) {
+        let throwable = env.exception_occurred().ok();
+        let _ = env.exception_clear();
+        throwable
+    } else {
+        None
+    };
+    let _ = env.with_local_frame(4, |env| -> Result<(), jni::errors::Error> {
+        let target = env.new_string(target)?;
+        let message = env.new_string(message)?;
+        let args = [
+            JValue::Int(level).as_jni(),
+            JValue::Object(&target).as_jni(),
+            JValue::Object(&message).as_jni(),
+        ];
+        // SAFETY: the method id was looked up with exactly this signature on this class.
+        let result = unsafe {
+            env.call_static_method_unchecked(
+                <&JClass>::from(g.log_class.as_obj()),
+                g.log_method,
+                ReturnType::Primitive(Primitive::Void),
+                &args,
+            )
+        };
+        if env.exception_check().unwrap_or(false) {
+            let _ = env.exception_clear();
+        }
+        result.map(|_| ())
+    });
+    if let Some(throwable) = pending {
+        let _ = env.throw(throwable);
+    }
+}
+
+type Handle = Mutex<Reporter>;
+
+pub fn into_handle(reporter: Reporter) -> i64 {
+    Box::into_raw(Box::new(Mutex::new(reporter))) as i64
+}
+
+/// Runs `f` on the reporter behind `handle`. The shim serialises `close` with every
+/// other call and never uses a handle after closing it; 0 is its "closed" value.
+pub fn with_reporter<T>(handle: i64, f: impl FnOnce(&mut Reporter) -> T) -> Result<T, Error> {
+    if handle == 0 {
+        return Err(Error::Closed);
+    }
+    // SAFETY: non-zero handles come from `into_handle` and stay valid until `close_handle`.
+    let cell = unsafe { &*(handle as *const Handle) };
+    // A panic in an earlier call may have poisoned the lock; the state is still usable.
+    let mut reporter = cell.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Ok(f(&mut reporter))
+}
+
+pub fn close_handle(handle: i64) -> Result<(), Error> {
+    if handle == 0 {
+        return Err(Error::Closed);
+    }
+    // SAFETY: see `with_reporter`; the shim calls close exactly once per handle.
+    let cell = unsafe { Box::from_raw(handle as *mut Handle) };
+    let reporter = cell.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    reporter.close();
+    Ok(())
+}
+
+pub fn string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<String, Error> {
+    if s.is_null() {
+        return Err(Error::Invalid("a required string argument is null".into()));
+    }
+    Ok(env.get_string(s)?.into())
+}
+
+pub fn optional_string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>, Error> {
+    if s.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(env.get_string(s)?.into()))
+}
+
+pub fn strings(env: &mut JNIEnv<'_>, array: &JObjectArray<'_>) -> Result<Vec<String>, Error> {
+    if array.is_null() {
+        return Err(Error::Invalid("a required string array is null".into()));
+    }
+    let len = env.get_array_length(array)?;
+    let mut out = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let element: JObject = env.get_object_array_element(array, i)?;
+        if element.is_null() {
+            return Err(Error::Invalid(format!("element {i} of a string array is null")));
+        }
+        let element = JString::from(element);
+        out.push(env.get_string(&element)?.into());
+        env.delete_local_ref(element)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,168 @@
+//! The native half of the flink-autotune plugin.
+//!
+//! Every `Java_dev_flinkautotune_AutotuneNative_*` function below is an entry point of
+//! the Java class `dev.flinkautotune.AutotuneNative`. Each one runs inside
+//! [`bridge::guard`], which turns errors and panics into the shim's
+//! `AutotuneNativeException` (never replacing an exception already pending), so nothing
+//! here can take a Flink process down. Per-reporter state hangs off an opaque handle;
+//! only the JavaVM, the cached classes and the logger are global.
+
+mod alloc;
+mod bridge;
+mod logging;
+pub mod reporter;
+
+use std::ffi::c_void;
+
+use jni::objects::{JClass, JDoubleArray, JObjectArray, JString};
+use jni::sys::{jboolean, jdouble, jint, jlong, jstring, JNI_ERR, JNI_VERSION_1_8};
+use jni::{JNIEnv, JavaVM};
+
+use autotune_model::catalogue::{MetricKind, RawMetric};
+use bridge::{guard, Error};
+use reporter::Reporter;
+
+#[global_allocator]
+static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;
+
+/// Runs when the shim's `System.load` maps this library: caches what later calls need,
+/// on the class loader that loaded the shim (later threads could not find it by name).
+#[no_mangle]
+pub extern "system" fn JNI_OnLoad(vm: JavaVM, _reserved: *mut c_void) -> jint {
+    match bridge::init(vm) {
+        Ok(()) => JNI_VERSION_1_8,
+        Err(_) => JNI_ERR,
+    }
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_nativeVersion<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| Ok(env.new_string(autotune_model::VERSION)?.into_raw()))
+}
+
+/// Bytes the native library holds on its heap right now (all reporters of this loader).
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_nativeHeapBytes<'l>(
+    _env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) -> jlong {
+    alloc::allocated_bytes() as jlong
+}
+
+/// Creates the state of one reporter instance from its `metrics.reporter.autotune.*` options.
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_open<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    option_keys: JObjectArray<'l>,
+    option_values: JObjectArray<'l>,
+    plugin_version: JString<'l>,
+    platform: JString<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        let keys = bridge::strings(env, &option_keys)?;
+        let values = bridge::strings(env, &option_values)?;
+        if keys.len() != values.len() {
+            return Err(Error::Invalid(format!("{} option keys but {} values", keys.len(), values.len())));
+        }
+        let plugin_version = bridge::string(env, &plugin_version)?;
+        let platform = bridge::string(env, &platform)?;
+        let options = keys.iter().map(String::as_str).zip(values.iter().map(String::as_str));
+        let reporter = Reporter::open(options, plugin_version, platform);
+        Ok(bridge::into_handle(reporter))
+    })
+}
+
+/// Tells the native side what the metric in `slot` is. Returns whether a model reads it:
+/// when false the shim forgets the metric and never reads it again.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_register<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    slot: jint,
+    variable_keys: JObjectArray<'l>,
+    variable_values: JObjectArray<'l>,
+    logical_scope: JString<'l>,
+    name: JString<'l>,
+    kind: jint,
+) -> jboolean {
+    guard(&mut env, 0, |env| {
+        let slot = usize::try_from(slot).map_err(|_| Error::Invalid(format!("negative slot {slot}")))?;
+        let kind = MetricKind::from_code(kind).ok_or_else(|| Error::Invalid(format!("unknown metric kind {kind}")))?;
+        let keys = bridge::strings(env, &variable_keys)?;
+        let values = bridge::strings(env, &variable_values)?;
+        let variables: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
+        let logical_scope = bridge::optional_string(env, &logical_scope)?;
+        let name = bridge::string(env, &name)?;
+        let raw = RawMetric { variables: &variables, logical_scope: logical_scope.as_deref(), name: &name, kind };
+        let tracked = bridge::with_reporter(handle, |r| r.register(slot, raw))??;
+        Ok(tracked as jboolean)
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_unregister<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    slot: jint,
+) {
+    guard(&mut env, (), |_| {
+        let slot = usize::try_from(slot).map_err(|_| Error::Invalid(format!("negative slot {slot}")))?;
+        bridge::with_reporter(handle, |r| r.unregister(slot))
+    })
+}
+
+/// One report round: `values[0..count]` holds the value of every slot (NaN: none).
+/// `last_cost_nanos` is what the previous round cost the shim end to end;
+/// `log_level` is the SLF4J level in force (0 off .. 5 trace).
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    values: JDoubleArray<'l>,
+    count: jint,
+    last_cost_nanos: jlong,
+    log_level: jint,
+) {
+    guard(&mut env, (), |env| {
+        logging::set_level(log_level);
+        let count = usize::try_from(count).map_err(|_| Error::Invalid(format!("negative count {count}")))?;
+        bridge::with_reporter(handle, |r| -> Result<(), Error> {
+            let buffer = r.value_buffer(count);
+            // A JVM-side bounds error stays the pending ArrayIndexOutOfBoundsException.
+            env.get_double_array_region(&values, 0, buffer as &mut [jdouble])?;
+            r.report(count, last_cost_nanos);
+            Ok(())
+        })?
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_close<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    guard(&mut env, (), |_| bridge::close_handle(handle))
+}
+
+/// Panics on purpose, so tests can prove a panic surfaces as the shim's exception and
+/// leaves the JVM (and this library) usable.
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_panicForTesting<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    message: JString<'l>,
+) {
+    guard(&mut env, (), |env| {
+        let message = bridge::string(env, &message)?;
+        panic!("{message}");
+    })
+}

@@ -1,0 +1,15 @@
+//! The pure core of flink-autotune.
+//!
+//! Everything here is a function of its inputs: metric identities and values go in,
+//! structured state and findings come out. Nothing touches JNI, files, sockets or
+//! clocks, so the same code runs inside Flink (through the `flink-autotune-jni`
+//! crate), in the command-line tool and in plain unit tests.
+
+pub mod catalogue;
+pub mod duration;
+pub mod options;
+pub mod tracker;
+pub mod window;
+
+/// Version of the native core, reported next to the Java plugin's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,438 @@
+//! The tracker: what one reporter instance knows about the metrics of its process.
+//!
+//! Slots are numbered by the Java shim; a slot's identity arrives once, at
+//! registration, and afterwards only its value crosses, once per report round.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use crate::catalogue::{self, CatalogueError, Component, Interner, MetricIdentity, RawMetric, Scope};
+use crate::window::{SampleClock, Window};
+
+/// Slot numbers are dense indexes chosen by the shim; anything larger is a bug there.
+pub const MAX_SLOTS: usize = 16 * 1024 * 1024;
+
+#[derive(Debug)]
+struct TrackedMetric {
+    identity: MetricIdentity,
+    window: Window,
+}
+
+#[derive(Debug, Default)]
+struct VertexView {
+    name: Arc<str>,
+    /// Tracked metrics per subtask index, to know when a subtask is gone.
+    subtasks: BTreeMap<u32, usize>,
+}
+
+#[derive(Debug, Default)]
+struct JobView {
+    name: Arc<str>,
+    metrics: usize,
+    vertices: BTreeMap<Arc<str>, VertexView>,
+}
+
+/// Per-instance metric state.
+#[derive(Debug)]
+pub struct Tracker {
+    window_size: usize,
+    clock: SampleClock,
+    slots: Vec<Option<TrackedMetric>>,
+    tracked: usize,
+    per_component: [usize; 2],
+    jobs: BTreeMap<Arc<str>, JobView>,
+    strings: Interner,
+    rounds: u64,
+    ignored: u64,
+}
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// A model reads it: the shim must send its value every round.
+    Tracked,
+    /// Nobody reads it: the shim can forget it.
+    Ignored,
+}
+
+impl Tracker {
+    pub fn new(window_size: usize) -> Self {
+        Tracker {
+            window_size,
+            clock: SampleClock::new(window_size),
+            slots: Vec::new(),
+            tracked: 0,
+            per_component: [0, 0],
+            jobs: BTreeMap::new(),
+            strings: Interner::default(),
+            rounds: 0,
+            ignored: 0,
+        }
+    }
+
+    /// Registers the metric Flink just added under `slot`.
+    pub fn register(&mut self, slot: usize, raw: RawMetric<'_>) -> Result<Registration, CatalogueError> {
+        if slot >= MAX_SLOTS {
+            return Err(CatalogueError(format!("slot {slot} is out of range (max {MAX_SLOTS})")));
+        }
+        let identity = MetricIdentity::parse(raw, &mut self.strings)?;
+        if !catalogue::is_tracked(&identity) {
+            self.ignored += 1;
+            return Ok(Registration::Ignored);
+        }
+        // A reused slot replaces what was there (the shim should have unregistered it).
+        self.unregister(slot);
+        if slot >= self.slots.len() {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        self.per_component[component_index(identity.component)] += 1;
+        if let (Some(job_id), Some(job_name)) = (&identity.job_id, &identity.job_name) {
+            let job = self.jobs.entry(job_id.clone()).or_default();
+            job.name = job_name.clone();
+            job.metrics += 1;
+            if let (Some(vertex_id), Some(subtask)) = (&identity.vertex_id, identity.subtask_index) {
+                let vertex = job.vertices.entry(vertex_id.clone()).or_default();
+                vertex.name = identity.vertex_name.clone().unwrap_or_else(|| vertex_id.clone());
+                *vertex.subtasks.entry(subtask).or_default() += 1;
+            }
+        }
+        self.slots[slot] = Some(TrackedMetric { identity, window: Window::new(self.window_size) });
+        self.tracked += 1;
+        Ok(Registration::Tracked)
+    }
+
+    /// Forgets the metric in `slot`; unknown slots are ignored.
+    pub fn unregister(&mut self, slot: usize) {
+        let Some(metric) = self.slots.get_mut(slot).and_then(Option::take) else { return };
+        self.tracked -= 1;
+        let id = metric.identity;
+        self.per_component[component_index(id.component)] -= 1;
+        let Some(job_id) = &id.job_id else { return };
+        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        job.metrics -= 1;
+        if let (Some(vertex_id), Some(subtask)) = (&id.vertex_id, id.subtask_index) {
+            if let Some(vertex) = job.vertices.get_mut(vertex_id) {
+                if let Some(count) = vertex.subtasks.get_mut(&subtask) {
+                    *count -= 1;
+                    if *count == 0 {
+                        vertex.subtasks.remove(&subtask);
+                    }
+                }
+                if vertex.subtasks.is_empty() {
+                    job.vertices.remove(vertex_id);
+                }
+            }
+        }
+        if job.metrics == 0 {
+            self.jobs.remove(job_id);
+            drop(id);
+            // The job is gone: release its names so a long-lived process stays small.
+            self.strings.sweep();
+        }
+    }
+
+    /// Records one report round: `values[slot]` is the slot's value (NaN: none).
+    pub fn record_round(&mut self, epoch_millis: i64, values: &[f64]) {
+        self.clock.push(epoch_millis as f64);
+        for (slot, metric) in self.slots.iter_mut().enumerate() {
+            if let Some(metric) = metric {
+                metric.window.push(values.get(slot).copied().unwrap_or(f64::NAN));
+            }
+        }
+        self.rounds += 1;
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.tracked
+    }
+
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
+    /// Which Flink process this is, judged from what Flink registered in it.
+    pub fn role(&self) -> Role {
+        match self.per_component {
+            [0, 0] => Role::Unknown,
+            [_, 0] => Role::JobManager,
+            [0, _] => Role::TaskManager,
+            _ => Role::MiniCluster,
+        }
+    }
+
+    /// The identity and window of a slot, for models and tests.
+    pub fn metric(&self, slot: usize) -> Option<(&MetricIdentity, &Window)> {
+        self.slots.get(slot)?.as_ref().map(|m| (&m.identity, &m.window))
+    }
+
+    /// Tracked metrics, in slot order.
+    pub fn metrics(&self) -> impl Iterator<Item = (&MetricIdentity, &Window)> {
+        self.slots.iter().flatten().map(|m| (&m.identity, &m.window))
+    }
+
+    /// A snapshot of what is tracked, for the periodic STATUS line.
+    pub fn summary(&self) -> Summary {
+        let mut jobs: Vec<JobSummary> = self
+            .jobs
+            .iter()
+            .map(|(id, job)| JobSummary {
+                id: id.to_string(),
+                name: job.name.to_string(),
+                vertices: job
+                    .vertices
+                    .iter()
+                    .map(|(vid, v)| VertexSummary {
+                        id: vid.to_string(),
+                        name: v.name.to_string(),
+                        subtasks: v.subtasks.keys().copied().collect(),
+                        busy_ms_per_s: None,
+                        pending_records: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        // Latest busy time (hottest subtask) and source backlog (sum) per vertex.
+        for (id, window) in self.metrics() {
+            let (Some(job_id), Some(vertex_id), Some(value)) = (&id.job_id, &id.vertex_id, window.last()) else {
+                continue;
+            };
+            if !value.is_finite() {
+                continue;
+            }
+            let Some(vertex) = jobs
+                .iter_mut()
+                .find(|j| j.id == job_id.as_ref())
+                .and_then(|j| j.vertices.iter_mut().find(|v| v.id == vertex_id.as_ref()))
+            else {
+                continue;
+            };
+            match (id.scope, id.path.as_ref()) {
+                (Scope::Task, "busyTimeMsPerSecond") => {
+                    vertex.busy_ms_per_s = Some(vertex.busy_ms_per_s.map_or(value, |b: f64| b.max(value)))
+                }
+                (Scope::Operator, "pendingRecords") => {
+                    vertex.pending_records = Some(vertex.pending_records.unwrap_or(0.0) + value)
+                }
+                _ => {}
+            }
+        }
+        jobs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Summary { role: self.role(), tracked: self.tracked, ignored: self.ignored, rounds: self.rounds, jobs }
+    }
+}
+
+fn component_index(c: Component) -> usize {
+    match c {
+        Component::JobManager => 0,
+        Component::TaskManager => 1,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Unknown,
+    JobManager,
+    TaskManager,
+    /// JobManager and TaskManager metrics in one registry (a MiniCluster).
+    MiniCluster,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Unknown => "unknown",
+            Role::JobManager => "jobmanager",
+            Role::TaskManager => "taskmanager",
+            Role::MiniCluster => "jobmanager+taskmanager",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub role: Role,
+    pub tracked: usize,
+    pub ignored: u64,
+    pub rounds: u64,
+    pub jobs: Vec<JobSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSummary {
+    pub id: String,
+    pub name: String,
+    pub vertices: Vec<VertexSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VertexSummary {
+    pub id: String,
+    pub name: String,
+    /// Subtask indexes running in this process.
+    pub subtasks: Vec<u32>,
+    pub busy_ms_per_s: Option<f64>,
+    pub pending_records: Option<f64>,
+}
+
+/// `0-3,7` for `[0, 1, 2, 3, 7]`: subtask lists stay short on wide vertices.
+pub fn compact_ranges(sorted: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            let _ = write!(out, "{start}");
+        } else {
+            let _ = write!(out, "{start}-{end}");
+        }
+        i += 1;
+    }
+    out
+}
+
+impl fmt::Display for Summary {
+    /// `role=taskmanager tracked=57 ignored=310 rounds=12 jobs=1 | job "name" (id): vertex "Work" (id) subtasks=[0-1] busy=998ms/s; ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "role={} tracked={} ignored={} rounds={} jobs={}",
+            self.role,
+            self.tracked,
+            self.ignored,
+            self.rounds,
+            self.jobs.len()
+        )?;
+        for job in &self.jobs {
+            write!(f, " | job \"{}\" ({}):", job.name, job.id)?;
+            for (i, v) in job.vertices.iter().enumerate() {
+                let sep = if i == 0 { " " } else { "; " };
+                write!(f, "{sep}vertex \"{}\" ({}) subtasks=[{}]", v.name, v.id, compact_ranges(&v.subtasks))?;
+                if let Some(busy) = v.busy_ms_per_s {
+                    write!(f, " busy={busy:.0}ms/s")?;
+                }
+                if let Some(pending) = v.pending_records {
+                    write!(f, " pending={pending:.0}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::MetricKind;
+
+    fn task_vars(job: &'static str, vertex: &'static str, name: &'static str, subtask: &'static str) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("<host>", "h"),
+            ("<tm_id>", "tm-1"),
+            ("<job_id>", job),
+            ("<job_name>", "queue-job"),
+            ("<task_id>", vertex),
+            ("<task_name>", name),
+            ("<subtask_index>", subtask),
+        ]
+    }
+
+    fn register(t: &mut Tracker, slot: usize, vars: &[(&str, &str)], scope: &str, name: &str) -> Registration {
+        t.register(slot, RawMetric { variables: vars, logical_scope: Some(scope), name, kind: MetricKind::Gauge })
+            .unwrap()
+    }
+
+    #[test]
+    fn tracks_vertices_and_subtasks_and_forgets_them() {
+        let mut t = Tracker::new(4);
+        assert_eq!(t.role(), Role::Unknown);
+        let w0 = task_vars("j1", "v-work", "Work", "0");
+        let w1 = task_vars("j1", "v-work", "Work", "1");
+        let s0 = task_vars("j1", "v-src", "Source: Queue Source", "0");
+        assert_eq!(register(&mut t, 0, &w0, "taskmanager.job.task", "busyTimeMsPerSecond"), Registration::Tracked);
+        assert_eq!(register(&mut t, 1, &w1, "taskmanager.job.task", "busyTimeMsPerSecond"), Registration::Tracked);
+        assert_eq!(register(&mut t, 2, &s0, "taskmanager.job.task", "busyTimeMsPerSecond"), Registration::Tracked);
+        assert_eq!(register(&mut t, 3, &w0, "taskmanager.job.task.operator.mine", "x"), Registration::Ignored);
+        assert_eq!(t.role(), Role::TaskManager);
+        assert_eq!(t.tracked(), 3);
+
+        t.record_round(1_000, &[1000.0, 400.0, 12.0]);
+        let summary = t.summary();
+        assert_eq!(summary.jobs.len(), 1);
+        let vertices = &summary.jobs[0].vertices;
+        let work = vertices.iter().find(|v| v.name == "Work").unwrap();
+        assert_eq!(work.subtasks, vec![0, 1]);
+        assert_eq!(work.busy_ms_per_s, Some(1000.0));
+        let line = summary.to_string();
+        assert!(line.contains("vertex \"Work\" (v-work) subtasks=[0-1] busy=1000ms/s"), "{line}");
+
+        t.unregister(1);
+        assert_eq!(t.summary().jobs[0].vertices.iter().find(|v| v.name == "Work").unwrap().subtasks, vec![0]);
+        t.unregister(0);
+        t.unregister(2);
+        t.unregister(2); // twice is harmless
+        assert!(t.summary().jobs.is_empty());
+        assert_eq!(t.tracked(), 0);
+        assert!(t.strings.len() < 4, "job strings released, left: {}", t.strings.len());
+    }
+
+    #[test]
+    fn windows_stay_bounded_and_aligned() {
+        let mut t = Tracker::new(3);
+        let tm = [("<tm_id>", "tm")];
+        register(&mut t, 5, &tm, "taskmanager.Status.JVM.Memory.Heap", "Used");
+        for round in 0..10 {
+            t.record_round(round, &[f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN, round as f64]);
+        }
+        let (id, window) = t.metric(5).unwrap();
+        assert_eq!(id.rest_name(), "Status.JVM.Memory.Heap.Used");
+        assert_eq!(window.iter().collect::<Vec<_>>(), vec![7.0, 8.0, 9.0]);
+        // A short values array (the shim had fewer slots) counts as missing values.
+        t.record_round(10, &[]);
+        assert!(t.metric(5).unwrap().1.last().unwrap().is_nan());
+    }
+
+    #[test]
+    fn source_backlog_is_summed_over_subtasks() {
+        let mut t = Tracker::new(2);
+        for (slot, subtask) in ["0", "1"].iter().enumerate() {
+            let mut vars = task_vars("j", "v-src", "Source: Queue Source", subtask);
+            vars.push(("<operator_name>", "Source: Queue Source"));
+            vars.push(("<operator_id>", "op"));
+            register(&mut t, slot, &vars, "taskmanager.job.task.operator", "pendingRecords");
+        }
+        t.record_round(0, &[100.0, 23.0]);
+        assert_eq!(t.summary().jobs[0].vertices[0].pending_records, Some(123.0));
+    }
+
+    #[test]
+    fn both_components_mean_a_minicluster() {
+        let mut t = Tracker::new(2);
+        register(&mut t, 0, &[("<tm_id>", "tm")], "taskmanager.Status.JVM.CPU", "Load");
+        register(&mut t, 1, &[("<host>", "h")], "jobmanager", "taskSlotsTotal");
+        assert_eq!(t.role(), Role::MiniCluster);
+    }
+
+    #[test]
+    fn slot_out_of_range_is_refused() {
+        let mut t = Tracker::new(2);
+        let err = t
+            .register(MAX_SLOTS, RawMetric { variables: &[], logical_scope: Some("jobmanager"), name: "taskSlotsTotal", kind: MetricKind::Gauge })
+            .unwrap_err();
+        assert!(err.0.contains("out of range"));
+    }
+
+    #[test]
+    fn ranges_are_compact() {
+        assert_eq!(compact_ranges(&[0, 1, 2, 3, 7, 9, 10]), "0-3,7,9-10");
+        assert_eq!(compact_ranges(&[]), "");
+    }
+}
