@@ -52,7 +52,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("version", help="Flink version, e.g. 1.20.3 or 2.3.0")
     ap.add_argument("--workdir", type=Path, help="default: a fresh temp dir, removed afterwards")
-    ap.add_argument("--seconds", type=float, default=30, help="how long to let the backlog build")
+    ap.add_argument("--seconds", type=float, default=30, help="wait before the first pendingRecords sample")
     args = ap.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="flink-autotune-smoke-"))
@@ -70,20 +70,21 @@ def main() -> int:
         work_vid, work_name = vertex_id(job, "Work")
         print(f"job {job_id} RUNNING; vertices: {src_name!r}, {work_name!r}")
 
-        # Metrics are refreshed by the REST fetcher every ~10 s; sample early and late.
-        time.sleep(10)
+        # Network buffers first absorb ~15-20k of these small records (~25 s at +500/s), and
+        # the REST metric cache refreshes every 10 s: so sample at ~30 s and again 20 s later.
+        time.sleep(args.seconds)
         name, pending_early = source_pending(cluster, job_id, src_vid)
-        print(f"t=10s  {name} = {pending_early}")
-        time.sleep(max(0.0, args.seconds - 10))
+        print(f"t={args.seconds:.0f}s  {name} = {pending_early}")
+        time.sleep(20)
         name, pending_late = source_pending(cluster, job_id, src_vid)
         busy = work_busy(cluster, job_id, work_vid)
-        print(f"t={args.seconds:.0f}s  {name} = {pending_late}")
-        print(f"t={args.seconds:.0f}s  Work busyTimeMsPerSecond = {busy}")
+        print(f"t={args.seconds + 20:.0f}s  {name} = {pending_late}")
+        print(f"t={args.seconds + 20:.0f}s  Work busyTimeMsPerSecond = {busy}")
 
         if not name:
             failures.append("source vertex has no *pendingRecords metric")
         # Backlog grows by RATE - 1e6/COST_US = 500 records/s; demand a clear fraction of that.
-        elif not pending_late - pending_early > 0.3 * 500 * (args.seconds - 10):
+        elif not pending_late - pending_early > 0.3 * 500 * 20:
             failures.append(f"pendingRecords did not grow enough: {pending_early} -> {pending_late}")
         if not float(busy.get("max", 0)) >= 900:
             failures.append(f"Work is not saturated: busyTimeMsPerSecond {busy}")

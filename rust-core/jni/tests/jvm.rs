@@ -1,0 +1,290 @@
+//! The JNI entry points, called from a real JVM (started in this process with
+//! `-Xcheck:jni`) through the shim's own `AutotuneNative` class, with the release of the
+//! library loaded by `System.load` exactly as the plugin does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use jni::objects::{JObject, JObjectArray, JString, JValue, JValueOwned};
+use jni::{InitArgsBuilder, JNIEnv, JNIVersion, JavaVM};
+
+const NATIVE: &str = "dev/flinkautotune/AutotuneNative";
+const OPEN_SIG: &str = "([Ljava/lang/String;[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)J";
+const REGISTER_SIG: &str = "(JI[Ljava/lang/String;[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;I)Z";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The cdylib cargo built next to this test binary.
+fn library_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let name = format!("{}flink_autotune{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    [deps.join(&name), deps.parent().unwrap().join(&name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("cargo did not build {name} next to {}", deps.display()))
+}
+
+/// Compiles the shim classes the library needs (they have no dependencies) plus the harness.
+fn compile_classes() -> PathBuf {
+    let root = repo_root();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("jni-test-classes");
+    std::fs::create_dir_all(&out).unwrap();
+    let shim = root.join("java-shim/src/main/java/dev/flinkautotune");
+    let status = Command::new("javac")
+        .arg("-d")
+        .arg(&out)
+        .arg(shim.join("AutotuneNative.java"))
+        .arg(shim.join("AutotuneNativeException.java"))
+        .arg(shim.join("NativeLog.java"))
+        .arg(root.join("rust-core/jni/tests/java/dev/flinkautotune/JniHarness.java"))
+        .status()
+        .expect("javac must be installed to run the JNI tests");
+    assert!(status.success(), "javac failed");
+    out
+}
+
+fn jvm() -> &'static JavaVM {
+    static JVM: OnceLock<JavaVM> = OnceLock::new();
+    JVM.get_or_init(|| {
+        let classes = compile_classes();
+        let args = InitArgsBuilder::new()
+            .version(JNIVersion::V8)
+            .option(format!("-Djava.class.path={}", classes.display()))
+            .option("-Xcheck:jni")
+            .build()
+            .unwrap();
+        let vm = JavaVM::new(args).expect("start an in-process JVM");
+        {
+            let mut env = vm.attach_current_thread().unwrap();
+            let path = env.new_string(library_path().to_str().unwrap()).unwrap();
+            call_static(&mut env, "dev/flinkautotune/JniHarness", "load", "(Ljava/lang/String;)V", &[JValue::Object(&path)])
+                .expect("System.load of the library");
+        }
+        vm
+    })
+}
+
+/// A Java exception, as "class: message".
+type Thrown = String;
+
+fn call_static(env: &mut JNIEnv, class: &str, name: &str, sig: &str, args: &[JValue]) -> Result<JValueOwned<'static>, Thrown> {
+    match env.call_static_method(class, name, sig, args) {
+        Ok(value) if !env.exception_check().unwrap() => {
+            // SAFETY-free: primitives and null carry no local reference worth keeping.
+            Ok(match value {
+                JValueOwned::Long(v) => JValueOwned::Long(v),
+                JValueOwned::Bool(v) => JValueOwned::Bool(v),
+                JValueOwned::Void => JValueOwned::Void,
+                other => panic!("unexpected return {other:?}"),
+            })
+        }
+        _ => {
+            let throwable = env.exception_occurred().unwrap();
+            env.exception_clear().unwrap();
+            let class = env.call_method(&throwable, "getClass", "()Ljava/lang/Class;", &[]).unwrap().l().unwrap();
+            let class_name: JString = env.call_method(&class, "getName", "()Ljava/lang/String;", &[]).unwrap().l().unwrap().into();
+            let message: JString = env.call_method(&throwable, "getMessage", "()Ljava/lang/String;", &[]).unwrap().l().unwrap().into();
+            let class_name: String = env.get_string(&class_name).unwrap().into();
+            let message: String =
+                if message.is_null() { String::new() } else { env.get_string(&message).unwrap().into() };
+            Err(format!("{class_name}: {message}"))
+        }
+    }
+}
+
+fn string_array<'l>(env: &mut JNIEnv<'l>, items: &[&str]) -> JObjectArray<'l> {
+    let array = env.new_object_array(items.len() as i32, "java/lang/String", JObject::null()).unwrap();
+    for (i, item) in items.iter().enumerate() {
+        let s = env.new_string(item).unwrap();
+        env.set_object_array_element(&array, i as i32, s).unwrap();
+    }
+    array
+}
+
+fn logs_in_frame(env: &mut JNIEnv) -> String {
+    let s: JString = env
+        .call_static_method("dev/flinkautotune/JniHarness", "logs", "()Ljava/lang/String;", &[])
+        .unwrap()
+        .l()
+        .unwrap()
+        .into();
+    env.get_string(&s).unwrap().into()
+}
+
+fn open_in_frame(env: &mut JNIEnv, options: &[(&str, &str)]) -> Result<i64, Thrown> {
+    let keys: Vec<&str> = options.iter().map(|(k, _)| *k).collect();
+    let values: Vec<&str> = options.iter().map(|(_, v)| *v).collect();
+    let keys = string_array(env, &keys);
+    let values = string_array(env, &values);
+    let version = env.new_string("test").unwrap();
+    let platform = env.new_string("linux-x86_64").unwrap();
+    let args = [JValue::Object(&keys), JValue::Object(&values), JValue::Object(&version), JValue::Object(&platform)];
+    call_static(env, NATIVE, "open", OPEN_SIG, &args).map(|v| v.j().unwrap())
+}
+
+fn register_in_frame(env: &mut JNIEnv, handle: i64, slot: i32, vars: &[(&str, &str)], scope: Option<&str>, name: &str, kind: i32) -> Result<bool, Thrown> {
+    let keys: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+    let values: Vec<&str> = vars.iter().map(|(_, v)| *v).collect();
+    let keys = string_array(env, &keys);
+    let values = string_array(env, &values);
+    let scope: JObject = match scope {
+        Some(s) => env.new_string(s).unwrap().into(),
+        None => JObject::null(),
+    };
+    let name = env.new_string(name).unwrap();
+    let args = [
+        JValue::Long(handle),
+        JValue::Int(slot),
+        JValue::Object(&keys),
+        JValue::Object(&values),
+        JValue::Object(&scope),
+        JValue::Object(&name),
+        JValue::Int(kind),
+    ];
+    call_static(env, NATIVE, "register", REGISTER_SIG, &args).map(|v| v.z().unwrap())
+}
+
+fn report_in_frame(env: &mut JNIEnv, handle: i64, values: &[f64], count: i32) -> Result<(), Thrown> {
+    let array = env.new_double_array(values.len() as i32).unwrap();
+    env.set_double_array_region(&array, 0, values).unwrap();
+    let args = [JValue::Long(handle), JValue::Object(&array), JValue::Int(count), JValue::Long(42_000), JValue::Int(3)];
+    call_static(env, NATIVE, "report", "(J[DIJI)V", &args).map(|_| ())
+}
+
+/// Runs a helper inside its own JNI local frame, so the test thread (attached, with no Java
+/// frame of its own) never piles up local references.
+fn framed<T>(env: &mut JNIEnv, f: impl FnOnce(&mut JNIEnv) -> T) -> T {
+    env.with_local_frame(64, |env| -> Result<T, jni::errors::Error> { Ok(f(env)) }).unwrap()
+}
+
+fn open(env: &mut JNIEnv, options: &[(&str, &str)]) -> Result<i64, Thrown> {
+    framed(env, |env| open_in_frame(env, options))
+}
+
+fn register(env: &mut JNIEnv, handle: i64, slot: i32, vars: &[(&str, &str)], scope: Option<&str>, name: &str, kind: i32) -> Result<bool, Thrown> {
+    framed(env, |env| register_in_frame(env, handle, slot, vars, scope, name, kind))
+}
+
+fn report(env: &mut JNIEnv, handle: i64, values: &[f64], count: i32) -> Result<(), Thrown> {
+    framed(env, |env| report_in_frame(env, handle, values, count))
+}
+
+fn logs(env: &mut JNIEnv) -> String {
+    framed(env, logs_in_frame)
+}
+
+fn task_vars(subtask: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("<host>", "127.0.0.1"),
+        ("<tm_id>", "tm-1"),
+        ("<job_id>", "0f0e0d0c0b0a09080706050403020100"),
+        ("<job_name>", "jni-test-job"),
+        ("<task_id>", "cbc357ccb763df2852fee8c4fc7d55f2"),
+        ("<task_name>", "Work -> Sink"),
+        ("<subtask_index>", subtask),
+    ]
+}
+
+#[test]
+fn a_reporter_lives_registers_reports_and_logs_through_java() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let handle = open(&mut env, &[("summary-interval", "1 min"), ("mode", "sideways"), ("interval", "10 SECONDS")]).unwrap();
+    assert_ne!(handle, 0);
+    // A bad option is reported in the Java log, and the reporter still opens.
+    assert!(logs(&mut env).contains("AUTOTUNE CONFIG metrics.reporter.autotune.mode: 'sideways'"));
+
+    assert_eq!(register(&mut env, handle, 0, &task_vars("0"), Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3), Ok(true));
+    assert_eq!(register(&mut env, handle, 1, &task_vars("1"), Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3), Ok(true));
+    // User metrics are not tracked: the shim will forget them.
+    assert_eq!(register(&mut env, handle, 2, &task_vars("0"), Some("taskmanager.job.task.operator.mine"), "hits", 1), Ok(false));
+    // No logical scope: the variables and the name decide.
+    assert_eq!(register(&mut env, handle, 2, &[("<tm_id>", "tm-1")], None, "Status.JVM.CPU.Load", 3), Ok(true));
+
+    report(&mut env, handle, &[950.0, 1000.0, f64::NAN], 3).unwrap();
+    let lines = logs(&mut env);
+    assert!(lines.contains("AUTOTUNE START plugin=test native="), "{lines}");
+    assert!(lines.contains("role=taskmanager platform=linux-x86_64 interval=10 SECONDS mode=recommend"), "{lines}");
+    assert!(
+        lines.contains("vertex \"Work -> Sink\" (cbc357ccb763df2852fee8c4fc7d55f2) subtasks=[0-1] busy=1000ms/s"),
+        "{lines}"
+    );
+    assert!(lines.contains("report-cost=42us values=3"), "{lines}");
+    // Records arrive at INFO (3) from the reporter module.
+    assert!(lines.lines().any(|l| l.starts_with("3 flink_autotune::reporter AUTOTUNE STATUS")), "{lines}");
+
+    call_static(&mut env, NATIVE, "unregister", "(JI)V", &[JValue::Long(handle), JValue::Int(1)]).unwrap();
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+    assert!(logs(&mut env).contains("AUTOTUNE STOP role=taskmanager rounds=1 tracked=2"));
+}
+
+#[test]
+fn a_panic_becomes_the_shims_exception_and_the_library_keeps_working() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let message = env.new_string("boom for the test").unwrap();
+    let thrown = call_static(&mut env, "dev/flinkautotune/JniHarness", "panic", "(Ljava/lang/String;)V", &[JValue::Object(&message)]);
+    assert_eq!(thrown.unwrap_err(), "dev.flinkautotune.AutotuneNativeException: native panic: boom for the test");
+    // The panic hook sent the panic to the Java log instead of stderr.
+    assert!(logs(&mut env).contains("AUTOTUNE native panic"));
+    // The library still answers.
+    let handle = open(&mut env, &[]).unwrap();
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+}
+
+#[test]
+fn errors_are_java_exceptions_with_a_reason() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let handle = open(&mut env, &[]).unwrap();
+
+    let mut bad = task_vars("0");
+    bad.retain(|(k, _)| *k != "<subtask_index>");
+    bad.push(("<subtask_index>", "zero"));
+    let err = register(&mut env, handle, 0, &bad, Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3).unwrap_err();
+    assert_eq!(err, "dev.flinkautotune.AutotuneNativeException: scope variable <subtask_index> is 'zero', not a number");
+
+    let err = register(&mut env, handle, 0, &task_vars("0"), None, "x", 99).unwrap_err();
+    assert!(err.ends_with("unknown metric kind 99"), "{err}");
+
+    let err = register(&mut env, handle, -1, &task_vars("0"), None, "x", 3).unwrap_err();
+    assert!(err.ends_with("negative slot -1"), "{err}");
+
+    // A JVM exception raised inside the call stays the one the caller sees.
+    let err = report(&mut env, handle, &[1.0, 2.0], 5).unwrap_err();
+    assert!(err.starts_with("java.lang.ArrayIndexOutOfBoundsException"), "{err}");
+
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+    let err = report(&mut env, 0, &[1.0], 1).unwrap_err();
+    assert_eq!(err, "dev.flinkautotune.AutotuneNativeException: the reporter is closed");
+}
+
+#[test]
+fn reporters_in_one_jvm_keep_separate_state() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let first = open(&mut env, &[]).unwrap();
+    let second = open(&mut env, &[]).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(register(&mut env, first, 0, &task_vars("0"), Some("taskmanager.job.task"), "idleTimeMsPerSecond", 3), Ok(true));
+    // Slot 0 of the second reporter is its own.
+    assert_eq!(register(&mut env, second, 0, &[("<host>", "h")], Some("jobmanager"), "taskSlotsTotal", 3), Ok(true));
+    report(&mut env, first, &[1.0], 1).unwrap();
+    report(&mut env, second, &[4.0], 1).unwrap();
+    let lines = logs(&mut env);
+    assert!(lines.contains("role=jobmanager tracked=1"), "{lines}");
+    for handle in [first, second] {
+        call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+    }
+}
+
+#[test]
+fn the_native_heap_is_counted_and_bad_options_are_named() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let heap_before = call_static(&mut env, NATIVE, "nativeHeapBytes", "()J", &[]).unwrap().j().unwrap();
+    assert!(heap_before > 0);
+    let handle = open(&mut env, &[("window-size", "1")]).unwrap();
+    let lines = logs(&mut env);
+    assert!(lines.contains("window-size: '1' must be a whole number"), "{lines}");
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+}
