@@ -155,6 +155,11 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         return table.tracked();
     }
 
+    /** Whether a native call has failed since open (the failure was logged once). */
+    boolean nativeCallFailed() {
+        return nativeFailureLogged.get();
+    }
+
     boolean isEnabled() {
         return handle != 0;
     }

@@ -1,0 +1,107 @@
+package dev.flinkautotune;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricConfig;
+import org.apache.flink.metrics.SimpleCounter;
+import org.junit.After;
+import org.junit.Test;
+
+/** The reporter with the real native library (built by cargo), as Flink drives it. */
+public class AutotuneReporterTest {
+    private final AutotuneReporter reporter = new AutotuneReporter();
+
+    private static MetricConfig config() {
+        MetricConfig config = new MetricConfig();
+        config.setProperty(AutotuneReporter.OPTION_NATIVE_LIBRARY, System.getProperty("autotune.nativeLibrary"));
+        config.setProperty("interval", "10 SECONDS");
+        return config;
+    }
+
+    @After
+    public void close() {
+        reporter.close();
+    }
+
+    @Test
+    public void tracksWhatTheModelsReadAndIgnoresTheRest() {
+        reporter.open(config());
+        assertThat(reporter.isEnabled()).isTrue();
+        ScopedGroup work0 = ScopedGroup.task("job-1", "vertex-work", "Work", 0);
+        Gauge<Double> busy = () -> 1000.0;
+        reporter.notifyOfAddedMetric(busy, "busyTimeMsPerSecond", work0);
+        reporter.notifyOfAddedMetric(new SimpleCounter(), "numRecordsIn", work0);
+        reporter.notifyOfAddedMetric(new SimpleCounter(), "myOwnCounter", work0);
+        reporter.notifyOfAddedMetric(new SimpleCounter(), "myOwnCounter",
+                new ScopedGroup("taskmanager.job.task.operator.mine", "<tm_id>", "tm-1"));
+        assertThat(reporter.trackedMetrics()).isEqualTo(2);
+
+        reporter.report();
+        reporter.report();
+        reporter.notifyOfRemovedMetric(busy, "busyTimeMsPerSecond", work0);
+        reporter.report();
+        assertThat(reporter.trackedMetrics()).isEqualTo(1);
+        assertThat(reporter.nativeCallFailed()).isFalse();
+    }
+
+    @Test
+    public void registrationOnTaskThreadsWhileTheMetricThreadReports() throws Exception {
+        reporter.open(config());
+        ExecutorService tasks = Executors.newFixedThreadPool(4);
+        List<Future<?>> running = new ArrayList<>();
+        for (int t = 0; t < 4; t++) {
+            int thread = t;
+            running.add(tasks.submit(() -> {
+                for (int round = 0; round < 50; round++) {
+                    List<SimpleCounter> counters = new ArrayList<>();
+                    ScopedGroup group = ScopedGroup.task("job-" + thread, "v" + thread, "Vertex " + thread, round);
+                    for (int i = 0; i < 20; i++) {
+                        SimpleCounter c = new SimpleCounter();
+                        counters.add(c);
+                        reporter.notifyOfAddedMetric(c, i % 2 == 0 ? "numRecordsIn" : "numRecordsOut",
+                                new ScopedGroup("taskmanager.job.task", "<tm_id>", "tm", "<job_id>", "job-" + thread,
+                                        "<job_name>", "j", "<task_id>", "v" + thread, "<task_name>", "V",
+                                        "<subtask_index>", String.valueOf(round * 20 + i)));
+                    }
+                    for (int i = 0; i < 20; i++) {
+                        reporter.notifyOfRemovedMetric(counters.get(i), i % 2 == 0 ? "numRecordsIn" : "numRecordsOut",
+                                new ScopedGroup("taskmanager.job.task", "<tm_id>", "tm", "<job_id>", "job-" + thread,
+                                        "<job_name>", "j", "<task_id>", "v" + thread, "<task_name>", "V",
+                                        "<subtask_index>", String.valueOf(round * 20 + i)));
+                    }
+                    group.getAllVariables();
+                }
+            }));
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (running.stream().anyMatch(f -> !f.isDone()) && System.nanoTime() < deadline) {
+            reporter.report();
+        }
+        for (Future<?> f : running) {
+            f.get(30, TimeUnit.SECONDS);
+        }
+        tasks.shutdown();
+        reporter.report();
+        assertThat(reporter.trackedMetrics()).isZero();
+        assertThat(reporter.nativeCallFailed()).isFalse();
+    }
+
+    @Test
+    public void closingTwiceAndReportingAfterCloseAreHarmless() {
+        reporter.open(config());
+        reporter.close();
+        reporter.close();
+        reporter.report();
+        reporter.notifyOfAddedMetric(new SimpleCounter(), "numRecordsIn", ScopedGroup.task("j", "v", "V", 0));
+        assertThat(reporter.nativeCallFailed()).isFalse();
+        assertThat(reporter.isEnabled()).isFalse();
+    }
+}
