@@ -57,6 +57,7 @@ def ensure_flink(version: str, cache_dir: Path | None = None) -> Path:
             raise RuntimeError(f"pip install of Flink {version} failed:\n{_tail(proc.stdout + proc.stderr)}")
         if not _is_flink_home(tmp / "pyflink"):
             raise RuntimeError(f"pip install of Flink {version} did not produce a FLINK_HOME in {tmp}/pyflink")
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         try:
             os.rename(tmp, root / version)
         except OSError:
@@ -145,6 +146,9 @@ class FlinkCluster:
             conf_format = "flink-conf" if self.version.startswith("1.") else "config"
         if conf_format not in ("flink-conf", "config"):
             raise ValueError(f"conf_format must be auto, flink-conf or config, not {conf_format!r}")
+        if conf_format == "flink-conf" and not self.version.startswith("1."):
+            # Flink 2.x only reads conf/config.yaml; a flink-conf.yaml would be silently ignored.
+            raise ValueError(f"Flink {self.version} does not support flink-conf.yaml; use conf_format='config'")
         self.conf_format = conf_format
         self.taskmanagers = taskmanagers
         self.slots = slots

@@ -32,15 +32,23 @@ def vertex_id(job: dict, prefix: str) -> tuple[str, str]:
     raise AssertionError(f"no vertex starting with {prefix!r} in {[v['name'] for v in job['vertices']]}")
 
 
-def source_pending(cluster: FlinkCluster, job_id: str, vid: str) -> tuple[str, float]:
-    """(metric id, summed value) of the vertex metric ending in pendingRecords."""
-    ids = [m["id"] for m in cluster.rest(f"/jobs/{job_id}/vertices/{vid}/metrics")]
-    names = [i for i in ids if i.endswith("pendingRecords")]
-    if not names:
-        return "", float("nan")
-    values = cluster.rest(f"/jobs/{job_id}/vertices/{vid}/metrics?get={','.join(names)}")
-    # One metric per source subtask ("<subtask>.<operator>.pendingRecords"); sum them.
-    return ",".join(names), sum(float(m["value"]) for m in values)
+def source_pending(cluster: FlinkCluster, job_id: str, vid: str, timeout: float = 60) -> tuple[str, float]:
+    """(metric id, summed value) of the vertex metric ending in pendingRecords.
+
+    The JobManager fetches metrics lazily (a request triggers an async refresh at most every
+    10 s), so the metric can be missing on the first calls: poll until it shows up.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        ids = [m["id"] for m in cluster.rest(f"/jobs/{job_id}/vertices/{vid}/metrics")]
+        names = [i for i in ids if i.endswith("pendingRecords")]
+        if names:
+            values = cluster.rest(f"/jobs/{job_id}/vertices/{vid}/metrics?get={','.join(names)}")
+            # One metric per source subtask ("<subtask>.<operator>.pendingRecords"); sum them.
+            return ",".join(names), sum(float(m["value"]) for m in values)
+        if time.monotonic() > deadline:
+            return "", float("nan")
+        time.sleep(1)
 
 
 def work_busy(cluster: FlinkCluster, job_id: str, vid: str) -> dict:
@@ -70,8 +78,9 @@ def main() -> int:
         work_vid, work_name = vertex_id(job, "Work")
         print(f"job {job_id} RUNNING; vertices: {src_name!r}, {work_name!r}")
 
-        # Network buffers first absorb ~15-20k of these small records (~25 s at +500/s), and
-        # the REST metric cache refreshes every 10 s: so sample at ~30 s and again 20 s later.
+        # Network buffers first absorb ~15-20k of these small records (~25 s at +500/s) and the
+        # REST metric cache refreshes every 10 s: so sample at ~30 s and again 20 s later.
+        source_pending(cluster, job_id, src_vid)  # starts the lazy metric fetcher early
         time.sleep(args.seconds)
         name, pending_early = source_pending(cluster, job_id, src_vid)
         print(f"t={args.seconds:.0f}s  {name} = {pending_early}")

@@ -185,17 +185,17 @@ pub fn close_handle(handle: i64) -> Result<(), Error> {
 }
 
 pub fn string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<String, Error> {
-    if s.is_null() {
-        return Err(Error::Invalid("a required string argument is null".into()));
-    }
-    Ok(env.get_string(s)?.into())
+    optional_string(env, s)?.ok_or_else(|| Error::Invalid("a required string argument is null".into()))
 }
 
 pub fn optional_string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>, Error> {
     if s.is_null() {
         return Ok(None);
     }
-    Ok(Some(env.get_string(s)?.into()))
+    // SAFETY: every string parameter and array of the native methods is declared `String`
+    // in Java, so the JVM has checked the type. The checked variant would look up
+    // java.lang.String for every call and leak a local reference each time.
+    Ok(Some(unsafe { env.get_string_unchecked(s) }?.into()))
 }
 
 pub fn strings(env: &mut JNIEnv<'_>, array: &JObjectArray<'_>) -> Result<Vec<String>, Error> {
@@ -210,8 +210,10 @@ pub fn strings(env: &mut JNIEnv<'_>, array: &JObjectArray<'_>) -> Result<Vec<Str
             return Err(Error::Invalid(format!("element {i} of a string array is null")));
         }
         let element = JString::from(element);
-        out.push(env.get_string(&element)?.into());
+        // One local reference at a time, however many scope variables Flink passes.
+        let text = string(env, &element);
         env.delete_local_ref(element)?;
+        out.push(text?);
     }
     Ok(out)
 }

@@ -119,7 +119,8 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_unregister<'l>(
 }
 
 /// One report round: `values[0..count]` holds the value of every slot (NaN: none).
-/// `last_cost_nanos` is what the previous round cost the shim end to end;
+/// `last_read_nanos` is what reading the values cost the shim in the previous round (Flink's
+/// own gauges run there), `last_cost_nanos` what the whole previous round cost;
 /// `log_level` is the SLF4J level in force (0 off .. 5 trace).
 #[no_mangle]
 pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
@@ -128,6 +129,7 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
     handle: jlong,
     values: JDoubleArray<'l>,
     count: jint,
+    last_read_nanos: jlong,
     last_cost_nanos: jlong,
     log_level: jint,
 ) {
@@ -138,7 +140,7 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
             let buffer = r.value_buffer(count);
             // A JVM-side bounds error stays the pending ArrayIndexOutOfBoundsException.
             env.get_double_array_region(&values, 0, buffer as &mut [jdouble])?;
-            r.report(count, last_cost_nanos);
+            r.report(count, last_read_nanos, last_cost_nanos);
             Ok(())
         })?
     })

@@ -25,7 +25,10 @@ impl Reporter {
         plugin_version: String,
         platform: String,
     ) -> Self {
-        let flink_interval = options.clone().into_iter().find(|(k, _)| *k == "interval").map(|(_, v)| v.to_string());
+        // Flink's own `interval`, in the compact spelling of the other durations when it parses.
+        let flink_interval = options.clone().into_iter().find(|(k, _)| *k == "interval").map(|(_, v)| {
+            autotune_model::duration::parse(v).map(autotune_model::duration::format).unwrap_or_else(|_| v.to_string())
+        });
         let parsed = Options::parse(options);
         for problem in &parsed.problems {
             log::warn!("AUTOTUNE CONFIG {problem}");
@@ -58,7 +61,7 @@ impl Reporter {
     }
 
     /// Records the values placed in [`Self::value_buffer`] and logs the periodic lines.
-    pub fn report(&mut self, count: usize, last_cost_nanos: i64) {
+    pub fn report(&mut self, count: usize, last_read_nanos: i64, last_cost_nanos: i64) {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         self.tracker.record_round(now_ms, &self.values[..count]);
         if !self.started {
@@ -78,8 +81,9 @@ impl Reporter {
         if self.last_status.map_or(true, |t| now.duration_since(t) >= self.options.summary_interval) {
             self.last_status = Some(now);
             log::info!(
-                "AUTOTUNE STATUS report-cost={}us values={} native-heap={}KiB {}",
+                "AUTOTUNE STATUS report-cost={}us read-cost={}us values={} native-heap={}KiB {}",
                 last_cost_nanos.max(0) / 1_000,
+                last_read_nanos.max(0) / 1_000,
                 count,
                 crate::alloc::allocated_bytes() / 1024,
                 self.tracker.summary()

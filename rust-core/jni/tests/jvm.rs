@@ -151,14 +151,21 @@ fn register_in_frame(env: &mut JNIEnv, handle: i64, slot: i32, vars: &[(&str, &s
 fn report_in_frame(env: &mut JNIEnv, handle: i64, values: &[f64], count: i32) -> Result<(), Thrown> {
     let array = env.new_double_array(values.len() as i32).unwrap();
     env.set_double_array_region(&array, 0, values).unwrap();
-    let args = [JValue::Long(handle), JValue::Object(&array), JValue::Int(count), JValue::Long(42_000), JValue::Int(3)];
-    call_static(env, NATIVE, "report", "(J[DIJI)V", &args).map(|_| ())
+    let args = [
+        JValue::Long(handle),
+        JValue::Object(&array),
+        JValue::Int(count),
+        JValue::Long(40_000),
+        JValue::Long(42_000),
+        JValue::Int(3),
+    ];
+    call_static(env, NATIVE, "report", "(J[DIJJI)V", &args).map(|_| ())
 }
 
 /// Runs a helper inside its own JNI local frame, so the test thread (attached, with no Java
 /// frame of its own) never piles up local references.
 fn framed<T>(env: &mut JNIEnv, f: impl FnOnce(&mut JNIEnv) -> T) -> T {
-    env.with_local_frame(64, |env| -> Result<T, jni::errors::Error> { Ok(f(env)) }).unwrap()
+    env.with_local_frame(512, |env| -> Result<T, jni::errors::Error> { Ok(f(env)) }).unwrap()
 }
 
 fn open(env: &mut JNIEnv, options: &[(&str, &str)]) -> Result<i64, Thrown> {
@@ -207,12 +214,12 @@ fn a_reporter_lives_registers_reports_and_logs_through_java() {
     report(&mut env, handle, &[950.0, 1000.0, f64::NAN], 3).unwrap();
     let lines = logs(&mut env);
     assert!(lines.contains("AUTOTUNE START plugin=test native="), "{lines}");
-    assert!(lines.contains("role=taskmanager platform=linux-x86_64 interval=10 SECONDS mode=recommend"), "{lines}");
+    assert!(lines.contains("role=taskmanager platform=linux-x86_64 interval=10s mode=recommend"), "{lines}");
     assert!(
         lines.contains("vertex \"Work -> Sink\" (cbc357ccb763df2852fee8c4fc7d55f2) subtasks=[0-1] busy=1000ms/s"),
         "{lines}"
     );
-    assert!(lines.contains("report-cost=42us values=3"), "{lines}");
+    assert!(lines.contains("report-cost=42us read-cost=40us values=3"), "{lines}");
     // Records arrive at INFO (3) from the reporter module.
     assert!(lines.lines().any(|l| l.starts_with("3 flink_autotune::reporter AUTOTUNE STATUS")), "{lines}");
 
@@ -287,4 +294,36 @@ fn the_native_heap_is_counted_and_bad_options_are_named() {
     let lines = logs(&mut env);
     assert!(lines.contains("window-size: '1' must be a whole number"), "{lines}");
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+}
+
+#[test]
+fn many_scope_variables_use_a_bounded_number_of_local_references() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let handle = open(&mut env, &[]).unwrap();
+    // `scope.variables.additional` can add any number of variables to every metric.
+    let extra: Vec<(String, String)> = (0..40).map(|i| (format!("<extra_{i}>"), format!("value-{i}"))).collect();
+    let mut vars = task_vars("0");
+    vars.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    assert_eq!(register(&mut env, handle, 0, &vars, Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3), Ok(true));
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+}
+
+/// `-Xcheck:jni` prints its findings on the JVM's stdout instead of failing a call, so the
+/// other tests of this file run again in a child process whose output is read here.
+#[test]
+fn xcheck_jni_finds_nothing_to_complain_about() {
+    if std::env::var_os("AUTOTUNE_JNI_CHILD").is_some() {
+        return;
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--test-threads=1", "--skip", "xcheck_jni_finds_nothing_to_complain_about"])
+        .env("AUTOTUNE_JNI_CHILD", "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the JNI tests failed under -Xcheck:jni:\n{text}");
+    assert!(text.contains("test result: ok. 6 passed"), "{text}");
+    for complaint in ["WARNING in native method", "JNI local refs", "FATAL ERROR in native method"] {
+        assert!(!text.contains(complaint), "-Xcheck:jni complained ({complaint}):\n{text}");
+    }
 }

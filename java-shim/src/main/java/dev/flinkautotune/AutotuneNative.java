@@ -44,10 +44,12 @@ public final class AutotuneNative {
     /**
      * One report round: {@code values[i]} for {@code i < count} is slot i's value (NaN: none).
      *
-     * @param lastCostNanos what the previous round cost, read plus native call
+     * @param lastReadNanos what reading the metrics cost in the previous round (Flink's gauges run here)
+     * @param lastCostNanos what the whole previous round cost, read plus native call
      * @param logLevel the SLF4J level in force, one of the LEVEL_* constants
      */
-    public static native void report(long handle, double[] values, int count, long lastCostNanos, int logLevel);
+    public static native void report(
+            long handle, double[] values, int count, long lastReadNanos, long lastCostNanos, int logLevel);
 
     /** Frees the handle; it must not be used afterwards. */
     public static native void close(long handle);

@@ -40,6 +40,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     private final MetricTable table = new MetricTable();
     private final AtomicBoolean nativeFailureLogged = new AtomicBoolean();
     private MetricTable.Values values = new MetricTable.Values(new double[0], 0); // metric thread only
+    private long lastReadNanos; // metric thread only
     private long lastCostNanos; // metric thread only
 
     @Override
@@ -139,11 +140,13 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         long start = System.nanoTime();
         try {
             values = table.read(values);
+            long read = System.nanoTime() - start;
             synchronized (nativeLock) {
                 if (handle != 0) {
-                    AutotuneNative.report(handle, values.values, values.count, lastCostNanos, logLevel());
+                    AutotuneNative.report(handle, values.values, values.count, lastReadNanos, lastCostNanos, logLevel());
                 }
             }
+            lastReadNanos = read;
         } catch (RuntimeException e) {
             logNativeFailure("report", e);
         }

@@ -1,0 +1,57 @@
+"""Shared fixtures: the plugin jar, Flink distributions, the sample job."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.flink import build_example_job, ensure_flink
+
+REPO = Path(__file__).resolve().parents[1]
+
+# One Flink 1.x release (flink-conf.yaml) and one 2.x release (config.yaml).
+FLINK_VERSIONS = os.environ.get("AUTOTUNE_FLINK_VERSIONS", "1.20.3,2.3.0").split(",")
+
+
+def project_version() -> str:
+    return re.search(r'(?m)^version\s*=\s*"([^"]+)"', (REPO / "Cargo.toml").read_text()).group(1)
+
+
+@pytest.fixture(scope="session")
+def plugin_jar() -> Path:
+    """The plugin jar as users get it; built here unless AUTOTUNE_PLUGIN_JAR names one."""
+    given = os.environ.get("AUTOTUNE_PLUGIN_JAR")
+    if given:
+        return Path(given).resolve()
+    subprocess.run(["gradle", "jar", "-q", "--console=plain"], cwd=REPO, check=True, timeout=1200)
+    jar = REPO / "build" / "libs" / f"flink-autotune-{project_version()}.jar"
+    assert jar.is_file(), f"gradle jar did not produce {jar}"
+    return jar
+
+
+@pytest.fixture(scope="session")
+def flink_home():
+    """FLINK_HOME per version, installed from PyPI into the cache on first use."""
+    homes: dict[str, Path] = {}
+
+    def get(version: str) -> Path:
+        if version not in homes:
+            homes[version] = ensure_flink(version)
+        return homes[version]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def example_job(flink_home, tmp_path_factory):
+    """The sample queue job compiled against the given distribution's jars."""
+    out = tmp_path_factory.mktemp("example-jobs")
+
+    def get(version: str) -> Path:
+        return build_example_job(flink_home(version), out)
+
+    return get

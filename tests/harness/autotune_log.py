@@ -1,0 +1,76 @@
+"""Reads what the plugin writes into Flink's logs: the `AUTOTUNE ...` lines."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_VERTEX = re.compile(
+    r'vertex "(?P<name>.*?)" \((?P<id>[0-9a-f]+)\) subtasks=\[(?P<subtasks>[0-9,\-]*)\]'
+    r'(?: busy=(?P<busy>[0-9.]+)ms/s)?(?: pending=(?P<pending>[0-9.]+))?'
+)
+_JOB = re.compile(r'job "(?P<name>.*?)" \((?P<id>[0-9a-f]+)\):(?P<vertices>.*)')
+
+
+@dataclass
+class Vertex:
+    name: str
+    id: str
+    subtasks: set[int]
+    busy: float | None
+    pending: float | None
+
+
+@dataclass
+class Status:
+    """One `AUTOTUNE STATUS` line."""
+
+    fields: dict[str, str]
+    jobs: dict[str, dict[str, Vertex]] = field(default_factory=dict)  # job id -> vertex id -> vertex
+
+
+def autotune_lines(log_text: str, kind: str | None = None) -> list[str]:
+    """The `AUTOTUNE ...` part of every plugin line, optionally only one kind (START, STATUS, ...)."""
+    out = []
+    for line in log_text.splitlines():
+        i = line.find("AUTOTUNE ")
+        if i < 0:
+            continue
+        text = line[i:]
+        if kind is None or text.startswith(f"AUTOTUNE {kind}"):
+            out.append(text)
+    return out
+
+
+def expand_ranges(text: str) -> set[int]:
+    """`0-2,5` -> {0, 1, 2, 5}"""
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def parse_status(line: str) -> Status:
+    head, *jobs = line.split(" | ")
+    fields = dict(kv.split("=", 1) for kv in head.split() if "=" in kv)
+    status = Status(fields=fields)
+    for job_text in jobs:
+        m = _JOB.match(job_text)
+        if not m:
+            raise ValueError(f"unreadable job in STATUS line: {job_text!r}")
+        vertices = {}
+        for v in _VERTEX.finditer(m.group("vertices")):
+            vertices[v.group("id")] = Vertex(
+                name=v.group("name"),
+                id=v.group("id"),
+                subtasks=expand_ranges(v.group("subtasks")),
+                busy=float(v.group("busy")) if v.group("busy") else None,
+                pending=float(v.group("pending")) if v.group("pending") else None,
+            )
+        status.jobs[m.group("id")] = vertices
+    return status
+
+
+def start_fields(line: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
