@@ -192,7 +192,9 @@ def test_a_missing_or_corrupt_library_is_one_clear_error_and_flink_keeps_running
         job_id = cluster.submit(example_job(version), JOB_ARGS)
         cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
         time.sleep(8)  # several report intervals
-        logs = {name: text for name, text in cluster.logs().items() if name.endswith(".log")}
+        # The JobManager's and the TaskManagers' logs (not the CLI client's).
+        logs = {name: text for name, text in cluster.logs().items()
+                if name.endswith(".log") and ("standalonesession" in name or "taskexecutor" in name)}
         assert len(logs) == 3
         for name, text in logs.items():
             errors = autotune_lines(text, "DISABLED")

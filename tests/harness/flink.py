@@ -311,7 +311,8 @@ class FlinkCluster:
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             return False
         state = stat.rsplit(")", 1)[-1].split()[0]
-        return state not in ("Z", "X") and str(self.workdir) in cmdline
+        # Trailing slash: /tmp/a must not match a process of /tmp/ab.
+        return state not in ("Z", "X") and f"{self.workdir}/" in cmdline
 
     def alive(self) -> dict[str, bool]:
         every = {**self._known_pids, **self.pids()}
