@@ -137,9 +137,10 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
         logging::set_level(log_level);
         let count = usize::try_from(count).map_err(|_| Error::Invalid(format!("negative count {count}")))?;
         bridge::with_reporter(handle, |r| -> Result<(), Error> {
-            let buffer = r.value_buffer(count);
-            // A JVM-side bounds error stays the pending ArrayIndexOutOfBoundsException.
-            env.get_double_array_region(&values, 0, buffer as &mut [jdouble])?;
+            let row: &mut [jdouble] = r.next_round(count);
+            // A JVM-side bounds error stays the pending ArrayIndexOutOfBoundsException,
+            // and the half-filled row is not counted as a round.
+            env.get_double_array_region(&values, 0, row)?;
             r.report(count, last_read_nanos, last_cost_nanos);
             Ok(())
         })?

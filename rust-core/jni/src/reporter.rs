@@ -13,8 +13,6 @@ pub struct Reporter {
     plugin_version: String,
     platform: String,
     tracker: Tracker,
-    /// Reused for every round's values: no allocation on the hot path.
-    values: Vec<f64>,
     started: bool,
     last_status: Option<Instant>,
 }
@@ -39,7 +37,6 @@ impl Reporter {
             flink_interval,
             plugin_version,
             platform,
-            values: Vec::new(),
             started: false,
             last_status: None,
         }
@@ -54,16 +51,16 @@ impl Reporter {
         self.tracker.unregister(slot);
     }
 
-    /// The buffer the shim's values are copied into for this round.
-    pub fn value_buffer(&mut self, count: usize) -> &mut [f64] {
-        self.values.resize(count, f64::NAN);
-        &mut self.values[..count]
+    /// Where the shim's values for the next round are copied: straight into the windows,
+    /// so the hot path costs one copy and no allocation.
+    pub fn next_round(&mut self, count: usize) -> &mut [f64] {
+        self.tracker.next_round(count)
     }
 
-    /// Records the values placed in [`Self::value_buffer`] and logs the periodic lines.
+    /// Counts the round filled through [`Self::next_round`] and logs the periodic lines.
     pub fn report(&mut self, count: usize, last_read_nanos: i64, last_cost_nanos: i64) {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        self.tracker.record_round(now_ms, &self.values[..count]);
+        self.tracker.commit_round(now_ms);
         if !self.started {
             // After the first round the role is known from what Flink registered.
             self.started = true;

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use crate::catalogue::{self, CatalogueError, Component, Interner, MetricIdentity, RawMetric, Scope};
-use crate::window::{SampleClock, Window};
+use crate::window::{SampleRing, Samples};
 
 /// Slot numbers are dense indexes chosen by the shim; anything larger is a bug there.
 pub const MAX_SLOTS: usize = 16 * 1024 * 1024;
@@ -16,7 +16,8 @@ pub const MAX_SLOTS: usize = 16 * 1024 * 1024;
 #[derive(Debug)]
 struct TrackedMetric {
     identity: MetricIdentity,
-    window: Window,
+    /// The round from which the slot's column belongs to this metric.
+    since_round: u64,
 }
 
 #[derive(Debug, Default)]
@@ -36,14 +37,12 @@ struct JobView {
 /// Per-instance metric state.
 #[derive(Debug)]
 pub struct Tracker {
-    window_size: usize,
-    clock: SampleClock,
+    ring: SampleRing,
     slots: Vec<Option<TrackedMetric>>,
     tracked: usize,
     per_component: [usize; 2],
     jobs: BTreeMap<Arc<str>, JobView>,
     strings: Interner,
-    rounds: u64,
     ignored: u64,
 }
 
@@ -59,14 +58,12 @@ pub enum Registration {
 impl Tracker {
     pub fn new(window_size: usize) -> Self {
         Tracker {
-            window_size,
-            clock: SampleClock::new(window_size),
+            ring: SampleRing::new(window_size),
             slots: Vec::new(),
             tracked: 0,
             per_component: [0, 0],
             jobs: BTreeMap::new(),
             strings: Interner::default(),
-            rounds: 0,
             ignored: 0,
         }
     }
@@ -85,6 +82,7 @@ impl Tracker {
         self.unregister(slot);
         if slot >= self.slots.len() {
             self.slots.resize_with(slot + 1, || None);
+            self.ring.ensure_width(slot + 1);
         }
         self.per_component[component_index(identity.component)] += 1;
         if let (Some(job_id), Some(job_name)) = (&identity.job_id, &identity.job_name) {
@@ -97,7 +95,7 @@ impl Tracker {
                 *vertex.subtasks.entry(subtask).or_default() += 1;
             }
         }
-        self.slots[slot] = Some(TrackedMetric { identity, window: Window::new(self.window_size) });
+        self.slots[slot] = Some(TrackedMetric { identity, since_round: self.ring.rounds() });
         self.tracked += 1;
         Ok(Registration::Tracked)
     }
@@ -134,13 +132,17 @@ impl Tracker {
 
     /// Records one report round: `values[slot]` is the slot's value (NaN: none).
     pub fn record_round(&mut self, epoch_millis: i64, values: &[f64]) {
-        self.clock.push(epoch_millis as f64);
-        for (slot, metric) in self.slots.iter_mut().enumerate() {
-            if let Some(metric) = metric {
-                metric.window.push(values.get(slot).copied().unwrap_or(f64::NAN));
-            }
-        }
-        self.rounds += 1;
+        self.ring.record(epoch_millis, values);
+    }
+
+    /// The row for the next round, for callers that fill it in place (one copy from Java);
+    /// the round counts once [`Self::commit_round`] is called.
+    pub fn next_round(&mut self, count: usize) -> &mut [f64] {
+        self.ring.next_row(count)
+    }
+
+    pub fn commit_round(&mut self, epoch_millis: i64) {
+        self.ring.commit_round(epoch_millis);
     }
 
     pub fn tracked(&self) -> usize {
@@ -148,7 +150,7 @@ impl Tracker {
     }
 
     pub fn rounds(&self) -> u64 {
-        self.rounds
+        self.ring.rounds()
     }
 
     /// Which Flink process this is, judged from what Flink registered in it.
@@ -162,13 +164,17 @@ impl Tracker {
     }
 
     /// The identity and window of a slot, for models and tests.
-    pub fn metric(&self, slot: usize) -> Option<(&MetricIdentity, &Window)> {
-        self.slots.get(slot)?.as_ref().map(|m| (&m.identity, &m.window))
+    pub fn metric(&self, slot: usize) -> Option<(&MetricIdentity, Samples<'_>)> {
+        let m = self.slots.get(slot)?.as_ref()?;
+        Some((&m.identity, self.ring.samples(slot, m.since_round)))
     }
 
     /// Tracked metrics, in slot order.
-    pub fn metrics(&self) -> impl Iterator<Item = (&MetricIdentity, &Window)> {
-        self.slots.iter().flatten().map(|m| (&m.identity, &m.window))
+    pub fn metrics(&self) -> impl Iterator<Item = (&MetricIdentity, Samples<'_>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, m)| m.as_ref().map(|m| (&m.identity, self.ring.samples(slot, m.since_round))))
     }
 
     /// A snapshot of what is tracked, for the periodic STATUS line.
@@ -218,7 +224,7 @@ impl Tracker {
             }
         }
         jobs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        Summary { role: self.role(), tracked: self.tracked, ignored: self.ignored, rounds: self.rounds, jobs }
+        Summary { role: self.role(), tracked: self.tracked, ignored: self.ignored, rounds: self.rounds(), jobs }
     }
 }
 
@@ -394,10 +400,33 @@ mod tests {
         }
         let (id, window) = t.metric(5).unwrap();
         assert_eq!(id.rest_name(), "Status.JVM.Memory.Heap.Used");
-        assert_eq!(window.iter().collect::<Vec<_>>(), vec![7.0, 8.0, 9.0]);
+        assert_eq!(window.values().collect::<Vec<_>>(), vec![7.0, 8.0, 9.0]);
         // A short values array (the shim had fewer slots) counts as missing values.
         t.record_round(10, &[]);
         assert!(t.metric(5).unwrap().1.last().unwrap().is_nan());
+    }
+
+    #[test]
+    fn a_reused_slot_starts_an_empty_window() {
+        let mut t = Tracker::new(8);
+        let tm = [("<tm_id>", "tm")];
+        register(&mut t, 0, &tm, "taskmanager.Status.JVM.CPU", "Load");
+        t.record_round(0, &[0.5]);
+        t.unregister(0);
+        register(&mut t, 0, &tm, "taskmanager.Status.JVM.Threads", "Count");
+        assert!(t.metric(0).unwrap().1.is_empty());
+        t.record_round(1, &[42.0]);
+        assert_eq!(t.metric(0).unwrap().1.values().collect::<Vec<_>>(), vec![42.0]);
+    }
+
+    #[test]
+    fn rounds_filled_in_place_count_once_committed() {
+        let mut t = Tracker::new(4);
+        register(&mut t, 1, &[("<tm_id>", "tm")], "taskmanager.Status.JVM.CPU", "Load");
+        t.next_round(2).copy_from_slice(&[9.0, 0.25]);
+        assert_eq!(t.rounds(), 0);
+        t.commit_round(5);
+        assert_eq!(t.metric(1).unwrap().1.iter().collect::<Vec<_>>(), vec![(5, 0.25)]);
     }
 
     #[test]

@@ -29,8 +29,8 @@ final class MetricTable {
     }
 
     private final Object lock = new Object();
-    private Metric[] metrics = new Metric[64]; // guarded by lock; replaced, never shrunk
-    private byte[] kinds = new byte[64]; // guarded by lock
+    /** Per slot: its kind and the metric in the array of that kind, so reads need no casts. */
+    private Columns columns = new Columns(64); // guarded by lock; replaced when grown, never shrunk
     private int size; // guarded by lock: highest slot in use + 1
     private int tracked; // guarded by lock
     private final Map<Key, Integer> slots = new HashMap<>(); // guarded by lock
@@ -65,13 +65,10 @@ final class MetricTable {
                 }
                 return false;
             }
-            if (slot >= metrics.length) {
-                int capacity = Math.max(slot + 1, metrics.length * 2);
-                metrics = java.util.Arrays.copyOf(metrics, capacity);
-                kinds = java.util.Arrays.copyOf(kinds, capacity);
+            if (slot >= columns.kinds.length) {
+                columns = columns.grow(Math.max(slot + 1, columns.kinds.length * 2));
             }
-            kinds[slot] = (byte) kind;
-            metrics[slot] = metric; // published after the native side knows the slot
+            columns.put(slot, metric, kind); // published after the native side knows the slot
             size = Math.max(size, slot + 1);
             slots.put(key, slot);
             tracked++;
@@ -85,7 +82,7 @@ final class MetricTable {
             if (slot == null) {
                 return;
             }
-            metrics[slot] = null;
+            columns.clear(slot);
             tracked--;
             quarantined.push(slot);
             unregistrar.unregister(slot);
@@ -103,12 +100,10 @@ final class MetricTable {
      * count. Only the metric thread calls this.
      */
     Values read(Values out) {
-        Metric[] snapshot;
-        byte[] snapshotKinds;
+        Columns snapshot;
         int count;
         synchronized (lock) {
-            snapshot = metrics;
-            snapshotKinds = kinds;
+            snapshot = columns;
             count = size;
             // Slots freed before this read may be reused from now on: every value read from
             // now on is read after their removal.
@@ -117,37 +112,87 @@ final class MetricTable {
             }
         }
         double[] values = out.values.length >= count ? out.values : new double[Math.max(count, out.values.length * 2)];
-        for (int i = 0; i < count; i++) {
-            values[i] = valueOf(snapshot[i], snapshotKinds[i]);
-        }
+        snapshot.read(values, count);
         return new Values(values, count);
     }
 
-    static double valueOf(Metric metric, byte kind) {
-        if (metric == null) {
-            return Double.NaN;
+    /** Slot-indexed columns; a removed slot has kind 0 and reads as NaN. */
+    private static final class Columns {
+        final byte[] kinds;
+        final Counter[] counters;
+        final Meter[] meters;
+        final Gauge<?>[] gauges;
+
+        Columns(int capacity) {
+            kinds = new byte[capacity];
+            counters = new Counter[capacity];
+            meters = new Meter[capacity];
+            gauges = new Gauge<?>[capacity];
         }
-        try {
+
+        Columns grow(int capacity) {
+            Columns grown = new Columns(capacity);
+            System.arraycopy(kinds, 0, grown.kinds, 0, kinds.length);
+            System.arraycopy(counters, 0, grown.counters, 0, counters.length);
+            System.arraycopy(meters, 0, grown.meters, 0, meters.length);
+            System.arraycopy(gauges, 0, grown.gauges, 0, gauges.length);
+            return grown;
+        }
+
+        void put(int slot, Metric metric, int kind) {
             switch (kind) {
                 case AutotuneNative.KIND_COUNTER:
-                    return ((Counter) metric).getCount();
+                    counters[slot] = (Counter) metric;
+                    break;
                 case AutotuneNative.KIND_METER:
-                    return ((Meter) metric).getRate();
-                case AutotuneNative.KIND_GAUGE:
-                    Object value = ((Gauge<?>) metric).getValue();
-                    if (value instanceof Number) {
-                        return ((Number) value).doubleValue();
-                    }
-                    if (value instanceof Boolean) {
-                        return ((Boolean) value) ? 1.0 : 0.0;
-                    }
-                    return Double.NaN; // null or not a number: "no value this round"
+                    meters[slot] = (Meter) metric;
+                    break;
                 default:
-                    return Double.NaN;
+                    gauges[slot] = (Gauge<?>) metric;
             }
-        } catch (RuntimeException e) {
-            return Double.NaN; // a gauge's own bug must not stop the round
+            kinds[slot] = (byte) kind;
         }
+
+        void clear(int slot) {
+            kinds[slot] = 0;
+            counters[slot] = null;
+            meters[slot] = null;
+            gauges[slot] = null;
+        }
+
+        void read(double[] out, int count) {
+            for (int i = 0; i < count; i++) {
+                out[i] = valueAt(i);
+            }
+        }
+
+        private double valueAt(int slot) {
+            // Read each column once: a concurrent clear() turns the slot into NaN, never an NPE.
+            try {
+                switch (kinds[slot]) {
+                    case AutotuneNative.KIND_COUNTER:
+                        return counters[slot].getCount();
+                    case AutotuneNative.KIND_METER:
+                        return meters[slot].getRate();
+                    case AutotuneNative.KIND_GAUGE:
+                        return gaugeValue(gauges[slot].getValue());
+                    default:
+                        return Double.NaN;
+                }
+            } catch (RuntimeException e) {
+                return Double.NaN; // a gauge's own bug (or a slot cleared under us) must not stop the round
+            }
+        }
+    }
+
+    static double gaugeValue(Object value) {
+        if (value instanceof Number) {
+            return ((Number) value).doubleValue();
+        }
+        if (value instanceof Boolean) {
+            return ((Boolean) value) ? 1.0 : 0.0;
+        }
+        return Double.NaN; // null or not a number: "no value this round"
     }
 
     /** A reusable values array and how much of it the last read filled. */

@@ -37,6 +37,11 @@ final class ScopedGroup extends UnregisteredMetricsGroup implements LogicalScope
     }
 
     @Override
+    public String getMetricIdentifier(String metricName, CharacterFilter filter) {
+        return filter.filterCharacters(getMetricIdentifier(metricName));
+    }
+
+    @Override
     public String getLogicalScope(CharacterFilter filter) {
         return logicalScope;
     }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the demo need beyond a new machine's toolchains
+# (Rust, Java 17, Python 3): Debian's Gradle and the Python test libraries. Flink
+# distributions are installed on first use by tests/harness/flink.py (from PyPI).
+# Idempotent and quiet when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "bootstrap: '$1' is required but not installed" >&2; exit 1; }; }
+need cargo
+need javac
+need python3
+
+if ! command -v gradle >/dev/null 2>&1; then
+  echo "bootstrap: installing Gradle from Debian's packages"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends gradle >/dev/null
+fi
+
+if ! python3 -c 'import pytest, yaml' >/dev/null 2>&1; then
+  echo "bootstrap: installing the Python test libraries"
+  python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+fi
