@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use autotune_model::catalogue;
 
 #[derive(Parser)]
-#[command(name = "flink-autotune", version, about = "Tune Apache Flink from its own metrics")]
+#[command(
+    name = "flink-autotune",
+    version,
+    about = "Tune Apache Flink from its own metrics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +33,10 @@ fn main() {
 fn print_catalogue() {
     let groups: [(&str, &[&str]); 4] = [
         ("task (per subtask of a vertex)", catalogue::TASK_METRICS),
-        ("operator (per subtask of an operator)", catalogue::OPERATOR_METRICS),
+        (
+            "operator (per subtask of an operator)",
+            catalogue::OPERATOR_METRICS,
+        ),
         ("job (JobManager)", catalogue::JOB_METRICS),
         ("jobmanager", catalogue::JOBMANAGER_METRICS),
     ];
@@ -39,5 +46,8 @@ fn print_catalogue() {
             println!("  {name}");
         }
     }
-    println!("taskmanager and jobmanager:\n  Status.* (JVM memory, GC, CPU, threads, network segments, managed memory)");
+    println!("taskmanager and jobmanager (by prefix):");
+    for prefix in catalogue::PROCESS_PREFIXES {
+        println!("  {prefix}");
+    }
 }

@@ -32,12 +32,23 @@ pub fn init(vm: JavaVM) -> Result<(), Error> {
     let exception_class = env.find_class(EXCEPTION_CLASS)?;
     let exception_class = env.new_global_ref(exception_class)?;
     let log_class = env.find_class(LOG_CLASS)?;
-    let log_method = env.get_static_method_id(&log_class, "log", "(ILjava/lang/String;Ljava/lang/String;)V")?;
+    let log_method = env.get_static_method_id(
+        &log_class,
+        "log",
+        "(ILjava/lang/String;Ljava/lang/String;)V",
+    )?;
     let log_class = env.new_global_ref(log_class)?;
-    let _ = GLOBALS.set(Globals { vm, exception_class, log_class, log_method });
+    let _ = GLOBALS.set(Globals {
+        vm,
+        exception_class,
+        log_class,
+        log_method,
+    });
     logging::install();
     // The default hook prints to stderr (the TaskManager's .out file); send it to the log.
-    panic::set_hook(Box::new(|info| log::error!("AUTOTUNE native panic: {info}")));
+    panic::set_hook(Box::new(|info| {
+        log::error!("AUTOTUNE native panic: {info}")
+    }));
     Ok(())
 }
 
@@ -73,7 +84,11 @@ impl From<autotune_model::catalogue::CatalogueError> for Error {
 /// Runs an entry point's body. Errors and panics become an `AutotuneNativeException`
 /// for the shim, unless a Java exception is already pending: that one is the real cause
 /// (e.g. an out-of-bounds array region) and is left for the caller to see.
-pub fn guard<'l, R>(env: &mut JNIEnv<'l>, fallback: R, body: impl FnOnce(&mut JNIEnv<'l>) -> Result<R, Error>) -> R {
+pub fn guard<'l, R>(
+    env: &mut JNIEnv<'l>,
+    fallback: R,
+    body: impl FnOnce(&mut JNIEnv<'l>) -> Result<R, Error>,
+) -> R {
     match panic::catch_unwind(AssertUnwindSafe(|| body(env))) {
         Ok(Ok(value)) => value,
         Ok(Err(error)) => {
@@ -81,7 +96,10 @@ pub fn guard<'l, R>(env: &mut JNIEnv<'l>, fallback: R, body: impl FnOnce(&mut JN
             fallback
         }
         Err(payload) => {
-            throw(env, &format!("native panic: {}", panic_message(payload.as_ref())));
+            throw(
+                env,
+                &format!("native panic: {}", panic_message(payload.as_ref())),
+            );
             fallback
         }
     }
@@ -179,13 +197,16 @@ pub fn close_handle(handle: i64) -> Result<(), Error> {
     }
     // SAFETY: see `with_reporter`; the shim calls close exactly once per handle.
     let cell = unsafe { Box::from_raw(handle as *mut Handle) };
-    let reporter = cell.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let reporter = cell
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     reporter.close();
     Ok(())
 }
 
 pub fn string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<String, Error> {
-    optional_string(env, s)?.ok_or_else(|| Error::Invalid("a required string argument is null".into()))
+    optional_string(env, s)?
+        .ok_or_else(|| Error::Invalid("a required string argument is null".into()))
 }
 
 pub fn optional_string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>, Error> {
@@ -207,7 +228,9 @@ pub fn strings(env: &mut JNIEnv<'_>, array: &JObjectArray<'_>) -> Result<Vec<Str
     for i in 0..len {
         let element: JObject = env.get_object_array_element(array, i)?;
         if element.is_null() {
-            return Err(Error::Invalid(format!("element {i} of a string array is null")));
+            return Err(Error::Invalid(format!(
+                "element {i} of a string array is null"
+            )));
         }
         let element = JString::from(element);
         // One local reference at a time, however many scope variables Flink passes.

@@ -40,7 +40,9 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_nativeVersion<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
 ) -> jstring {
-    guard(&mut env, std::ptr::null_mut(), |env| Ok(env.new_string(autotune_model::VERSION)?.into_raw()))
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        Ok(env.new_string(autotune_model::VERSION)?.into_raw())
+    })
 }
 
 /// Bytes the native library holds on its heap right now (all reporters of this loader).
@@ -66,11 +68,18 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_open<'l>(
         let keys = bridge::strings(env, &option_keys)?;
         let values = bridge::strings(env, &option_values)?;
         if keys.len() != values.len() {
-            return Err(Error::Invalid(format!("{} option keys but {} values", keys.len(), values.len())));
+            return Err(Error::Invalid(format!(
+                "{} option keys but {} values",
+                keys.len(),
+                values.len()
+            )));
         }
         let plugin_version = bridge::string(env, &plugin_version)?;
         let platform = bridge::string(env, &platform)?;
-        let options = keys.iter().map(String::as_str).zip(values.iter().map(String::as_str));
+        let options = keys
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter().map(String::as_str));
         let reporter = Reporter::open(options, plugin_version, platform);
         Ok(bridge::into_handle(reporter))
     })
@@ -92,14 +101,25 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_register<'l>(
     kind: jint,
 ) -> jboolean {
     guard(&mut env, 0, |env| {
-        let slot = usize::try_from(slot).map_err(|_| Error::Invalid(format!("negative slot {slot}")))?;
-        let kind = MetricKind::from_code(kind).ok_or_else(|| Error::Invalid(format!("unknown metric kind {kind}")))?;
+        let slot =
+            usize::try_from(slot).map_err(|_| Error::Invalid(format!("negative slot {slot}")))?;
+        let kind = MetricKind::from_code(kind)
+            .ok_or_else(|| Error::Invalid(format!("unknown metric kind {kind}")))?;
         let keys = bridge::strings(env, &variable_keys)?;
         let values = bridge::strings(env, &variable_values)?;
-        let variables: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
+        let variables: Vec<(&str, &str)> = keys
+            .iter()
+            .map(String::as_str)
+            .zip(values.iter().map(String::as_str))
+            .collect();
         let logical_scope = bridge::optional_string(env, &logical_scope)?;
         let name = bridge::string(env, &name)?;
-        let raw = RawMetric { variables: &variables, logical_scope: logical_scope.as_deref(), name: &name, kind };
+        let raw = RawMetric {
+            variables: &variables,
+            logical_scope: logical_scope.as_deref(),
+            name: &name,
+            kind,
+        };
         let tracked = bridge::with_reporter(handle, |r| r.register(slot, raw))??;
         Ok(tracked as jboolean)
     })
@@ -113,7 +133,8 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_unregister<'l>(
     slot: jint,
 ) {
     guard(&mut env, (), |_| {
-        let slot = usize::try_from(slot).map_err(|_| Error::Invalid(format!("negative slot {slot}")))?;
+        let slot =
+            usize::try_from(slot).map_err(|_| Error::Invalid(format!("negative slot {slot}")))?;
         bridge::with_reporter(handle, |r| r.unregister(slot))
     })
 }
@@ -135,7 +156,8 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
 ) {
     guard(&mut env, (), |env| {
         logging::set_level(log_level);
-        let count = usize::try_from(count).map_err(|_| Error::Invalid(format!("negative count {count}")))?;
+        let count = usize::try_from(count)
+            .map_err(|_| Error::Invalid(format!("negative count {count}")))?;
         bridge::with_reporter(handle, |r| -> Result<(), Error> {
             let row: &mut [jdouble] = r.next_round(count);
             // A JVM-side bounds error stays the pending ArrayIndexOutOfBoundsException,

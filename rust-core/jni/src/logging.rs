@@ -33,7 +33,11 @@ impl Log for JavaLogger {
 
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
-            crate::bridge::log_to_java(record.level() as i32, record.target(), &record.args().to_string());
+            crate::bridge::log_to_java(
+                record.level() as i32,
+                record.target(),
+                &record.args().to_string(),
+            );
         }
     }
 

@@ -24,9 +24,15 @@ impl Reporter {
         platform: String,
     ) -> Self {
         // Flink's own `interval`, in the compact spelling of the other durations when it parses.
-        let flink_interval = options.clone().into_iter().find(|(k, _)| *k == "interval").map(|(_, v)| {
-            autotune_model::duration::parse(v).map(autotune_model::duration::format).unwrap_or_else(|_| v.to_string())
-        });
+        let flink_interval = options
+            .clone()
+            .into_iter()
+            .find(|(k, _)| *k == "interval")
+            .map(|(_, v)| {
+                autotune_model::duration::parse(v)
+                    .map(autotune_model::duration::format)
+                    .unwrap_or_else(|_| v.to_string())
+            });
         let parsed = Options::parse(options);
         for problem in &parsed.problems {
             log::warn!("AUTOTUNE CONFIG {problem}");
@@ -59,7 +65,10 @@ impl Reporter {
 
     /// Counts the round filled through [`Self::next_round`] and logs the periodic lines.
     pub fn report(&mut self, count: usize, last_read_nanos: i64, last_cost_nanos: i64) {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         self.tracker.commit_round(now_ms);
         if !self.started {
             // After the first round the role is known from what Flink registered.
@@ -75,7 +84,9 @@ impl Reporter {
             );
         }
         let now = Instant::now();
-        if self.last_status.map_or(true, |t| now.duration_since(t) >= self.options.summary_interval) {
+        if self.last_status.map_or(true, |t| {
+            now.duration_since(t) >= self.options.summary_interval
+        }) {
             self.last_status = Some(now);
             log::info!(
                 "AUTOTUNE STATUS report-cost={}us read-cost={}us values={} native-heap={}KiB {}",

@@ -10,18 +10,27 @@ use jni::objects::{JObject, JObjectArray, JString, JValue, JValueOwned};
 use jni::{InitArgsBuilder, JNIEnv, JNIVersion, JavaVM};
 
 const NATIVE: &str = "dev/flinkautotune/AutotuneNative";
-const OPEN_SIG: &str = "([Ljava/lang/String;[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)J";
-const REGISTER_SIG: &str = "(JI[Ljava/lang/String;[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;I)Z";
+const OPEN_SIG: &str =
+    "([Ljava/lang/String;[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;)J";
+const REGISTER_SIG: &str =
+    "(JI[Ljava/lang/String;[Ljava/lang/String;Ljava/lang/String;Ljava/lang/String;I)Z";
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The cdylib cargo built next to this test binary.
 fn library_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
-    let name = format!("{}flink_autotune{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let name = format!(
+        "{}flink_autotune{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
     [deps.join(&name), deps.parent().unwrap().join(&name)]
         .into_iter()
         .find(|p| p.exists())
@@ -61,8 +70,14 @@ fn jvm() -> &'static JavaVM {
         {
             let mut env = vm.attach_current_thread().unwrap();
             let path = env.new_string(library_path().to_str().unwrap()).unwrap();
-            call_static(&mut env, "dev/flinkautotune/JniHarness", "load", "(Ljava/lang/String;)V", &[JValue::Object(&path)])
-                .expect("System.load of the library");
+            call_static(
+                &mut env,
+                "dev/flinkautotune/JniHarness",
+                "load",
+                "(Ljava/lang/String;)V",
+                &[JValue::Object(&path)],
+            )
+            .expect("System.load of the library");
         }
         vm
     })
@@ -71,7 +86,13 @@ fn jvm() -> &'static JavaVM {
 /// A Java exception, as "class: message".
 type Thrown = String;
 
-fn call_static(env: &mut JNIEnv, class: &str, name: &str, sig: &str, args: &[JValue]) -> Result<JValueOwned<'static>, Thrown> {
+fn call_static(
+    env: &mut JNIEnv,
+    class: &str,
+    name: &str,
+    sig: &str,
+    args: &[JValue],
+) -> Result<JValueOwned<'static>, Thrown> {
     match env.call_static_method(class, name, sig, args) {
         Ok(value) if !env.exception_check().unwrap() => {
             // SAFETY-free: primitives and null carry no local reference worth keeping.
@@ -85,19 +106,38 @@ fn call_static(env: &mut JNIEnv, class: &str, name: &str, sig: &str, args: &[JVa
         _ => {
             let throwable = env.exception_occurred().unwrap();
             env.exception_clear().unwrap();
-            let class = env.call_method(&throwable, "getClass", "()Ljava/lang/Class;", &[]).unwrap().l().unwrap();
-            let class_name: JString = env.call_method(&class, "getName", "()Ljava/lang/String;", &[]).unwrap().l().unwrap().into();
-            let message: JString = env.call_method(&throwable, "getMessage", "()Ljava/lang/String;", &[]).unwrap().l().unwrap().into();
+            let class = env
+                .call_method(&throwable, "getClass", "()Ljava/lang/Class;", &[])
+                .unwrap()
+                .l()
+                .unwrap();
+            let class_name: JString = env
+                .call_method(&class, "getName", "()Ljava/lang/String;", &[])
+                .unwrap()
+                .l()
+                .unwrap()
+                .into();
+            let message: JString = env
+                .call_method(&throwable, "getMessage", "()Ljava/lang/String;", &[])
+                .unwrap()
+                .l()
+                .unwrap()
+                .into();
             let class_name: String = env.get_string(&class_name).unwrap().into();
-            let message: String =
-                if message.is_null() { String::new() } else { env.get_string(&message).unwrap().into() };
+            let message: String = if message.is_null() {
+                String::new()
+            } else {
+                env.get_string(&message).unwrap().into()
+            };
             Err(format!("{class_name}: {message}"))
         }
     }
 }
 
 fn string_array<'l>(env: &mut JNIEnv<'l>, items: &[&str]) -> JObjectArray<'l> {
-    let array = env.new_object_array(items.len() as i32, "java/lang/String", JObject::null()).unwrap();
+    let array = env
+        .new_object_array(items.len() as i32, "java/lang/String", JObject::null())
+        .unwrap();
     for (i, item) in items.iter().enumerate() {
         let s = env.new_string(item).unwrap();
         env.set_object_array_element(&array, i as i32, s).unwrap();
@@ -107,7 +147,12 @@ fn string_array<'l>(env: &mut JNIEnv<'l>, items: &[&str]) -> JObjectArray<'l> {
 
 fn logs_in_frame(env: &mut JNIEnv) -> String {
     let s: JString = env
-        .call_static_method("dev/flinkautotune/JniHarness", "logs", "()Ljava/lang/String;", &[])
+        .call_static_method(
+            "dev/flinkautotune/JniHarness",
+            "logs",
+            "()Ljava/lang/String;",
+            &[],
+        )
         .unwrap()
         .l()
         .unwrap()
@@ -122,11 +167,24 @@ fn open_in_frame(env: &mut JNIEnv, options: &[(&str, &str)]) -> Result<i64, Thro
     let values = string_array(env, &values);
     let version = env.new_string("test").unwrap();
     let platform = env.new_string("linux-x86_64").unwrap();
-    let args = [JValue::Object(&keys), JValue::Object(&values), JValue::Object(&version), JValue::Object(&platform)];
+    let args = [
+        JValue::Object(&keys),
+        JValue::Object(&values),
+        JValue::Object(&version),
+        JValue::Object(&platform),
+    ];
     call_static(env, NATIVE, "open", OPEN_SIG, &args).map(|v| v.j().unwrap())
 }
 
-fn register_in_frame(env: &mut JNIEnv, handle: i64, slot: i32, vars: &[(&str, &str)], scope: Option<&str>, name: &str, kind: i32) -> Result<bool, Thrown> {
+fn register_in_frame(
+    env: &mut JNIEnv,
+    handle: i64,
+    slot: i32,
+    vars: &[(&str, &str)],
+    scope: Option<&str>,
+    name: &str,
+    kind: i32,
+) -> Result<bool, Thrown> {
     let keys: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
     let values: Vec<&str> = vars.iter().map(|(_, v)| *v).collect();
     let keys = string_array(env, &keys);
@@ -148,7 +206,12 @@ fn register_in_frame(env: &mut JNIEnv, handle: i64, slot: i32, vars: &[(&str, &s
     call_static(env, NATIVE, "register", REGISTER_SIG, &args).map(|v| v.z().unwrap())
 }
 
-fn report_in_frame(env: &mut JNIEnv, handle: i64, values: &[f64], count: i32) -> Result<(), Thrown> {
+fn report_in_frame(
+    env: &mut JNIEnv,
+    handle: i64,
+    values: &[f64],
+    count: i32,
+) -> Result<(), Thrown> {
     let array = env.new_double_array(values.len() as i32).unwrap();
     env.set_double_array_region(&array, 0, values).unwrap();
     let args = [
@@ -165,15 +228,26 @@ fn report_in_frame(env: &mut JNIEnv, handle: i64, values: &[f64], count: i32) ->
 /// Runs a helper inside its own JNI local frame, so the test thread (attached, with no Java
 /// frame of its own) never piles up local references.
 fn framed<T>(env: &mut JNIEnv, f: impl FnOnce(&mut JNIEnv) -> T) -> T {
-    env.with_local_frame(512, |env| -> Result<T, jni::errors::Error> { Ok(f(env)) }).unwrap()
+    env.with_local_frame(512, |env| -> Result<T, jni::errors::Error> { Ok(f(env)) })
+        .unwrap()
 }
 
 fn open(env: &mut JNIEnv, options: &[(&str, &str)]) -> Result<i64, Thrown> {
     framed(env, |env| open_in_frame(env, options))
 }
 
-fn register(env: &mut JNIEnv, handle: i64, slot: i32, vars: &[(&str, &str)], scope: Option<&str>, name: &str, kind: i32) -> Result<bool, Thrown> {
-    framed(env, |env| register_in_frame(env, handle, slot, vars, scope, name, kind))
+fn register(
+    env: &mut JNIEnv,
+    handle: i64,
+    slot: i32,
+    vars: &[(&str, &str)],
+    scope: Option<&str>,
+    name: &str,
+    kind: i32,
+) -> Result<bool, Thrown> {
+    framed(env, |env| {
+        register_in_frame(env, handle, slot, vars, scope, name, kind)
+    })
 }
 
 fn report(env: &mut JNIEnv, handle: i64, values: &[f64], count: i32) -> Result<(), Thrown> {
@@ -199,31 +273,104 @@ fn task_vars(subtask: &'static str) -> Vec<(&'static str, &'static str)> {
 #[test]
 fn a_reporter_lives_registers_reports_and_logs_through_java() {
     let mut env = jvm().attach_current_thread().unwrap();
-    let handle = open(&mut env, &[("summary-interval", "1 min"), ("mode", "sideways"), ("interval", "10 SECONDS")]).unwrap();
+    let handle = open(
+        &mut env,
+        &[
+            ("summary-interval", "1 min"),
+            ("mode", "sideways"),
+            ("interval", "10 SECONDS"),
+        ],
+    )
+    .unwrap();
     assert_ne!(handle, 0);
     // A bad option is reported in the Java log, and the reporter still opens.
     assert!(logs(&mut env).contains("AUTOTUNE CONFIG metrics.reporter.autotune.mode: 'sideways'"));
 
-    assert_eq!(register(&mut env, handle, 0, &task_vars("0"), Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3), Ok(true));
-    assert_eq!(register(&mut env, handle, 1, &task_vars("1"), Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3), Ok(true));
+    assert_eq!(
+        register(
+            &mut env,
+            handle,
+            0,
+            &task_vars("0"),
+            Some("taskmanager.job.task"),
+            "busyTimeMsPerSecond",
+            3
+        ),
+        Ok(true)
+    );
+    assert_eq!(
+        register(
+            &mut env,
+            handle,
+            1,
+            &task_vars("1"),
+            Some("taskmanager.job.task"),
+            "busyTimeMsPerSecond",
+            3
+        ),
+        Ok(true)
+    );
     // User metrics are not tracked: the shim will forget them.
-    assert_eq!(register(&mut env, handle, 2, &task_vars("0"), Some("taskmanager.job.task.operator.mine"), "hits", 1), Ok(false));
+    assert_eq!(
+        register(
+            &mut env,
+            handle,
+            2,
+            &task_vars("0"),
+            Some("taskmanager.job.task.operator.mine"),
+            "hits",
+            1
+        ),
+        Ok(false)
+    );
     // No logical scope: the variables and the name decide.
-    assert_eq!(register(&mut env, handle, 2, &[("<tm_id>", "tm-1")], None, "Status.JVM.CPU.Load", 3), Ok(true));
+    assert_eq!(
+        register(
+            &mut env,
+            handle,
+            2,
+            &[("<tm_id>", "tm-1")],
+            None,
+            "Status.JVM.CPU.Time",
+            3
+        ),
+        Ok(true)
+    );
 
     report(&mut env, handle, &[950.0, 1000.0, f64::NAN], 3).unwrap();
     let lines = logs(&mut env);
-    assert!(lines.contains("AUTOTUNE START plugin=test native="), "{lines}");
-    assert!(lines.contains("role=taskmanager platform=linux-x86_64 interval=10s mode=recommend"), "{lines}");
+    assert!(
+        lines.contains("AUTOTUNE START plugin=test native="),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("role=taskmanager platform=linux-x86_64 interval=10s mode=recommend"),
+        "{lines}"
+    );
     assert!(
         lines.contains("vertex \"Work -> Sink\" (cbc357ccb763df2852fee8c4fc7d55f2) subtasks=[0-1] busy=1000ms/s"),
         "{lines}"
     );
-    assert!(lines.contains("report-cost=42us read-cost=40us values=3"), "{lines}");
+    assert!(
+        lines.contains("report-cost=42us read-cost=40us values=3"),
+        "{lines}"
+    );
     // Records arrive at INFO (3) from the reporter module.
-    assert!(lines.lines().any(|l| l.starts_with("3 flink_autotune::reporter AUTOTUNE STATUS")), "{lines}");
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with("3 flink_autotune::reporter AUTOTUNE STATUS")),
+        "{lines}"
+    );
 
-    call_static(&mut env, NATIVE, "unregister", "(JI)V", &[JValue::Long(handle), JValue::Int(1)]).unwrap();
+    call_static(
+        &mut env,
+        NATIVE,
+        "unregister",
+        "(JI)V",
+        &[JValue::Long(handle), JValue::Int(1)],
+    )
+    .unwrap();
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
     assert!(logs(&mut env).contains("AUTOTUNE STOP role=taskmanager rounds=1 tracked=2"));
 }
@@ -232,8 +379,17 @@ fn a_reporter_lives_registers_reports_and_logs_through_java() {
 fn a_panic_becomes_the_shims_exception_and_the_library_keeps_working() {
     let mut env = jvm().attach_current_thread().unwrap();
     let message = env.new_string("boom for the test").unwrap();
-    let thrown = call_static(&mut env, "dev/flinkautotune/JniHarness", "panic", "(Ljava/lang/String;)V", &[JValue::Object(&message)]);
-    assert_eq!(thrown.unwrap_err(), "dev.flinkautotune.AutotuneNativeException: native panic: boom for the test");
+    let thrown = call_static(
+        &mut env,
+        "dev/flinkautotune/JniHarness",
+        "panic",
+        "(Ljava/lang/String;)V",
+        &[JValue::Object(&message)],
+    );
+    assert_eq!(
+        thrown.unwrap_err(),
+        "dev.flinkautotune.AutotuneNativeException: native panic: boom for the test"
+    );
     // The panic hook sent the panic to the Java log instead of stderr.
     assert!(logs(&mut env).contains("AUTOTUNE native panic"));
     // The library still answers.
@@ -249,7 +405,16 @@ fn errors_are_java_exceptions_with_a_reason() {
     let mut bad = task_vars("0");
     bad.retain(|(k, _)| *k != "<subtask_index>");
     bad.push(("<subtask_index>", "zero"));
-    let err = register(&mut env, handle, 0, &bad, Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3).unwrap_err();
+    let err = register(
+        &mut env,
+        handle,
+        0,
+        &bad,
+        Some("taskmanager.job.task"),
+        "busyTimeMsPerSecond",
+        3,
+    )
+    .unwrap_err();
     assert_eq!(err, "dev.flinkautotune.AutotuneNativeException: scope variable <subtask_index> is 'zero', not a number");
 
     let err = register(&mut env, handle, 0, &task_vars("0"), None, "x", 99).unwrap_err();
@@ -260,11 +425,17 @@ fn errors_are_java_exceptions_with_a_reason() {
 
     // A JVM exception raised inside the call stays the one the caller sees.
     let err = report(&mut env, handle, &[1.0, 2.0], 5).unwrap_err();
-    assert!(err.starts_with("java.lang.ArrayIndexOutOfBoundsException"), "{err}");
+    assert!(
+        err.starts_with("java.lang.ArrayIndexOutOfBoundsException"),
+        "{err}"
+    );
 
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
     let err = report(&mut env, 0, &[1.0], 1).unwrap_err();
-    assert_eq!(err, "dev.flinkautotune.AutotuneNativeException: the reporter is closed");
+    assert_eq!(
+        err,
+        "dev.flinkautotune.AutotuneNativeException: the reporter is closed"
+    );
 }
 
 #[test]
@@ -273,9 +444,31 @@ fn reporters_in_one_jvm_keep_separate_state() {
     let first = open(&mut env, &[]).unwrap();
     let second = open(&mut env, &[]).unwrap();
     assert_ne!(first, second);
-    assert_eq!(register(&mut env, first, 0, &task_vars("0"), Some("taskmanager.job.task"), "idleTimeMsPerSecond", 3), Ok(true));
+    assert_eq!(
+        register(
+            &mut env,
+            first,
+            0,
+            &task_vars("0"),
+            Some("taskmanager.job.task"),
+            "idleTimeMsPerSecond",
+            3
+        ),
+        Ok(true)
+    );
     // Slot 0 of the second reporter is its own.
-    assert_eq!(register(&mut env, second, 0, &[("<host>", "h")], Some("jobmanager"), "taskSlotsTotal", 3), Ok(true));
+    assert_eq!(
+        register(
+            &mut env,
+            second,
+            0,
+            &[("<host>", "h")],
+            Some("jobmanager"),
+            "taskSlotsTotal",
+            3
+        ),
+        Ok(true)
+    );
     report(&mut env, first, &[1.0], 1).unwrap();
     report(&mut env, second, &[4.0], 1).unwrap();
     let lines = logs(&mut env);
@@ -288,11 +481,17 @@ fn reporters_in_one_jvm_keep_separate_state() {
 #[test]
 fn the_native_heap_is_counted_and_bad_options_are_named() {
     let mut env = jvm().attach_current_thread().unwrap();
-    let heap_before = call_static(&mut env, NATIVE, "nativeHeapBytes", "()J", &[]).unwrap().j().unwrap();
+    let heap_before = call_static(&mut env, NATIVE, "nativeHeapBytes", "()J", &[])
+        .unwrap()
+        .j()
+        .unwrap();
     assert!(heap_before > 0);
     let handle = open(&mut env, &[("window-size", "1")]).unwrap();
     let lines = logs(&mut env);
-    assert!(lines.contains("window-size: '1' must be a whole number"), "{lines}");
+    assert!(
+        lines.contains("window-size: '1' must be a whole number"),
+        "{lines}"
+    );
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
 }
 
@@ -301,10 +500,23 @@ fn many_scope_variables_use_a_bounded_number_of_local_references() {
     let mut env = jvm().attach_current_thread().unwrap();
     let handle = open(&mut env, &[]).unwrap();
     // `scope.variables.additional` can add any number of variables to every metric.
-    let extra: Vec<(String, String)> = (0..40).map(|i| (format!("<extra_{i}>"), format!("value-{i}"))).collect();
+    let extra: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("<extra_{i}>"), format!("value-{i}")))
+        .collect();
     let mut vars = task_vars("0");
     vars.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    assert_eq!(register(&mut env, handle, 0, &vars, Some("taskmanager.job.task"), "busyTimeMsPerSecond", 3), Ok(true));
+    assert_eq!(
+        register(
+            &mut env,
+            handle,
+            0,
+            &vars,
+            Some("taskmanager.job.task"),
+            "busyTimeMsPerSecond",
+            3
+        ),
+        Ok(true)
+    );
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
 }
 
@@ -316,14 +528,32 @@ fn xcheck_jni_finds_nothing_to_complain_about() {
         return;
     }
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--test-threads=1", "--skip", "xcheck_jni_finds_nothing_to_complain_about"])
+        .args([
+            "--test-threads=1",
+            "--skip",
+            "xcheck_jni_finds_nothing_to_complain_about",
+        ])
         .env("AUTOTUNE_JNI_CHILD", "1")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "the JNI tests failed under -Xcheck:jni:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the JNI tests failed under -Xcheck:jni:\n{text}"
+    );
     assert!(text.contains("test result: ok. 6 passed"), "{text}");
-    for complaint in ["WARNING in native method", "JNI local refs", "FATAL ERROR in native method"] {
-        assert!(!text.contains(complaint), "-Xcheck:jni complained ({complaint}):\n{text}");
+    for complaint in [
+        "WARNING in native method",
+        "JNI local refs",
+        "FATAL ERROR in native method",
+    ] {
+        assert!(
+            !text.contains(complaint),
+            "-Xcheck:jni complained ({complaint}):\n{text}"
+        );
     }
 }

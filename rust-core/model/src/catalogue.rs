@@ -109,7 +109,12 @@ impl MetricIdentity {
         if raw.name.is_empty() {
             return Err(CatalogueError("metric without a name".into()));
         }
-        let var = |key: &str| raw.variables.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let var = |key: &str| {
+            raw.variables
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| *v)
+        };
         let mut scope_parts: Vec<&str> = raw
             .logical_scope
             .map(|s| s.split('.').filter(|p| !p.is_empty()).collect())
@@ -210,7 +215,15 @@ impl MetricIdentity {
 /// Flink's metric query service replaces these characters in operator names before the
 /// REST API shows them (`Source: Queue Source` becomes `Source__Queue_Source`).
 pub fn rest_component(name: &str) -> String {
-    name.chars().map(|c| if matches!(c, ' ' | ',' | '.' | ':') { '_' } else { c }).collect()
+    name.chars()
+        .map(|c| {
+            if matches!(c, ' ' | ',' | '.' | ':') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Task metrics the models read (per subtask of a vertex).
@@ -267,18 +280,37 @@ pub const JOB_METRICS: &[&str] = &[
     "numberOfInProgressCheckpoints",
 ];
 
+/// Process metrics the memory and CPU models read, by prefix. `Status.JVM.CPU.Load` is left
+/// out on purpose: the JVM computes it from cgroup files on every read (0.2-0.5 ms each, on
+/// Flink's metric thread), and `Status.JVM.CPU.Time` carries the same information for ~1 us.
+pub const PROCESS_PREFIXES: &[&str] = &[
+    "Status.JVM.Memory.Heap.",
+    "Status.JVM.Memory.NonHeap.",
+    "Status.JVM.Memory.Metaspace.",
+    "Status.JVM.Memory.Direct.",
+    "Status.JVM.GarbageCollector.",
+    "Status.JVM.CPU.Time",
+    "Status.Shuffle.Netty.",
+    "Status.Flink.Memory.Managed.",
+];
+
 /// JobManager process metrics about the cluster's capacity.
-pub const JOBMANAGER_METRICS: &[&str] =
-    &["numRegisteredTaskManagers", "numRunningJobs", "taskSlotsAvailable", "taskSlotsTotal"];
+pub const JOBMANAGER_METRICS: &[&str] = &[
+    "numRegisteredTaskManagers",
+    "numRunningJobs",
+    "taskSlotsAvailable",
+    "taskSlotsTotal",
+];
 
 /// Whether any model reads this metric. Untracked metrics never cross the JNI boundary
 /// again after registration, so a cluster full of user metrics costs nothing per report.
 pub fn is_tracked(id: &MetricIdentity) -> bool {
     let path: &str = &id.path;
     match id.scope {
-        // Memory pools, GC, CPU, threads, network segments, managed memory.
         Scope::Process => {
-            path.starts_with("Status.")
+            PROCESS_PREFIXES
+                .iter()
+                .any(|prefix| path.starts_with(prefix))
                 || (id.component == Component::JobManager && JOBMANAGER_METRICS.contains(&path))
         }
         Scope::Job => id.component == Component::JobManager && JOB_METRICS.contains(&path),
@@ -324,11 +356,19 @@ mod tests {
     use super::*;
 
     fn parse(vars: &[(&str, &str)], scope: Option<&str>, name: &str) -> MetricIdentity {
-        let raw = RawMetric { variables: vars, logical_scope: scope, name, kind: MetricKind::Gauge };
+        let raw = RawMetric {
+            variables: vars,
+            logical_scope: scope,
+            name,
+            kind: MetricKind::Gauge,
+        };
         MetricIdentity::parse(raw, &mut Interner::default()).unwrap()
     }
 
-    const TM: &[(&str, &str)] = &[("<host>", "127.0.0.1"), ("<tm_id>", "127.0.0.1:40123-a1b2c3")];
+    const TM: &[(&str, &str)] = &[
+        ("<host>", "127.0.0.1"),
+        ("<tm_id>", "127.0.0.1:40123-a1b2c3"),
+    ];
 
     fn task_vars() -> Vec<(&'static str, &'static str)> {
         let mut v = TM.to_vec();
@@ -354,8 +394,22 @@ mod tests {
         assert_eq!(id.taskmanager_id.as_deref(), Some("127.0.0.1:40123-a1b2c3"));
         assert!(is_tracked(&id));
 
-        let netty = parse(TM, Some("taskmanager.Status.Shuffle.Netty"), "UsedMemorySegments");
+        let netty = parse(
+            TM,
+            Some("taskmanager.Status.Shuffle.Netty"),
+            "UsedMemorySegments",
+        );
         assert_eq!(netty.rest_name(), "Status.Shuffle.Netty.UsedMemorySegments");
+        assert!(is_tracked(&netty));
+
+        // Costly to read and redundant with CPU.Time: not tracked.
+        let load = parse(TM, Some("taskmanager.Status.JVM.CPU"), "Load");
+        assert!(!is_tracked(&load));
+        assert!(is_tracked(&parse(
+            TM,
+            Some("taskmanager.Status.JVM.CPU"),
+            "Time"
+        )));
     }
 
     #[test]
@@ -365,7 +419,10 @@ mod tests {
         assert_eq!(id.scope, Scope::Task);
         assert_eq!(id.job_name.as_deref(), Some("autotune-queue-job"));
         assert_eq!(id.vertex_name.as_deref(), Some("Work -> Sink"));
-        assert_eq!(id.vertex_id.as_deref(), Some("cbc357ccb763df2852fee8c4fc7d55f2"));
+        assert_eq!(
+            id.vertex_id.as_deref(),
+            Some("cbc357ccb763df2852fee8c4fc7d55f2")
+        );
         assert_eq!(id.subtask_index, Some(3));
         assert_eq!(id.attempt, Some(2));
         assert_eq!(id.rest_name(), "3.busyTimeMsPerSecond");
@@ -381,26 +438,45 @@ mod tests {
         let mut vars = task_vars();
         vars.push(("<operator_id>", "bc764cd8ddf7a0cff126f51c16239658"));
         vars.push(("<operator_name>", "Source: Queue Source"));
-        let id = parse(&vars, Some("taskmanager.job.task.operator"), "pendingRecords");
+        let id = parse(
+            &vars,
+            Some("taskmanager.job.task.operator"),
+            "pendingRecords",
+        );
         assert_eq!(id.scope, Scope::Operator);
         assert_eq!(id.rest_name(), "3.Source__Queue_Source.pendingRecords");
         assert!(is_tracked(&id));
 
         // User sub-groups stay in the path and are not mistaken for catalogue metrics.
-        let kafka = parse(&vars, Some("taskmanager.job.task.operator.KafkaSourceReader.topic"), "pendingRecords");
-        assert_eq!(kafka.path.as_ref(), "KafkaSourceReader.topic.pendingRecords");
+        let kafka = parse(
+            &vars,
+            Some("taskmanager.job.task.operator.KafkaSourceReader.topic"),
+            "pendingRecords",
+        );
+        assert_eq!(
+            kafka.path.as_ref(),
+            "KafkaSourceReader.topic.pendingRecords"
+        );
         assert!(!is_tracked(&kafka));
     }
 
     #[test]
     fn jobmanager_metrics_are_recognised() {
-        let jm = parse(&[("<host>", "127.0.0.1")], Some("jobmanager"), "taskSlotsTotal");
+        let jm = parse(
+            &[("<host>", "127.0.0.1")],
+            Some("jobmanager"),
+            "taskSlotsTotal",
+        );
         assert_eq!(jm.component, Component::JobManager);
         assert_eq!(jm.scope, Scope::Process);
         assert!(is_tracked(&jm));
 
         let job = parse(
-            &[("<host>", "127.0.0.1"), ("<job_id>", "abc"), ("<job_name>", "j")],
+            &[
+                ("<host>", "127.0.0.1"),
+                ("<job_id>", "abc"),
+                ("<job_name>", "j"),
+            ],
             Some("jobmanager.job"),
             "numRestarts",
         );
@@ -413,21 +489,32 @@ mod tests {
     fn without_a_logical_scope_the_variables_decide() {
         let vars = task_vars();
         let id = parse(&vars, None, "idleTimeMsPerSecond");
-        assert_eq!((id.component, id.scope), (Component::TaskManager, Scope::Task));
+        assert_eq!(
+            (id.component, id.scope),
+            (Component::TaskManager, Scope::Task)
+        );
         assert_eq!(id.rest_name(), "3.idleTimeMsPerSecond");
     }
 
     #[test]
     fn user_metrics_are_not_tracked() {
         let vars = task_vars();
-        let id = parse(&vars, Some("taskmanager.job.task.operator.myGroup"), "myCounter");
+        let id = parse(
+            &vars,
+            Some("taskmanager.job.task.operator.myGroup"),
+            "myCounter",
+        );
         assert!(!is_tracked(&id));
     }
 
     #[test]
     fn bad_subtask_index_is_a_clear_error() {
         let raw = RawMetric {
-            variables: &[("<tm_id>", "x"), ("<task_id>", "v"), ("<subtask_index>", "three")],
+            variables: &[
+                ("<tm_id>", "x"),
+                ("<task_id>", "v"),
+                ("<subtask_index>", "three"),
+            ],
             logical_scope: Some("taskmanager.job.task"),
             name: "busyTimeMsPerSecond",
             kind: MetricKind::Gauge,

@@ -13,7 +13,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(split);
     if digits.is_empty() {
-        return Err(format!("'{text}' is not a duration: it must start with a number, e.g. '10 s'"));
+        return Err(format!(
+            "'{text}' is not a duration: it must start with a number, e.g. '10 s'"
+        ));
     }
     let amount: u64 = digits
         .parse()
@@ -68,8 +70,12 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_a_reason() {
-        assert!(parse("soon").unwrap_err().contains("must start with a number"));
-        assert!(parse("10 fortnights").unwrap_err().contains("unknown time unit"));
+        assert!(parse("soon")
+            .unwrap_err()
+            .contains("must start with a number"));
+        assert!(parse("10 fortnights")
+            .unwrap_err()
+            .contains("unknown time unit"));
         assert!(parse("99999999999999999999 s").is_err());
     }
 

@@ -89,7 +89,10 @@ impl Options {
                         options.mode = Mode::Apply;
                         Ok(())
                     }
-                    _ => Err(format!("must be 'recommend' or 'apply', using '{}'", options.mode)),
+                    _ => Err(format!(
+                        "must be 'recommend' or 'apply', using '{}'",
+                        options.mode
+                    )),
                 },
                 "summary-interval" => match duration::parse(value) {
                     Ok(d) if d >= Duration::from_secs(1) => {
@@ -100,7 +103,10 @@ impl Options {
                         "must be at least 1 s, using {}",
                         duration::format(options.summary_interval)
                     )),
-                    Err(e) => Err(format!("{e}; using {}", duration::format(options.summary_interval))),
+                    Err(e) => Err(format!(
+                        "{e}; using {}",
+                        duration::format(options.summary_interval)
+                    )),
                 },
                 "window-size" => match value.parse::<usize>() {
                     Ok(n) if (2..=10_000).contains(&n) => {
@@ -117,12 +123,19 @@ impl Options {
                     Ok(())
                 }
                 "output-dir" => Err("is empty, using the Flink log folder".to_string()),
-                k if JAVA_SIDE_OPTIONS.contains(&k) || FLINK_REPORTER_OPTIONS.contains(&k) => Ok(()),
+                k if JAVA_SIDE_OPTIONS.contains(&k) || FLINK_REPORTER_OPTIONS.contains(&k) => {
+                    Ok(())
+                }
                 k if k.starts_with("filter.") || k.starts_with("scope.") => Ok(()),
-                _ => Err(format!("is not an option of this plugin (known: {})", OPTIONS.join(", "))),
+                _ => Err(format!(
+                    "is not an option of this plugin (known: {})",
+                    OPTIONS.join(", ")
+                )),
             };
             if let Err(reason) = result {
-                problems.push(format!("metrics.reporter.autotune.{key}: '{value}' {reason}"));
+                problems.push(format!(
+                    "metrics.reporter.autotune.{key}: '{value}' {reason}"
+                ));
             }
         }
         ParsedOptions { options, problems }
@@ -137,7 +150,10 @@ impl fmt::Display for Options {
             self.mode,
             duration::format(self.summary_interval),
             self.window_size,
-            self.output_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<flink log dir>".into())
+            self.output_dir
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "<flink log dir>".into())
         )
     }
 }
@@ -182,7 +198,8 @@ mod tests {
         ]);
         assert_eq!(parsed.options, Options::default());
         assert_eq!(parsed.problems.len(), 4);
-        assert!(parsed.problems[0].contains("metrics.reporter.autotune.mode: 'yolo' must be 'recommend' or 'apply'"));
+        assert!(parsed.problems[0]
+            .contains("metrics.reporter.autotune.mode: 'yolo' must be 'recommend' or 'apply'"));
         assert!(parsed.problems[1].contains("using 1min"));
         assert!(parsed.problems[2].contains("from 2 to 10000"));
         assert!(parsed.problems[3].contains("not an option of this plugin"));

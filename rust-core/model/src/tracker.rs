@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use crate::catalogue::{self, CatalogueError, Component, Interner, MetricIdentity, RawMetric, Scope};
+use crate::catalogue::{
+    self, CatalogueError, Component, Interner, MetricIdentity, RawMetric, Scope,
+};
 use crate::window::{SampleRing, Samples};
 
 /// Slot numbers are dense indexes chosen by the shim; anything larger is a bug there.
@@ -69,9 +71,15 @@ impl Tracker {
     }
 
     /// Registers the metric Flink just added under `slot`.
-    pub fn register(&mut self, slot: usize, raw: RawMetric<'_>) -> Result<Registration, CatalogueError> {
+    pub fn register(
+        &mut self,
+        slot: usize,
+        raw: RawMetric<'_>,
+    ) -> Result<Registration, CatalogueError> {
         if slot >= MAX_SLOTS {
-            return Err(CatalogueError(format!("slot {slot} is out of range (max {MAX_SLOTS})")));
+            return Err(CatalogueError(format!(
+                "slot {slot} is out of range (max {MAX_SLOTS})"
+            )));
         }
         let identity = MetricIdentity::parse(raw, &mut self.strings)?;
         if !catalogue::is_tracked(&identity) {
@@ -89,25 +97,36 @@ impl Tracker {
             let job = self.jobs.entry(job_id.clone()).or_default();
             job.name = job_name.clone();
             job.metrics += 1;
-            if let (Some(vertex_id), Some(subtask)) = (&identity.vertex_id, identity.subtask_index) {
+            if let (Some(vertex_id), Some(subtask)) = (&identity.vertex_id, identity.subtask_index)
+            {
                 let vertex = job.vertices.entry(vertex_id.clone()).or_default();
-                vertex.name = identity.vertex_name.clone().unwrap_or_else(|| vertex_id.clone());
+                vertex.name = identity
+                    .vertex_name
+                    .clone()
+                    .unwrap_or_else(|| vertex_id.clone());
                 *vertex.subtasks.entry(subtask).or_default() += 1;
             }
         }
-        self.slots[slot] = Some(TrackedMetric { identity, since_round: self.ring.rounds() });
+        self.slots[slot] = Some(TrackedMetric {
+            identity,
+            since_round: self.ring.rounds(),
+        });
         self.tracked += 1;
         Ok(Registration::Tracked)
     }
 
     /// Forgets the metric in `slot`; unknown slots are ignored.
     pub fn unregister(&mut self, slot: usize) {
-        let Some(metric) = self.slots.get_mut(slot).and_then(Option::take) else { return };
+        let Some(metric) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
         self.tracked -= 1;
         let id = metric.identity;
         self.per_component[component_index(id.component)] -= 1;
         let Some(job_id) = &id.job_id else { return };
-        let Some(job) = self.jobs.get_mut(job_id) else { return };
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return;
+        };
         job.metrics -= 1;
         if let (Some(vertex_id), Some(subtask)) = (&id.vertex_id, id.subtask_index) {
             if let Some(vertex) = job.vertices.get_mut(vertex_id) {
@@ -171,10 +190,10 @@ impl Tracker {
 
     /// Tracked metrics, in slot order.
     pub fn metrics(&self) -> impl Iterator<Item = (&MetricIdentity, Samples<'_>)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, m)| m.as_ref().map(|m| (&m.identity, self.ring.samples(slot, m.since_round))))
+        self.slots.iter().enumerate().filter_map(|(slot, m)| {
+            m.as_ref()
+                .map(|m| (&m.identity, self.ring.samples(slot, m.since_round)))
+        })
     }
 
     /// A snapshot of what is tracked, for the periodic STATUS line.
@@ -200,7 +219,9 @@ impl Tracker {
             .collect();
         // Latest busy time (hottest subtask) and source backlog (sum) per vertex.
         for (id, window) in self.metrics() {
-            let (Some(job_id), Some(vertex_id), Some(value)) = (&id.job_id, &id.vertex_id, window.last()) else {
+            let (Some(job_id), Some(vertex_id), Some(value)) =
+                (&id.job_id, &id.vertex_id, window.last())
+            else {
                 continue;
             };
             if !value.is_finite() {
@@ -215,7 +236,8 @@ impl Tracker {
             };
             match (id.scope, id.path.as_ref()) {
                 (Scope::Task, "busyTimeMsPerSecond") => {
-                    vertex.busy_ms_per_s = Some(vertex.busy_ms_per_s.map_or(value, |b: f64| b.max(value)))
+                    vertex.busy_ms_per_s =
+                        Some(vertex.busy_ms_per_s.map_or(value, |b: f64| b.max(value)))
                 }
                 (Scope::Operator, "pendingRecords") => {
                     vertex.pending_records = Some(vertex.pending_records.unwrap_or(0.0) + value)
@@ -224,7 +246,13 @@ impl Tracker {
             }
         }
         jobs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        Summary { role: self.role(), tracked: self.tracked, ignored: self.ignored, rounds: self.rounds(), jobs }
+        Summary {
+            role: self.role(),
+            tracked: self.tracked,
+            ignored: self.ignored,
+            rounds: self.rounds(),
+            jobs,
+        }
     }
 }
 
@@ -321,7 +349,13 @@ impl fmt::Display for Summary {
             write!(f, " | job \"{}\" ({}):", job.name, job.id)?;
             for (i, v) in job.vertices.iter().enumerate() {
                 let sep = if i == 0 { " " } else { "; " };
-                write!(f, "{sep}vertex \"{}\" ({}) subtasks=[{}]", v.name, v.id, compact_ranges(&v.subtasks))?;
+                write!(
+                    f,
+                    "{sep}vertex \"{}\" ({}) subtasks=[{}]",
+                    v.name,
+                    v.id,
+                    compact_ranges(&v.subtasks)
+                )?;
                 if let Some(busy) = v.busy_ms_per_s {
                     write!(f, " busy={busy:.0}ms/s")?;
                 }
@@ -339,7 +373,12 @@ mod tests {
     use super::*;
     use crate::catalogue::MetricKind;
 
-    fn task_vars(job: &'static str, vertex: &'static str, name: &'static str, subtask: &'static str) -> Vec<(&'static str, &'static str)> {
+    fn task_vars(
+        job: &'static str,
+        vertex: &'static str,
+        name: &'static str,
+        subtask: &'static str,
+    ) -> Vec<(&'static str, &'static str)> {
         vec![
             ("<host>", "h"),
             ("<tm_id>", "tm-1"),
@@ -351,9 +390,23 @@ mod tests {
         ]
     }
 
-    fn register(t: &mut Tracker, slot: usize, vars: &[(&str, &str)], scope: &str, name: &str) -> Registration {
-        t.register(slot, RawMetric { variables: vars, logical_scope: Some(scope), name, kind: MetricKind::Gauge })
-            .unwrap()
+    fn register(
+        t: &mut Tracker,
+        slot: usize,
+        vars: &[(&str, &str)],
+        scope: &str,
+        name: &str,
+    ) -> Registration {
+        t.register(
+            slot,
+            RawMetric {
+                variables: vars,
+                logical_scope: Some(scope),
+                name,
+                kind: MetricKind::Gauge,
+            },
+        )
+        .unwrap()
     }
 
     #[test]
@@ -363,10 +416,40 @@ mod tests {
         let w0 = task_vars("j1", "v-work", "Work", "0");
         let w1 = task_vars("j1", "v-work", "Work", "1");
         let s0 = task_vars("j1", "v-src", "Source: Queue Source", "0");
-        assert_eq!(register(&mut t, 0, &w0, "taskmanager.job.task", "busyTimeMsPerSecond"), Registration::Tracked);
-        assert_eq!(register(&mut t, 1, &w1, "taskmanager.job.task", "busyTimeMsPerSecond"), Registration::Tracked);
-        assert_eq!(register(&mut t, 2, &s0, "taskmanager.job.task", "busyTimeMsPerSecond"), Registration::Tracked);
-        assert_eq!(register(&mut t, 3, &w0, "taskmanager.job.task.operator.mine", "x"), Registration::Ignored);
+        assert_eq!(
+            register(
+                &mut t,
+                0,
+                &w0,
+                "taskmanager.job.task",
+                "busyTimeMsPerSecond"
+            ),
+            Registration::Tracked
+        );
+        assert_eq!(
+            register(
+                &mut t,
+                1,
+                &w1,
+                "taskmanager.job.task",
+                "busyTimeMsPerSecond"
+            ),
+            Registration::Tracked
+        );
+        assert_eq!(
+            register(
+                &mut t,
+                2,
+                &s0,
+                "taskmanager.job.task",
+                "busyTimeMsPerSecond"
+            ),
+            Registration::Tracked
+        );
+        assert_eq!(
+            register(&mut t, 3, &w0, "taskmanager.job.task.operator.mine", "x"),
+            Registration::Ignored
+        );
         assert_eq!(t.role(), Role::TaskManager);
         assert_eq!(t.tracked(), 3);
 
@@ -378,16 +461,31 @@ mod tests {
         assert_eq!(work.subtasks, vec![0, 1]);
         assert_eq!(work.busy_ms_per_s, Some(1000.0));
         let line = summary.to_string();
-        assert!(line.contains("vertex \"Work\" (v-work) subtasks=[0-1] busy=1000ms/s"), "{line}");
+        assert!(
+            line.contains("vertex \"Work\" (v-work) subtasks=[0-1] busy=1000ms/s"),
+            "{line}"
+        );
 
         t.unregister(1);
-        assert_eq!(t.summary().jobs[0].vertices.iter().find(|v| v.name == "Work").unwrap().subtasks, vec![0]);
+        assert_eq!(
+            t.summary().jobs[0]
+                .vertices
+                .iter()
+                .find(|v| v.name == "Work")
+                .unwrap()
+                .subtasks,
+            vec![0]
+        );
         t.unregister(0);
         t.unregister(2);
         t.unregister(2); // twice is harmless
         assert!(t.summary().jobs.is_empty());
         assert_eq!(t.tracked(), 0);
-        assert!(t.strings.len() < 4, "job strings released, left: {}", t.strings.len());
+        assert!(
+            t.strings.len() < 4,
+            "job strings released, left: {}",
+            t.strings.len()
+        );
     }
 
     #[test]
@@ -396,7 +494,17 @@ mod tests {
         let tm = [("<tm_id>", "tm")];
         register(&mut t, 5, &tm, "taskmanager.Status.JVM.Memory.Heap", "Used");
         for round in 0..10 {
-            t.record_round(round, &[f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN, round as f64]);
+            t.record_round(
+                round,
+                &[
+                    f64::NAN,
+                    f64::NAN,
+                    f64::NAN,
+                    f64::NAN,
+                    f64::NAN,
+                    round as f64,
+                ],
+            );
         }
         let (id, window) = t.metric(5).unwrap();
         assert_eq!(id.rest_name(), "Status.JVM.Memory.Heap.Used");
@@ -410,23 +518,41 @@ mod tests {
     fn a_reused_slot_starts_an_empty_window() {
         let mut t = Tracker::new(8);
         let tm = [("<tm_id>", "tm")];
-        register(&mut t, 0, &tm, "taskmanager.Status.JVM.CPU", "Load");
+        register(&mut t, 0, &tm, "taskmanager.Status.JVM.CPU", "Time");
         t.record_round(0, &[0.5]);
         t.unregister(0);
-        register(&mut t, 0, &tm, "taskmanager.Status.JVM.Threads", "Count");
+        register(
+            &mut t,
+            0,
+            &tm,
+            "taskmanager.Status.JVM.Memory.Heap",
+            "Committed",
+        );
         assert!(t.metric(0).unwrap().1.is_empty());
         t.record_round(1, &[42.0]);
-        assert_eq!(t.metric(0).unwrap().1.values().collect::<Vec<_>>(), vec![42.0]);
+        assert_eq!(
+            t.metric(0).unwrap().1.values().collect::<Vec<_>>(),
+            vec![42.0]
+        );
     }
 
     #[test]
     fn rounds_filled_in_place_count_once_committed() {
         let mut t = Tracker::new(4);
-        register(&mut t, 1, &[("<tm_id>", "tm")], "taskmanager.Status.JVM.CPU", "Load");
+        register(
+            &mut t,
+            1,
+            &[("<tm_id>", "tm")],
+            "taskmanager.Status.JVM.CPU",
+            "Time",
+        );
         t.next_round(2).copy_from_slice(&[9.0, 0.25]);
         assert_eq!(t.rounds(), 0);
         t.commit_round(5);
-        assert_eq!(t.metric(1).unwrap().1.iter().collect::<Vec<_>>(), vec![(5, 0.25)]);
+        assert_eq!(
+            t.metric(1).unwrap().1.iter().collect::<Vec<_>>(),
+            vec![(5, 0.25)]
+        );
     }
 
     #[test]
@@ -436,7 +562,13 @@ mod tests {
             let mut vars = task_vars("j", "v-src", "Source: Queue Source", subtask);
             vars.push(("<operator_name>", "Source: Queue Source"));
             vars.push(("<operator_id>", "op"));
-            register(&mut t, slot, &vars, "taskmanager.job.task.operator", "pendingRecords");
+            register(
+                &mut t,
+                slot,
+                &vars,
+                "taskmanager.job.task.operator",
+                "pendingRecords",
+            );
         }
         t.record_round(0, &[100.0, 23.0]);
         assert_eq!(t.summary().jobs[0].vertices[0].pending_records, Some(123.0));
@@ -445,8 +577,20 @@ mod tests {
     #[test]
     fn both_components_mean_a_minicluster() {
         let mut t = Tracker::new(2);
-        register(&mut t, 0, &[("<tm_id>", "tm")], "taskmanager.Status.JVM.CPU", "Load");
-        register(&mut t, 1, &[("<host>", "h")], "jobmanager", "taskSlotsTotal");
+        register(
+            &mut t,
+            0,
+            &[("<tm_id>", "tm")],
+            "taskmanager.Status.JVM.CPU",
+            "Time",
+        );
+        register(
+            &mut t,
+            1,
+            &[("<host>", "h")],
+            "jobmanager",
+            "taskSlotsTotal",
+        );
         assert_eq!(t.role(), Role::MiniCluster);
     }
 
@@ -454,7 +598,15 @@ mod tests {
     fn slot_out_of_range_is_refused() {
         let mut t = Tracker::new(2);
         let err = t
-            .register(MAX_SLOTS, RawMetric { variables: &[], logical_scope: Some("jobmanager"), name: "taskSlotsTotal", kind: MetricKind::Gauge })
+            .register(
+                MAX_SLOTS,
+                RawMetric {
+                    variables: &[],
+                    logical_scope: Some("jobmanager"),
+                    name: "taskSlotsTotal",
+                    kind: MetricKind::Gauge,
+                },
+            )
             .unwrap_err();
         assert!(err.0.contains("out of range"));
     }

@@ -24,7 +24,14 @@ pub struct SampleRing {
 impl SampleRing {
     pub fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "a window needs room for at least one round");
-        SampleRing { capacity, width: 0, data: Vec::new(), times: vec![0; capacity], rounds: 0, written_width: 0 }
+        SampleRing {
+            capacity,
+            width: 0,
+            data: Vec::new(),
+            times: vec![0; capacity],
+            rounds: 0,
+            written_width: 0,
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -84,8 +91,17 @@ impl SampleRing {
     pub fn samples(&self, slot: usize, since: u64) -> Samples<'_> {
         let oldest_kept = self.rounds.saturating_sub(self.capacity as u64);
         let first = since.max(oldest_kept);
-        let len = if slot < self.width { self.rounds.saturating_sub(first) as usize } else { 0 };
-        Samples { ring: self, slot, first, len }
+        let len = if slot < self.width {
+            self.rounds.saturating_sub(first) as usize
+        } else {
+            0
+        };
+        Samples {
+            ring: self,
+            slot,
+            first,
+            len,
+        }
     }
 }
 
@@ -109,7 +125,10 @@ impl<'a> Samples<'a> {
 
     fn at(&self, round: u64) -> (i64, f64) {
         let row = (round % self.ring.capacity as u64) as usize;
-        (self.ring.times[row], self.ring.data[row * self.ring.width + self.slot])
+        (
+            self.ring.times[row],
+            self.ring.data[row * self.ring.width + self.slot],
+        )
     }
 
     /// `(epoch millis, value)` pairs from oldest to newest; NaN marks a round without a value.
@@ -129,7 +148,12 @@ impl<'a> Samples<'a> {
 
     /// Summary of the finite samples; `None` when there is none.
     pub fn stats(&self) -> Option<WindowStats> {
-        let mut stats = WindowStats { count: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, mean: 0.0 };
+        let mut stats = WindowStats {
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            mean: 0.0,
+        };
         let mut sum = 0.0;
         for v in self.values().filter(|v| v.is_finite()) {
             stats.count += 1;
@@ -137,7 +161,10 @@ impl<'a> Samples<'a> {
             stats.max = stats.max.max(v);
             sum += v;
         }
-        (stats.count > 0).then(|| WindowStats { mean: sum / stats.count as f64, ..stats })
+        (stats.count > 0).then(|| WindowStats {
+            mean: sum / stats.count as f64,
+            ..stats
+        })
     }
 }
 
@@ -163,7 +190,10 @@ mod tests {
         }
         let first = ring.samples(0, 0);
         assert_eq!(first.values().collect::<Vec<_>>(), vec![3.0, 4.0, 5.0]);
-        assert_eq!(first.iter().map(|(t, _)| t).collect::<Vec<_>>(), vec![3000, 4000, 5000]);
+        assert_eq!(
+            first.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+            vec![3000, 4000, 5000]
+        );
         assert_eq!(ring.samples(1, 0).last(), Some(-5.0));
     }
 
@@ -183,7 +213,10 @@ mod tests {
         ring.record(0, &[1.0]);
         ring.record(1, &[2.0, 20.0]);
         ring.record(2, &[3.0]);
-        assert_eq!(ring.samples(0, 0).values().collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(
+            ring.samples(0, 0).values().collect::<Vec<_>>(),
+            vec![1.0, 2.0, 3.0]
+        );
         let second: Vec<f64> = ring.samples(1, 0).values().collect();
         assert!(second[0].is_nan() && second[1] == 20.0 && second[2].is_nan());
         assert!(ring.samples(500, 0).is_empty());
