@@ -89,7 +89,7 @@ public final class ReportBenchmark {
                     s.run();
                 }
             }
-            int repetitions = 11;
+            int repetitions = 21;
             double[][] nsPerMetric = new double[subjects.length][repetitions];
             // Interleaved, so a noisy moment hurts every subject alike; medians below.
             for (int rep = 0; rep < repetitions; rep++) {
@@ -101,11 +101,17 @@ public final class ReportBenchmark {
                     nsPerMetric[s][rep] = (System.nanoTime() - start) / (double) rounds / size;
                 }
             }
-            double f = median(nsPerMetric[0]);
-            double a = median(nsPerMetric[1]);
-            double l = median(nsPerMetric[2]);
-            System.out.printf("%-8d %14.2f %16.2f %14.2f %11.2fx %12.1fx %14.0f%n", size, f, a, l, a / f, l / a,
-                    nativeBytesPerMetric);
+            // Ratios are taken within each repetition (the subjects ran back to back), then the
+            // median: a machine-wide slowdown during one repetition cancels out.
+            double[] autotuneOverFloor = new double[repetitions];
+            double[] slf4jOverAutotune = new double[repetitions];
+            for (int rep = 0; rep < repetitions; rep++) {
+                autotuneOverFloor[rep] = nsPerMetric[1][rep] / nsPerMetric[0][rep];
+                slf4jOverAutotune[rep] = nsPerMetric[2][rep] / nsPerMetric[1][rep];
+            }
+            System.out.printf("%-8d %14.2f %16.2f %14.2f %11.2fx %12.1fx %14.0f%n", size, median(nsPerMetric[0]),
+                    median(nsPerMetric[1]), median(nsPerMetric[2]), median(autotuneOverFloor),
+                    median(slf4jOverAutotune), nativeBytesPerMetric);
             autotune.close();
             slf4j.close();
         }
