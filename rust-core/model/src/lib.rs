@@ -8,6 +8,7 @@
 pub mod catalogue;
 pub mod duration;
 pub mod options;
+pub mod scaling;
 pub mod tracker;
 pub mod window;
 

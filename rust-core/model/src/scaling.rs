@@ -1,0 +1,732 @@
+//! Per-vertex scaling: which vertex is the bottleneck and what parallelism every vertex
+//! needs, in one step (the DS2 / FLIP-271 family).
+//!
+//! For every vertex the model estimates its *true processing rate* (the records per second
+//! it could handle at 100% busy), the *target rate* it must sustain (what the sources
+//! receive, plus the catch-up of their backlog, carried through the DAG with the measured
+//! output ratios), and from both the parallelism that runs it at the target utilization.
+//! Key groups and source partitions are honoured by sizing for the *effective* parallelism
+//! (the hottest subtask's share), which never blocks a needed scale-up. Every output carries
+//! its evidence. The function is pure: metrics, configuration and the previous decisions go
+//! in; decisions and the updated history come out.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+/// How records travel along an edge (the REST plan's `ship_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipStrategy {
+    Forward,
+    /// `keyBy`: records go to the subtask owning their key group.
+    Hash,
+    Rebalance,
+    Rescale,
+    Broadcast,
+    Other,
+}
+
+impl ShipStrategy {
+    /// Reads the REST API's spelling (`HASH`, `FORWARD`, `REBALANCE`, ...).
+    pub fn from_rest(text: &str) -> Self {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "FORWARD" => ShipStrategy::Forward,
+            "HASH" => ShipStrategy::Hash,
+            "REBALANCE" => ShipStrategy::Rebalance,
+            "RESCALE" => ShipStrategy::Rescale,
+            "BROADCAST" => ShipStrategy::Broadcast,
+            _ => ShipStrategy::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    /// Index of the upstream vertex in [`JobSnapshot::vertices`].
+    pub from: usize,
+    pub to: usize,
+    pub ship: ShipStrategy,
+}
+
+/// What the window says about one vertex. Rates are totals over all subtasks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VertexSnapshot {
+    pub id: String,
+    pub name: String,
+    pub parallelism: u32,
+    /// Key groups (the vertex's max parallelism).
+    pub max_parallelism: u32,
+    /// Partitions (or splits) of a source, where known.
+    pub source_partitions: Option<u32>,
+    pub is_source: bool,
+    /// Records per second entering the vertex; for a source, read from the external system.
+    pub records_in_rate: f64,
+    pub records_out_rate: f64,
+    /// Average busy ratio over subtasks (0..1); NaN when Flink has none (legacy sources).
+    pub busy: f64,
+    /// Busy ratio of the hottest subtask.
+    pub busy_max: f64,
+    /// Average back-pressured ratio over subtasks (0..1).
+    pub backpressure: f64,
+    /// Source backlog (`pendingRecords` summed over subtasks), if the source reports one.
+    pub pending_records: Option<f64>,
+    /// How fast the backlog grew over the window, records per second (negative: draining).
+    pub backlog_growth: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSnapshot {
+    pub job_id: String,
+    pub job_name: String,
+    pub vertices: Vec<VertexSnapshot>,
+    pub edges: Vec<Edge>,
+    /// Task slots of the cluster (free plus used by this job), where known.
+    pub available_slots: Option<u32>,
+    pub slots_per_taskmanager: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalingConfig {
+    /// Busy ratio each vertex should run at after scaling.
+    pub target_utilization: f64,
+    /// Vertices whose expected utilization stays within this band keep their parallelism,
+    /// so small changes that do not matter are ignored.
+    pub hold_band: (f64, f64),
+    /// Time in which an existing backlog should be consumed on top of the arrivals.
+    pub catch_up: Duration,
+    /// A scale-down is applied only after it was recommended for this long, and then to the
+    /// highest parallelism recommended meanwhile.
+    pub scale_down_delay: Duration,
+    /// A subtask at or above this busy ratio is saturated.
+    pub saturation: f64,
+    /// Hottest-to-average busy ratio from which a saturated vertex counts as skewed.
+    pub skew_ratio: f64,
+    /// A scale-up that delivered less than this share of its expected gain was ineffective.
+    pub effectiveness_threshold: f64,
+    pub min_parallelism: u32,
+    /// Upper limit for every vertex (besides its key groups); per-vertex limits override.
+    pub max_parallelism: u32,
+    /// Per-vertex `(min, max)` limits by vertex id.
+    pub vertex_limits: BTreeMap<String, (u32, u32)>,
+}
+
+impl Default for ScalingConfig {
+    fn default() -> Self {
+        ScalingConfig {
+            target_utilization: 0.7,
+            hold_band: (0.4, 0.9),
+            catch_up: Duration::from_secs(5 * 60),
+            scale_down_delay: Duration::from_secs(10 * 60),
+            saturation: 0.9,
+            skew_ratio: 2.0,
+            effectiveness_threshold: 0.1,
+            min_parallelism: 1,
+            max_parallelism: 10_000,
+            vertex_limits: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the model remembers between decisions, per vertex id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScalingHistory {
+    vertices: BTreeMap<String, VertexHistory>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct VertexHistory {
+    /// The last scale-up recommended: parallelism from/to, processing rate before, expected after.
+    last_scale_up: Option<ScaleUpRecord>,
+    /// Scale-down recommendations not applied yet: (epoch millis, parallelism).
+    pending_scale_downs: VecDeque<(i64, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ScaleUpRecord {
+    from: u32,
+    to: u32,
+    rate_before: f64,
+    expected_rate: f64,
+}
+
+/// Stable codes of scaling decisions and findings (grep for them; dashboards count them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Code {
+    /// AT101: more parallelism needed.
+    ScaleUp,
+    /// AT102: less parallelism suffices.
+    ScaleDown,
+    /// AT110: the vertex that limits the job now.
+    Bottleneck,
+    /// AT120: the hottest subtask is saturated while the others are not.
+    DataSkew,
+    /// AT121: the last scale-up did not raise the vertex's rate: something outside limits it.
+    ExternalBottleneck,
+    /// AT122: a source without a backlog metric: its arrival rate is only what it consumed.
+    NoBacklogMetric,
+    /// AT123: the vertex cannot go wider (partitions, key groups or its limit).
+    ParallelismBound,
+    /// AT124: the recommendation needs more task slots than the cluster has.
+    SlotsShort,
+    /// AT125: a scale-down waits for its delay.
+    ScaleDownDelayed,
+}
+
+impl Code {
+    pub fn code(self) -> &'static str {
+        match self {
+            Code::ScaleUp => "AT101",
+            Code::ScaleDown => "AT102",
+            Code::Bottleneck => "AT110",
+            Code::DataSkew => "AT120",
+            Code::ExternalBottleneck => "AT121",
+            Code::NoBacklogMetric => "AT122",
+            Code::ParallelismBound => "AT123",
+            Code::SlotsShort => "AT124",
+            Code::ScaleDownDelayed => "AT125",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::ScaleUp => "SCALE_UP",
+            Code::ScaleDown => "SCALE_DOWN",
+            Code::Bottleneck => "BOTTLENECK",
+            Code::DataSkew => "DATA_SKEW",
+            Code::ExternalBottleneck => "EXTERNAL_BOTTLENECK",
+            Code::NoBacklogMetric => "NO_BACKLOG_METRIC",
+            Code::ParallelismBound => "PARALLELISM_BOUND",
+            Code::SlotsShort => "SLOTS_SHORT",
+            Code::ScaleDownDelayed => "SCALE_DOWN_DELAYED",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code(), self.name())
+    }
+}
+
+/// A finding: a code and a sentence a person can act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub code: Code,
+    pub message: String,
+}
+
+/// The numbers a decision rests on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    /// Records/s the vertex could process at 100% busy with its current parallelism.
+    pub true_rate: f64,
+    /// Records/s it must sustain: arrivals carried through the DAG.
+    pub arrival_rate: f64,
+    /// Records/s on top, to consume the sources' backlog within the catch-up time.
+    pub catch_up_rate: f64,
+    pub records_in_rate: f64,
+    pub busy: f64,
+    pub busy_max: f64,
+    pub backpressure: f64,
+    pub pending_records: Option<f64>,
+    pub backlog_growth: Option<f64>,
+    /// Busy ratio the vertex would have at the target rate with its current parallelism.
+    pub expected_utilization: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VertexDecision {
+    pub id: String,
+    pub name: String,
+    pub current: u32,
+    pub recommended: u32,
+    pub evidence: Evidence,
+    pub findings: Vec<Finding>,
+}
+
+impl VertexDecision {
+    /// The decision's code: scale up, scale down, or none when it keeps its parallelism.
+    pub fn code(&self) -> Option<Code> {
+        match self.recommended.cmp(&self.current) {
+            std::cmp::Ordering::Greater => Some(Code::ScaleUp),
+            std::cmp::Ordering::Less => Some(Code::ScaleDown),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
+    pub fn has(&self, code: Code) -> bool {
+        self.findings.iter().any(|f| f.code == code)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobDecision {
+    pub vertices: Vec<VertexDecision>,
+    /// Findings about the job as a whole (slots).
+    pub findings: Vec<Finding>,
+    /// Index of the vertex that limits the job now, if one does.
+    pub bottleneck: Option<usize>,
+    /// Task slots the recommended parallelism needs (one slot sharing group).
+    pub slots_needed: u32,
+}
+
+impl JobDecision {
+    /// `pipeline.jobvertex-parallelism-overrides` for every vertex: `id:p,id:p`.
+    pub fn parallelism_overrides(&self) -> String {
+        self.vertices
+            .iter()
+            .map(|v| format!("{}:{}", v.id, v.recommended))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn changes(&self) -> impl Iterator<Item = &VertexDecision> {
+        self.vertices.iter().filter(|v| v.recommended != v.current)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalingError(pub String);
+
+impl fmt::Display for ScalingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScalingError {}
+
+/// Busy or idle below this share of a second counts as "no measurement".
+const MEASURABLE: f64 = 0.01;
+
+/// Decides the parallelism of every vertex of a job.
+pub fn decide(
+    job: &JobSnapshot,
+    config: &ScalingConfig,
+    history: &mut ScalingHistory,
+    now_ms: i64,
+) -> Result<JobDecision, ScalingError> {
+    let n = job.vertices.len();
+    let order = topological_order(n, &job.edges)?;
+    let inputs: Vec<Vec<&Edge>> = (0..n)
+        .map(|v| job.edges.iter().filter(|e| e.to == v).collect())
+        .collect();
+
+    let true_rates: Vec<f64> = job.vertices.iter().map(true_processing_rate).collect();
+    let mut arrival = vec![0.0; n];
+    let mut catch_up = vec![0.0; n];
+    let mut findings: Vec<Vec<Finding>> = vec![Vec::new(); n];
+    let catch_up_secs = config.catch_up.as_secs_f64();
+    for &v in &order {
+        let vertex = &job.vertices[v];
+        if vertex.is_source || inputs[v].is_empty() {
+            let consumed = finite_or(vertex.records_in_rate, 0.0);
+            if let Some(pending) = vertex.pending_records {
+                arrival[v] = (consumed + vertex.backlog_growth.unwrap_or(0.0)).max(0.0);
+                catch_up[v] = if catch_up_secs > 0.0 {
+                    pending.max(0.0) / catch_up_secs
+                } else {
+                    0.0
+                };
+            } else {
+                arrival[v] = consumed;
+                let blocked = if vertex.backpressure >= 0.1 {
+                    format!(
+                        "; it is back-pressured {:.0}% of the time, so the real demand may be higher and shows once the bottleneck downstream is relieved",
+                        vertex.backpressure * 100.0
+                    )
+                } else {
+                    String::new()
+                };
+                findings[v].push(Finding {
+                    code: Code::NoBacklogMetric,
+                    message: format!(
+                        "source reports no pendingRecords: its arrival rate is taken as the {consumed:.1} records/s it consumed and no backlog catch-up is planned{blocked}"
+                    ),
+                });
+            }
+        } else {
+            let upstream_out: f64 = inputs[v]
+                .iter()
+                .map(|e| finite_or(job.vertices[e.from].records_out_rate, 0.0))
+                .sum();
+            for edge in &inputs[v] {
+                let ratio = output_ratio(job, edge, upstream_out);
+                arrival[v] += arrival[edge.from] * ratio;
+                catch_up[v] += catch_up[edge.from] * ratio;
+            }
+        }
+    }
+
+    let mut decisions = Vec::with_capacity(n);
+    for v in 0..n {
+        let vertex = &job.vertices[v];
+        let current = vertex.parallelism.max(1);
+        let tpr = true_rates[v];
+        let target = arrival[v] + catch_up[v];
+        let per_subtask = tpr / current as f64;
+        let granularity = granularity(vertex, &inputs[v]);
+        let known = tpr.is_finite() && tpr > 0.0;
+        let expected_utilization = if known {
+            target / (per_subtask * granularity.effective(current))
+        } else if tpr.is_nan() {
+            f64::NAN
+        } else {
+            0.0
+        };
+        let (min_p, max_p) = limits(vertex, config);
+        let upper = granularity.upper(max_p);
+
+        // Processing nothing (infinite rate): the minimum will do.
+        let needed_effective = if known {
+            target / (per_subtask * config.target_utilization)
+        } else {
+            0.0
+        };
+        let mut recommended = if tpr.is_nan() {
+            current
+        } else {
+            granularity.smallest_with(needed_effective, upper)
+        };
+        if known && granularity.effective(upper) < needed_effective {
+            findings[v].push(Finding {
+                code: Code::ParallelismBound,
+                message: format!(
+                    "needs an effective parallelism of {needed_effective:.1} but cannot exceed {upper} ({}); at {upper} it would run at {:.0}% busy",
+                    granularity.bound_reason(max_p),
+                    100.0 * target / (per_subtask * granularity.effective(upper))
+                ),
+            });
+        }
+        recommended = recommended.clamp(min_p.min(upper), upper);
+
+        let (low, high) = config.hold_band;
+        if (low..=high).contains(&expected_utilization) && vertex.busy_max < config.saturation {
+            recommended = current; // close enough to the target: not worth a restart
+        }
+
+        // A saturated hottest subtask next to idle ones: more subtasks would not help.
+        if vertex.busy_max >= config.saturation
+            && vertex.busy > 0.0
+            && vertex.busy_max >= config.skew_ratio * vertex.busy
+            && current > 1
+        {
+            let keyed_by = inputs[v]
+                .iter()
+                .find(|e| e.ship == ShipStrategy::Hash)
+                .map(|e| format!("keys of the keyBy after \"{}\"", job.vertices[e.from].name));
+            findings[v].push(Finding {
+                code: Code::DataSkew,
+                message: format!(
+                    "hottest subtask {:.0}% busy while the average is {:.0}% ({:.1}x): the {} are unevenly spread over subtasks; more subtasks would not relieve the hot one, spread the hot keys instead (salt them, or pre-aggregate before the keyBy)",
+                    vertex.busy_max * 100.0,
+                    vertex.busy * 100.0,
+                    vertex.busy_max / vertex.busy,
+                    keyed_by.unwrap_or_else(|| "records".to_string())
+                ),
+            });
+            recommended = current;
+        }
+
+        let state = history.vertices.entry(vertex.id.clone()).or_default();
+        if let Some(last) = state.last_scale_up {
+            let expected_gain = last.expected_rate - last.rate_before;
+            if current == last.to && last.to > last.from && expected_gain > 0.0 && tpr.is_finite() {
+                let gain = tpr - last.rate_before;
+                if gain < config.effectiveness_threshold * expected_gain && recommended > current {
+                    findings[v].push(Finding {
+                        code: Code::ExternalBottleneck,
+                        message: format!(
+                            "the scale-up from {} to {} raised its processing rate by {:.1} records/s where {:.1} were expected: something outside the vertex (an external system, a lock, I/O) limits it, so it is not scaled further",
+                            last.from, last.to, gain, expected_gain
+                        ),
+                    });
+                    recommended = current;
+                }
+            }
+        }
+
+        if recommended < current {
+            let delay_ms = config.scale_down_delay.as_millis() as i64;
+            state.pending_scale_downs.push_back((now_ms, recommended));
+            let first = state
+                .pending_scale_downs
+                .front()
+                .map(|(t, _)| *t)
+                .unwrap_or(now_ms);
+            if now_ms - first < delay_ms {
+                findings[v].push(Finding {
+                    code: Code::ScaleDownDelayed,
+                    message: format!(
+                        "{current} -> {recommended} would suffice; scale-downs wait another {}s and then take the highest parallelism recommended meanwhile",
+                        (delay_ms - (now_ms - first)) / 1000
+                    ),
+                });
+                recommended = current;
+            } else {
+                let window_start = now_ms - delay_ms;
+                recommended = state
+                    .pending_scale_downs
+                    .iter()
+                    .filter(|(t, _)| *t >= window_start)
+                    .map(|(_, p)| *p)
+                    .max()
+                    .unwrap_or(recommended);
+                state.pending_scale_downs.clear();
+            }
+        } else {
+            state.pending_scale_downs.clear();
+        }
+        if recommended > current {
+            state.last_scale_up = Some(ScaleUpRecord {
+                from: current,
+                to: recommended,
+                rate_before: tpr,
+                expected_rate: per_subtask * granularity.effective(recommended),
+            });
+        }
+
+        decisions.push(VertexDecision {
+            id: vertex.id.clone(),
+            name: vertex.name.clone(),
+            current,
+            recommended,
+            evidence: Evidence {
+                true_rate: tpr,
+                arrival_rate: arrival[v],
+                catch_up_rate: catch_up[v],
+                records_in_rate: vertex.records_in_rate,
+                busy: vertex.busy,
+                busy_max: vertex.busy_max,
+                backpressure: vertex.backpressure,
+                pending_records: vertex.pending_records,
+                backlog_growth: vertex.backlog_growth,
+                expected_utilization,
+            },
+            findings: std::mem::take(&mut findings[v]),
+        });
+    }
+
+    // The bottleneck: the vertex that cannot keep up now (not one merely blocked by another).
+    let bottleneck = decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| {
+            d.evidence.expected_utilization >= 1.0 || d.evidence.busy_max >= config.saturation
+        })
+        .filter(|(_, d)| d.evidence.backpressure < 0.5)
+        .max_by(|a, b| {
+            a.1.evidence
+                .expected_utilization
+                .total_cmp(&b.1.evidence.expected_utilization)
+        })
+        .map(|(i, _)| i);
+    if let Some(b) = bottleneck {
+        let d = &mut decisions[b];
+        let message = format!(
+            "limits the job: {:.0}% busy (hottest subtask {:.0}%), must sustain {:.1} records/s, can do {:.1} at parallelism {}",
+            d.evidence.busy * 100.0,
+            d.evidence.busy_max * 100.0,
+            d.evidence.arrival_rate + d.evidence.catch_up_rate,
+            d.evidence.true_rate,
+            d.current
+        );
+        d.findings.insert(
+            0,
+            Finding {
+                code: Code::Bottleneck,
+                message,
+            },
+        );
+    }
+
+    let slots_needed = decisions.iter().map(|d| d.recommended).max().unwrap_or(0);
+    let mut job_findings = Vec::new();
+    if let Some(available) = job.available_slots {
+        if slots_needed > available {
+            let missing = slots_needed - available;
+            let more_tms = job
+                .slots_per_taskmanager
+                .filter(|s| *s > 0)
+                .map(|s| missing.div_ceil(s));
+            job_findings.push(Finding {
+                code: Code::SlotsShort,
+                message: format!(
+                    "the recommended parallelism needs {slots_needed} task slots, the cluster has {available}: add {missing} slots{}",
+                    more_tms.map(|t| format!(" ({t} more TaskManagers)")).unwrap_or_default()
+                ),
+            });
+        }
+    }
+    Ok(JobDecision {
+        vertices: decisions,
+        findings: job_findings,
+        bottleneck,
+        slots_needed,
+    })
+}
+
+/// Records/s the vertex could process at 100% busy: from busy time where Flink measures it,
+/// else from what it did while not back-pressured (sources throttled by back-pressure, whose
+/// busy time says little). NaN when nothing tells (a source without busy time that is not
+/// back-pressured: it may be at its limit or idle).
+fn true_processing_rate(v: &VertexSnapshot) -> f64 {
+    let rate = finite_or(v.records_in_rate, 0.0);
+    if rate <= 0.0 {
+        return f64::INFINITY; // nothing to process: any parallelism keeps up
+    }
+    let backpressure = finite_or(v.backpressure, 0.0);
+    if v.is_source && backpressure >= 0.1 {
+        return rate / (1.0 - backpressure).max(MEASURABLE);
+    }
+    if v.busy.is_finite() {
+        return rate / v.busy.max(MEASURABLE);
+    }
+    f64::NAN
+}
+
+/// Share of the upstream vertex's input that arrives at the downstream vertex over this edge.
+fn output_ratio(job: &JobSnapshot, edge: &Edge, upstream_out_total: f64) -> f64 {
+    let up = &job.vertices[edge.from];
+    let down = &job.vertices[edge.to];
+    let up_in = finite_or(up.records_in_rate, 0.0);
+    let up_out = finite_or(up.records_out_rate, 0.0);
+    let down_in = finite_or(down.records_in_rate, 0.0);
+    if up_in <= 0.0 {
+        return 1.0; // nothing flows: no evidence, assume records pass through
+    }
+    // The downstream input comes from all its inputs, in proportion to what each sends.
+    let share = if upstream_out_total > 0.0 {
+        up_out / upstream_out_total
+    } else {
+        1.0
+    };
+    if down_in > 0.0 {
+        down_in * share / up_in
+    } else {
+        up_out / up_in
+    }
+}
+
+/// How a vertex's load spreads over its subtasks: key groups behind a keyBy, partitions of a
+/// source, or evenly.
+#[derive(Debug, Clone, Copy)]
+enum Granularity {
+    Even,
+    /// `units` key groups or partitions dealt out to subtasks: the hottest subtask gets
+    /// `ceil(units / p)` of them.
+    Units {
+        units: u32,
+        partitions: bool,
+    },
+}
+
+impl Granularity {
+    /// The parallelism the vertex effectively has: total load over the hottest subtask's share.
+    fn effective(self, p: u32) -> f64 {
+        match self {
+            Granularity::Even => p as f64,
+            Granularity::Units { units, .. } => {
+                let p = p.min(units).max(1);
+                units as f64 / units.div_ceil(p) as f64
+            }
+        }
+    }
+
+    fn upper(self, limit: u32) -> u32 {
+        match self {
+            Granularity::Even => limit,
+            Granularity::Units { units, .. } => limit.min(units),
+        }
+    }
+
+    /// The smallest parallelism whose effective parallelism reaches `needed`, up to `upper`.
+    fn smallest_with(self, needed: f64, upper: u32) -> u32 {
+        let start = (needed.ceil().max(1.0) as u64).min(upper as u64) as u32;
+        (start..=upper)
+            .find(|&p| self.effective(p) >= needed)
+            .unwrap_or(upper)
+    }
+
+    fn bound_reason(self, limit: u32) -> String {
+        match self {
+            Granularity::Units {
+                units,
+                partitions: true,
+            } if units <= limit => {
+                format!("the source has {units} partitions")
+            }
+            Granularity::Units {
+                units,
+                partitions: false,
+            } if units <= limit => {
+                format!("max parallelism (key groups) is {units}")
+            }
+            _ => format!("its parallelism limit is {limit}"),
+        }
+    }
+}
+
+fn granularity(vertex: &VertexSnapshot, inputs: &[&Edge]) -> Granularity {
+    if let (true, Some(partitions)) = (vertex.is_source, vertex.source_partitions) {
+        return Granularity::Units {
+            units: partitions.max(1),
+            partitions: true,
+        };
+    }
+    if inputs.iter().any(|e| e.ship == ShipStrategy::Hash) {
+        return Granularity::Units {
+            units: vertex.max_parallelism.max(1),
+            partitions: false,
+        };
+    }
+    Granularity::Even
+}
+
+fn limits(vertex: &VertexSnapshot, config: &ScalingConfig) -> (u32, u32) {
+    let (min, max) = config
+        .vertex_limits
+        .get(&vertex.id)
+        .copied()
+        .unwrap_or((config.min_parallelism, config.max_parallelism));
+    let max = max.min(vertex.max_parallelism.max(1)).max(1);
+    (min.max(1).min(max), max)
+}
+
+fn finite_or(x: f64, fallback: f64) -> f64 {
+    if x.is_finite() {
+        x
+    } else {
+        fallback
+    }
+}
+
+fn topological_order(n: usize, edges: &[Edge]) -> Result<Vec<usize>, ScalingError> {
+    let mut indegree = vec![0usize; n];
+    for e in edges {
+        if e.from >= n || e.to >= n {
+            return Err(ScalingError(format!(
+                "edge {} -> {} names a vertex that is not in the plan",
+                e.from, e.to
+            )));
+        }
+        indegree[e.to] += 1;
+    }
+    let mut ready: VecDeque<usize> = (0..n).filter(|&v| indegree[v] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(v) = ready.pop_front() {
+        order.push(v);
+        for e in edges.iter().filter(|e| e.from == v) {
+            indegree[e.to] -= 1;
+            if indegree[e.to] == 0 {
+                ready.push_back(e.to);
+            }
+        }
+    }
+    if order.len() != n {
+        return Err(ScalingError(
+            "the job graph has a cycle; iterations are not supported".into(),
+        ));
+    }
+    Ok(order)
+}

@@ -1,0 +1,341 @@
+//! Worked examples of the scaling model. Where the numbers come from the unit tests of
+//! Flink's own autoscaler (flink-kubernetes-operator, `JobVertexScalerTest`,
+//! `ScalingMetricEvaluatorTest`, `BacklogBasedScalingTest`), the name says so and the
+//! expected parallelism is theirs.
+
+mod common;
+
+use std::time::Duration;
+
+use autotune_model::scaling::{decide, Code, ScalingConfig, ScalingHistory, ShipStrategy};
+use common::*;
+
+fn one(job: &autotune_model::scaling::JobSnapshot, config: &ScalingConfig) -> u32 {
+    decide(job, config, &mut ScalingHistory::default(), 0)
+        .unwrap()
+        .vertices[0]
+        .recommended
+}
+
+#[test]
+fn flink_parallelism_scaling_examples() {
+    // evaluated(parallelism, target rate, true processing rate) -> expected parallelism
+    assert_eq!(one(&evaluated(10, 50.0, 100.0), &eager(1.0)), 5);
+    assert_eq!(one(&evaluated(2, 100.0, 40.0), &eager(0.5)), 10);
+    assert_eq!(one(&evaluated(2, 100.0, 100.0), &eager(0.6)), 4);
+    assert_eq!(one(&evaluated(10, 80.0, 100.0), &eager(0.8)), 10);
+}
+
+#[test]
+fn flink_min_and_max_parallelism_limits() {
+    let mut config = eager(0.7);
+    config.min_parallelism = 5;
+    assert_eq!(one(&evaluated(10, 100.0, 500.0), &config), 5);
+
+    let mut config = eager(1.0);
+    config.max_parallelism = 10;
+    let job = evaluated(10, 500.0, 100.0);
+    let decision = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    assert_eq!(decision.vertices[0].recommended, 10);
+    // Not silently: the vertex needs 50 and says why it cannot have it.
+    assert!(
+        decision.vertices[0].has(Code::ParallelismBound),
+        "{:?}",
+        decision.vertices[0].findings
+    );
+}
+
+#[test]
+fn flink_lag_based_source_target_rates_propagate_with_the_output_ratio() {
+    // Source reads 100 records/s, its backlog grows 50/s (950 -> 1000 over 1 s) and it emits
+    // 200 records/s; the sink receives those 200. Catch-up time 2 s.
+    let mut src = source("source", 1, 100.0, 0.7, 1000.0, 50.0);
+    src.records_out_rate = 200.0;
+    let sink = vertex("sink", 1, 200.0, 0.35);
+    let job = job(vec![src, sink], vec![edge(0, 1, ShipStrategy::Rebalance)]);
+    let mut config = eager(0.7);
+    config.catch_up = Duration::from_secs(2);
+    let d = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    let (source, sink) = (&d.vertices[0].evidence, &d.vertices[1].evidence);
+    assert!((source.arrival_rate - 150.0).abs() < 1e-9, "{source:?}");
+    assert!((sink.arrival_rate - 300.0).abs() < 1e-9, "{sink:?}");
+    assert!((source.catch_up_rate - 500.0).abs() < 1e-9);
+    assert!((sink.catch_up_rate - 1000.0).abs() < 1e-9);
+
+    config.catch_up = Duration::ZERO;
+    let d = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    assert_eq!(d.vertices[1].evidence.catch_up_rate, 0.0);
+}
+
+#[test]
+fn flink_backlog_based_scaling_end_to_end() {
+    // Source reads 500 records/s at 85% busy with 2000 pending; the sink gets 500 at 85%.
+    // Target utilization 0.8, catch-up 2 s: both vertices go to 4.
+    let src = source("source", 1, 500.0, 0.85, 2000.0, 0.0);
+    let sink = vertex("sink", 1, 500.0, 0.85);
+    let job = job(vec![src, sink], vec![edge(0, 1, ShipStrategy::Rebalance)]);
+    let mut config = eager(0.8);
+    config.catch_up = Duration::from_secs(2);
+    let d = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    assert_eq!(
+        d.vertices.iter().map(|v| v.recommended).collect::<Vec<_>>(),
+        vec![4, 4]
+    );
+}
+
+#[test]
+fn flink_scale_down_after_its_interval_takes_the_highest_recommendation() {
+    let mut config = eager(1.0);
+    config.scale_down_delay = Duration::from_secs(60);
+    let mut history = ScalingHistory::default();
+    // parallelism 100, true rate 1000: targets 800, 900, 720, 640 within the minute...
+    for (t, target) in [(0, 800.0), (10, 900.0), (40, 720.0), (59, 640.0)] {
+        let d = decide(
+            &evaluated(100, target, 1000.0),
+            &config,
+            &mut history,
+            t * 1000,
+        )
+        .unwrap();
+        assert_eq!(d.vertices[0].recommended, 100, "at {t}s");
+        assert!(d.vertices[0].has(Code::ScaleDownDelayed));
+    }
+    // ...and at 60 s the highest of the window (90), not the latest (70).
+    let d = decide(
+        &evaluated(100, 700.0, 1000.0),
+        &config,
+        &mut history,
+        60_000,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 90);
+}
+
+#[test]
+fn flink_ineffective_scaling_detection() {
+    let config = eager(1.0);
+    let mut history = ScalingHistory::default();
+    let mut step = |p, target, tpr| {
+        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
+            .unwrap()
+            .vertices
+            .remove(0)
+    };
+    assert_eq!(step(5, 100.0, 50.0).recommended, 10);
+    assert_eq!(step(10, 180.0, 90.0).recommended, 20);
+    // 20 subtasks process 94 where 180 were expected from 90: +4 of +90.
+    let blocked = step(20, 180.0, 94.0);
+    assert_eq!(blocked.recommended, 20);
+    assert!(
+        blocked.has(Code::ExternalBottleneck),
+        "{:?}",
+        blocked.findings
+    );
+    // +10 of +90 is past the 10% threshold: scaling goes on.
+    assert_eq!(step(20, 180.0, 100.0).recommended, 36);
+}
+
+#[test]
+fn key_groups_are_honoured_without_blocking_the_scale_up() {
+    // 128 key groups, 16 subtasks, 1.5x the capacity needed: 24 subtasks would leave the
+    // hottest with 6 key groups (21.3 effective); 26 gives 5 each at most (25.6 effective).
+    let up = vertex("up", 16, 1000.0, 0.5);
+    let mut keyed = vertex("keyed", 16, 1000.0, 1.0);
+    keyed.max_parallelism = 128;
+    let job = job(vec![up, keyed], vec![edge(0, 1, ShipStrategy::Hash)]);
+    let mut src = job.clone();
+    src.vertices[0].is_source = true;
+    src.vertices[0].pending_records = Some(0.0);
+    src.vertices[0].backlog_growth = Some(500.0); // arrivals 1500/s
+    let d = decide(&src, &eager(1.0), &mut ScalingHistory::default(), 0).unwrap();
+    assert_eq!(d.vertices[1].recommended, 26);
+}
+
+#[test]
+fn source_partitions_bound_and_align_the_source() {
+    let mut s = source("s", 7, 700.0, 1.0, 0.0, 140.0); // needs 1.2x
+    s.source_partitions = Some(15);
+    assert_eq!(one(&job(vec![s.clone()], vec![]), &eager(1.0)), 15);
+
+    s.parallelism = 6;
+    s.records_in_rate = 600.0;
+    s.busy = 1.0;
+    s.backlog_growth = Some(-360.0); // needs 0.4x
+    assert_eq!(one(&job(vec![s.clone()], vec![]), &eager(1.0)), 3);
+
+    // More than partitions cannot help: say so.
+    s.backlog_growth = Some(6000.0);
+    let d = decide(
+        &job(vec![s], vec![]),
+        &eager(1.0),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 15);
+    let finding = d.vertices[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::ParallelismBound)
+        .unwrap();
+    assert!(
+        finding.message.contains("the source has 15 partitions"),
+        "{}",
+        finding.message
+    );
+}
+
+#[test]
+fn the_bottleneck_is_named_and_only_it_is_scaled() {
+    // Source arrivals 1000/s (backlog growing 500/s); Work saturated at 500/s; sink idle-ish.
+    let mut src = source("src", 1, 500.0, 0.05, 10_000.0, 500.0);
+    src.backpressure = 0.9;
+    let work = vertex("work", 1, 500.0, 1.0);
+    let sink = vertex("sink", 1, 500.0, 0.1);
+    let job = job(
+        vec![src, work, sink],
+        vec![
+            edge(0, 1, ShipStrategy::Hash),
+            edge(1, 2, ShipStrategy::Forward),
+        ],
+    );
+    let d = decide(
+        &job,
+        &ScalingConfig {
+            catch_up: Duration::ZERO,
+            ..ScalingConfig::default()
+        },
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.bottleneck, Some(1));
+    assert!(d.vertices[1].has(Code::Bottleneck));
+    // 1000/s at 500/s per subtask and 70% utilization: ceil(2.86) = 3.
+    assert_eq!(d.vertices[1].recommended, 3);
+    assert_eq!(d.vertices[1].code(), Some(Code::ScaleUp));
+    assert_eq!(d.vertices[0].recommended, 1);
+    assert_eq!(
+        d.vertices[2].recommended, 1,
+        "the sink at 20% after scaling is within the hold band"
+    );
+    assert_eq!(d.parallelism_overrides(), "src:1,work:3,sink:1");
+}
+
+#[test]
+fn a_skewed_vertex_is_reported_not_scaled() {
+    let src = source("src", 2, 1000.0, 0.1, 0.0, 200.0);
+    let mut agg = vertex("agg", 4, 1000.0, 0.3);
+    agg.busy_max = 1.0;
+    let job = job(vec![src, agg], vec![edge(0, 1, ShipStrategy::Hash)]);
+    let d = decide(
+        &job,
+        &ScalingConfig::default(),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    let agg = &d.vertices[1];
+    assert_eq!(agg.recommended, 4);
+    let skew = agg
+        .findings
+        .iter()
+        .find(|f| f.code == Code::DataSkew)
+        .expect("a skew finding");
+    assert!(
+        skew.message
+            .contains("hottest subtask 100% busy while the average is 30% (3.3x)"),
+        "{}",
+        skew.message
+    );
+    assert!(
+        skew.message.contains("keyBy after \"src\""),
+        "{}",
+        skew.message
+    );
+}
+
+#[test]
+fn a_source_without_backlog_metric_says_what_is_unknown() {
+    let mut src = source("src", 1, 800.0, 0.2, 0.0, 0.0);
+    src.pending_records = None;
+    src.backlog_growth = None;
+    src.backpressure = 0.6;
+    let d = decide(
+        &job(vec![src], vec![]),
+        &ScalingConfig::default(),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    let f = d.vertices[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::NoBacklogMetric)
+        .unwrap();
+    assert!(
+        f.message.contains("800.0 records/s it consumed"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("back-pressured 60%"), "{}", f.message);
+}
+
+#[test]
+fn too_few_slots_say_how_many_taskmanagers_more() {
+    let mut j = evaluated(2, 700.0, 200.0); // needs 7 at 100%
+    j.available_slots = Some(4);
+    j.slots_per_taskmanager = Some(2);
+    let d = decide(&j, &eager(1.0), &mut ScalingHistory::default(), 0).unwrap();
+    assert_eq!(d.slots_needed, 7);
+    assert_eq!(d.findings[0].code, Code::SlotsShort);
+    assert!(d.findings[0]
+        .message
+        .contains("needs 7 task slots, the cluster has 4: add 3 slots (2 more TaskManagers)"));
+}
+
+#[test]
+fn small_changes_are_ignored_and_idle_vertices_wait_to_scale_down() {
+    // 60% busy against a 70% target: within the hold band, no restart for that.
+    assert_eq!(
+        one(&evaluated(4, 600.0, 1000.0), &ScalingConfig::default()),
+        4
+    );
+    // Idle: scale-down is wanted, but delayed by default.
+    let d = decide(
+        &evaluated(8, 0.0, 1000.0),
+        &ScalingConfig::default(),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 8);
+    assert!(d.vertices[0].has(Code::ScaleDownDelayed));
+}
+
+#[test]
+fn a_cyclic_graph_is_a_clear_error() {
+    let j = job(
+        vec![vertex("a", 1, 1.0, 0.5), vertex("b", 1, 1.0, 0.5)],
+        vec![
+            edge(0, 1, ShipStrategy::Forward),
+            edge(1, 0, ShipStrategy::Forward),
+        ],
+    );
+    let err = decide(
+        &j,
+        &ScalingConfig::default(),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap_err();
+    assert!(err.0.contains("cycle"));
+}
+
+#[test]
+fn codes_are_stable() {
+    assert_eq!(Code::ScaleUp.to_string(), "AT101 SCALE_UP");
+    assert_eq!(Code::DataSkew.code(), "AT120");
+    assert_eq!(Code::ExternalBottleneck.code(), "AT121");
+    assert_eq!(Code::SlotsShort.code(), "AT124");
+}
