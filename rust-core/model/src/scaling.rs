@@ -103,6 +103,9 @@ pub struct ScalingConfig {
     pub skew_ratio: f64,
     /// A scale-up that delivered less than this share of its expected gain was ineffective.
     pub effectiveness_threshold: f64,
+    /// Learn how each vertex really scales from the parallelisms it ran at (few scale
+    /// linearly); off: assume linear scaling.
+    pub learn_scaling: bool,
     pub min_parallelism: u32,
     /// Upper limit for every vertex (besides its key groups); per-vertex limits override.
     pub max_parallelism: u32,
@@ -120,6 +123,7 @@ impl Default for ScalingConfig {
             saturation: 0.9,
             skew_ratio: 2.0,
             effectiveness_threshold: 0.1,
+            learn_scaling: true,
             min_parallelism: 1,
             max_parallelism: 10_000,
             vertex_limits: BTreeMap::new(),
@@ -137,6 +141,9 @@ pub struct ScalingHistory {
 struct VertexHistory {
     /// The last scale-up recommended: parallelism from/to, processing rate before, expected after.
     last_scale_up: Option<ScaleUpRecord>,
+    /// (effective parallelism, capacity) seen at recent parallelisms, newest last:
+    /// how the vertex really scales, since few scale linearly.
+    observations: Vec<(f64, f64)>,
     /// Scale-down recommendations not applied yet: (epoch millis, parallelism).
     pending_scale_downs: VecDeque<(i64, u32)>,
 }
@@ -298,6 +305,13 @@ impl std::error::Error for ScalingError {}
 
 /// Busy or idle below this share of a second counts as "no measurement".
 const MEASURABLE: f64 = 0.01;
+/// Busy ratio from which a vertex's measured rate tells its capacity well enough to learn from.
+const RELIABLE_BUSY: f64 = 0.02;
+/// Parallelisms remembered per vertex to learn how it scales.
+const OBSERVATIONS: usize = 4;
+/// Scaling exponents learned are kept in this range: no superlinear promises, and noise
+/// cannot make a vertex look hopeless.
+const SCALING_EXPONENT: (f64, f64) = (0.5, 1.0);
 
 /// Decides the parallelism of every vertex of a job.
 pub fn decide(
@@ -376,33 +390,50 @@ pub fn decide(
         };
         let (min_p, max_p) = limits(vertex, config);
         let upper = granularity.upper(max_p);
-
-        // Processing nothing (infinite rate): the minimum will do.
-        let needed_effective = if known {
-            target / (per_subtask * config.target_utilization)
+        let state = history.vertices.entry(vertex.id.clone()).or_default();
+        let effective_now = granularity.effective(current);
+        // Learn only from clear measurements: a nearly idle vertex's rate says little about
+        // its capacity.
+        if known && vertex.busy.is_finite() && vertex.busy >= RELIABLE_BUSY {
+            // What the vertex sustains at this parallelism, its hottest subtask's share included.
+            state.observe(effective_now, per_subtask * effective_now);
+        }
+        // Records/s the vertex would sustain at parallelism p, scaling as it was seen to.
+        let exponent = if config.learn_scaling {
+            state.scaling_exponent()
         } else {
-            0.0
+            1.0
         };
+        let capacity_at = |p: u32| {
+            let effective = granularity.effective(p);
+            per_subtask * effective * (effective / effective_now).powf(exponent - 1.0)
+        };
+
+        // Processing nothing (an infinite rate): the minimum will do.
+        let enough = |p: u32| !known || capacity_at(p) * config.target_utilization >= target;
         let mut recommended = if tpr.is_nan() {
             current
         } else {
-            granularity.smallest_with(needed_effective, upper)
+            granularity.smallest(enough, upper)
         };
-        if known && granularity.effective(upper) < needed_effective {
+        if known && !enough(upper) {
             findings[v].push(Finding {
                 code: Code::ParallelismBound,
                 message: format!(
-                    "needs an effective parallelism of {needed_effective:.1} but cannot exceed {upper} ({}); at {upper} it would run at {:.0}% busy",
+                    "needs {target:.1} records/s at {:.0}% busy but cannot exceed parallelism {upper} ({}); there it would run at {:.0}% busy",
+                    config.target_utilization * 100.0,
                     granularity.bound_reason(max_p),
-                    100.0 * target / (per_subtask * granularity.effective(upper))
+                    100.0 * target / capacity_at(upper)
                 ),
             });
         }
         recommended = recommended.clamp(min_p.min(upper), upper);
 
         let (low, high) = config.hold_band;
-        if (low..=high).contains(&expected_utilization) && vertex.busy_max < config.saturation {
-            recommended = current; // close enough to the target: not worth a restart
+        // Close enough to the target (the hottest subtask's share and the catch-up included):
+        // not worth a restart. This band is also what keeps decisions from flapping.
+        if (low..=high).contains(&expected_utilization) {
+            recommended = current;
         }
 
         // A saturated hottest subtask next to idle ones: more subtasks would not help.
@@ -428,7 +459,6 @@ pub fn decide(
             recommended = current;
         }
 
-        let state = history.vertices.entry(vertex.id.clone()).or_default();
         if let Some(last) = state.last_scale_up {
             let expected_gain = last.expected_rate - last.rate_before;
             if current == last.to && last.to > last.from && expected_gain > 0.0 && tpr.is_finite() {
@@ -482,7 +512,7 @@ pub fn decide(
                 from: current,
                 to: recommended,
                 rate_before: tpr,
-                expected_rate: per_subtask * granularity.effective(recommended),
+                expected_rate: capacity_at(recommended),
             });
         }
 
@@ -640,12 +670,22 @@ impl Granularity {
         }
     }
 
-    /// The smallest parallelism whose effective parallelism reaches `needed`, up to `upper`.
-    fn smallest_with(self, needed: f64, upper: u32) -> u32 {
-        let start = (needed.ceil().max(1.0) as u64).min(upper as u64) as u32;
-        (start..=upper)
-            .find(|&p| self.effective(p) >= needed)
-            .unwrap_or(upper)
+    /// The smallest parallelism up to `upper` that is `enough` (monotone in p); `upper` if
+    /// none is.
+    fn smallest(self, enough: impl Fn(u32) -> bool, upper: u32) -> u32 {
+        if !enough(upper) {
+            return upper;
+        }
+        let (mut lo, mut hi) = (1u32, upper);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if enough(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
     }
 
     fn bound_reason(self, limit: u32) -> String {
@@ -664,6 +704,39 @@ impl Granularity {
             }
             _ => format!("its parallelism limit is {limit}"),
         }
+    }
+}
+
+impl VertexHistory {
+    fn observe(&mut self, effective: f64, rate: f64) {
+        self.observations
+            .retain(|(e, _)| (e - effective).abs() > 1e-9);
+        self.observations.push((effective, rate));
+        if self.observations.len() > OBSERVATIONS {
+            self.observations.remove(0);
+        }
+    }
+
+    /// How the processing rate grows with parallelism, `rate ~ effective^exponent`, fitted by
+    /// least squares in log space over the parallelisms seen; 1 (linear) until two are known.
+    fn scaling_exponent(&self) -> f64 {
+        if self.observations.len() < 2 {
+            return 1.0;
+        }
+        let points: Vec<(f64, f64)> = self
+            .observations
+            .iter()
+            .map(|(e, r)| (e.ln(), r.ln()))
+            .collect();
+        let n = points.len() as f64;
+        let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+        if sxx <= 1e-12 {
+            return 1.0;
+        }
+        (sxy / sxx).clamp(SCALING_EXPONENT.0, SCALING_EXPONENT.1)
     }
 }
 

@@ -113,7 +113,11 @@ fn flink_scale_down_after_its_interval_takes_the_highest_recommendation() {
 
 #[test]
 fn flink_ineffective_scaling_detection() {
-    let config = eager(1.0);
+    // Flink's test runs without its observed-scalability learning.
+    let config = ScalingConfig {
+        learn_scaling: false,
+        ..eager(1.0)
+    };
     let mut history = ScalingHistory::default();
     let mut step = |p, target, tpr| {
         decide(&evaluated(p, target, tpr), &config, &mut history, 0)
@@ -133,6 +137,22 @@ fn flink_ineffective_scaling_detection() {
     );
     // +10 of +90 is past the 10% threshold: scaling goes on.
     assert_eq!(step(20, 180.0, 100.0).recommended, 36);
+}
+
+#[test]
+fn how_a_vertex_really_scales_is_learned() {
+    // 5 -> 10 subtasks raised the rate from 50 to only 90 records/s (exponent 0.85): to reach
+    // 180 it needs 23 subtasks, not the 20 a linear model would give (and then miss).
+    let config = eager(1.0);
+    let mut history = ScalingHistory::default();
+    let mut step = |p, target, tpr| {
+        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
+            .unwrap()
+            .vertices
+            .remove(0)
+    };
+    assert_eq!(step(5, 100.0, 50.0).recommended, 10);
+    assert_eq!(step(10, 180.0, 90.0).recommended, 23);
 }
 
 #[test]
