@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
+
 /// How records travel along an edge (the REST plan's `ship_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ShipStrategy {
     Forward,
     /// `keyBy`: records go to the subtask owning their key group.
@@ -40,7 +42,7 @@ impl ShipStrategy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Edge {
     /// Index of the upstream vertex in [`JobSnapshot::vertices`].
     pub from: usize,
@@ -49,7 +51,7 @@ pub struct Edge {
 }
 
 /// What the window says about one vertex. Rates are totals over all subtasks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VertexSnapshot {
     pub id: String,
     pub name: String,
@@ -74,7 +76,7 @@ pub struct VertexSnapshot {
     pub backlog_growth: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobSnapshot {
     pub job_id: String,
     pub job_name: String,
@@ -159,6 +161,8 @@ struct ScaleUpRecord {
 /// Stable codes of scaling decisions and findings (grep for them; dashboards count them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Code {
+    /// AT100: the job's plan: every vertex's parallelism, changed or not.
+    Plan,
     /// AT101: more parallelism needed.
     ScaleUp,
     /// AT102: less parallelism suffices.
@@ -182,6 +186,7 @@ pub enum Code {
 impl Code {
     pub fn code(self) -> &'static str {
         match self {
+            Code::Plan => "AT100",
             Code::ScaleUp => "AT101",
             Code::ScaleDown => "AT102",
             Code::Bottleneck => "AT110",
@@ -196,6 +201,7 @@ impl Code {
 
     pub fn name(self) -> &'static str {
         match self {
+            Code::Plan => "PLAN",
             Code::ScaleUp => "SCALE_UP",
             Code::ScaleDown => "SCALE_DOWN",
             Code::Bottleneck => "BOTTLENECK",
@@ -209,6 +215,12 @@ impl Code {
     }
 }
 
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.code(), self.name())
@@ -216,14 +228,14 @@ impl fmt::Display for Code {
 }
 
 /// A finding: a code and a sentence a person can act on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub code: Code,
     pub message: String,
 }
 
 /// The numbers a decision rests on.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Evidence {
     /// Records/s the vertex could process at 100% busy with its current parallelism.
     pub true_rate: f64,
@@ -241,7 +253,7 @@ pub struct Evidence {
     pub expected_utilization: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VertexDecision {
     pub id: String,
     pub name: String,
@@ -266,7 +278,7 @@ impl VertexDecision {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobDecision {
     pub vertices: Vec<VertexDecision>,
     /// Findings about the job as a whole (slots).
@@ -278,6 +290,50 @@ pub struct JobDecision {
 }
 
 impl JobDecision {
+    /// One `AUTOTUNE` line per change and per finding, then the job's plan: what the plugin
+    /// logs and `flink-autotune analyze` prints.
+    pub fn log_lines(&self, job: &JobSnapshot) -> Vec<String> {
+        let job_ref = format!("job=\"{}\" ({})", job.job_name, job.job_id);
+        let mut lines = Vec::new();
+        for d in &self.vertices {
+            let vertex_ref = format!("{job_ref} vertex=\"{}\" ({})", d.name, d.id);
+            if let Some(code) = d.code() {
+                let e = &d.evidence;
+                let mut line = format!(
+                    "AUTOTUNE {code} {vertex_ref} parallelism={}->{} true-rate={:.1}/s target={:.1}/s (arrival={:.1}/s catch-up={:.1}/s) busy={} busy-max={} backpressure={} utilization-now={}",
+                    d.current,
+                    d.recommended,
+                    e.true_rate,
+                    e.arrival_rate + e.catch_up_rate,
+                    e.arrival_rate,
+                    e.catch_up_rate,
+                    percent(e.busy),
+                    percent(e.busy_max),
+                    percent(e.backpressure),
+                    percent(e.expected_utilization)
+                );
+                if let (Some(pending), Some(growth)) = (e.pending_records, e.backlog_growth) {
+                    line.push_str(&format!(" backlog={pending:.0} backlog-growth={growth:.1}/s"));
+                }
+                lines.push(line);
+            }
+            for f in &d.findings {
+                lines.push(format!("AUTOTUNE {} {vertex_ref} | {}", f.code, f.message));
+            }
+        }
+        for f in &self.findings {
+            lines.push(format!("AUTOTUNE {} {job_ref} | {}", f.code, f.message));
+        }
+        lines.push(format!(
+            "AUTOTUNE {} {job_ref} changes={} slots-needed={} pipeline.jobvertex-parallelism-overrides={}",
+            Code::Plan,
+            self.changes().count(),
+            self.slots_needed,
+            self.parallelism_overrides()
+        ));
+        lines
+    }
+
     /// `pipeline.jobvertex-parallelism-overrides` for every vertex: `id:p,id:p`.
     pub fn parallelism_overrides(&self) -> String {
         self.vertices
@@ -764,6 +820,14 @@ fn limits(vertex: &VertexSnapshot, config: &ScalingConfig) -> (u32, u32) {
         .unwrap_or((config.min_parallelism, config.max_parallelism));
     let max = max.min(vertex.max_parallelism.max(1)).max(1);
     (min.max(1).min(max), max)
+}
+
+fn percent(ratio: f64) -> String {
+    if ratio.is_finite() {
+        format!("{:.0}%", ratio * 100.0)
+    } else {
+        "n/a".to_string()
+    }
 }
 
 fn finite_or(x: f64, fallback: f64) -> f64 {

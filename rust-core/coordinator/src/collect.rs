@@ -1,0 +1,336 @@
+//! Windows of the REST view of one job, turned into a [`JobSnapshot`] for the models.
+//!
+//! Rates come from cumulative counters (records read and written) over the whole window,
+//! not from Flink's 60-second meters, so they are right as soon as the window is; busy and
+//! back-pressured time are averaged over the window's samples; a source's backlog growth is
+//! the change of its `pendingRecords` over the window.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use autotune_model::scaling::{Edge, JobSnapshot, ShipStrategy, VertexSnapshot};
+
+use crate::rest::{FlinkRest, JobDetails, RestError};
+
+#[derive(Debug)]
+pub enum CollectError {
+    Rest(RestError),
+    /// The job is not running (finished, failed, cancelled) or is gone.
+    JobNotRunning { job_id: String, state: String },
+    /// The job kept restarting or rescaling: no stable window could be had.
+    Unstable { job_id: String, restarts: u32 },
+}
+
+impl fmt::Display for CollectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CollectError::Rest(e) => e.fmt(f),
+            CollectError::JobNotRunning { job_id, state } => write!(f, "job {job_id} is not running ({state})"),
+            CollectError::Unstable { job_id, restarts } => {
+                write!(f, "job {job_id} changed parallelism or restarted {restarts} times during the window")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CollectError {}
+
+impl From<RestError> for CollectError {
+    fn from(e: RestError) -> Self {
+        CollectError::Rest(e)
+    }
+}
+
+/// The job's shape: what stays fixed within a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobShape {
+    pub job_id: String,
+    pub job_name: String,
+    pub vertices: Vec<(String, String, u32, u32)>, // id, name, parallelism, max parallelism
+    pub edges: Vec<Edge>,
+    /// Per source vertex: the operator metric names for backlog and records read.
+    pub source_metrics: HashMap<usize, SourceMetrics>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceMetrics {
+    pub pending: Vec<String>,
+    pub records_out: Vec<String>,
+}
+
+/// One poll of one vertex.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VertexSample {
+    pub read_records: f64,
+    pub write_records: f64,
+    /// Records the source operator emitted (sources only), cumulative.
+    pub source_records: Option<f64>,
+    pub busy_avg_ms: f64,
+    pub busy_max_ms: f64,
+    pub backpressure_avg_ms: f64,
+    pub pending: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub at_ms: i64,
+    pub vertices: Vec<VertexSample>,
+}
+
+impl JobShape {
+    pub fn from_details(details: &JobDetails) -> Self {
+        let index: HashMap<&str, usize> = details.vertices.iter().enumerate().map(|(i, v)| (v.id.as_str(), i)).collect();
+        let mut edges = Vec::new();
+        for node in &details.plan.nodes {
+            let Some(&to) = index.get(node.id.as_str()) else { continue };
+            for input in &node.inputs {
+                if let Some(&from) = index.get(input.id.as_str()) {
+                    edges.push(Edge { from, to, ship: ShipStrategy::from_rest(&input.ship_strategy) });
+                }
+            }
+        }
+        JobShape {
+            job_id: details.jid.clone(),
+            job_name: details.name.clone(),
+            vertices: details
+                .vertices
+                .iter()
+                .map(|v| {
+                    // -1 or absent: Flink's default lower bound of key groups.
+                    let max = v.max_parallelism.filter(|m| *m > 0).map(|m| m as u32).unwrap_or(128);
+                    (v.id.clone(), v.name.clone(), v.parallelism, max)
+                })
+                .collect(),
+            edges,
+            source_metrics: HashMap::new(),
+        }
+    }
+
+    pub fn is_source(&self, v: usize) -> bool {
+        !self.edges.iter().any(|e| e.to == v)
+    }
+
+    /// Finds each source's operator metrics: `<subtask>.<operator>.pendingRecords` and the
+    /// same operator's `numRecordsOut`.
+    pub fn discover_source_metrics(&mut self, rest: &FlinkRest) -> Result<(), RestError> {
+        let sources: Vec<usize> = (0..self.vertices.len()).filter(|&v| self.is_source(v)).collect();
+        for v in sources {
+            let names = rest.vertex_metric_names(&self.job_id, &self.vertices[v].0)?;
+            self.source_metrics.insert(v, source_metrics(&names));
+        }
+        Ok(())
+    }
+}
+
+/// Picks the source operator's metrics from a vertex's metric names.
+pub fn source_metrics(names: &[String]) -> SourceMetrics {
+    let operator_of = |name: &str| name.split('.').nth(1).map(str::to_string);
+    let pending: Vec<String> = names.iter().filter(|n| n.ends_with(".pendingRecords") && n.split('.').count() == 3).cloned().collect();
+    // The source operator: the one reporting the backlog, else the one named "Source...".
+    let operator = pending
+        .first()
+        .and_then(|n| operator_of(n))
+        .or_else(|| names.iter().filter_map(|n| operator_of(n)).find(|o| o.starts_with("Source")));
+    let records_out = match &operator {
+        Some(op) => names.iter().filter(|n| n.split('.').count() == 3 && n.ends_with(&format!(".{op}.numRecordsOut"))).cloned().collect(),
+        None => Vec::new(),
+    };
+    SourceMetrics { pending, records_out }
+}
+
+/// Polls the job every `interval` for `window`, and summarises the window. A rescale or
+/// restart inside the window starts it again (at most `max_restarts` times).
+pub fn collect(
+    rest: &FlinkRest,
+    job_id: &str,
+    window: Duration,
+    interval: Duration,
+    max_restarts: u32,
+) -> Result<(JobShape, Vec<Sample>), CollectError> {
+    let mut restarts = 0;
+    'window: loop {
+        let details = running(rest, job_id)?;
+        let mut shape = JobShape::from_details(&details);
+        shape.discover_source_metrics(rest)?;
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        loop {
+            let details = running(rest, job_id)?;
+            if JobShape::from_details(&details).vertices != shape.vertices {
+                restarts += 1;
+                if restarts > max_restarts {
+                    return Err(CollectError::Unstable { job_id: job_id.to_string(), restarts });
+                }
+                continue 'window;
+            }
+            samples.push(sample(rest, &shape, &details)?);
+            if started.elapsed() >= window && samples.len() >= 2 {
+                return Ok((shape, samples));
+            }
+            std::thread::sleep(interval.min(window.saturating_sub(started.elapsed()).max(Duration::from_millis(100))));
+        }
+    }
+}
+
+fn running(rest: &FlinkRest, job_id: &str) -> Result<JobDetails, CollectError> {
+    match rest.job(job_id) {
+        Ok(d) if d.state == "RUNNING" => Ok(d),
+        Ok(d) => Err(CollectError::JobNotRunning { job_id: job_id.to_string(), state: d.state }),
+        Err(e) if e.is_not_found() => Err(CollectError::JobNotRunning { job_id: job_id.to_string(), state: "gone".into() }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sample(rest: &FlinkRest, shape: &JobShape, details: &JobDetails) -> Result<Sample, CollectError> {
+    let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let mut vertices = Vec::with_capacity(shape.vertices.len());
+    for (v, (id, ..)) in shape.vertices.iter().enumerate() {
+        let aggregated = rest.subtask_metrics(&shape.job_id, id, &["busyTimeMsPerSecond", "backPressuredTimeMsPerSecond"])?;
+        let busy = aggregated.get("busyTimeMsPerSecond").copied().unwrap_or_default();
+        let backpressure = aggregated.get("backPressuredTimeMsPerSecond").copied().unwrap_or_default();
+        let (mut pending, mut source_records) = (None, None);
+        if let Some(names) = shape.source_metrics.get(&v) {
+            let wanted: Vec<String> = names.pending.iter().chain(&names.records_out).cloned().collect();
+            let values = rest.vertex_metrics(&shape.job_id, id, &wanted)?;
+            let sum = |of: &[String]| -> Option<f64> {
+                let found: Vec<f64> = of.iter().filter_map(|n| values.get(n).copied()).collect();
+                (!found.is_empty()).then(|| found.iter().sum())
+            };
+            pending = sum(&names.pending);
+            source_records = sum(&names.records_out);
+        }
+        let counters = &details.vertices[v].metrics;
+        vertices.push(VertexSample {
+            read_records: counters.read_records,
+            write_records: counters.write_records,
+            source_records,
+            busy_avg_ms: busy.avg,
+            busy_max_ms: busy.max,
+            backpressure_avg_ms: backpressure.avg,
+            pending,
+        });
+    }
+    Ok(Sample { at_ms, vertices })
+}
+
+/// The window as the scaling model's input. Needs at least two samples.
+pub fn summarize(shape: &JobShape, samples: &[Sample], available_slots: Option<u32>, slots_per_taskmanager: Option<u32>) -> JobSnapshot {
+    let first = &samples[0];
+    let last = &samples[samples.len() - 1];
+    let seconds = ((last.at_ms - first.at_ms) as f64 / 1000.0).max(1e-3);
+    let mean = |values: &mut dyn Iterator<Item = f64>| {
+        let finite: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+        if finite.is_empty() {
+            f64::NAN
+        } else {
+            finite.iter().sum::<f64>() / finite.len() as f64
+        }
+    };
+    let vertices = shape
+        .vertices
+        .iter()
+        .enumerate()
+        .map(|(v, (id, name, parallelism, max_parallelism))| {
+            let (a, b) = (&first.vertices[v], &last.vertices[v]);
+            let is_source = shape.is_source(v);
+            let records_out_rate = (b.write_records - a.write_records).max(0.0) / seconds;
+            let records_in_rate = if is_source {
+                match (a.source_records, b.source_records) {
+                    (Some(x), Some(y)) => (y - x).max(0.0) / seconds,
+                    _ => records_out_rate,
+                }
+            } else {
+                (b.read_records - a.read_records).max(0.0) / seconds
+            };
+            let (pending, growth) = match (a.pending, b.pending) {
+                (Some(x), Some(y)) => (Some(y), Some((y - x) / seconds)),
+                _ => (None, None),
+            };
+            VertexSnapshot {
+                id: id.clone(),
+                name: name.clone(),
+                parallelism: *parallelism,
+                max_parallelism: *max_parallelism,
+                source_partitions: None,
+                is_source,
+                records_in_rate,
+                records_out_rate,
+                busy: mean(&mut samples.iter().map(|s| s.vertices[v].busy_avg_ms)) / 1000.0,
+                busy_max: mean(&mut samples.iter().map(|s| s.vertices[v].busy_max_ms)) / 1000.0,
+                backpressure: mean(&mut samples.iter().map(|s| s.vertices[v].backpressure_avg_ms)) / 1000.0,
+                pending_records: pending,
+                backlog_growth: growth,
+            }
+        })
+        .collect();
+    JobSnapshot {
+        job_id: shape.job_id.clone(),
+        job_name: shape.job_name.clone(),
+        vertices,
+        edges: shape.edges.clone(),
+        available_slots,
+        slots_per_taskmanager,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_the_source_operators_backlog_and_output() {
+        let found = source_metrics(&names(&[
+            "0.Source__Queue_Source.pendingRecords",
+            "1.Source__Queue_Source.pendingRecords",
+            "0.Source__Queue_Source.numRecordsOut",
+            "1.Source__Queue_Source.numRecordsOut",
+            "0.Source__Queue_Source.numRecordsOutPerSecond",
+            "0.Map.numRecordsOut",
+            "0.Source__Queue_Source.split.partition-0.watermark.currentWatermark",
+            "0.numRecordsOut",
+        ]));
+        assert_eq!(found.pending, names(&["0.Source__Queue_Source.pendingRecords", "1.Source__Queue_Source.pendingRecords"]));
+        assert_eq!(found.records_out, names(&["0.Source__Queue_Source.numRecordsOut", "1.Source__Queue_Source.numRecordsOut"]));
+    }
+
+    #[test]
+    fn a_source_without_backlog_still_finds_its_output() {
+        let found = source_metrics(&names(&["0.Source__datagen.numRecordsOut", "0.Calc.numRecordsOut"]));
+        assert!(found.pending.is_empty());
+        assert_eq!(found.records_out, names(&["0.Source__datagen.numRecordsOut"]));
+    }
+
+    #[test]
+    fn window_rates_come_from_counters_and_backlog_growth_from_pending() {
+        let shape = JobShape {
+            job_id: "j".into(),
+            job_name: "job".into(),
+            vertices: vec![("s".into(), "Source".into(), 1, 128), ("w".into(), "Work".into(), 2, 128)],
+            edges: vec![Edge { from: 0, to: 1, ship: ShipStrategy::Hash }],
+            source_metrics: HashMap::new(),
+        };
+        let at = |ms, src: f64, pending: f64, read: f64, busy: f64| Sample {
+            at_ms: ms,
+            vertices: vec![
+                VertexSample { read_records: 0.0, write_records: src, source_records: Some(src), busy_avg_ms: 10.0, busy_max_ms: 10.0, backpressure_avg_ms: 900.0, pending: Some(pending) },
+                VertexSample { read_records: read, write_records: read, source_records: None, busy_avg_ms: busy, busy_max_ms: busy, backpressure_avg_ms: 0.0, pending: None },
+            ],
+        };
+        let samples = vec![at(0, 0.0, 1000.0, 0.0, 990.0), at(10_000, 6500.0, 4500.0, 6400.0, f64::NAN), at(20_000, 13_000.0, 8000.0, 12_900.0, 1000.0)];
+        let snap = summarize(&shape, &samples, Some(4), Some(2));
+        let (s, w) = (&snap.vertices[0], &snap.vertices[1]);
+        assert!(s.is_source && !w.is_source);
+        assert_eq!(s.records_in_rate, 650.0);
+        assert_eq!(s.pending_records, Some(8000.0));
+        assert_eq!(s.backlog_growth, Some(350.0));
+        assert_eq!(w.records_in_rate, 645.0);
+        assert!((w.busy - 0.995).abs() < 1e-9, "NaN samples are skipped: {}", w.busy);
+        assert!((s.backpressure - 0.9).abs() < 1e-9);
+        assert_eq!(snap.available_slots, Some(4));
+    }
+}

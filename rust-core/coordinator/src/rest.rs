@@ -1,0 +1,228 @@
+//! A small client of Flink's REST API: only the endpoints the models need, every call with
+//! a bounded timeout, every failure a readable error.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+#[derive(Debug)]
+pub enum RestError {
+    /// The REST endpoint did not answer (down, wrong address, timeout).
+    Unreachable { url: String, reason: String },
+    /// It answered with an error status: 404 for a job that is gone, for example.
+    Status { url: String, status: u16, message: String },
+    /// It answered something we cannot read.
+    Unreadable { url: String, reason: String },
+}
+
+impl fmt::Display for RestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestError::Unreachable { url, reason } => write!(f, "Flink REST API not reachable at {url}: {reason}"),
+            RestError::Status { url, status, message } => write!(f, "Flink REST API answered {status} for {url}: {message}"),
+            RestError::Unreadable { url, reason } => write!(f, "unreadable answer from {url}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RestError {}
+
+impl RestError {
+    /// Whether the thing asked for does not exist (any more).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RestError::Status { status: 404, .. })
+            || matches!(self, RestError::Status { message, .. } if message.contains("NotFoundException") || message.contains("not found"))
+    }
+}
+
+pub struct FlinkRest {
+    base: String,
+    agent: ureq::Agent,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobOverview {
+    pub jid: String,
+    pub name: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobDetails {
+    pub jid: String,
+    pub name: String,
+    pub state: String,
+    pub vertices: Vec<JobVertex>,
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobVertex {
+    pub id: String,
+    pub name: String,
+    pub parallelism: u32,
+    #[serde(rename = "maxParallelism", default)]
+    pub max_parallelism: Option<i64>,
+    #[serde(default)]
+    pub metrics: VertexCounters,
+}
+
+/// Cumulative counters the job details carry per vertex.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VertexCounters {
+    #[serde(rename = "read-records", default)]
+    pub read_records: f64,
+    #[serde(rename = "write-records", default)]
+    pub write_records: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Plan {
+    pub nodes: Vec<PlanNode>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanNode {
+    pub id: String,
+    #[serde(default)]
+    pub inputs: Vec<PlanInput>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanInput {
+    pub id: String,
+    #[serde(default)]
+    pub ship_strategy: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterOverview {
+    pub taskmanagers: u32,
+    #[serde(rename = "slots-total")]
+    pub slots_total: u32,
+    #[serde(rename = "slots-available")]
+    pub slots_available: u32,
+    #[serde(rename = "flink-version", default)]
+    pub flink_version: String,
+}
+
+/// One metric aggregated over a vertex's subtasks.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Aggregated {
+    #[serde(default = "nan")]
+    pub min: f64,
+    #[serde(default = "nan")]
+    pub max: f64,
+    #[serde(default = "nan")]
+    pub avg: f64,
+    #[serde(default = "nan")]
+    pub sum: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+#[derive(Deserialize)]
+struct AggregatedEntry {
+    id: String,
+    #[serde(flatten)]
+    value: Aggregated,
+}
+
+#[derive(Deserialize)]
+struct MetricEntry {
+    id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JobsOverview {
+    jobs: Vec<JobOverview>,
+}
+
+#[derive(Deserialize)]
+struct TaskManagers {
+    taskmanagers: Vec<TaskManager>,
+}
+
+#[derive(Deserialize)]
+struct TaskManager {
+    #[serde(rename = "slotsNumber")]
+    slots: u32,
+}
+
+impl FlinkRest {
+    /// `base` like `http://127.0.0.1:8081`; every request gives up after `timeout`.
+    pub fn new(base: &str, timeout: Duration) -> Self {
+        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+        FlinkRest { base: base.trim_end_matches('/').to_string(), agent }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, RestError> {
+        let url = format!("{}{}", self.base, path);
+        match self.agent.get(&url).call() {
+            Ok(response) => response.into_json().map_err(|e| RestError::Unreadable { url, reason: e.to_string() }),
+            Err(ureq::Error::Status(status, response)) => {
+                let body = response.into_string().unwrap_or_default();
+                // Flink's errors carry a Java stack trace; its first line is the message.
+                let message = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["errors"][0].as_str().map(|s| s.lines().next().unwrap_or("").to_string()))
+                    .unwrap_or(body);
+                Err(RestError::Status { url, status, message })
+            }
+            Err(e) => Err(RestError::Unreachable { url, reason: e.to_string() }),
+        }
+    }
+
+    pub fn overview(&self) -> Result<ClusterOverview, RestError> {
+        self.get("/overview")
+    }
+
+    /// Slots per TaskManager, when all TaskManagers agree.
+    pub fn slots_per_taskmanager(&self) -> Result<Option<u32>, RestError> {
+        let tms: TaskManagers = self.get("/taskmanagers")?;
+        let first = tms.taskmanagers.first().map(|t| t.slots);
+        Ok(first.filter(|s| tms.taskmanagers.iter().all(|t| t.slots == *s)))
+    }
+
+    pub fn jobs(&self) -> Result<Vec<JobOverview>, RestError> {
+        Ok(self.get::<JobsOverview>("/jobs/overview")?.jobs)
+    }
+
+    pub fn job(&self, job_id: &str) -> Result<JobDetails, RestError> {
+        self.get(&format!("/jobs/{job_id}"))
+    }
+
+    /// Metrics aggregated over the subtasks of a vertex.
+    pub fn subtask_metrics(&self, job_id: &str, vertex_id: &str, names: &[&str]) -> Result<HashMap<String, Aggregated>, RestError> {
+        let entries: Vec<AggregatedEntry> =
+            self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics?get={}", names.join(",")))?;
+        Ok(entries.into_iter().map(|e| (e.id, e.value)).collect())
+    }
+
+    /// The names of every metric a vertex has (`0.Source__Kafka.pendingRecords`, ...).
+    pub fn vertex_metric_names(&self, job_id: &str, vertex_id: &str) -> Result<Vec<String>, RestError> {
+        let entries: Vec<MetricEntry> = self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/metrics"))?;
+        Ok(entries.into_iter().map(|e| e.id).collect())
+    }
+
+    /// Values of named vertex metrics; non-numeric values are left out.
+    pub fn vertex_metrics(&self, job_id: &str, vertex_id: &str, names: &[String]) -> Result<HashMap<String, f64>, RestError> {
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let entries: Vec<MetricEntry> =
+            self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/metrics?get={}", names.join(",")))?;
+        Ok(entries.into_iter().filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?))).collect())
+    }
+}
