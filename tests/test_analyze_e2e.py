@@ -51,6 +51,7 @@ def test_analyze_names_the_bottleneck_and_its_parallelism(cli, bottleneck_job):
     source = next(v for name, v in vertices.items() if name.startswith("Source"))
     # Work needs RATE * COST_US of CPU; at 70% busy that is ceil(2.14) = 3 subtasks.
     optimum = math.ceil(RATE * COST_US / 1e6 / TARGET_UTILIZATION)
+    print(f'Work: {work["current"]} -> {work["recommended"]} (analytic optimum {optimum}); evidence {work["evidence"]}')
     assert abs(work["recommended"] - optimum) <= 1, (work, optimum)
     assert work["current"] == 1
     codes = [f["code"] for f in work["findings"]]
@@ -65,14 +66,21 @@ def document_overrides(document) -> list[str]:
     return [f'{v["id"]}:{v["recommended"]}' for v in document["decision"]["vertices"]]
 
 
-def test_analyze_prints_autotune_lines(cli, bottleneck_job):
+def test_analyze_prints_autotune_lines_and_replay_repeats_them(cli, bottleneck_job, tmp_path):
     cluster, job_id = bottleneck_job
-    run = analyze(cli, "--rest", cluster.rest_url, "--duration", "10 s", "--interval", "2 s")
+    recording = tmp_path / "window.jsonl"
+    run = analyze(cli, "--rest", cluster.rest_url, "--duration", "10 s", "--interval", "2 s", "--record", str(recording))
     assert run.returncode == 0, run.stderr
+    print(run.stdout)
     lines = run.stdout.splitlines()
     assert any(l.startswith("AUTOTUNE AT101 SCALE_UP job=\"autotune-analyze\"") and 'vertex="Work' in l and "parallelism=1->" in l
                for l in lines), run.stdout
     assert any(l.startswith("AUTOTUNE AT100 PLAN") and "pipeline.jobvertex-parallelism-overrides=" in l for l in lines)
+    # The recording runs the same model to the same decisions, anywhere, any number of times.
+    for _ in range(2):
+        replay = subprocess.run([str(cli), "replay", str(recording)], capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0, replay.stderr
+        assert replay.stdout == run.stdout
 
 
 def test_analyze_reports_a_missing_job_and_a_dead_endpoint(cli, bottleneck_job):

@@ -10,6 +10,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use autotune_model::scaling::{Edge, JobSnapshot, ShipStrategy, VertexSnapshot};
+use serde::{Deserialize, Serialize};
 
 use crate::rest::{FlinkRest, JobDetails, RestError};
 
@@ -17,16 +18,24 @@ use crate::rest::{FlinkRest, JobDetails, RestError};
 pub enum CollectError {
     Rest(RestError),
     /// The job is not running (finished, failed, cancelled) or is gone.
-    JobNotRunning { job_id: String, state: String },
+    JobNotRunning {
+        job_id: String,
+        state: String,
+    },
     /// The job kept restarting or rescaling: no stable window could be had.
-    Unstable { job_id: String, restarts: u32 },
+    Unstable {
+        job_id: String,
+        restarts: u32,
+    },
 }
 
 impl fmt::Display for CollectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CollectError::Rest(e) => e.fmt(f),
-            CollectError::JobNotRunning { job_id, state } => write!(f, "job {job_id} is not running ({state})"),
+            CollectError::JobNotRunning { job_id, state } => {
+                write!(f, "job {job_id} is not running ({state})")
+            }
             CollectError::Unstable { job_id, restarts } => {
                 write!(f, "job {job_id} changed parallelism or restarted {restarts} times during the window")
             }
@@ -43,36 +52,40 @@ impl From<RestError> for CollectError {
 }
 
 /// The job's shape: what stays fixed within a window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobShape {
     pub job_id: String,
     pub job_name: String,
     pub vertices: Vec<(String, String, u32, u32)>, // id, name, parallelism, max parallelism
     pub edges: Vec<Edge>,
     /// Per source vertex: the operator metric names for backlog and records read.
+    #[serde(default)]
     pub source_metrics: HashMap<usize, SourceMetrics>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceMetrics {
     pub pending: Vec<String>,
     pub records_out: Vec<String>,
 }
 
 /// One poll of one vertex.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct VertexSample {
     pub read_records: f64,
     pub write_records: f64,
     /// Records the source operator emitted (sources only), cumulative.
     pub source_records: Option<f64>,
+    #[serde(with = "nan_as_null")]
     pub busy_avg_ms: f64,
+    #[serde(with = "nan_as_null")]
     pub busy_max_ms: f64,
+    #[serde(with = "nan_as_null")]
     pub backpressure_avg_ms: f64,
     pub pending: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub at_ms: i64,
     pub vertices: Vec<VertexSample>,
@@ -80,13 +93,24 @@ pub struct Sample {
 
 impl JobShape {
     pub fn from_details(details: &JobDetails) -> Self {
-        let index: HashMap<&str, usize> = details.vertices.iter().enumerate().map(|(i, v)| (v.id.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = details
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id.as_str(), i))
+            .collect();
         let mut edges = Vec::new();
         for node in &details.plan.nodes {
-            let Some(&to) = index.get(node.id.as_str()) else { continue };
+            let Some(&to) = index.get(node.id.as_str()) else {
+                continue;
+            };
             for input in &node.inputs {
                 if let Some(&from) = index.get(input.id.as_str()) {
-                    edges.push(Edge { from, to, ship: ShipStrategy::from_rest(&input.ship_strategy) });
+                    edges.push(Edge {
+                        from,
+                        to,
+                        ship: ShipStrategy::from_rest(&input.ship_strategy),
+                    });
                 }
             }
         }
@@ -98,7 +122,11 @@ impl JobShape {
                 .iter()
                 .map(|v| {
                     // -1 or absent: Flink's default lower bound of key groups.
-                    let max = v.max_parallelism.filter(|m| *m > 0).map(|m| m as u32).unwrap_or(128);
+                    let max = v
+                        .max_parallelism
+                        .filter(|m| *m > 0)
+                        .map(|m| m as u32)
+                        .unwrap_or(128);
                     (v.id.clone(), v.name.clone(), v.parallelism, max)
                 })
                 .collect(),
@@ -114,7 +142,9 @@ impl JobShape {
     /// Finds each source's operator metrics: `<subtask>.<operator>.pendingRecords` and the
     /// same operator's `numRecordsOut`.
     pub fn discover_source_metrics(&mut self, rest: &FlinkRest) -> Result<(), RestError> {
-        let sources: Vec<usize> = (0..self.vertices.len()).filter(|&v| self.is_source(v)).collect();
+        let sources: Vec<usize> = (0..self.vertices.len())
+            .filter(|&v| self.is_source(v))
+            .collect();
         for v in sources {
             let names = rest.vertex_metric_names(&self.job_id, &self.vertices[v].0)?;
             self.source_metrics.insert(v, source_metrics(&names));
@@ -126,17 +156,30 @@ impl JobShape {
 /// Picks the source operator's metrics from a vertex's metric names.
 pub fn source_metrics(names: &[String]) -> SourceMetrics {
     let operator_of = |name: &str| name.split('.').nth(1).map(str::to_string);
-    let pending: Vec<String> = names.iter().filter(|n| n.ends_with(".pendingRecords") && n.split('.').count() == 3).cloned().collect();
+    let pending: Vec<String> = names
+        .iter()
+        .filter(|n| n.ends_with(".pendingRecords") && n.split('.').count() == 3)
+        .cloned()
+        .collect();
     // The source operator: the one reporting the backlog, else the one named "Source...".
-    let operator = pending
-        .first()
-        .and_then(|n| operator_of(n))
-        .or_else(|| names.iter().filter_map(|n| operator_of(n)).find(|o| o.starts_with("Source")));
+    let operator = pending.first().and_then(|n| operator_of(n)).or_else(|| {
+        names
+            .iter()
+            .filter_map(|n| operator_of(n))
+            .find(|o| o.starts_with("Source"))
+    });
     let records_out = match &operator {
-        Some(op) => names.iter().filter(|n| n.split('.').count() == 3 && n.ends_with(&format!(".{op}.numRecordsOut"))).cloned().collect(),
+        Some(op) => names
+            .iter()
+            .filter(|n| n.split('.').count() == 3 && n.ends_with(&format!(".{op}.numRecordsOut")))
+            .cloned()
+            .collect(),
         None => Vec::new(),
     };
-    SourceMetrics { pending, records_out }
+    SourceMetrics {
+        pending,
+        records_out,
+    }
 }
 
 /// Polls the job every `interval` for `window`, and summarises the window. A rescale or
@@ -160,15 +203,33 @@ pub fn collect(
             if JobShape::from_details(&details).vertices != shape.vertices {
                 restarts += 1;
                 if restarts > max_restarts {
-                    return Err(CollectError::Unstable { job_id: job_id.to_string(), restarts });
+                    return Err(CollectError::Unstable {
+                        job_id: job_id.to_string(),
+                        restarts,
+                    });
                 }
                 continue 'window;
+            }
+            // The JobManager lists a vertex's metrics only after its metric fetcher has run:
+            // look again while a source shows none.
+            if shape
+                .source_metrics
+                .values()
+                .any(|m| m.records_out.is_empty())
+            {
+                shape.discover_source_metrics(rest)?;
             }
             samples.push(sample(rest, &shape, &details)?);
             if started.elapsed() >= window && samples.len() >= 2 {
                 return Ok((shape, samples));
             }
-            std::thread::sleep(interval.min(window.saturating_sub(started.elapsed()).max(Duration::from_millis(100))));
+            std::thread::sleep(
+                interval.min(
+                    window
+                        .saturating_sub(started.elapsed())
+                        .max(Duration::from_millis(100)),
+                ),
+            );
         }
     }
 }
@@ -176,22 +237,50 @@ pub fn collect(
 fn running(rest: &FlinkRest, job_id: &str) -> Result<JobDetails, CollectError> {
     match rest.job(job_id) {
         Ok(d) if d.state == "RUNNING" => Ok(d),
-        Ok(d) => Err(CollectError::JobNotRunning { job_id: job_id.to_string(), state: d.state }),
-        Err(e) if e.is_not_found() => Err(CollectError::JobNotRunning { job_id: job_id.to_string(), state: "gone".into() }),
+        Ok(d) => Err(CollectError::JobNotRunning {
+            job_id: job_id.to_string(),
+            state: d.state,
+        }),
+        Err(e) if e.is_not_found() => Err(CollectError::JobNotRunning {
+            job_id: job_id.to_string(),
+            state: "gone".into(),
+        }),
         Err(e) => Err(e.into()),
     }
 }
 
-fn sample(rest: &FlinkRest, shape: &JobShape, details: &JobDetails) -> Result<Sample, CollectError> {
-    let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+fn sample(
+    rest: &FlinkRest,
+    shape: &JobShape,
+    details: &JobDetails,
+) -> Result<Sample, CollectError> {
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let mut vertices = Vec::with_capacity(shape.vertices.len());
     for (v, (id, ..)) in shape.vertices.iter().enumerate() {
-        let aggregated = rest.subtask_metrics(&shape.job_id, id, &["busyTimeMsPerSecond", "backPressuredTimeMsPerSecond"])?;
-        let busy = aggregated.get("busyTimeMsPerSecond").copied().unwrap_or_default();
-        let backpressure = aggregated.get("backPressuredTimeMsPerSecond").copied().unwrap_or_default();
+        let aggregated = rest.subtask_metrics(
+            &shape.job_id,
+            id,
+            &["busyTimeMsPerSecond", "backPressuredTimeMsPerSecond"],
+        )?;
+        let busy = aggregated
+            .get("busyTimeMsPerSecond")
+            .copied()
+            .unwrap_or_default();
+        let backpressure = aggregated
+            .get("backPressuredTimeMsPerSecond")
+            .copied()
+            .unwrap_or_default();
         let (mut pending, mut source_records) = (None, None);
         if let Some(names) = shape.source_metrics.get(&v) {
-            let wanted: Vec<String> = names.pending.iter().chain(&names.records_out).cloned().collect();
+            let wanted: Vec<String> = names
+                .pending
+                .iter()
+                .chain(&names.records_out)
+                .cloned()
+                .collect();
             let values = rest.vertex_metrics(&shape.job_id, id, &wanted)?;
             let sum = |of: &[String]| -> Option<f64> {
                 let found: Vec<f64> = of.iter().filter_map(|n| values.get(n).copied()).collect();
@@ -214,11 +303,42 @@ fn sample(rest: &FlinkRest, shape: &JobShape, details: &JobDetails) -> Result<Sa
     Ok(Sample { at_ms, vertices })
 }
 
+/// Change per second of a cumulative counter or gauge over the window.
+///
+/// The REST API serves values its metric fetcher refreshed up to ~10 s earlier, all at once.
+/// Polling faster than that, the first and last *changes* in the series mark when fresh
+/// values arrived; measuring between them keeps the error to one poll interval instead of
+/// one fetch interval. Without two changes, the window's ends are used.
+pub fn change_rate(series: &[(i64, f64)]) -> Option<f64> {
+    let points: Vec<(i64, f64)> = series
+        .iter()
+        .copied()
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    if points.len() < 2 {
+        return None;
+    }
+    let changes: Vec<(i64, f64)> = points
+        .windows(2)
+        .filter(|w| w[1].1 != w[0].1)
+        .map(|w| w[1])
+        .collect();
+    let (a, b) = if changes.len() >= 2 {
+        (changes[0], changes[changes.len() - 1])
+    } else {
+        (points[0], points[points.len() - 1])
+    };
+    let seconds = (b.0 - a.0) as f64 / 1000.0;
+    (seconds > 0.0).then(|| (b.1 - a.1) / seconds)
+}
+
 /// The window as the scaling model's input. Needs at least two samples.
-pub fn summarize(shape: &JobShape, samples: &[Sample], available_slots: Option<u32>, slots_per_taskmanager: Option<u32>) -> JobSnapshot {
-    let first = &samples[0];
-    let last = &samples[samples.len() - 1];
-    let seconds = ((last.at_ms - first.at_ms) as f64 / 1000.0).max(1e-3);
+pub fn summarize(
+    shape: &JobShape,
+    samples: &[Sample],
+    available_slots: Option<u32>,
+    slots_per_taskmanager: Option<u32>,
+) -> JobSnapshot {
     let mean = |values: &mut dyn Iterator<Item = f64>| {
         let finite: Vec<f64> = values.filter(|x| x.is_finite()).collect();
         if finite.is_empty() {
@@ -232,19 +352,31 @@ pub fn summarize(shape: &JobShape, samples: &[Sample], available_slots: Option<u
         .iter()
         .enumerate()
         .map(|(v, (id, name, parallelism, max_parallelism))| {
-            let (a, b) = (&first.vertices[v], &last.vertices[v]);
-            let is_source = shape.is_source(v);
-            let records_out_rate = (b.write_records - a.write_records).max(0.0) / seconds;
-            let records_in_rate = if is_source {
-                match (a.source_records, b.source_records) {
-                    (Some(x), Some(y)) => (y - x).max(0.0) / seconds,
-                    _ => records_out_rate,
-                }
-            } else {
-                (b.read_records - a.read_records).max(0.0) / seconds
+            let series = |f: &dyn Fn(&VertexSample) -> Option<f64>| -> Vec<(i64, f64)> {
+                samples
+                    .iter()
+                    .filter_map(|s| f(&s.vertices[v]).map(|x| (s.at_ms, x)))
+                    .collect()
             };
-            let (pending, growth) = match (a.pending, b.pending) {
-                (Some(x), Some(y)) => (Some(y), Some((y - x) / seconds)),
+            let is_source = shape.is_source(v);
+            let records_out_rate = change_rate(&series(&|x| Some(x.write_records)))
+                .unwrap_or(0.0)
+                .max(0.0);
+            let records_in_rate = if is_source {
+                change_rate(&series(&|x| x.source_records))
+                    .unwrap_or(records_out_rate)
+                    .max(0.0)
+            } else {
+                change_rate(&series(&|x| Some(x.read_records)))
+                    .unwrap_or(0.0)
+                    .max(0.0)
+            };
+            let pending_series = series(&|x| x.pending);
+            let pending = pending_series.last().map(|p| p.1);
+            let growth = change_rate(&pending_series);
+            let (pending, growth) = match (pending, growth) {
+                (Some(p), Some(g)) => (Some(p), Some(g)),
+                (Some(p), None) => (Some(p), Some(0.0)),
                 _ => (None, None),
             };
             VertexSnapshot {
@@ -258,7 +390,8 @@ pub fn summarize(shape: &JobShape, samples: &[Sample], available_slots: Option<u
                 records_out_rate,
                 busy: mean(&mut samples.iter().map(|s| s.vertices[v].busy_avg_ms)) / 1000.0,
                 busy_max: mean(&mut samples.iter().map(|s| s.vertices[v].busy_max_ms)) / 1000.0,
-                backpressure: mean(&mut samples.iter().map(|s| s.vertices[v].backpressure_avg_ms)) / 1000.0,
+                backpressure: mean(&mut samples.iter().map(|s| s.vertices[v].backpressure_avg_ms))
+                    / 1000.0,
                 pending_records: pending,
                 backlog_growth: growth,
             }
@@ -294,15 +427,57 @@ mod tests {
             "0.Source__Queue_Source.split.partition-0.watermark.currentWatermark",
             "0.numRecordsOut",
         ]));
-        assert_eq!(found.pending, names(&["0.Source__Queue_Source.pendingRecords", "1.Source__Queue_Source.pendingRecords"]));
-        assert_eq!(found.records_out, names(&["0.Source__Queue_Source.numRecordsOut", "1.Source__Queue_Source.numRecordsOut"]));
+        assert_eq!(
+            found.pending,
+            names(&[
+                "0.Source__Queue_Source.pendingRecords",
+                "1.Source__Queue_Source.pendingRecords"
+            ])
+        );
+        assert_eq!(
+            found.records_out,
+            names(&[
+                "0.Source__Queue_Source.numRecordsOut",
+                "1.Source__Queue_Source.numRecordsOut"
+            ])
+        );
     }
 
     #[test]
     fn a_source_without_backlog_still_finds_its_output() {
-        let found = source_metrics(&names(&["0.Source__datagen.numRecordsOut", "0.Calc.numRecordsOut"]));
+        let found = source_metrics(&names(&[
+            "0.Source__datagen.numRecordsOut",
+            "0.Calc.numRecordsOut",
+        ]));
         assert!(found.pending.is_empty());
-        assert_eq!(found.records_out, names(&["0.Source__datagen.numRecordsOut"]));
+        assert_eq!(
+            found.records_out,
+            names(&["0.Source__datagen.numRecordsOut"])
+        );
+    }
+
+    #[test]
+    fn rates_are_measured_between_fresh_values() {
+        // Fetched every 10 s, polled every 2 s: 100 records/s really.
+        let series: Vec<(i64, f64)> = [
+            (0, 500.0),
+            (2, 500.0),
+            (4, 1500.0),
+            (6, 1500.0),
+            (8, 1500.0),
+            (10, 1500.0),
+            (12, 1500.0),
+            (14, 2500.0),
+            (16, 2500.0),
+        ]
+        .iter()
+        .map(|(t, v)| (t * 1000, *v))
+        .collect();
+        assert_eq!(change_rate(&series), Some(100.0));
+        // Ends of the window when values never changed twice.
+        assert_eq!(change_rate(&[(0, 1.0), (10_000, 11.0)]), Some(1.0));
+        assert_eq!(change_rate(&[(0, 5.0)]), None);
+        assert_eq!(change_rate(&[(0, f64::NAN), (1_000, 5.0)]), None);
     }
 
     #[test]
@@ -310,27 +485,102 @@ mod tests {
         let shape = JobShape {
             job_id: "j".into(),
             job_name: "job".into(),
-            vertices: vec![("s".into(), "Source".into(), 1, 128), ("w".into(), "Work".into(), 2, 128)],
-            edges: vec![Edge { from: 0, to: 1, ship: ShipStrategy::Hash }],
+            vertices: vec![
+                ("s".into(), "Source".into(), 1, 128),
+                ("w".into(), "Work".into(), 2, 128),
+            ],
+            edges: vec![Edge {
+                from: 0,
+                to: 1,
+                ship: ShipStrategy::Hash,
+            }],
             source_metrics: HashMap::new(),
         };
         let at = |ms, src: f64, pending: f64, read: f64, busy: f64| Sample {
             at_ms: ms,
             vertices: vec![
-                VertexSample { read_records: 0.0, write_records: src, source_records: Some(src), busy_avg_ms: 10.0, busy_max_ms: 10.0, backpressure_avg_ms: 900.0, pending: Some(pending) },
-                VertexSample { read_records: read, write_records: read, source_records: None, busy_avg_ms: busy, busy_max_ms: busy, backpressure_avg_ms: 0.0, pending: None },
+                VertexSample {
+                    read_records: 0.0,
+                    write_records: src,
+                    source_records: Some(src),
+                    busy_avg_ms: 10.0,
+                    busy_max_ms: 10.0,
+                    backpressure_avg_ms: 900.0,
+                    pending: Some(pending),
+                },
+                VertexSample {
+                    read_records: read,
+                    write_records: read,
+                    source_records: None,
+                    busy_avg_ms: busy,
+                    busy_max_ms: busy,
+                    backpressure_avg_ms: 0.0,
+                    pending: None,
+                },
             ],
         };
-        let samples = vec![at(0, 0.0, 1000.0, 0.0, 990.0), at(10_000, 6500.0, 4500.0, 6400.0, f64::NAN), at(20_000, 13_000.0, 8000.0, 12_900.0, 1000.0)];
+        let samples = vec![
+            at(0, 0.0, 1000.0, 0.0, 990.0),
+            at(10_000, 6500.0, 4500.0, 6400.0, f64::NAN),
+            at(20_000, 13_000.0, 8000.0, 12_900.0, 1000.0),
+        ];
         let snap = summarize(&shape, &samples, Some(4), Some(2));
         let (s, w) = (&snap.vertices[0], &snap.vertices[1]);
         assert!(s.is_source && !w.is_source);
         assert_eq!(s.records_in_rate, 650.0);
         assert_eq!(s.pending_records, Some(8000.0));
         assert_eq!(s.backlog_growth, Some(350.0));
-        assert_eq!(w.records_in_rate, 645.0);
-        assert!((w.busy - 0.995).abs() < 1e-9, "NaN samples are skipped: {}", w.busy);
+        // Measured between the first and last fresh values (10 s and 20 s).
+        assert_eq!(w.records_in_rate, 650.0);
+        assert!(
+            (w.busy - 0.995).abs() < 1e-9,
+            "NaN samples are skipped: {}",
+            w.busy
+        );
         assert!((s.backpressure - 0.9).abs() < 1e-9);
         assert_eq!(snap.available_slots, Some(4));
+    }
+}
+
+/// What `analyze --record` writes and `replay` reads: one job's window exactly as it was
+/// polled, so the models can be run on it again, deterministically, anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    /// Format version of this file.
+    pub format: u32,
+    pub rest: String,
+    pub shape: JobShape,
+    pub samples: Vec<Sample>,
+    pub available_slots: Option<u32>,
+    pub slots_per_taskmanager: Option<u32>,
+}
+
+impl Recording {
+    pub const FORMAT: u32 = 1;
+
+    pub fn snapshot(&self) -> JobSnapshot {
+        summarize(
+            &self.shape,
+            &self.samples,
+            self.available_slots,
+            self.slots_per_taskmanager,
+        )
+    }
+}
+
+/// JSON has no NaN: a missing measurement is written as `null` and read back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else {
+            serializer.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
     }
 }

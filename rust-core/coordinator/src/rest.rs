@@ -13,7 +13,11 @@ pub enum RestError {
     /// The REST endpoint did not answer (down, wrong address, timeout).
     Unreachable { url: String, reason: String },
     /// It answered with an error status: 404 for a job that is gone, for example.
-    Status { url: String, status: u16, message: String },
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
     /// It answered something we cannot read.
     Unreadable { url: String, reason: String },
 }
@@ -21,9 +25,17 @@ pub enum RestError {
 impl fmt::Display for RestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RestError::Unreachable { url, reason } => write!(f, "Flink REST API not reachable at {url}: {reason}"),
-            RestError::Status { url, status, message } => write!(f, "Flink REST API answered {status} for {url}: {message}"),
-            RestError::Unreadable { url, reason } => write!(f, "unreadable answer from {url}: {reason}"),
+            RestError::Unreachable { url, reason } => {
+                write!(f, "Flink REST API not reachable at {url}: {reason}")
+            }
+            RestError::Status {
+                url,
+                status,
+                message,
+            } => write!(f, "Flink REST API answered {status} for {url}: {message}"),
+            RestError::Unreadable { url, reason } => {
+                write!(f, "unreadable answer from {url}: {reason}")
+            }
         }
     }
 }
@@ -160,7 +172,10 @@ impl FlinkRest {
     /// `base` like `http://127.0.0.1:8081`; every request gives up after `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Self {
         let agent = ureq::AgentBuilder::new().timeout(timeout).build();
-        FlinkRest { base: base.trim_end_matches('/').to_string(), agent }
+        FlinkRest {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -170,17 +185,31 @@ impl FlinkRest {
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, RestError> {
         let url = format!("{}{}", self.base, path);
         match self.agent.get(&url).call() {
-            Ok(response) => response.into_json().map_err(|e| RestError::Unreadable { url, reason: e.to_string() }),
+            Ok(response) => response.into_json().map_err(|e| RestError::Unreadable {
+                url,
+                reason: e.to_string(),
+            }),
             Err(ureq::Error::Status(status, response)) => {
                 let body = response.into_string().unwrap_or_default();
                 // Flink's errors carry a Java stack trace; its first line is the message.
                 let message = serde_json::from_str::<serde_json::Value>(&body)
                     .ok()
-                    .and_then(|v| v["errors"][0].as_str().map(|s| s.lines().next().unwrap_or("").to_string()))
+                    .and_then(|v| {
+                        v["errors"][0]
+                            .as_str()
+                            .map(|s| s.lines().next().unwrap_or("").to_string())
+                    })
                     .unwrap_or(body);
-                Err(RestError::Status { url, status, message })
+                Err(RestError::Status {
+                    url,
+                    status,
+                    message,
+                })
             }
-            Err(e) => Err(RestError::Unreachable { url, reason: e.to_string() }),
+            Err(e) => Err(RestError::Unreachable {
+                url,
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -204,25 +233,47 @@ impl FlinkRest {
     }
 
     /// Metrics aggregated over the subtasks of a vertex.
-    pub fn subtask_metrics(&self, job_id: &str, vertex_id: &str, names: &[&str]) -> Result<HashMap<String, Aggregated>, RestError> {
-        let entries: Vec<AggregatedEntry> =
-            self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics?get={}", names.join(",")))?;
+    pub fn subtask_metrics(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, Aggregated>, RestError> {
+        let entries: Vec<AggregatedEntry> = self.get(&format!(
+            "/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics?get={}",
+            names.join(",")
+        ))?;
         Ok(entries.into_iter().map(|e| (e.id, e.value)).collect())
     }
 
     /// The names of every metric a vertex has (`0.Source__Kafka.pendingRecords`, ...).
-    pub fn vertex_metric_names(&self, job_id: &str, vertex_id: &str) -> Result<Vec<String>, RestError> {
-        let entries: Vec<MetricEntry> = self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/metrics"))?;
+    pub fn vertex_metric_names(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+    ) -> Result<Vec<String>, RestError> {
+        let entries: Vec<MetricEntry> =
+            self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/metrics"))?;
         Ok(entries.into_iter().map(|e| e.id).collect())
     }
 
     /// Values of named vertex metrics; non-numeric values are left out.
-    pub fn vertex_metrics(&self, job_id: &str, vertex_id: &str, names: &[String]) -> Result<HashMap<String, f64>, RestError> {
+    pub fn vertex_metrics(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+        names: &[String],
+    ) -> Result<HashMap<String, f64>, RestError> {
         if names.is_empty() {
             return Ok(HashMap::new());
         }
-        let entries: Vec<MetricEntry> =
-            self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/metrics?get={}", names.join(",")))?;
-        Ok(entries.into_iter().filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?))).collect())
+        let entries: Vec<MetricEntry> = self.get(&format!(
+            "/jobs/{job_id}/vertices/{vertex_id}/metrics?get={}",
+            names.join(",")
+        ))?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?)))
+            .collect())
     }
 }

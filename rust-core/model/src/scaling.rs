@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// How records travel along an edge (the REST plan's `ship_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShipStrategy {
     Forward,
     /// `keyBy`: records go to the subtask owning their key group.
@@ -42,7 +42,7 @@ impl ShipStrategy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Edge {
     /// Index of the upstream vertex in [`JobSnapshot::vertices`].
     pub from: usize,
@@ -313,7 +313,9 @@ impl JobDecision {
                     percent(e.expected_utilization)
                 );
                 if let (Some(pending), Some(growth)) = (e.pending_records, e.backlog_growth) {
-                    line.push_str(&format!(" backlog={pending:.0} backlog-growth={growth:.1}/s"));
+                    line.push_str(&format!(
+                        " backlog={pending:.0} backlog-growth={growth:.1}/s"
+                    ));
                 }
                 lines.push(line);
             }
@@ -652,23 +654,40 @@ pub fn decide(
     })
 }
 
-/// Records/s the vertex could process at 100% busy: from busy time where Flink measures it,
-/// else from what it did while not back-pressured (sources throttled by back-pressure, whose
-/// busy time says little). NaN when nothing tells (a source without busy time that is not
-/// back-pressured: it may be at its limit or idle).
+/// Records/s the vertex could process at 100% busy.
+///
+/// From busy time where Flink measures it. Sources get two corrections, because a source's
+/// task thread is not where all its work happens (Kafka-style readers fetch in their own
+/// threads, so busy time understates them): a source that is *not* held back by
+/// back-pressure while its backlog grows is reading as fast as it can, so its rate is its
+/// capacity; a source held back by back-pressure could do at least its rate over the time
+/// it was not blocked. NaN when nothing tells (no busy time, no back-pressure, no backlog).
 fn true_processing_rate(v: &VertexSnapshot) -> f64 {
     let rate = finite_or(v.records_in_rate, 0.0);
     if rate <= 0.0 {
         return f64::INFINITY; // nothing to process: any parallelism keeps up
     }
+    let from_busy = if v.busy.is_finite() {
+        rate / v.busy.max(MEASURABLE)
+    } else {
+        f64::NAN
+    };
+    if !v.is_source {
+        return from_busy;
+    }
     let backpressure = finite_or(v.backpressure, 0.0);
-    if v.is_source && backpressure >= 0.1 {
-        return rate / (1.0 - backpressure).max(MEASURABLE);
+    if backpressure >= 0.1 {
+        let unblocked = rate / (1.0 - backpressure).max(MEASURABLE);
+        return if from_busy.is_nan() {
+            unblocked
+        } else {
+            from_busy.max(unblocked)
+        };
     }
-    if v.busy.is_finite() {
-        return rate / v.busy.max(MEASURABLE);
+    if v.backlog_growth.is_some_and(|g| g > 0.05 * rate) {
+        return rate; // falling behind without being held back: at its limit
     }
-    f64::NAN
+    from_busy
 }
 
 /// Share of the upstream vertex's input that arrives at the downstream vertex over this edge.

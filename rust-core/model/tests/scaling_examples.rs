@@ -359,3 +359,35 @@ fn codes_are_stable() {
     assert_eq!(Code::ExternalBottleneck.code(), "AT121");
     assert_eq!(Code::SlotsShort.code(), "AT124");
 }
+
+#[test]
+fn a_source_falling_behind_unblocked_is_at_its_limit_whatever_its_busy_time() {
+    // A Kafka-style reader fetches in its own threads: 20% busy on the task thread, yet it
+    // reads 1000/s while 1500/s arrive and nothing downstream holds it back.
+    let src = source("kafka", 2, 1000.0, 0.2, 50_000.0, 500.0);
+    let d = decide(
+        &job(vec![src], vec![]),
+        &eager(0.7),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    // 1500/s + 50000 over 5 min = 1666.7/s at 500/s per subtask and 70%: ceil(4.76) = 5.
+    assert_eq!(d.vertices[0].recommended, 5);
+    assert_eq!(d.bottleneck, Some(0));
+}
+
+#[test]
+fn a_source_held_back_by_back_pressure_is_not_scaled_up() {
+    // Idle most of the time and blocked 14% of it: the bottleneck is elsewhere.
+    let mut src = source("queue", 1, 660.0, 0.0, 20_000.0, 340.0);
+    src.backpressure = 0.14;
+    let d = decide(
+        &job(vec![src], vec![]),
+        &ScalingConfig::default(),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 1);
+}

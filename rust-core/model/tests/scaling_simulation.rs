@@ -178,8 +178,16 @@ impl Scenario {
                     .min(x.external_limit.unwrap_or(f64::INFINITY));
                 let busy = (flow[v] / balanced).min(1.0);
                 let busy_max = (flow[v] / self.capacity(v, p)).min(1.0);
-                // Upstream of a saturated vertex, time not spent busy is spent blocked.
-                let blocked = self.reaches_any(v, &saturated) && !saturated[v];
+                // Upstream of a saturated vertex, time not spent busy is spent blocked. The
+                // simulator throttles all sources together (as if every branch met in one
+                // join), so a source is held back whenever the job runs at a vertex's limit
+                // that is not its own.
+                let held_back = if x.source.is_some() {
+                    factor < 1.0 || backlog
+                } else {
+                    self.reaches_any(v, &saturated)
+                };
+                let blocked = held_back && !saturated[v];
                 let (pending, growth) = match &x.source {
                     Some(s) => (Some(s.backlog), Some(s.arrival - flow[v])),
                     None => (None, None),
