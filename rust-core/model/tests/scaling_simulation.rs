@@ -343,6 +343,25 @@ fn step(
     decision
 }
 
+/// Under steady load, six more decisions change nothing: no oscillation, no flapping.
+fn assert_steady(
+    s: &mut Scenario,
+    config: &ScalingConfig,
+    history: &mut ScalingHistory,
+    scenario: usize,
+) {
+    let settled = s.parallelism.clone();
+    for k in 4..10 {
+        let d = step(s, config, history, k * 60_000);
+        assert_eq!(
+            s.parallelism,
+            settled,
+            "scenario {scenario} keeps changing under steady load: {:#?}",
+            d.changes().collect::<Vec<_>>()
+        );
+    }
+}
+
 /// Every vertex sustains its arrivals, unless it cannot have more parallelism (partitions,
 /// key groups), which the model reports.
 fn assert_provisioned(s: &Scenario, scenario: usize) {
@@ -394,17 +413,7 @@ fn random_dags_reach_the_minimal_parallelism_fast_and_stay_there() {
             );
         }
         assert_provisioned(&s, i);
-        // Steady load: no oscillation.
-        let settled = s.parallelism.clone();
-        for k in 4..10 {
-            let d = step(&mut s, &config, &mut history, k * 60_000);
-            assert_eq!(
-                s.parallelism,
-                settled,
-                "scenario {i} oscillates: {:?}",
-                d.changes().collect::<Vec<_>>()
-            );
-        }
+        assert_steady(&mut s, &config, &mut history, i);
     }
     let share = |filter: &dyn Fn(usize) -> bool, done: &dyn Fn(Option<i64>) -> bool| {
         let chosen: Vec<usize> = (0..scenarios).filter(|&i| filter(i)).collect();
@@ -452,16 +461,7 @@ fn with_default_hold_band_steady_load_never_flaps() {
         for k in 1..=3 {
             step(&mut s, &config, &mut history, k * 60_000);
         }
-        let settled = s.parallelism.clone();
-        for k in 4..10 {
-            let d = step(&mut s, &config, &mut history, k * 60_000);
-            assert_eq!(
-                s.parallelism,
-                settled,
-                "scenario {i} keeps changing under steady load: {:#?}",
-                d.changes().collect::<Vec<_>>()
-            );
-        }
+        assert_steady(&mut s, &config, &mut history, i);
         assert_provisioned(&s, i);
     }
 }

@@ -1,7 +1,9 @@
 //! Builders for scaling-model inputs, shared by the example and simulation tests.
 #![allow(dead_code)]
 
-use autotune_model::scaling::{Edge, JobSnapshot, ScalingConfig, ShipStrategy, VertexSnapshot};
+use autotune_model::scaling::{
+    Code, Edge, Finding, JobSnapshot, ScalingConfig, ShipStrategy, VertexDecision, VertexSnapshot,
+};
 use std::time::Duration;
 
 /// A vertex processing `rate` records/s at parallelism `p`, `busy` of the time, passing
@@ -65,4 +67,21 @@ pub fn eager(target_utilization: f64) -> ScalingConfig {
         scale_down_delay: Duration::ZERO,
         ..ScalingConfig::default()
     }
+}
+
+/// The vertex's finding with `code`, whose message must contain every one of `phrases`.
+pub fn finding<'a>(d: &'a VertexDecision, code: Code, phrases: &[&str]) -> &'a Finding {
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code} finding in {:?}", d.findings));
+    for phrase in phrases {
+        assert!(
+            f.message.contains(phrase),
+            "{code} message lacks {phrase:?}: {}",
+            f.message
+        );
+    }
+    f
 }
