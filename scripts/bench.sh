@@ -28,3 +28,7 @@ LOG
 echo "Flink $flink_version, $(java -version 2>&1 | head -1), $(nproc) cores"
 java -Xms2g -Xmx2g -Dlog4j.configurationFile="$out/log4j2.properties" \
   -cp "$out:$cp" dev.flinkautotune.ReportBenchmark "$sizes"
+
+echo
+echo "== one coordinator decision, job of 100 vertices"
+cargo run -q --release --locked -p autotune-coordinator --example decision_bench

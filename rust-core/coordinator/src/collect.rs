@@ -249,7 +249,8 @@ fn running(rest: &FlinkRest, job_id: &str) -> Result<JobDetails, CollectError> {
     }
 }
 
-fn sample(
+/// One poll of every vertex of the job: what a window is made of.
+pub fn sample(
     rest: &FlinkRest,
     shape: &JobShape,
     details: &JobDetails,
