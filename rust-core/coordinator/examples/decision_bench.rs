@@ -49,8 +49,12 @@ fn serve(server: tiny_http::Server, polls: Arc<AtomicU64>) {
             json!([{"id": "busyTimeMsPerSecond", "min": busy - 50.0, "max": busy + 50.0, "avg": busy, "sum": busy * 4.0},
                    {"id": "backPressuredTimeMsPerSecond", "min": 0.0, "max": 0.0, "avg": 0.0, "sum": 0.0}])
         } else if url.ends_with("/metrics") {
-            json!((0..4).flat_map(|s| [json!({"id": format!("{s}.Source__Kafka.pendingRecords")}),
-                                        json!({"id": format!("{s}.Source__Kafka.numRecordsOut")})]).collect::<Vec<_>>())
+            json!((0..4)
+                .flat_map(|s| [
+                    json!({"id": format!("{s}.Source__Kafka.pendingRecords")}),
+                    json!({"id": format!("{s}.Source__Kafka.numRecordsOut")})
+                ])
+                .collect::<Vec<_>>())
         } else if url.contains("/metrics?get=") {
             json!((0..4).flat_map(|s| [json!({"id": format!("{s}.Source__Kafka.pendingRecords"), "value": format!("{}", 1000.0 + n * 100.0)}),
                                         json!({"id": format!("{s}.Source__Kafka.numRecordsOut"), "value": format!("{}", n * 1250.0)})]).collect::<Vec<_>>())
@@ -77,7 +81,9 @@ fn main() {
     let rest = FlinkRest::new(&base, Duration::from_secs(5));
     let details = rest.job(JOB).expect("job details");
     let mut shape = JobShape::from_details(&details);
-    shape.discover_source_metrics(&rest).expect("source metrics");
+    shape
+        .discover_source_metrics(&rest)
+        .expect("source metrics");
 
     let mut poll_ms = Vec::new();
     let mut samples = Vec::new();
@@ -99,7 +105,8 @@ fn main() {
     let mut changes = 0;
     for _ in 0..rounds {
         let snapshot = summarize(&shape, &samples, Some(1000), Some(4));
-        let decision = decide(&snapshot, &config, &mut ScalingHistory::default(), 100_000).expect("a decision");
+        let decision = decide(&snapshot, &config, &mut ScalingHistory::default(), 100_000)
+            .expect("a decision");
         changes += decision.changes().count();
     }
     let model_us = start.elapsed().as_secs_f64() * 1e6 / rounds as f64;
@@ -108,5 +115,8 @@ fn main() {
     println!("job of {VERTICES} vertices, REST on 127.0.0.1 (local stand-in), {POLLS} polls, {} changes per decision", changes / rounds);
     println!("one poll (REST reads, {requests} requests):   {poll:8.2} ms  (median)");
     println!("model on a {POLLS}-poll window (summarize + decide): {model_us:8.1} us");
-    println!("one decision from a 12-poll (1 min at 5 s) window:   {:8.1} ms of work", 12.0 * poll + model_us / 1000.0);
+    println!(
+        "one decision from a 12-poll (1 min at 5 s) window:   {:8.1} ms of work",
+        12.0 * poll + model_us / 1000.0
+    );
 }

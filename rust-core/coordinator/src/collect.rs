@@ -220,7 +220,11 @@ pub fn collect(
                 shape.discover_source_metrics(rest)?;
             }
             samples.push(sample(rest, &shape, &details)?);
-            if started.elapsed() >= window && samples.len() >= 2 {
+            // The REST API refreshes its values every ~10 s: a window must have seen the
+            // counters change twice to measure a rate, so a short one is stretched (to at
+            // most three times its length).
+            let long_enough = started.elapsed() >= window && samples.len() >= 2;
+            if long_enough && (fresh_values(&samples) >= 2 || started.elapsed() >= window * 3) {
                 return Ok((shape, samples));
             }
             std::thread::sleep(
@@ -232,6 +236,20 @@ pub fn collect(
             );
         }
     }
+}
+
+/// How many times the job's counters were refreshed during the samples.
+fn fresh_values(samples: &[Sample]) -> usize {
+    let total = |s: &Sample| {
+        s.vertices
+            .iter()
+            .map(|v| v.write_records + v.read_records)
+            .sum::<f64>()
+    };
+    samples
+        .windows(2)
+        .filter(|w| total(&w[1]) != total(&w[0]))
+        .count()
 }
 
 fn running(rest: &FlinkRest, job_id: &str) -> Result<JobDetails, CollectError> {

@@ -124,18 +124,28 @@ pub struct ClusterOverview {
 /// One metric aggregated over a vertex's subtasks.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 pub struct Aggregated {
-    #[serde(default = "nan")]
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
     pub min: f64,
-    #[serde(default = "nan")]
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
     pub max: f64,
-    #[serde(default = "nan")]
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
     pub avg: f64,
-    #[serde(default = "nan")]
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
     pub sum: f64,
 }
 
 fn nan() -> f64 {
     f64::NAN
+}
+
+/// Flink writes non-finite values as strings (`"NaN"`, `"Infinity"`): they read as NaN/inf,
+/// and anything else unreadable as NaN, so one odd metric never fails a whole poll.
+fn lenient_f64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    })
 }
 
 #[derive(Deserialize)]
@@ -275,5 +285,21 @@ impl FlinkRest {
             .into_iter()
             .filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?)))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_aggregates_as_flink_writes_them() {
+        let json = r#"[{"id":"busyTimeMsPerSecond","min":"NaN","max":"NaN","avg":"NaN","sum":"NaN","skew":0.0},
+                      {"id":"backPressuredTimeMsPerSecond","min":0.0,"max":12.5,"avg":"Infinity","sum":null}]"#;
+        let entries: Vec<AggregatedEntry> = serde_json::from_str(json).unwrap();
+        assert!(entries[0].value.avg.is_nan() && entries[0].value.max.is_nan());
+        assert_eq!(entries[1].value.max, 12.5);
+        assert!(entries[1].value.avg.is_infinite());
+        assert!(entries[1].value.sum.is_nan());
     }
 }

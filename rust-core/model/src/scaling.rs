@@ -599,6 +599,7 @@ pub fn decide(
     let bottleneck = decisions
         .iter()
         .enumerate()
+        .filter(|(_, d)| d.evidence.true_rate.is_finite())
         .filter(|(_, d)| {
             d.evidence.expected_utilization >= 1.0 || d.evidence.busy_max >= config.saturation
         })
@@ -665,7 +666,9 @@ pub fn decide(
 fn true_processing_rate(v: &VertexSnapshot) -> f64 {
     let rate = finite_or(v.records_in_rate, 0.0);
     if rate <= 0.0 {
-        return f64::INFINITY; // nothing to process: any parallelism keeps up
+        // Busy without records: the window saw no fresh counters; nothing can be said.
+        let busy = v.busy.is_finite() && v.busy >= 0.1;
+        return if busy { f64::NAN } else { f64::INFINITY }; // idle: any parallelism keeps up
     }
     let from_busy = if v.busy.is_finite() {
         rate / v.busy.max(MEASURABLE)

@@ -372,3 +372,20 @@ fn a_source_held_back_by_back_pressure_is_not_scaled_up() {
     .unwrap();
     assert_eq!(d.vertices[0].recommended, 1);
 }
+
+#[test]
+fn busy_without_records_is_unknown_not_idle() {
+    // A window that saw no fresh counters: 99% busy, 0 records/s. No decision, no bottleneck.
+    let mut work = vertex("work", 1, 0.0, 0.99);
+    work.records_out_rate = 0.0;
+    let d = decide(
+        &job(vec![work], vec![]),
+        &ScalingConfig::default(),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 1);
+    assert!(d.vertices[0].evidence.true_rate.is_nan());
+    assert_eq!(d.bottleneck, None);
+}
