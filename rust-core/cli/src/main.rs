@@ -241,8 +241,18 @@ fn analyze(
     let mut documents = Vec::new();
     let mut recorded = String::new();
     for job_id in jobs {
-        let (shape, samples) = collect(&rest, &job_id, window.duration, window.interval, 3)
-            .map_err(|e| e.to_string())?;
+        let (shape, samples) = collect(
+            &rest,
+            &job_id,
+            window.duration,
+            window.interval,
+            3,
+            &mut |pause| {
+                std::thread::sleep(pause);
+                true
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let overview = rest.overview().map_err(|e| e.to_string())?;
         // Slots this job may use: the free ones plus those it holds (one slot sharing group).
         let held: u32 = shape.vertices.iter().map(|v| v.2).max().unwrap_or(0);

@@ -27,6 +27,8 @@ pub enum CollectError {
         job_id: String,
         restarts: u32,
     },
+    /// The caller asked to stop (the plugin is closing).
+    Stopped,
 }
 
 impl fmt::Display for CollectError {
@@ -36,6 +38,7 @@ impl fmt::Display for CollectError {
             CollectError::JobNotRunning { job_id, state } => {
                 write!(f, "job {job_id} is not running ({state})")
             }
+            CollectError::Stopped => f.write_str("stopped"),
             CollectError::Unstable { job_id, restarts } => {
                 write!(f, "job {job_id} changed parallelism or restarted {restarts} times during the window")
             }
@@ -182,14 +185,16 @@ pub fn source_metrics(names: &[String]) -> SourceMetrics {
     }
 }
 
-/// Polls the job every `interval` for `window`, and summarises the window. A rescale or
-/// restart inside the window starts it again (at most `max_restarts` times).
+/// Polls the job every `interval` for `window`. A rescale or restart inside the window
+/// starts it again (at most `max_restarts` times). `sleep` waits between polls and returns
+/// false when the caller wants to stop.
 pub fn collect(
     rest: &FlinkRest,
     job_id: &str,
     window: Duration,
     interval: Duration,
     max_restarts: u32,
+    sleep: &mut dyn FnMut(Duration) -> bool,
 ) -> Result<(JobShape, Vec<Sample>), CollectError> {
     let mut restarts = 0;
     'window: loop {
@@ -227,13 +232,14 @@ pub fn collect(
             if long_enough && (fresh_values(&samples) >= 2 || started.elapsed() >= window * 3) {
                 return Ok((shape, samples));
             }
-            std::thread::sleep(
-                interval.min(
-                    window
-                        .saturating_sub(started.elapsed())
-                        .max(Duration::from_millis(100)),
-                ),
+            let pause = interval.min(
+                window
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(100)),
             );
+            if !sleep(pause) {
+                return Err(CollectError::Stopped);
+            }
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct JobVertex {
     pub max_parallelism: Option<i64>,
     #[serde(default)]
     pub metrics: VertexCounters,
+    /// When the vertex's tasks were (re)deployed, epoch millis.
+    #[serde(rename = "start-time", default)]
+    pub start_time: i64,
 }
 
 /// Cumulative counters the job details carry per vertex.
