@@ -6,7 +6,6 @@ running on them, and assertions on what the plugin writes into the Flink logs.
 
 from __future__ import annotations
 
-import re
 import time
 import zipfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import autotune_lines, parse_status, start_fields
+from harness.autotune_log import autotune_lines, parse_status, plugin_trouble, start_fields, wait_for
 from harness.flink import FlinkCluster
 
 REPORTER = {
@@ -25,23 +24,6 @@ REPORTER = {
 # 300 records/s at 1.5 ms each: 0.45 cores of work over 3 Work subtasks, ~150 ms/s busy each.
 JOB_ARGS = ["--rate", "300", "--cost-us", "1500", "--source-parallelism", "1", "--work-parallelism", "3",
             "--partitions", "2", "--job-name", "autotune-e2e"]
-# Signs that the plugin threw, panicked or broke a JNI rule somewhere in a Flink process.
-PLUGIN_TROUBLE = re.compile(
-    r"AUTOTUNE DISABLED|AUTOTUNE native call failed|native panic|at dev\.flinkautotune\."
-    r"|WARNING in native method|FATAL ERROR in native method|UnsatisfiedLinkError"
-)
-
-
-def wait_for(condition, timeout: float, what: str, cluster: FlinkCluster, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{cluster.log_tail()}")
-
-
 def latest_status_per_taskmanager(cluster: FlinkCluster, job_id: str):
     """The newest STATUS line of each TaskManager that shows the job, or None if one has none yet."""
     statuses = {}
@@ -52,13 +34,6 @@ def latest_status_per_taskmanager(cluster: FlinkCluster, job_id: str):
             return None
         statuses[name] = with_job[-1]
     return statuses
-
-
-def plugin_trouble(cluster: FlinkCluster) -> list[str]:
-    found = []
-    for name, text in cluster.logs().items():
-        found += [f"{name}: {line}" for line in text.splitlines() if PLUGIN_TROUBLE.search(line)]
-    return found
 
 
 @pytest.fixture(scope="module", params=FLINK_VERSIONS)

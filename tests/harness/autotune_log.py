@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
 _VERTEX = re.compile(
@@ -74,3 +75,27 @@ def parse_status(line: str) -> Status:
 
 def start_fields(line: str) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+
+
+# Signs that the plugin threw, panicked or broke a JNI rule somewhere in a Flink process.
+PLUGIN_TROUBLE = re.compile(
+    r"AUTOTUNE DISABLED|AUTOTUNE native call failed|native panic|at dev\.flinkautotune\."
+    r"|WARNING in native method|FATAL ERROR in native method|UnsatisfiedLinkError"
+)
+
+
+def plugin_trouble(cluster: FlinkCluster) -> list[str]:
+    found = []
+    for name, text in cluster.logs().items():
+        found += [f"{name}: {line}" for line in text.splitlines() if PLUGIN_TROUBLE.search(line)]
+    return found
+
+
+def wait_for(condition, timeout: float, what: str, cluster: FlinkCluster, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{cluster.log_tail()}")

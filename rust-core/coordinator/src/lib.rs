@@ -3,4 +3,5 @@
 //! Used by the plugin inside the JobManager and by `flink-autotune analyze` from outside.
 
 pub mod collect;
+pub mod outputs;
 pub mod rest;

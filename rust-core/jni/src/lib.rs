@@ -9,6 +9,7 @@
 
 mod alloc;
 mod bridge;
+mod coordinator;
 mod logging;
 pub mod reporter;
 
@@ -166,6 +167,22 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
             r.report(count, last_read_nanos, last_cost_nanos);
             Ok(())
         })?
+    })
+}
+
+/// Tells a JobManager's reporter where its REST API and log folder are (nulls: unknown).
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_configureCoordinator<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    rest_url: JString<'l>,
+    output_dir: JString<'l>,
+) {
+    guard(&mut env, (), |env| {
+        let rest_url = bridge::optional_string(env, &rest_url)?;
+        let output_dir = bridge::optional_string(env, &output_dir)?;
+        bridge::with_reporter(handle, |r| r.configure_coordinator(rest_url, output_dir))
     })
 }
 

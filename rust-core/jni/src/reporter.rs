@@ -1,10 +1,13 @@
 //! One reporter instance's native state and what it logs.
 
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use autotune_model::catalogue::{CatalogueError, RawMetric};
 use autotune_model::options::Options;
-use autotune_model::tracker::{Registration, Tracker};
+use autotune_model::tracker::{Registration, Role, Tracker};
+
+use crate::coordinator::{Coordinator, Settings};
 
 pub struct Reporter {
     options: Options,
@@ -15,6 +18,12 @@ pub struct Reporter {
     tracker: Tracker,
     started: bool,
     last_status: Option<Instant>,
+    /// What the JobManager's Flink configuration says (set by the shim in the JobManager).
+    flink_rest_url: Option<String>,
+    flink_output_dir: Option<PathBuf>,
+    coordinator: Option<Coordinator>,
+    /// The coordinator was considered (started, or said why not): once per reporter.
+    coordinator_decided: bool,
 }
 
 impl Reporter {
@@ -45,6 +54,10 @@ impl Reporter {
             platform,
             started: false,
             last_status: None,
+            flink_rest_url: None,
+            flink_output_dir: None,
+            coordinator: None,
+            coordinator_decided: false,
         }
     }
 
@@ -83,6 +96,7 @@ impl Reporter {
                 self.options
             );
         }
+        self.maybe_start_coordinator();
         let now = Instant::now();
         if self.last_status.map_or(true, |t| {
             now.duration_since(t) >= self.options.summary_interval
@@ -99,7 +113,46 @@ impl Reporter {
         }
     }
 
-    pub fn close(self) {
+    /// The REST address and log folder of the JobManager this reporter lives in.
+    pub fn configure_coordinator(&mut self, rest_url: Option<String>, output_dir: Option<String>) {
+        self.flink_rest_url = rest_url.filter(|u| !u.is_empty());
+        self.flink_output_dir = output_dir.filter(|d| !d.is_empty()).map(PathBuf::from);
+    }
+
+    /// In a JobManager, starts the coordinator once the role is known.
+    fn maybe_start_coordinator(&mut self) {
+        if self.coordinator_decided
+            || !matches!(self.tracker.role(), Role::JobManager | Role::MiniCluster)
+        {
+            return;
+        }
+        self.coordinator_decided = true;
+        let Some(rest_url) = self
+            .options
+            .rest_url
+            .clone()
+            .or_else(|| self.flink_rest_url.clone())
+        else {
+            log::warn!("AUTOTUNE COORDINATOR not started: the JobManager's REST address is unknown; set metrics.reporter.autotune.rest-url");
+            return;
+        };
+        let output_dir = self
+            .options
+            .output_dir
+            .clone()
+            .or_else(|| self.flink_output_dir.clone());
+        match Coordinator::start(Settings::new(&self.options, rest_url, output_dir)) {
+            Ok(c) => self.coordinator = Some(c),
+            Err(e) => {
+                log::error!("AUTOTUNE COORDINATOR not started: cannot create its thread: {e}")
+            }
+        }
+    }
+
+    pub fn close(mut self) {
+        if let Some(coordinator) = self.coordinator.take() {
+            coordinator.stop();
+        }
         log::info!(
             "AUTOTUNE STOP role={} rounds={} tracked={}",
             self.tracker.role(),

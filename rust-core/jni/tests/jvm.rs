@@ -520,6 +520,81 @@ fn many_scope_variables_use_a_bounded_number_of_local_references() {
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
 }
 
+#[test]
+fn a_jobmanager_starts_its_coordinator_which_logs_from_its_own_thread_and_stops_on_close() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    // Nothing listens on port 9: the coordinator must say so once and keep going.
+    let handle = open(
+        &mut env,
+        &[("decision-interval", "1 s"), ("stabilization", "0")],
+    )
+    .unwrap();
+    framed(&mut env, |env| {
+        let url = env.new_string("http://127.0.0.1:9").unwrap();
+        let dir = env
+            .new_string(
+                std::env::temp_dir()
+                    .join("autotune-jni-test")
+                    .to_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        let args = [
+            JValue::Long(handle),
+            JValue::Object(&url),
+            JValue::Object(&dir),
+        ];
+        call_static(
+            env,
+            NATIVE,
+            "configureCoordinator",
+            "(JLjava/lang/String;Ljava/lang/String;)V",
+            &args,
+        )
+        .unwrap();
+    });
+    assert_eq!(
+        register(
+            &mut env,
+            handle,
+            0,
+            &[("<host>", "127.0.0.1")],
+            Some("jobmanager"),
+            "taskSlotsTotal",
+            3
+        ),
+        Ok(true)
+    );
+    report(&mut env, handle, &[4.0], 1).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut lines = logs(&mut env);
+    while !lines.contains("AUTOTUNE COORDINATOR Flink REST API not reachable at http://127.0.0.1:9")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        lines = logs(&mut env);
+    }
+    assert!(
+        lines.contains("AUTOTUNE COORDINATOR started rest=http://127.0.0.1:9"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("AUTOTUNE COORDINATOR Flink REST API not reachable"),
+        "{lines}"
+    );
+    // The warning is not repeated every round.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(logs(&mut env).matches("not reachable at").count(), 1);
+    let closing = std::time::Instant::now();
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+    assert!(
+        closing.elapsed() < std::time::Duration::from_secs(5),
+        "close waited {:?}",
+        closing.elapsed()
+    );
+    assert!(logs(&mut env).contains("AUTOTUNE COORDINATOR stopped"));
+}
+
 /// `-Xcheck:jni` prints its findings on the JVM's stdout instead of failing a call, so the
 /// other tests of this file run again in a child process whose output is read here.
 #[test]
@@ -545,7 +620,7 @@ fn xcheck_jni_finds_nothing_to_complain_about() {
         output.status.success(),
         "the JNI tests failed under -Xcheck:jni:\n{text}"
     );
-    assert!(text.contains("test result: ok. 6 passed"), "{text}");
+    assert!(text.contains("test result: ok. 7 passed"), "{text}");
     for complaint in [
         "WARNING in native method",
         "JNI local refs",

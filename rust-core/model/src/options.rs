@@ -35,6 +35,20 @@ pub struct Options {
     pub window_size: usize,
     /// Where recommended config files and histories go; `None`: beside the Flink logs.
     pub output_dir: Option<PathBuf>,
+    /// The JobManager's REST API for the coordinator; `None`: from the Flink configuration.
+    pub rest_url: Option<String>,
+    /// How long the coordinator watches a job before each decision.
+    pub decision_window: Duration,
+    /// Pause between the coordinator's decisions.
+    pub decision_interval: Duration,
+    /// How often the coordinator polls the REST API within a window.
+    pub poll_interval: Duration,
+    /// Time after a job's (re)start before its metrics count.
+    pub stabilization: Duration,
+    /// Busy ratio each vertex should run at after scaling.
+    pub target_utilization: f64,
+    /// Time in which an existing source backlog should be consumed.
+    pub catch_up: Duration,
 }
 
 impl Default for Options {
@@ -44,6 +58,13 @@ impl Default for Options {
             summary_interval: Duration::from_secs(60),
             window_size: 30,
             output_dir: None,
+            rest_url: None,
+            decision_window: Duration::from_secs(60),
+            decision_interval: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(5),
+            stabilization: Duration::from_secs(60),
+            target_utilization: 0.7,
+            catch_up: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -63,7 +84,19 @@ const FLINK_REPORTER_OPTIONS: &[&str] = &[
     "filter.excludes",
 ];
 
-const OPTIONS: &[&str] = &["mode", "summary-interval", "window-size", "output-dir"];
+const OPTIONS: &[&str] = &[
+    "mode",
+    "summary-interval",
+    "window-size",
+    "output-dir",
+    "rest-url",
+    "decision-window",
+    "decision-interval",
+    "poll-interval",
+    "stabilization",
+    "target-utilization",
+    "catch-up",
+];
 
 /// Parsed options plus one readable problem per bad or unknown key.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,57 +105,88 @@ pub struct ParsedOptions {
     pub problems: Vec<String>,
 }
 
+/// Sets a duration option if it parses and is at least `min`; else says why and what is kept.
+fn duration_option(target: &mut Duration, value: &str, min: Duration) -> Result<(), String> {
+    match duration::parse(value) {
+        Ok(d) if d >= min => {
+            *target = d;
+            Ok(())
+        }
+        Ok(_) => Err(format!(
+            "must be at least {}, using {}",
+            duration::format(min),
+            duration::format(*target)
+        )),
+        Err(e) => Err(format!("{e}; using {}", duration::format(*target))),
+    }
+}
+
 impl Options {
     /// Parses `metrics.reporter.autotune.*` properties (keys without the prefix).
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ParsedOptions {
-        let mut options = Options::default();
+        let mut o = Options::default();
         let mut problems = Vec::new();
+        let second = Duration::from_secs(1);
         for (key, value) in pairs {
             let value = value.trim();
             let result = match key {
                 "mode" => match value.to_ascii_lowercase().as_str() {
                     "recommend" => {
-                        options.mode = Mode::Recommend;
+                        o.mode = Mode::Recommend;
                         Ok(())
                     }
                     "apply" => {
-                        options.mode = Mode::Apply;
+                        o.mode = Mode::Apply;
                         Ok(())
                     }
                     _ => Err(format!(
                         "must be 'recommend' or 'apply', using '{}'",
-                        options.mode
+                        o.mode
                     )),
                 },
-                "summary-interval" => match duration::parse(value) {
-                    Ok(d) if d >= Duration::from_secs(1) => {
-                        options.summary_interval = d;
-                        Ok(())
-                    }
-                    Ok(_) => Err(format!(
-                        "must be at least 1 s, using {}",
-                        duration::format(options.summary_interval)
-                    )),
-                    Err(e) => Err(format!(
-                        "{e}; using {}",
-                        duration::format(options.summary_interval)
-                    )),
-                },
+                "summary-interval" => duration_option(&mut o.summary_interval, value, second),
+                "decision-window" => {
+                    duration_option(&mut o.decision_window, value, Duration::from_secs(5))
+                }
+                "decision-interval" => duration_option(&mut o.decision_interval, value, second),
+                "poll-interval" => {
+                    duration_option(&mut o.poll_interval, value, Duration::from_millis(500))
+                }
+                "stabilization" => duration_option(&mut o.stabilization, value, Duration::ZERO),
+                "catch-up" => duration_option(&mut o.catch_up, value, Duration::ZERO),
                 "window-size" => match value.parse::<usize>() {
                     Ok(n) if (2..=10_000).contains(&n) => {
-                        options.window_size = n;
+                        o.window_size = n;
                         Ok(())
                     }
                     _ => Err(format!(
                         "must be a whole number of report rounds from 2 to 10000, using {}",
-                        options.window_size
+                        o.window_size
+                    )),
+                },
+                "target-utilization" => match value.parse::<f64>() {
+                    Ok(u) if u > 0.0 && u <= 1.0 => {
+                        o.target_utilization = u;
+                        Ok(())
+                    }
+                    _ => Err(format!(
+                        "must be a number above 0 and at most 1, using {}",
+                        o.target_utilization
                     )),
                 },
                 "output-dir" if !value.is_empty() => {
-                    options.output_dir = Some(PathBuf::from(value));
+                    o.output_dir = Some(PathBuf::from(value));
                     Ok(())
                 }
                 "output-dir" => Err("is empty, using the Flink log folder".to_string()),
+                "rest-url" if value.starts_with("http://") || value.starts_with("https://") => {
+                    o.rest_url = Some(value.trim_end_matches('/').to_string());
+                    Ok(())
+                }
+                "rest-url" => Err(
+                    "must start with http:// or https://, using the Flink configuration's"
+                        .to_string(),
+                ),
                 k if JAVA_SIDE_OPTIONS.contains(&k) || FLINK_REPORTER_OPTIONS.contains(&k) => {
                     Ok(())
                 }
@@ -138,7 +202,10 @@ impl Options {
                 ));
             }
         }
-        ParsedOptions { options, problems }
+        ParsedOptions {
+            options: o,
+            problems,
+        }
     }
 }
 
@@ -146,14 +213,18 @@ impl fmt::Display for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={} summary-interval={} window-size={} output-dir={}",
+            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={}",
             self.mode,
             duration::format(self.summary_interval),
             self.window_size,
-            self.output_dir
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "<flink log dir>".into())
+            self.output_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<flink log dir>".into()),
+            self.rest_url.as_deref().unwrap_or("<flink config>"),
+            duration::format(self.decision_window),
+            duration::format(self.decision_interval),
+            duration::format(self.poll_interval),
+            duration::format(self.stabilization),
+            self.target_utilization,
+            duration::format(self.catch_up),
         )
     }
 }
@@ -186,6 +257,41 @@ mod tests {
         assert_eq!(o.summary_interval, Duration::from_secs(30));
         assert_eq!(o.window_size, 12);
         assert_eq!(o.output_dir, Some(PathBuf::from("/var/autotune")));
+    }
+
+    #[test]
+    fn reads_the_coordinator_options() {
+        let parsed = Options::parse([
+            ("rest-url", "http://127.0.0.1:8081/"),
+            ("decision-window", "2 min"),
+            ("decision-interval", "30 s"),
+            ("poll-interval", "2 s"),
+            ("stabilization", "0"),
+            ("target-utilization", "0.8"),
+            ("catch-up", "10 min"),
+        ]);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let o = parsed.options;
+        assert_eq!(o.rest_url.as_deref(), Some("http://127.0.0.1:8081"));
+        assert_eq!(o.decision_window, Duration::from_secs(120));
+        assert_eq!(o.decision_interval, Duration::from_secs(30));
+        assert_eq!(o.poll_interval, Duration::from_secs(2));
+        assert_eq!(o.stabilization, Duration::ZERO);
+        assert_eq!(o.target_utilization, 0.8);
+        assert_eq!(o.catch_up, Duration::from_secs(600));
+
+        let bad = Options::parse([
+            ("rest-url", "127.0.0.1:8081"),
+            ("target-utilization", "1.5"),
+            ("decision-window", "1 s"),
+        ]);
+        assert_eq!(bad.options, Options::default());
+        assert_eq!(bad.problems.len(), 3, "{:?}", bad.problems);
+        assert!(
+            bad.problems[2].contains("must be at least 5s"),
+            "{:?}",
+            bad.problems
+        );
     }
 
     #[test]

@@ -51,6 +51,9 @@ public final class AutotuneNative {
     public static native void report(
             long handle, double[] values, int count, long lastReadNanos, long lastCostNanos, int logLevel);
 
+    /** In the JobManager: its REST address and the folder for decisions (either may be null). */
+    public static native void configureCoordinator(long handle, String restUrl, String outputDir);
+
     /** Frees the handle; it must not be used afterwards. */
     public static native void close(long handle);
 

@@ -39,6 +39,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     private volatile long handle; // written under nativeLock; 0 = disabled or closed
     private final MetricTable table = new MetricTable();
     private final AtomicBoolean nativeFailureLogged = new AtomicBoolean();
+    private final AtomicBoolean coordinatorConfigured = new AtomicBoolean();
     private MetricTable.Values values = new MetricTable.Values(new double[0], 0); // metric thread only
     private long lastReadNanos; // metric thread only
     private long lastCostNanos; // metric thread only
@@ -103,6 +104,9 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
                 vals[i] = String.valueOf(variables.get(keys[i]));
             }
             String logicalScope = logicalScope(group);
+            if (logicalScope != null && logicalScope.startsWith("jobmanager")) {
+                configureCoordinator();
+            }
             table.add(metric, group.getMetricIdentifier(metricName), kind, slot -> {
                 synchronized (nativeLock) {
                     return handle != 0
@@ -151,6 +155,20 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
             logNativeFailure("report", e);
         }
         lastCostNanos = System.nanoTime() - start;
+    }
+
+    /** In the JobManager, once: tell the native coordinator where the REST API and logs are. */
+    private void configureCoordinator() {
+        if (!coordinatorConfigured.compareAndSet(false, true)) {
+            return;
+        }
+        String restUrl = FlinkConfiguration.restUrl();
+        String outputDir = FlinkConfiguration.outputDir();
+        synchronized (nativeLock) {
+            if (handle != 0) {
+                AutotuneNative.configureCoordinator(handle, restUrl, outputDir);
+            }
+        }
     }
 
     /** Metrics currently tracked (the native side reads them); for tests and benchmarks. */

@@ -1,0 +1,236 @@
+//! The coordinator: inside the JobManager, a thread of its own that watches every running
+//! job through the REST API on loopback, runs the scaling model and logs its decisions.
+//! Flink's metric thread never waits on it; every REST call has a timeout; a failure is
+//! logged once and retried; closing the reporter stops and joins it.
+
+use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use autotune_coordinator::collect::{collect, summarize, CollectError};
+use autotune_coordinator::outputs;
+use autotune_coordinator::rest::FlinkRest;
+use autotune_model::duration;
+use autotune_model::options::{Mode, Options};
+use autotune_model::scaling::{decide, ScalingConfig, ScalingHistory};
+
+/// REST calls from inside the JobManager give up quickly: closing waits for at most one.
+const REST_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Settings {
+    pub rest_url: String,
+    pub output_dir: Option<PathBuf>,
+    pub window: Duration,
+    pub poll: Duration,
+    pub interval: Duration,
+    pub stabilization: Duration,
+    pub mode: Mode,
+    pub scaling: ScalingConfig,
+}
+
+impl Settings {
+    pub fn new(options: &Options, rest_url: String, output_dir: Option<PathBuf>) -> Self {
+        Settings {
+            rest_url,
+            output_dir,
+            window: options.decision_window,
+            poll: options.poll_interval,
+            interval: options.decision_interval,
+            stabilization: options.stabilization,
+            mode: options.mode,
+            scaling: ScalingConfig {
+                target_utilization: options.target_utilization,
+                catch_up: options.catch_up,
+                ..ScalingConfig::default()
+            },
+        }
+    }
+}
+
+struct Shared {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Shared {
+    /// Waits up to `pause`; false once stopping was asked for.
+    fn sleep(&self, pause: Duration) -> bool {
+        let guard = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = self
+            .wake
+            .wait_timeout_while(guard, pause, |stopped| !*stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        !*guard
+    }
+
+    fn is_stopped(&self) -> bool {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct Coordinator {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Coordinator {
+    pub fn start(settings: Settings) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            stopped: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let for_thread = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("flink-autotune-coordinator".into())
+            .spawn(move || run(&settings, &for_thread))?;
+        Ok(Coordinator {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for it (at most one REST timeout).
+    pub fn stop(mut self) {
+        *self
+            .shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(settings: &Settings, shared: &Shared) {
+    log::info!(
+        "AUTOTUNE COORDINATOR started rest={} decision-window={} decision-interval={} poll-interval={} stabilization={} output-dir={}",
+        settings.rest_url,
+        duration::format(settings.window),
+        duration::format(settings.interval),
+        duration::format(settings.poll),
+        duration::format(settings.stabilization),
+        settings.output_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<none>".into())
+    );
+    if settings.mode == Mode::Apply {
+        log::warn!("AUTOTUNE COORDINATOR mode=apply: applying decisions in place is not implemented yet; recommending only");
+    }
+    let rest = FlinkRest::new(&settings.rest_url, REST_TIMEOUT);
+    let mut histories: HashMap<String, ScalingHistory> = HashMap::new();
+    let mut last_problem: Option<String> = None;
+    loop {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            round(settings, &rest, &mut histories, shared)
+        }));
+        let problem = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some("a decision round panicked (see the native panic above)".to_string()),
+        };
+        match (&problem, &last_problem) {
+            (Some(p), Some(last)) if p == last => {}
+            (Some(p), _) => log::warn!(
+                "AUTOTUNE COORDINATOR {p}; trying again every {}",
+                duration::format(settings.interval)
+            ),
+            (None, Some(_)) => log::info!("AUTOTUNE COORDINATOR working again"),
+            (None, None) => {}
+        }
+        last_problem = problem;
+        if !shared.sleep(settings.interval) {
+            break;
+        }
+    }
+    log::info!("AUTOTUNE COORDINATOR stopped");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One decision for every running job that is past its stabilization time.
+fn round(
+    settings: &Settings,
+    rest: &FlinkRest,
+    histories: &mut HashMap<String, ScalingHistory>,
+    shared: &Shared,
+) -> Result<(), String> {
+    let running: Vec<_> = rest
+        .jobs()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|j| j.state == "RUNNING")
+        .collect();
+    histories.retain(|id, _| running.iter().any(|j| &j.jid == id));
+    for job in running {
+        if shared.is_stopped() {
+            return Ok(());
+        }
+        let details = match rest.job(&job.jid) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => continue, // gone since the listing
+            Err(e) => return Err(e.to_string()),
+        };
+        // Metrics right after a (re)deployment describe warm-up, not the job.
+        let deployed = details
+            .vertices
+            .iter()
+            .map(|v| v.start_time)
+            .max()
+            .unwrap_or(0);
+        if deployed <= 0 || now_ms() - deployed < settings.stabilization.as_millis() as i64 {
+            log::debug!("AUTOTUNE COORDINATOR job {} is still stabilizing", job.jid);
+            continue;
+        }
+        let (shape, samples) = match collect(
+            rest,
+            &job.jid,
+            settings.window,
+            settings.poll,
+            2,
+            &mut |pause| shared.sleep(pause),
+        ) {
+            Ok(window) => window,
+            Err(CollectError::Stopped) => return Ok(()),
+            // Stopped, failed or rescaled mid-window: no decision on a window that does not hold.
+            Err(e @ (CollectError::JobNotRunning { .. } | CollectError::Unstable { .. })) => {
+                log::info!(
+                    "AUTOTUNE COORDINATOR no decision for job \"{}\" ({}): {e}",
+                    job.name,
+                    job.jid
+                );
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let held: u32 = shape.vertices.iter().map(|v| v.2).max().unwrap_or(0);
+        let available = rest.overview().ok().map(|o| o.slots_available + held);
+        let per_tm = rest.slots_per_taskmanager().ok().flatten();
+        let snapshot = summarize(&shape, &samples, available, per_tm);
+        let at_ms = now_ms();
+        let history = histories.entry(job.jid.clone()).or_default();
+        let decision =
+            decide(&snapshot, &settings.scaling, history, at_ms).map_err(|e| e.to_string())?;
+        for line in decision.log_lines(&snapshot) {
+            log::info!("{line}");
+        }
+        if let Some(dir) = &settings.output_dir {
+            outputs::write_recommendation(dir, &snapshot, &decision, at_ms)
+                .and_then(|_| outputs::append_history(dir, &snapshot, &decision, at_ms))
+                .map_err(|e| {
+                    format!(
+                        "cannot write under {}: {e} (set metrics.reporter.autotune.output-dir)",
+                        dir.display()
+                    )
+                })?;
+        }
+    }
+    Ok(())
+}
