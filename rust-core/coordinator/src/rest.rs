@@ -67,6 +67,9 @@ pub struct JobDetails {
     pub jid: String,
     pub name: String,
     pub state: String,
+    /// `Default` or `Adaptive` (Flink 1.19+); absent in older releases.
+    #[serde(rename = "schedulerType", default)]
+    pub scheduler_type: Option<String>,
     pub vertices: Vec<JobVertex>,
     pub plan: Plan,
 }
@@ -181,6 +184,33 @@ struct TaskManager {
     slots: u32,
 }
 
+/// An HTTP failure as a [`RestError`]. Flink's error bodies carry a Java stack trace; the
+/// first line of the first error is the message.
+fn failure(url: String, error: ureq::Error) -> RestError {
+    match error {
+        ureq::Error::Status(status, response) => {
+            let body = response.into_string().unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v["errors"][0]
+                        .as_str()
+                        .map(|s| s.lines().next().unwrap_or("").to_string())
+                })
+                .unwrap_or(body);
+            RestError::Status {
+                url,
+                status,
+                message,
+            }
+        }
+        other => RestError::Unreachable {
+            url,
+            reason: other.to_string(),
+        },
+    }
+}
+
 impl FlinkRest {
     /// `base` like `http://127.0.0.1:8081`; every request gives up after `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Self {
@@ -202,28 +232,32 @@ impl FlinkRest {
                 url,
                 reason: e.to_string(),
             }),
-            Err(ureq::Error::Status(status, response)) => {
-                let body = response.into_string().unwrap_or_default();
-                // Flink's errors carry a Java stack trace; its first line is the message.
-                let message = serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        v["errors"][0]
-                            .as_str()
-                            .map(|s| s.lines().next().unwrap_or("").to_string())
-                    })
-                    .unwrap_or(body);
-                Err(RestError::Status {
-                    url,
-                    status,
-                    message,
-                })
-            }
-            Err(e) => Err(RestError::Unreachable {
-                url,
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(failure(url, e)),
         }
+    }
+
+    /// Asks the adaptive scheduler to run each vertex with at most the given parallelism
+    /// (FLIP-291 resource requirements, Flink 1.18+ with `jobmanager.scheduler: adaptive`).
+    pub fn set_parallelism(
+        &self,
+        job_id: &str,
+        parallelism: &[(String, u32)],
+    ) -> Result<(), RestError> {
+        let body: serde_json::Map<String, serde_json::Value> = parallelism
+            .iter()
+            .map(|(vertex, p)| {
+                (
+                    vertex.clone(),
+                    serde_json::json!({ "parallelism": { "lowerBound": 1, "upperBound": p } }),
+                )
+            })
+            .collect();
+        let url = format!("{}/jobs/{job_id}/resource-requirements", self.base);
+        let request = self
+            .agent
+            .put(&url)
+            .send_json(serde_json::Value::Object(body));
+        request.map(|_| ()).map_err(|e| failure(url, e))
     }
 
     pub fn overview(&self) -> Result<ClusterOverview, RestError> {

@@ -3,7 +3,7 @@
 //! Flink's metric thread never waits on it; every REST call has a timeout; a failure is
 //! logged once and retried; closing the reporter stops and joins it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use autotune_coordinator::collect::{collect, summarize, CollectError};
 use autotune_coordinator::outputs;
-use autotune_coordinator::rest::FlinkRest;
+use autotune_coordinator::rest::{FlinkRest, JobDetails};
 use autotune_model::duration;
 use autotune_model::options::{Mode, Options};
-use autotune_model::scaling::{decide, ScalingConfig, ScalingHistory};
+use autotune_model::scaling::{
+    decide, Code, JobDecision, JobSnapshot, ScalingConfig, ScalingHistory,
+};
 
 /// REST calls from inside the JobManager give up quickly: closing waits for at most one.
 const REST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -116,15 +118,12 @@ fn run(settings: &Settings, shared: &Shared) {
         duration::format(settings.stabilization),
         settings.output_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<none>".into())
     );
-    if settings.mode == Mode::Apply {
-        log::warn!("AUTOTUNE COORDINATOR mode=apply: applying decisions in place is not implemented yet; recommending only");
-    }
     let rest = FlinkRest::new(&settings.rest_url, REST_TIMEOUT);
-    let mut histories: HashMap<String, ScalingHistory> = HashMap::new();
+    let mut state = State::default();
     let mut last_problem: Option<String> = None;
     loop {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            round(settings, &rest, &mut histories, shared)
+            round(settings, &rest, &mut state, shared)
         }));
         let problem = match outcome {
             Ok(Ok(())) => None,
@@ -155,11 +154,19 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What the coordinator remembers across rounds, per job id.
+#[derive(Default)]
+struct State {
+    histories: HashMap<String, ScalingHistory>,
+    /// Jobs whose plan cannot be applied in place (said once).
+    cannot_apply: HashSet<String>,
+}
+
 /// One decision for every running job that is past its stabilization time.
 fn round(
     settings: &Settings,
     rest: &FlinkRest,
-    histories: &mut HashMap<String, ScalingHistory>,
+    state: &mut State,
     shared: &Shared,
 ) -> Result<(), String> {
     let running: Vec<_> = rest
@@ -168,7 +175,9 @@ fn round(
         .into_iter()
         .filter(|j| j.state == "RUNNING")
         .collect();
-    histories.retain(|id, _| running.iter().any(|j| &j.jid == id));
+    state
+        .histories
+        .retain(|id, _| running.iter().any(|j| &j.jid == id));
     for job in running {
         if shared.is_stopped() {
             return Ok(());
@@ -215,7 +224,7 @@ fn round(
         let per_tm = rest.slots_per_taskmanager().ok().flatten();
         let snapshot = summarize(&shape, &samples, available, per_tm);
         let at_ms = now_ms();
-        let history = histories.entry(job.jid.clone()).or_default();
+        let history = state.histories.entry(job.jid.clone()).or_default();
         let decision =
             decide(&snapshot, &settings.scaling, history, at_ms).map_err(|e| e.to_string())?;
         for line in decision.log_lines(&snapshot) {
@@ -231,6 +240,55 @@ fn round(
                     )
                 })?;
         }
+        if settings.mode == Mode::Apply && decision.changes().next().is_some() {
+            apply(
+                rest,
+                &details,
+                &snapshot,
+                &decision,
+                &mut state.cannot_apply,
+            );
+        }
     }
     Ok(())
+}
+
+/// Rescales the job in place through the adaptive scheduler's resource requirements.
+fn apply(
+    rest: &FlinkRest,
+    details: &JobDetails,
+    job: &JobSnapshot,
+    decision: &JobDecision,
+    cannot_apply: &mut HashSet<String>,
+) {
+    let job_ref = format!("job=\"{}\" ({})", job.job_name, job.job_id);
+    let why_not = match details.scheduler_type.as_deref() {
+        Some(scheduler) if !scheduler.eq_ignore_ascii_case("adaptive") => Some(format!(
+            "the job runs with the {scheduler} scheduler; rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
+        )),
+        _ => {
+            let plan: Vec<(String, u32)> = decision.vertices.iter().map(|v| (v.id.clone(), v.recommended)).collect();
+            match rest.set_parallelism(&job.job_id, &plan) {
+                Ok(()) => {
+                    log::info!(
+                        "AUTOTUNE {} {job_ref} | asked the adaptive scheduler for pipeline.jobvertex-parallelism-overrides={}",
+                        Code::Applied,
+                        decision.parallelism_overrides()
+                    );
+                    None
+                }
+                Err(e) => Some(format!(
+                    "the JobManager refused the new resource requirements ({e}); rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
+                )),
+            }
+        }
+    };
+    if let Some(reason) = why_not {
+        if cannot_apply.insert(job.job_id.clone()) {
+            log::warn!(
+                "AUTOTUNE {} {job_ref} | {reason}; the plan stays a recommendation",
+                Code::ApplyUnavailable
+            );
+        }
+    }
 }

@@ -165,6 +165,10 @@ pub enum Code {
     Plan,
     /// AT101: more parallelism needed.
     ScaleUp,
+    /// AT103: the plan was applied in place (adaptive scheduler).
+    Applied,
+    /// AT104: the plan cannot be applied in place; it stays a recommendation.
+    ApplyUnavailable,
     /// AT102: less parallelism suffices.
     ScaleDown,
     /// AT110: the vertex that limits the job now.
@@ -188,6 +192,8 @@ impl Code {
         match self {
             Code::Plan => "AT100",
             Code::ScaleUp => "AT101",
+            Code::Applied => "AT103",
+            Code::ApplyUnavailable => "AT104",
             Code::ScaleDown => "AT102",
             Code::Bottleneck => "AT110",
             Code::DataSkew => "AT120",
@@ -203,6 +209,8 @@ impl Code {
         match self {
             Code::Plan => "PLAN",
             Code::ScaleUp => "SCALE_UP",
+            Code::Applied => "APPLIED",
+            Code::ApplyUnavailable => "APPLY_UNAVAILABLE",
             Code::ScaleDown => "SCALE_DOWN",
             Code::Bottleneck => "BOTTLENECK",
             Code::DataSkew => "DATA_SKEW",
@@ -384,7 +392,21 @@ pub fn decide(
         .map(|v| job.edges.iter().filter(|e| e.to == v).collect())
         .collect();
 
-    let true_rates: Vec<f64> = job.vertices.iter().map(true_processing_rate).collect();
+    // A source is held back when a vertex downstream of it is saturated, whatever its own
+    // back-pressure metric says (FLIP-27 sources often wait on output as "idle").
+    let held_back: Vec<bool> = (0..n)
+        .map(|v| {
+            downstream(v, &job.edges)
+                .into_iter()
+                .any(|d| job.vertices[d].busy_max >= config.saturation)
+        })
+        .collect();
+    let true_rates: Vec<f64> = job
+        .vertices
+        .iter()
+        .zip(&held_back)
+        .map(|(v, &held)| true_processing_rate(v, held))
+        .collect();
     let mut arrival = vec![0.0; n];
     let mut catch_up = vec![0.0; n];
     let mut findings: Vec<Vec<Finding>> = vec![Vec::new(); n];
@@ -663,7 +685,7 @@ pub fn decide(
 /// back-pressure while its backlog grows is reading as fast as it can, so its rate is its
 /// capacity; a source held back by back-pressure could do at least its rate over the time
 /// it was not blocked. NaN when nothing tells (no busy time, no back-pressure, no backlog).
-fn true_processing_rate(v: &VertexSnapshot) -> f64 {
+fn true_processing_rate(v: &VertexSnapshot, held_back: bool) -> f64 {
     let rate = finite_or(v.records_in_rate, 0.0);
     if rate <= 0.0 {
         // Busy without records: the window saw no fresh counters; nothing can be said.
@@ -687,7 +709,7 @@ fn true_processing_rate(v: &VertexSnapshot) -> f64 {
             from_busy.max(unblocked)
         };
     }
-    if v.backlog_growth.is_some_and(|g| g > 0.05 * rate) {
+    if !held_back && v.backlog_growth.is_some_and(|g| g > 0.05 * rate) {
         return rate; // falling behind without being held back: at its limit
     }
     from_busy
@@ -858,6 +880,22 @@ fn finite_or(x: f64, fallback: f64) -> f64 {
     } else {
         fallback
     }
+}
+
+/// Every vertex reachable from `v` along the edges, `v` itself excluded.
+fn downstream(v: usize, edges: &[Edge]) -> Vec<usize> {
+    let mut seen = vec![v];
+    let mut stack = vec![v];
+    while let Some(u) = stack.pop() {
+        for e in edges.iter().filter(|e| e.from == u) {
+            if !seen.contains(&e.to) {
+                seen.push(e.to);
+                stack.push(e.to);
+            }
+        }
+    }
+    seen.remove(0);
+    seen
 }
 
 fn topological_order(n: usize, edges: &[Edge]) -> Result<Vec<usize>, ScalingError> {

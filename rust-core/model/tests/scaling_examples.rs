@@ -389,3 +389,23 @@ fn busy_without_records_is_unknown_not_idle() {
     assert!(d.vertices[0].evidence.true_rate.is_nan());
     assert_eq!(d.bottleneck, None);
 }
+
+#[test]
+fn a_source_behind_a_saturated_vertex_is_held_back_even_if_it_looks_idle() {
+    // Seen on Flink 1.20: the queue source 3% busy, 5% back-pressured, backlog growing,
+    // while Work downstream is 91% busy. The source is not the bottleneck; Work is.
+    let mut src = source("src", 1, 700.0, 0.03, 5_000.0, 60.0);
+    src.backpressure = 0.05;
+    let work = vertex("work", 1, 700.0, 0.91);
+    let j = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]);
+    let d = decide(
+        &j,
+        &ScalingConfig::default(),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 1, "{:?}", d.vertices[0]);
+    assert_eq!(d.bottleneck, Some(1));
+    assert!(d.vertices[1].recommended > 1);
+}
