@@ -34,6 +34,13 @@ def plugin_jar() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cli() -> Path:
+    """The `flink-autotune` command-line tool, release build."""
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "flink-autotune"], cwd=REPO, check=True, timeout=900)
+    return REPO / "target" / "release" / "flink-autotune"
+
+
+@pytest.fixture(scope="session")
 def flink_home():
     """FLINK_HOME per version, installed from PyPI into the cache on first use."""
     homes: dict[str, Path] = {}

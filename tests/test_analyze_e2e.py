@@ -10,18 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLINK_VERSIONS, REPO
+from conftest import FLINK_VERSIONS
 from harness.flink import FlinkCluster
 
 RATE = 1000  # records/s arriving at the source
 COST_US = 1500  # CPU per record in Work
 TARGET_UTILIZATION = 0.7
-
-
-@pytest.fixture(scope="module")
-def cli() -> Path:
-    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "flink-autotune"], cwd=REPO, check=True, timeout=900)
-    return REPO / "target" / "release" / "flink-autotune"
 
 
 @pytest.fixture(scope="module")

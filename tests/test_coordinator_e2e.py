@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
 import time
 
 import pytest
@@ -27,6 +28,7 @@ CONF = {
     "metrics.reporter.autotune.decision-interval": "15 s",
     "metrics.reporter.autotune.poll-interval": "3 s",
     "metrics.reporter.autotune.mode": "apply",
+    "metrics.reporter.autotune.record": "true",
 }
 JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4"]
 
@@ -153,3 +155,16 @@ def test_apply_rescales_the_bottleneck_in_place_and_the_backlog_drains(applied):
     assert len([l for l in autotune_lines(cluster.jobmanager_log()) if l.startswith("AUTOTUNE AT103")]) == 1
     assert plugin_trouble(cluster) == []
     assert all(cluster.alive().values())
+
+
+def test_the_recorded_window_replays_to_the_same_first_decision(coordinated, cli, tmp_path):
+    cluster, job_id, lines = coordinated
+    recording = cluster.log_dir / "autotune" / job_id / "recording.jsonl"
+    first = tmp_path / "first.jsonl"
+    first.write_text(recording.read_text().splitlines()[0] + "\n")
+    replay = subprocess.run([str(cli), "replay", str(first)], capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    # The coordinator's first decision, as logged: its AT1xx lines up to the first PLAN.
+    decision = [l for l in lines if re.match(r"AUTOTUNE AT1\d\d ", l)]
+    first_decision = decision[: next(i for i, l in enumerate(decision) if l.startswith("AUTOTUNE AT100")) + 1]
+    assert replay.stdout.splitlines() == first_decision

@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 use autotune_model::scaling::{JobDecision, JobSnapshot};
 
+use crate::collect::Recording;
+
+/// A recording file is rotated (to `recording.jsonl.1`) beyond this size: bounded disk use.
+pub const RECORDING_LIMIT: u64 = 32 * 1024 * 1024;
+
 /// Writes the job's recommended configuration; returns the file written.
 pub fn write_recommendation(
     dir: &Path,
@@ -57,4 +62,21 @@ pub fn append_history(
         .open(job_dir.join("decisions.jsonl"))?;
     writeln!(file, "{line}")?;
     Ok(true)
+}
+
+/// Appends one decision window to `<job id>/recording.jsonl` (the `replay` format).
+pub fn append_recording(dir: &Path, recording: &Recording) -> io::Result<PathBuf> {
+    let job_dir = dir.join(&recording.shape.job_id);
+    fs::create_dir_all(&job_dir)?;
+    let path = job_dir.join("recording.jsonl");
+    if fs::metadata(&path)
+        .map(|m| m.len() > RECORDING_LIMIT)
+        .unwrap_or(false)
+    {
+        fs::rename(&path, job_dir.join("recording.jsonl.1"))?;
+    }
+    let line = serde_json::to_string(recording).map_err(io::Error::other)?;
+    let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+    writeln!(file, "{line}")?;
+    Ok(path)
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use autotune_coordinator::collect::{collect, summarize, CollectError};
+use autotune_coordinator::collect::{collect, CollectError, Recording};
 use autotune_coordinator::outputs;
 use autotune_coordinator::rest::{FlinkRest, JobDetails};
 use autotune_model::duration;
@@ -30,6 +30,7 @@ pub struct Settings {
     pub interval: Duration,
     pub stabilization: Duration,
     pub mode: Mode,
+    pub record: bool,
     pub scaling: ScalingConfig,
 }
 
@@ -43,6 +44,7 @@ impl Settings {
             interval: options.decision_interval,
             stabilization: options.stabilization,
             mode: options.mode,
+            record: options.record,
             scaling: ScalingConfig {
                 target_utilization: options.target_utilization,
                 catch_up: options.catch_up,
@@ -220,9 +222,15 @@ fn round(
             Err(e) => return Err(e.to_string()),
         };
         let held: u32 = shape.vertices.iter().map(|v| v.2).max().unwrap_or(0);
-        let available = rest.overview().ok().map(|o| o.slots_available + held);
-        let per_tm = rest.slots_per_taskmanager().ok().flatten();
-        let snapshot = summarize(&shape, &samples, available, per_tm);
+        let recording = Recording {
+            format: Recording::FORMAT,
+            rest: settings.rest_url.clone(),
+            available_slots: rest.overview().ok().map(|o| o.slots_available + held),
+            slots_per_taskmanager: rest.slots_per_taskmanager().ok().flatten(),
+            shape,
+            samples,
+        };
+        let snapshot = recording.snapshot();
         let at_ms = now_ms();
         let history = state.histories.entry(job.jid.clone()).or_default();
         let decision =
@@ -239,6 +247,10 @@ fn round(
                         dir.display()
                     )
                 })?;
+        }
+        if let (true, Some(dir)) = (settings.record, &settings.output_dir) {
+            outputs::append_recording(dir, &recording)
+                .map_err(|e| format!("cannot record under {}: {e}", dir.display()))?;
         }
         if settings.mode == Mode::Apply && decision.changes().next().is_some() {
             apply(

@@ -49,6 +49,8 @@ pub struct Options {
     pub target_utilization: f64,
     /// Time in which an existing source backlog should be consumed.
     pub catch_up: Duration,
+    /// Keep what each decision window read (for `flink-autotune replay` and bug reports).
+    pub record: bool,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             stabilization: Duration::from_secs(60),
             target_utilization: 0.7,
             catch_up: Duration::from_secs(5 * 60),
+            record: false,
         }
     }
 }
@@ -96,6 +99,7 @@ const OPTIONS: &[&str] = &[
     "stabilization",
     "target-utilization",
     "catch-up",
+    "record",
 ];
 
 /// Parsed options plus one readable problem per bad or unknown key.
@@ -174,6 +178,17 @@ impl Options {
                         o.target_utilization
                     )),
                 },
+                "record" => match value.to_ascii_lowercase().as_str() {
+                    "true" => {
+                        o.record = true;
+                        Ok(())
+                    }
+                    "false" => {
+                        o.record = false;
+                        Ok(())
+                    }
+                    _ => Err(format!("must be true or false, using {}", o.record)),
+                },
                 "output-dir" if !value.is_empty() => {
                     o.output_dir = Some(PathBuf::from(value));
                     Ok(())
@@ -213,7 +228,7 @@ impl fmt::Display for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={}",
+            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={} record={}",
             self.mode,
             duration::format(self.summary_interval),
             self.window_size,
@@ -225,6 +240,7 @@ impl fmt::Display for Options {
             duration::format(self.stabilization),
             self.target_utilization,
             duration::format(self.catch_up),
+            self.record,
         )
     }
 }
@@ -269,6 +285,7 @@ mod tests {
             ("stabilization", "0"),
             ("target-utilization", "0.8"),
             ("catch-up", "10 min"),
+            ("record", "TRUE"),
         ]);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         let o = parsed.options;
@@ -279,6 +296,7 @@ mod tests {
         assert_eq!(o.stabilization, Duration::ZERO);
         assert_eq!(o.target_utilization, 0.8);
         assert_eq!(o.catch_up, Duration::from_secs(600));
+        assert!(o.record);
 
         let bad = Options::parse([
             ("rest-url", "127.0.0.1:8081"),
