@@ -70,6 +70,10 @@ pub struct JobShape {
 pub struct SourceMetrics {
     pub pending: Vec<String>,
     pub records_out: Vec<String>,
+    /// Splits (partitions) the source's readers hold, counted from the per-split metrics
+    /// FLIP-27 sources register (`<subtask>.<operator>.split.<split id>.watermark.*`).
+    #[serde(default)]
+    pub splits: Option<u32>,
 }
 
 /// One poll of one vertex.
@@ -179,9 +183,21 @@ pub fn source_metrics(names: &[String]) -> SourceMetrics {
             .collect(),
         None => Vec::new(),
     };
+    let split_ids: std::collections::BTreeSet<&str> = names
+        .iter()
+        .filter_map(|n| {
+            let parts: Vec<&str> = n.split('.').collect();
+            (parts.len() >= 5
+                && parts[2] == "split"
+                && Some(parts[1].to_string()) == operator
+                && parts[4] == "watermark")
+                .then(|| parts[3])
+        })
+        .collect();
     SourceMetrics {
         pending,
         records_out,
+        splits: (!split_ids.is_empty()).then_some(split_ids.len() as u32),
     }
 }
 
@@ -409,7 +425,7 @@ pub fn summarize(
                 name: name.clone(),
                 parallelism: *parallelism,
                 max_parallelism: *max_parallelism,
-                source_partitions: None,
+                source_partitions: shape.source_metrics.get(&v).and_then(|m| m.splits),
                 is_source,
                 records_in_rate,
                 records_out_rate,
@@ -450,8 +466,11 @@ mod tests {
             "0.Source__Queue_Source.numRecordsOutPerSecond",
             "0.Map.numRecordsOut",
             "0.Source__Queue_Source.split.partition-0.watermark.currentWatermark",
+            "0.Source__Queue_Source.split.partition-0.watermark.idleTimeMsPerSecond",
+            "1.Source__Queue_Source.split.partition-3.watermark.currentWatermark",
             "0.numRecordsOut",
         ]));
+        assert_eq!(found.splits, Some(2), "partition-0 and partition-3");
         assert_eq!(
             found.pending,
             names(&[

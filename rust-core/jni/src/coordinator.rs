@@ -48,6 +48,7 @@ impl Settings {
             scaling: ScalingConfig {
                 target_utilization: options.target_utilization,
                 catch_up: options.catch_up,
+                vertex_limits: options.vertex_limits.clone(),
                 ..ScalingConfig::default()
             },
         }

@@ -3,6 +3,7 @@
 //! A bad value never disables the plugin: it is reported with the key, the value, the
 //! reason and the default used instead, and everything else keeps working.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,6 +52,8 @@ pub struct Options {
     pub catch_up: Duration,
     /// Keep what each decision window read (for `flink-autotune replay` and bug reports).
     pub record: bool,
+    /// Per-vertex parallelism limits: vertex id -> (min, max).
+    pub vertex_limits: BTreeMap<String, (u32, u32)>,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             target_utilization: 0.7,
             catch_up: Duration::from_secs(5 * 60),
             record: false,
+            vertex_limits: BTreeMap::new(),
         }
     }
 }
@@ -100,7 +104,31 @@ const OPTIONS: &[&str] = &[
     "target-utilization",
     "catch-up",
     "record",
+    "vertex-limits",
 ];
+
+/// `<vertex id>:<min>-<max>,...`, e.g. `cbc357ccb763df2852fee8c4fc7d55f2:2-16`.
+fn vertex_limits(value: &str) -> Result<BTreeMap<String, (u32, u32)>, String> {
+    let mut limits = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.rsplit_once(':').and_then(|(id, range)| {
+            let (min, max) = range.split_once('-')?;
+            let (min, max) = (
+                min.trim().parse::<u32>().ok()?,
+                max.trim().parse::<u32>().ok()?,
+            );
+            (!id.trim().is_empty() && min >= 1 && min <= max)
+                .then(|| (id.trim().to_string(), (min, max)))
+        });
+        match parsed {
+            Some((id, range)) => {
+                limits.insert(id, range);
+            }
+            None => return Err(format!("has '{entry}', expected <vertex id>:<min>-<max> with 1 <= min <= max; no limits used")),
+        }
+    }
+    Ok(limits)
+}
 
 /// Parsed options plus one readable problem per bad or unknown key.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +217,7 @@ impl Options {
                     }
                     _ => Err(format!("must be true or false, using {}", o.record)),
                 },
+                "vertex-limits" => vertex_limits(value).map(|limits| o.vertex_limits = limits),
                 "output-dir" if !value.is_empty() => {
                     o.output_dir = Some(PathBuf::from(value));
                     Ok(())
@@ -286,6 +315,10 @@ mod tests {
             ("target-utilization", "0.8"),
             ("catch-up", "10 min"),
             ("record", "TRUE"),
+            (
+                "vertex-limits",
+                "cbc357ccb763df2852fee8c4fc7d55f2:2-16, 674df9b0384c0348e0b9d1034a44c46c:1-4",
+            ),
         ]);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         let o = parsed.options;
@@ -297,6 +330,17 @@ mod tests {
         assert_eq!(o.target_utilization, 0.8);
         assert_eq!(o.catch_up, Duration::from_secs(600));
         assert!(o.record);
+        assert_eq!(
+            o.vertex_limits.get("cbc357ccb763df2852fee8c4fc7d55f2"),
+            Some(&(2, 16))
+        );
+        assert_eq!(o.vertex_limits.len(), 2);
+        let bad = Options::parse([("vertex-limits", "abc:5-2")]);
+        assert!(
+            bad.problems[0].contains("expected <vertex id>:<min>-<max>"),
+            "{:?}",
+            bad.problems
+        );
 
         let bad = Options::parse([
             ("rest-url", "127.0.0.1:8081"),
