@@ -11,8 +11,8 @@ use autotune_model::scaling::{JobDecision, JobSnapshot};
 
 use crate::collect::Recording;
 
-/// A recording file is rotated (to `recording.jsonl.1`) beyond this size: bounded disk use.
-pub const RECORDING_LIMIT: u64 = 32 * 1024 * 1024;
+/// History and recording files rotate (to `<name>.1`) beyond this size: bounded disk use.
+pub const FILE_LIMIT: u64 = 32 * 1024 * 1024;
 
 /// Writes the job's recommended configuration; returns the file written.
 pub fn write_recommendation(
@@ -53,30 +53,57 @@ pub fn append_history(
     if !says_something {
         return Ok(false);
     }
-    let job_dir = dir.join(&job.job_id);
-    fs::create_dir_all(&job_dir)?;
     let line = serde_json::json!({ "at_ms": at_ms, "job_id": job.job_id, "job_name": job.job_name, "decision": decision });
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(job_dir.join("decisions.jsonl"))?;
-    writeln!(file, "{line}")?;
+    append_line(
+        &dir.join(&job.job_id).join("decisions.jsonl"),
+        &line.to_string(),
+        FILE_LIMIT,
+    )?;
     Ok(true)
 }
 
 /// Appends one decision window to `<job id>/recording.jsonl` (the `replay` format).
 pub fn append_recording(dir: &Path, recording: &Recording) -> io::Result<PathBuf> {
-    let job_dir = dir.join(&recording.shape.job_id);
-    fs::create_dir_all(&job_dir)?;
-    let path = job_dir.join("recording.jsonl");
-    if fs::metadata(&path)
-        .map(|m| m.len() > RECORDING_LIMIT)
-        .unwrap_or(false)
-    {
-        fs::rename(&path, job_dir.join("recording.jsonl.1"))?;
-    }
+    let path = dir.join(&recording.shape.job_id).join("recording.jsonl");
     let line = serde_json::to_string(recording).map_err(io::Error::other)?;
-    let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-    writeln!(file, "{line}")?;
+    append_line(&path, &line, FILE_LIMIT)?;
     Ok(path)
+}
+
+/// Appends a line; a file past `limit` bytes first moves to `<name>.1` (replacing the older
+/// one), so a job that runs for months keeps at most two files' worth.
+pub fn append_line(path: &Path, line: &str, limit: u64) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    if fs::metadata(path).map(|m| m.len() > limit).unwrap_or(false) {
+        let mut rotated = path.as_os_str().to_owned();
+        rotated.push(".1");
+        fs::rename(path, PathBuf::from(rotated))?;
+    }
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(file, "{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_rotate_past_their_limit() {
+        let dir = std::env::temp_dir().join(format!("autotune-rotate-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("job").join("decisions.jsonl");
+        for i in 0..10 {
+            append_line(&path, &format!("{{\"n\":{i}}}"), 20).unwrap();
+        }
+        let current = fs::read_to_string(&path).unwrap();
+        let older = fs::read_to_string(dir.join("job").join("decisions.jsonl.1")).unwrap();
+        assert!(
+            current.len() <= 40 && older.len() <= 40,
+            "{current:?} {older:?}"
+        );
+        assert!(current.ends_with("{\"n\":9}\n"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

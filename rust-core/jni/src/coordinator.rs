@@ -163,6 +163,8 @@ struct State {
     histories: HashMap<String, ScalingHistory>,
     /// Jobs whose plan cannot be applied in place (said once).
     cannot_apply: HashSet<String>,
+    /// The last decision per job, as its gist: the same decision again is not repeated.
+    last_decision: HashMap<String, String>,
 }
 
 /// One decision for every running job that is past its stabilization time.
@@ -180,6 +182,9 @@ fn round(
         .collect();
     state
         .histories
+        .retain(|id, _| running.iter().any(|j| &j.jid == id));
+    state
+        .last_decision
         .retain(|id, _| running.iter().any(|j| &j.jid == id));
     for job in running {
         if shared.is_stopped() {
@@ -236,6 +241,17 @@ fn round(
         let history = state.histories.entry(job.jid.clone()).or_default();
         let decision =
             decide(&snapshot, &settings.scaling, history, at_ms).map_err(|e| e.to_string())?;
+        // A job that stays as it is would otherwise fill the log with the same lines every round.
+        let gist = decision.gist();
+        if state.last_decision.get(&job.jid) == Some(&gist) {
+            log::debug!(
+                "AUTOTUNE COORDINATOR job {} unchanged: {}",
+                job.jid,
+                decision.parallelism_overrides()
+            );
+            continue;
+        }
+        state.last_decision.insert(job.jid.clone(), gist);
         for line in decision.log_lines(&snapshot) {
             log::info!("{line}");
         }

@@ -344,6 +344,27 @@ impl JobDecision {
         lines
     }
 
+    /// What makes this decision different from another: each vertex's change and the codes
+    /// of all findings. Equal gists mean nothing new to log or do.
+    pub fn gist(&self) -> String {
+        let vertices = self.vertices.iter().map(|v| {
+            let codes: Vec<&str> = v.findings.iter().map(|f| f.code.code()).collect();
+            format!(
+                "{}:{}->{}[{}]",
+                v.id,
+                v.current,
+                v.recommended,
+                codes.join(",")
+            )
+        });
+        let job: Vec<&str> = self.findings.iter().map(|f| f.code.code()).collect();
+        format!(
+            "{};{}",
+            vertices.collect::<Vec<_>>().join(" "),
+            job.join(",")
+        )
+    }
+
     /// `pipeline.jobvertex-parallelism-overrides` for every vertex: `id:p,id:p`.
     pub fn parallelism_overrides(&self) -> String {
         self.vertices

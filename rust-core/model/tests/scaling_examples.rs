@@ -409,3 +409,23 @@ fn a_source_behind_a_saturated_vertex_is_held_back_even_if_it_looks_idle() {
     assert_eq!(d.bottleneck, Some(1));
     assert!(d.vertices[1].recommended > 1);
 }
+
+#[test]
+fn the_same_decision_again_has_the_same_gist() {
+    let config = ScalingConfig {
+        catch_up: Duration::ZERO,
+        ..ScalingConfig::default()
+    };
+    let mut src = source("src", 1, 500.0, 0.05, 10_000.0, 500.0);
+    src.backpressure = 0.9;
+    let work = vertex("work", 1, 500.0, 1.0);
+    let j = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]);
+    let first = decide(&j, &config, &mut ScalingHistory::default(), 0).unwrap();
+    let again = decide(&j, &config, &mut ScalingHistory::default(), 60_000).unwrap();
+    assert_eq!(first.gist(), again.gist());
+    // Once Work runs at 3, the decision is a different one.
+    let mut rescaled = j.clone();
+    rescaled.vertices[1].parallelism = 3;
+    let after = decide(&rescaled, &config, &mut ScalingHistory::default(), 120_000).unwrap();
+    assert_ne!(first.gist(), after.gist());
+}
