@@ -41,7 +41,7 @@ enum Command {
         #[arg(long, default_value = "5 s", value_parser = parse_duration)]
         interval: Duration,
         /// Busy ratio each vertex should run at after scaling.
-        #[arg(long, default_value_t = 0.7)]
+        #[arg(long, default_value_t = ScalingConfig::default().target_utilization)]
         target_utilization: f64,
         /// Time in which an existing source backlog should be consumed.
         #[arg(long, default_value = "5 min", value_parser = parse_duration)]
@@ -60,7 +60,7 @@ enum Command {
     Replay {
         /// The recording; `-` reads standard input.
         file: PathBuf,
-        #[arg(long, default_value_t = 0.7)]
+        #[arg(long, default_value_t = ScalingConfig::default().target_utilization)]
         target_utilization: f64,
         #[arg(long, default_value = "5 min", value_parser = parse_duration)]
         catch_up: Duration,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration;
+use crate::scaling::ScalingConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -68,8 +69,9 @@ impl Default for Options {
             decision_interval: Duration::from_secs(60),
             poll_interval: Duration::from_secs(5),
             stabilization: Duration::from_secs(60),
-            target_utilization: 0.7,
-            catch_up: Duration::from_secs(5 * 60),
+            // The scaling model's own defaults: one place for them.
+            target_utilization: ScalingConfig::default().target_utilization,
+            catch_up: ScalingConfig::default().catch_up,
             record: false,
             vertex_limits: BTreeMap::new(),
         }
