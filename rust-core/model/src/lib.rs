@@ -6,7 +6,9 @@
 //! crate), in the command-line tool and in plain unit tests.
 
 pub mod catalogue;
+pub mod codes;
 pub mod duration;
+pub mod memory;
 pub mod options;
 pub mod scaling;
 pub mod tracker;

@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use crate::codes::{Code, Finding};
 
 /// How records travel along an edge (the REST plan's `ship_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,90 +158,6 @@ struct ScaleUpRecord {
     to: u32,
     rate_before: f64,
     expected_rate: f64,
-}
-
-/// Stable codes of scaling decisions and findings (grep for them; dashboards count them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Code {
-    /// AT100: the job's plan: every vertex's parallelism, changed or not.
-    Plan,
-    /// AT101: more parallelism needed.
-    ScaleUp,
-    /// AT103: the plan was applied in place (adaptive scheduler).
-    Applied,
-    /// AT104: the plan cannot be applied in place; it stays a recommendation.
-    ApplyUnavailable,
-    /// AT102: less parallelism suffices.
-    ScaleDown,
-    /// AT110: the vertex that limits the job now.
-    Bottleneck,
-    /// AT120: the hottest subtask is saturated while the others are not.
-    DataSkew,
-    /// AT121: the last scale-up did not raise the vertex's rate: something outside limits it.
-    ExternalBottleneck,
-    /// AT122: a source without a backlog metric: its arrival rate is only what it consumed.
-    NoBacklogMetric,
-    /// AT123: the vertex cannot go wider (partitions, key groups or its limit).
-    ParallelismBound,
-    /// AT124: the recommendation needs more task slots than the cluster has.
-    SlotsShort,
-    /// AT125: a scale-down waits for its delay.
-    ScaleDownDelayed,
-}
-
-impl Code {
-    pub fn code(self) -> &'static str {
-        match self {
-            Code::Plan => "AT100",
-            Code::ScaleUp => "AT101",
-            Code::Applied => "AT103",
-            Code::ApplyUnavailable => "AT104",
-            Code::ScaleDown => "AT102",
-            Code::Bottleneck => "AT110",
-            Code::DataSkew => "AT120",
-            Code::ExternalBottleneck => "AT121",
-            Code::NoBacklogMetric => "AT122",
-            Code::ParallelismBound => "AT123",
-            Code::SlotsShort => "AT124",
-            Code::ScaleDownDelayed => "AT125",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Code::Plan => "PLAN",
-            Code::ScaleUp => "SCALE_UP",
-            Code::Applied => "APPLIED",
-            Code::ApplyUnavailable => "APPLY_UNAVAILABLE",
-            Code::ScaleDown => "SCALE_DOWN",
-            Code::Bottleneck => "BOTTLENECK",
-            Code::DataSkew => "DATA_SKEW",
-            Code::ExternalBottleneck => "EXTERNAL_BOTTLENECK",
-            Code::NoBacklogMetric => "NO_BACKLOG_METRIC",
-            Code::ParallelismBound => "PARALLELISM_BOUND",
-            Code::SlotsShort => "SLOTS_SHORT",
-            Code::ScaleDownDelayed => "SCALE_DOWN_DELAYED",
-        }
-    }
-}
-
-impl Serialize for Code {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.code())
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code(), self.name())
-    }
-}
-
-/// A finding: a code and a sentence a person can act on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub code: Code,
-    pub message: String,
 }
 
 /// The numbers a decision rests on.

@@ -1,0 +1,123 @@
+//! Stable codes: what users grep for and dashboards count. Released codes never change
+//! meaning; the README's table lists them all.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// Stable codes of every decision and finding (grep for them; dashboards count them).
+/// AT1xx: parallelism; AT2xx: memory pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Code {
+    /// AT100: the job's plan: every vertex's parallelism, changed or not.
+    Plan,
+    /// AT101: more parallelism needed.
+    ScaleUp,
+    /// AT103: the plan was applied in place (adaptive scheduler).
+    Applied,
+    /// AT104: the plan cannot be applied in place; it stays a recommendation.
+    ApplyUnavailable,
+    /// AT102: less parallelism suffices.
+    ScaleDown,
+    /// AT110: the vertex that limits the job now.
+    Bottleneck,
+    /// AT120: the hottest subtask is saturated while the others are not.
+    DataSkew,
+    /// AT121: the last scale-up did not raise the vertex's rate: something outside limits it.
+    ExternalBottleneck,
+    /// AT122: a source without a backlog metric: its arrival rate is only what it consumed.
+    NoBacklogMetric,
+    /// AT123: the vertex cannot go wider (partitions, key groups or its limit).
+    ParallelismBound,
+    /// AT124: the recommendation needs more task slots than the cluster has.
+    SlotsShort,
+    /// AT125: a scale-down waits for its delay.
+    ScaleDownDelayed,
+    /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
+    MemoryPlan,
+    /// AT201: one pool, current -> recommended, with the measurements behind it.
+    MemoryPool,
+    /// AT202: the heap is too small (live data near its maximum, or GC eats the time).
+    HeapPressure,
+    /// AT203: metaspace is nearly full.
+    MetaspacePressure,
+    /// AT204: the recommended parallelism needs more network memory than the TaskManagers have.
+    NetworkForParallelism,
+    /// AT205: managed memory is reserved and nothing uses it.
+    ManagedUnused,
+    /// AT206: direct (off-heap) memory is nearly exhausted.
+    DirectPressure,
+    /// AT207: no TaskManager measurements yet (the plugin is missing there, or no window yet).
+    MemoryNotMeasured,
+}
+
+impl Code {
+    pub fn code(self) -> &'static str {
+        match self {
+            Code::Plan => "AT100",
+            Code::ScaleUp => "AT101",
+            Code::Applied => "AT103",
+            Code::ApplyUnavailable => "AT104",
+            Code::ScaleDown => "AT102",
+            Code::Bottleneck => "AT110",
+            Code::DataSkew => "AT120",
+            Code::ExternalBottleneck => "AT121",
+            Code::NoBacklogMetric => "AT122",
+            Code::ParallelismBound => "AT123",
+            Code::SlotsShort => "AT124",
+            Code::ScaleDownDelayed => "AT125",
+            Code::MemoryPlan => "AT200",
+            Code::MemoryPool => "AT201",
+            Code::HeapPressure => "AT202",
+            Code::MetaspacePressure => "AT203",
+            Code::NetworkForParallelism => "AT204",
+            Code::ManagedUnused => "AT205",
+            Code::DirectPressure => "AT206",
+            Code::MemoryNotMeasured => "AT207",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::Plan => "PLAN",
+            Code::ScaleUp => "SCALE_UP",
+            Code::Applied => "APPLIED",
+            Code::ApplyUnavailable => "APPLY_UNAVAILABLE",
+            Code::ScaleDown => "SCALE_DOWN",
+            Code::Bottleneck => "BOTTLENECK",
+            Code::DataSkew => "DATA_SKEW",
+            Code::ExternalBottleneck => "EXTERNAL_BOTTLENECK",
+            Code::NoBacklogMetric => "NO_BACKLOG_METRIC",
+            Code::ParallelismBound => "PARALLELISM_BOUND",
+            Code::SlotsShort => "SLOTS_SHORT",
+            Code::ScaleDownDelayed => "SCALE_DOWN_DELAYED",
+            Code::MemoryPlan => "MEMORY_PLAN",
+            Code::MemoryPool => "MEMORY_POOL",
+            Code::HeapPressure => "HEAP_PRESSURE",
+            Code::MetaspacePressure => "METASPACE_PRESSURE",
+            Code::NetworkForParallelism => "NETWORK_FOR_PARALLELISM",
+            Code::ManagedUnused => "MANAGED_UNUSED",
+            Code::DirectPressure => "DIRECT_PRESSURE",
+            Code::MemoryNotMeasured => "MEMORY_NOT_MEASURED",
+        }
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code(), self.name())
+    }
+}
+
+/// A finding: a code and a sentence a person can act on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub message: String,
+}
