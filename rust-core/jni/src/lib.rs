@@ -170,6 +170,23 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
     })
 }
 
+/// This TaskManager's pool window as JSON (`memory::PoolWindow`), or null when the process
+/// has no TaskManager metrics. Called when Flink reads the published gauge, not per round.
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_poolWindow<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let json = bridge::with_reporter(handle, |r| r.pool_window_json())?;
+        match json {
+            Some(json) => Ok(env.new_string(json)?.into_raw()),
+            None => Ok(std::ptr::null_mut()),
+        }
+    })
+}
+
 /// Tells a JobManager's reporter where its REST API and log folder are (nulls: unknown).
 #[no_mangle]
 pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_configureCoordinator<'l>(

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use autotune_model::catalogue::{CatalogueError, RawMetric};
+use autotune_model::codes::Code;
+use autotune_model::memory::{self, MemorySettings};
 use autotune_model::options::Options;
 use autotune_model::tracker::{Registration, Role, Tracker};
 
@@ -24,6 +26,8 @@ pub struct Reporter {
     coordinator: Option<Coordinator>,
     /// The coordinator was considered (started, or said why not): once per reporter.
     coordinator_decided: bool,
+    /// The pressure findings last logged about this TaskManager's pools (codes).
+    pool_pressure: Vec<Code>,
 }
 
 impl Reporter {
@@ -58,6 +62,7 @@ impl Reporter {
             flink_output_dir: None,
             coordinator: None,
             coordinator_decided: false,
+            pool_pressure: Vec::new(),
         }
     }
 
@@ -111,6 +116,41 @@ impl Reporter {
                 self.tracker.summary()
             );
         }
+        self.check_pools();
+    }
+
+    /// In a TaskManager: says when one of its own pools is too small, with the number to
+    /// set, as soon as its window shows it; once per episode, not every round.
+    fn check_pools(&mut self) {
+        let Some(window) = self.tracker.pool_window() else {
+            return;
+        };
+        let findings = memory::taskmanager_findings(&window, &self.memory_settings());
+        let codes: Vec<Code> = findings.iter().map(|f| f.code).collect();
+        if codes == self.pool_pressure {
+            return;
+        }
+        for f in &findings {
+            if !self.pool_pressure.contains(&f.code) {
+                log::warn!("AUTOTUNE {} taskmanager | {}", f.code, f.message);
+            }
+        }
+        self.pool_pressure = codes;
+    }
+
+    fn memory_settings(&self) -> MemorySettings {
+        MemorySettings {
+            margin: self.options.memory_margin,
+            heap_headroom: self.options.heap_headroom,
+            ..MemorySettings::default()
+        }
+    }
+
+    /// The published window: what the coordinator reads from this TaskManager over REST.
+    pub fn pool_window_json(&self) -> Option<String> {
+        self.tracker
+            .pool_window()
+            .and_then(|w| serde_json::to_string(&w).ok())
     }
 
     /// The REST address and log folder of the JobManager this reporter lives in.

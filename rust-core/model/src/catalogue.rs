@@ -294,6 +294,14 @@ pub const PROCESS_PREFIXES: &[&str] = &[
     "Status.Flink.Memory.Managed.",
 ];
 
+/// Heap used right after the last collection (bytes): a gauge the plugin adds to every
+/// TaskManager, because Flink measures heap use only at random points of the GC cycle.
+pub const HEAP_AFTER_GC_METRIC: &str = "Status.JVM.Memory.Heap.AutotuneAfterGc";
+
+/// The TaskManager's pool window (JSON of `memory::PoolWindow`), a gauge the plugin adds to
+/// every TaskManager for the coordinator to read over REST.
+pub const POOL_WINDOW_METRIC: &str = "Status.JVM.Memory.Heap.AutotunePools";
+
 /// JobManager process metrics about the cluster's capacity.
 pub const JOBMANAGER_METRICS: &[&str] = &[
     "numRegisteredTaskManagers",
@@ -307,6 +315,8 @@ pub const JOBMANAGER_METRICS: &[&str] = &[
 pub fn is_tracked(id: &MetricIdentity) -> bool {
     let path: &str = &id.path;
     match id.scope {
+        // The plugin's own published window: read by the coordinator, not by this process.
+        Scope::Process if path == POOL_WINDOW_METRIC => false,
         Scope::Process => {
             PROCESS_PREFIXES
                 .iter()

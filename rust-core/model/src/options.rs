@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::scaling::ScalingConfig;
+use crate::memory::MemorySettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -55,6 +56,10 @@ pub struct Options {
     pub record: bool,
     /// Per-vertex parallelism limits: vertex id -> (min, max).
     pub vertex_limits: BTreeMap<String, (u32, u32)>,
+    /// Share added to measured peaks of metaspace, managed and off-heap memory.
+    pub memory_margin: f64,
+    /// Room for new objects on top of the live heap, as a share of it.
+    pub heap_headroom: f64,
 }
 
 impl Default for Options {
@@ -74,6 +79,9 @@ impl Default for Options {
             catch_up: ScalingConfig::default().catch_up,
             record: false,
             vertex_limits: BTreeMap::new(),
+            // The memory model's own defaults: one place for them.
+            memory_margin: MemorySettings::default().margin,
+            heap_headroom: MemorySettings::default().heap_headroom,
         }
     }
 }
@@ -107,7 +115,20 @@ const OPTIONS: &[&str] = &[
     "catch-up",
     "record",
     "vertex-limits",
+    "memory-margin",
+    "heap-headroom",
 ];
+
+/// A number within `min..=max`; otherwise the reason, naming the value kept.
+fn ratio_option(target: &mut f64, value: &str, min: f64, max: f64) -> Result<(), String> {
+    match value.trim().parse::<f64>() {
+        Ok(v) if (min..=max).contains(&v) => {
+            *target = v;
+            Ok(())
+        }
+        _ => Err(format!("must be a number from {min} to {max}, using {target}")),
+    }
+}
 
 /// `<vertex id>:<min>-<max>,...`, e.g. `cbc357ccb763df2852fee8c4fc7d55f2:2-16`.
 fn vertex_limits(value: &str) -> Result<BTreeMap<String, (u32, u32)>, String> {
@@ -208,6 +229,8 @@ impl Options {
                         o.target_utilization
                     )),
                 },
+                "memory-margin" => ratio_option(&mut o.memory_margin, value, 0.0, 4.0),
+                "heap-headroom" => ratio_option(&mut o.heap_headroom, value, 0.1, 10.0),
                 "record" => match value.to_ascii_lowercase().as_str() {
                     "true" => {
                         o.record = true;
@@ -259,7 +282,7 @@ impl fmt::Display for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={} record={}",
+            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={} record={} memory-margin={} heap-headroom={}",
             self.mode,
             duration::format(self.summary_interval),
             self.window_size,
@@ -272,6 +295,8 @@ impl fmt::Display for Options {
             self.target_utilization,
             duration::format(self.catch_up),
             self.record,
+            self.memory_margin,
+            self.heap_headroom,
         )
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::catalogue::{
     self, CatalogueError, Component, Interner, MetricIdentity, RawMetric, Scope,
 };
+use crate::memory::PoolWindow;
 use crate::window::{SampleRing, Samples};
 
 /// Slot numbers are dense indexes chosen by the shim; anything larger is a bug there.
@@ -194,6 +195,82 @@ impl Tracker {
             m.as_ref()
                 .map(|m| (&m.identity, self.ring.samples(slot, m.since_round)))
         })
+    }
+
+    /// This TaskManager's memory pools over the window (peaks, live heap, GC time), from the
+    /// TaskManager's process metrics. None when there are none (a JobManager).
+    pub fn pool_window(&self) -> Option<PoolWindow> {
+        let mut w = PoolWindow::default();
+        let mut gc_time: Vec<Samples<'_>> = Vec::new();
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let mut any = false;
+        for (id, samples) in self.metrics() {
+            if id.scope != Scope::Process || id.component != Component::TaskManager {
+                continue;
+            }
+            let peak = samples.values().filter(|v| v.is_finite()).reduce(f64::max);
+            let latest = samples.values().rev().find(|v| v.is_finite());
+            let slot = match id.path.as_ref() {
+                "Status.JVM.Memory.Heap.Used" => &mut w.heap_used_peak,
+                "Status.JVM.Memory.Heap.Max" => {
+                    w.heap_max = latest;
+                    continue;
+                }
+                catalogue::HEAP_AFTER_GC_METRIC => &mut w.heap_after_gc_peak,
+                "Status.JVM.Memory.Metaspace.Used" => &mut w.metaspace_used_peak,
+                "Status.JVM.Memory.Metaspace.Max" => {
+                    w.metaspace_max = latest.filter(|m| *m > 0.0);
+                    continue;
+                }
+                "Status.JVM.Memory.Direct.MemoryUsed" => &mut w.direct_used_peak,
+                "Status.Flink.Memory.Managed.Used" => &mut w.managed_used_peak,
+                "Status.Flink.Memory.Managed.Total" => {
+                    w.managed_total = latest;
+                    continue;
+                }
+                "Status.Shuffle.Netty.UsedMemory" => &mut w.network_used_peak,
+                "Status.Shuffle.Netty.TotalMemory" => {
+                    w.network_total = latest;
+                    continue;
+                }
+                // Per collector; `All` (Flink 1.19+) repeats their sum.
+                p if p.starts_with("Status.JVM.GarbageCollector.")
+                    && p.ends_with(".Time")
+                    && p != "Status.JVM.GarbageCollector.All.Time" =>
+                {
+                    gc_time.push(samples);
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = peak;
+            if let (Some((t0, _)), Some((t1, _))) = (samples.iter().next(), samples.iter().next_back()) {
+                first = first.min(t0);
+                last = last.max(t1);
+                w.samples = w.samples.max(samples.len() as u32);
+                any = true;
+            }
+        }
+        if !any {
+            return None;
+        }
+        w.window_seconds = (last - first).max(0) as f64 / 1000.0;
+        // GC time: growth of the collectors' cumulative times over the window.
+        let mut gc_ms = 0.0;
+        let mut span = 0.0f64;
+        for samples in &gc_time {
+            let finite: Vec<(i64, f64)> = samples.iter().filter(|(_, v)| v.is_finite()).collect();
+            if let (Some(a), Some(b)) = (finite.first(), finite.last()) {
+                if b.0 > a.0 {
+                    gc_ms += (b.1 - a.1).max(0.0);
+                    span = span.max((b.0 - a.0) as f64 / 1000.0);
+                }
+            }
+        }
+        if span > 0.0 {
+            w.gc_ms_per_s = Some(gc_ms / span);
+        }
+        Some(w)
     }
 
     /// A snapshot of what is tracked, for the periodic STATUS line.
@@ -609,6 +686,40 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.0.contains("out of range"));
+    }
+
+    #[test]
+    fn the_pool_window_has_peaks_live_heap_and_gc_time() {
+        let mut t = Tracker::new(4);
+        let tm = [("<tm_id>", "tm")];
+        let gc = "taskmanager.Status.JVM.GarbageCollector.G1_Young_Generation";
+        register(&mut t, 0, &tm, "taskmanager.Status.JVM.Memory.Heap", "Used");
+        register(&mut t, 1, &tm, "taskmanager.Status.JVM.Memory.Heap", "Max");
+        register(&mut t, 2, &tm, "taskmanager.Status.JVM.Memory.Heap", "AutotuneAfterGc");
+        register(&mut t, 3, &tm, gc, "Time");
+        register(&mut t, 4, &tm, "taskmanager.Status.Flink.Memory.Managed", "Used");
+        assert_eq!(
+            register(&mut t, 5, &tm, "taskmanager.Status.JVM.Memory.Heap", "AutotunePools"),
+            Registration::Ignored,
+            "the published window is not read back"
+        );
+        // 5 rounds, 10 s apart; the first falls out of the 4-sample window.
+        for (i, (used, after, gc_ms)) in [(900.0, 50.0, 0.0), (300.0, 60.0, 100.0), (500.0, 80.0, 150.0), (200.0, 70.0, 200.0), (400.0, 70.0, 400.0)]
+            .into_iter()
+            .enumerate()
+        {
+            t.record_round(i as i64 * 10_000, &[used, 1000.0, after, gc_ms, 0.0]);
+        }
+        let w = t.pool_window().unwrap();
+        assert_eq!(w.heap_used_peak, Some(500.0));
+        assert_eq!(w.heap_max, Some(1000.0));
+        assert_eq!(w.heap_after_gc_peak, Some(80.0));
+        assert_eq!(w.managed_used_peak, Some(0.0));
+        assert_eq!(w.window_seconds, 30.0);
+        assert_eq!(w.samples, 4);
+        assert_eq!(w.gc_ms_per_s, Some(10.0), "300 ms over 30 s");
+        // No TaskManager metrics: no window.
+        assert_eq!(Tracker::new(2).pool_window(), None);
     }
 
     #[test]

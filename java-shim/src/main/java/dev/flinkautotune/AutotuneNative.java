@@ -51,6 +51,12 @@ public final class AutotuneNative {
     public static native void report(
             long handle, double[] values, int count, long lastReadNanos, long lastCostNanos, int logLevel);
 
+    /**
+     * This TaskManager's memory pools over its window, as JSON (peaks, live heap, GC time);
+     * null when the process has no TaskManager metrics. Read when Flink reads the published gauge.
+     */
+    public static native String poolWindow(long handle);
+
     /** In the JobManager: its REST address and the folder for decisions (either may be null). */
     public static native void configureCoordinator(long handle, String restUrl, String outputDir);
 

@@ -8,8 +8,10 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 
 import org.apache.flink.metrics.CharacterFilter;
+import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.LogicalScopeProvider;
 import org.apache.flink.metrics.Metric;
 import org.apache.flink.metrics.MetricConfig;
@@ -29,6 +31,10 @@ import org.slf4j.LoggerFactory;
 public class AutotuneReporter implements MetricReporter, Scheduled {
     static final String OPTION_NATIVE_LIBRARY = "native-library";
     static final String OPTION_NATIVE_TMPDIR = "native-tmpdir";
+    /** The TaskManager group the plugin's own gauges join: where Flink's heap metrics are. */
+    static final String HEAP_GROUP_SCOPE = "taskmanager.Status.JVM.Memory.Heap";
+    static final String AFTER_GC_GAUGE = "AutotuneAfterGc";
+    static final String POOLS_GAUGE = "AutotunePools";
 
     private static final Logger LOG = LoggerFactory.getLogger(AutotuneReporter.class);
     /** The level of this logger (and its children) is the level native code logs at. */
@@ -43,6 +49,8 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     private MetricTable.Values values = new MetricTable.Values(new double[0], 0); // metric thread only
     private long lastReadNanos; // metric thread only
     private long lastCostNanos; // metric thread only
+    /** A TaskManager heap group seen at registration, waiting for the plugin's gauges. */
+    private final AtomicReference<MetricGroup> heapGroupToPublish = new AtomicReference<>();
 
     @Override
     public void open(MetricConfig config) {
@@ -107,6 +115,10 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
             if (logicalScope != null && logicalScope.startsWith("jobmanager")) {
                 configureCoordinator();
             }
+            if (HEAP_GROUP_SCOPE.equals(logicalScope) && "Used".equals(metricName)) {
+                // Registering from inside Flink's registration would re-enter it: next round.
+                heapGroupToPublish.set(group);
+            }
             table.add(metric, group.getMetricIdentifier(metricName), kind, slot -> {
                 synchronized (nativeLock) {
                     return handle != 0
@@ -141,6 +153,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         if (handle == 0) {
             return;
         }
+        publishGauges();
         long start = System.nanoTime();
         try {
             values = table.read(values);
@@ -155,6 +168,41 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
             logNativeFailure("report", e);
         }
         lastCostNanos = System.nanoTime() - start;
+    }
+
+    /**
+     * In a TaskManager, once: adds the heap left after collections (which this reporter then
+     * reads like any metric) and the pool window the JobManager's coordinator reads over REST.
+     * Runs on the reporter thread holding no lock of ours: Flink calls back into
+     * {@link #notifyOfAddedMetric} for each.
+     */
+    private void publishGauges() {
+        MetricGroup group = heapGroupToPublish.getAndSet(null);
+        if (group == null) {
+            return;
+        }
+        try {
+            group.gauge(AFTER_GC_GAUGE, new HeapAfterGc());
+            group.gauge(POOLS_GAUGE, (Gauge<String>) this::poolWindowJson);
+        } catch (RuntimeException e) {
+            logNativeFailure("publishing the pool gauges", e);
+        }
+    }
+
+    /** The published pool window; empty when there is none (yet) or the plugin is off. */
+    private String poolWindowJson() {
+        synchronized (nativeLock) {
+            if (handle == 0) {
+                return "";
+            }
+            try {
+                String json = AutotuneNative.poolWindow(handle);
+                return json == null ? "" : json;
+            } catch (RuntimeException e) {
+                logNativeFailure("poolWindow", e);
+                return "";
+            }
+        }
     }
 
     /** In the JobManager, once: tell the native coordinator where the REST API and logs are. */

@@ -3,13 +3,16 @@ package dev.flinkautotune;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.Metric;
 import org.apache.flink.metrics.MetricConfig;
 import org.apache.flink.metrics.SimpleCounter;
 import org.junit.After;
@@ -49,6 +52,34 @@ public class AutotuneReporterTest {
         reporter.notifyOfRemovedMetric(busy, "busyTimeMsPerSecond", work0);
         reporter.report();
         assertThat(reporter.trackedMetrics()).isEqualTo(1);
+        assertThat(reporter.nativeCallFailed()).isFalse();
+    }
+
+    @Test
+    public void aTaskManagerPublishesItsLiveHeapAndPoolWindow() {
+        reporter.open(config());
+        ScopedGroup heap = new ScopedGroup(AutotuneReporter.HEAP_GROUP_SCOPE, "<host>", "127.0.0.1", "<tm_id>", "tm-1");
+        Map<String, Metric> published = new HashMap<>();
+        heap.onAdded = (name, metric) -> {
+            published.put(name, metric);
+            reporter.notifyOfAddedMetric(metric, name, heap);
+        };
+        Gauge<Long> used = () -> Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory();
+        reporter.notifyOfAddedMetric(used, "Used", heap);
+        assertThat(published).isEmpty(); // not from inside Flink's registration
+
+        reporter.report();
+        assertThat(published).containsOnlyKeys(AutotuneReporter.AFTER_GC_GAUGE, AutotuneReporter.POOLS_GAUGE);
+        // The live heap is read like Flink's own metrics; the window is for the JobManager only.
+        assertThat(reporter.trackedMetrics()).isEqualTo(2);
+        System.gc();
+        assertThat((Double) ((Gauge<?>) published.get(AutotuneReporter.AFTER_GC_GAUGE)).getValue()).isPositive();
+        reporter.report();
+        reporter.report();
+        String window = (String) ((Gauge<?>) published.get(AutotuneReporter.POOLS_GAUGE)).getValue();
+        assertThat(window).contains("\"samples\":3").contains("\"heap_used_peak\":").contains("\"heap_after_gc_peak\":");
+        reporter.report();
+        assertThat(published).hasSize(2); // published once
         assertThat(reporter.nativeCallFailed()).isFalse();
     }
 

@@ -2,8 +2,11 @@ package dev.flinkautotune;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.BiConsumer;
 
 import org.apache.flink.metrics.CharacterFilter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.Metric;
 import org.apache.flink.metrics.LogicalScopeProvider;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
@@ -12,6 +15,8 @@ import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
 final class ScopedGroup extends UnregisteredMetricsGroup implements LogicalScopeProvider {
     private final Map<String, String> variables = new LinkedHashMap<>();
     private final String logicalScope;
+    /** Where metrics added to this group go, as Flink's registry hands them to reporters. */
+    BiConsumer<String, Metric> onAdded = (name, metric) -> {};
 
     ScopedGroup(String logicalScope, String... keyValues) {
         this.logicalScope = logicalScope;
@@ -24,6 +29,12 @@ final class ScopedGroup extends UnregisteredMetricsGroup implements LogicalScope
         return new ScopedGroup("taskmanager.job.task",
                 "<host>", "127.0.0.1", "<tm_id>", "tm-1", "<job_id>", jobId, "<job_name>", "unit-job",
                 "<task_id>", vertexId, "<task_name>", vertexName, "<subtask_index>", String.valueOf(subtask));
+    }
+
+    @Override
+    public <T, G extends Gauge<T>> G gauge(String name, G gauge) {
+        onAdded.accept(name, gauge);
+        return gauge;
     }
 
     @Override
