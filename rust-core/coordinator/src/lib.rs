@@ -3,5 +3,6 @@
 //! Used by the plugin inside the JobManager and by `flink-autotune analyze` from outside.
 
 pub mod collect;
+pub mod memory;
 pub mod outputs;
 pub mod rest;

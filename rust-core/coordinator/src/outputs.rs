@@ -7,6 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use autotune_model::memory::MemoryPlan;
 use autotune_model::scaling::{JobDecision, JobSnapshot};
 
 use crate::collect::Recording;
@@ -14,30 +15,53 @@ use crate::collect::Recording;
 /// History and recording files rotate (to `<name>.1`) beyond this size: bounded disk use.
 pub const FILE_LIMIT: u64 = 32 * 1024 * 1024;
 
+/// Everything recommended for one job: what its config file holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recommendation {
+    pub job_id: String,
+    pub job_name: String,
+    /// `pipeline.jobvertex-parallelism-overrides`, once the scaling model has decided.
+    pub parallelism_overrides: Option<String>,
+    /// `taskmanager.memory.*`, once the memory model has decided.
+    pub memory: Vec<(&'static str, String)>,
+}
+
 /// Writes the job's recommended configuration; returns the file written.
-pub fn write_recommendation(
-    dir: &Path,
-    job: &JobSnapshot,
-    decision: &JobDecision,
-    at_ms: i64,
-) -> io::Result<PathBuf> {
-    let job_dir = dir.join(&job.job_id);
+pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::Result<PathBuf> {
+    let job_dir = dir.join(&r.job_id);
     fs::create_dir_all(&job_dir)?;
     let path = job_dir.join("recommended-config.yaml");
-    let text = format!(
-        "# flink-autotune recommendation for job \"{}\" ({}), decided at {} (epoch ms).\n\
-         # Flat Flink keys: merge into flink-conf.yaml or config.yaml, or pass with -D when resubmitting.\n\
-         pipeline.jobvertex-parallelism-overrides: {}\n",
-        job.job_name,
-        job.job_id,
-        at_ms,
-        decision.parallelism_overrides()
+    let mut text = format!(
+        "# flink-autotune recommendation for job \"{}\" ({}), updated at {} (epoch ms).\n\
+         # Flat Flink keys: merge into flink-conf.yaml or config.yaml, or pass with -D when resubmitting.\n",
+        r.job_name, r.job_id, at_ms
     );
+    if let Some(overrides) = &r.parallelism_overrides {
+        text.push_str(&format!("pipeline.jobvertex-parallelism-overrides: {overrides}\n"));
+    }
+    if !r.memory.is_empty() {
+        text.push_str("# TaskManager memory: every pool and both totals, consistent with each other.\n");
+        for (key, value) in &r.memory {
+            text.push_str(&format!("{key}: {value}\n"));
+        }
+    }
     // Readers never see half a file: write beside it, then rename over it.
     let tmp = job_dir.join(".recommended-config.yaml.tmp");
     fs::write(&tmp, text)?;
     fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// Appends a memory plan to the job's history.
+pub fn append_memory_history(
+    dir: &Path,
+    job_id: &str,
+    job_name: &str,
+    plan: &MemoryPlan,
+    at_ms: i64,
+) -> io::Result<()> {
+    let line = serde_json::json!({ "at_ms": at_ms, "job_id": job_id, "job_name": job_name, "memory": plan });
+    append_line(&dir.join(job_id).join("decisions.jsonl"), &line.to_string(), FILE_LIMIT)
 }
 
 /// Appends the decision to the job's history when it says something (a change or a finding).

@@ -178,10 +178,34 @@ struct TaskManagers {
     taskmanagers: Vec<TaskManager>,
 }
 
-#[derive(Deserialize)]
-struct TaskManager {
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskManager {
+    pub id: String,
     #[serde(rename = "slotsNumber")]
-    slots: u32,
+    pub slots: u32,
+    /// The size Flink gave each pool (Flink 1.12+).
+    #[serde(rename = "memoryConfiguration", default)]
+    pub memory: Option<MemoryConfiguration>,
+}
+
+/// `memoryConfiguration` of `/taskmanagers`, in bytes.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryConfiguration {
+    pub framework_heap: u64,
+    pub task_heap: u64,
+    pub framework_off_heap: u64,
+    pub task_off_heap: u64,
+    pub network_memory: u64,
+    pub managed_memory: u64,
+    pub jvm_metaspace: u64,
+    pub jvm_overhead: u64,
+}
+
+#[derive(Deserialize)]
+struct ConfigEntry {
+    key: String,
+    value: String,
 }
 
 /// An HTTP failure as a [`RestError`]. Flink's error bodies carry a Java stack trace; the
@@ -271,6 +295,23 @@ impl FlinkRest {
         Ok(first.filter(|s| tms.taskmanagers.iter().all(|t| t.slots == *s)))
     }
 
+    pub fn taskmanagers(&self) -> Result<Vec<TaskManager>, RestError> {
+        Ok(self.get::<TaskManagers>("/taskmanagers")?.taskmanagers)
+    }
+
+    /// One metric of one TaskManager, as the text Flink serves; None when it has no such metric.
+    pub fn taskmanager_metric(&self, tm_id: &str, name: &str) -> Result<Option<String>, RestError> {
+        let entries: Vec<MetricEntry> =
+            self.get(&format!("/taskmanagers/{tm_id}/metrics?get={name}"))?;
+        Ok(entries.into_iter().find(|e| e.id == name).and_then(|e| e.value))
+    }
+
+    /// The cluster's configuration as the JobManager read it (`key -> value`).
+    pub fn jobmanager_config(&self) -> Result<HashMap<String, String>, RestError> {
+        let entries: Vec<ConfigEntry> = self.get("/jobmanager/config")?;
+        Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
+    }
+
     pub fn jobs(&self) -> Result<Vec<JobOverview>, RestError> {
         Ok(self.get::<JobsOverview>("/jobs/overview")?.jobs)
     }
@@ -328,6 +369,17 @@ impl FlinkRest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taskmanager_memory_configuration_as_flink_writes_it() {
+        let json = r#"{"taskmanagers":[{"id":"127.0.0.1:40123-a1b2c3","path":"pekko.tcp://flink@127.0.0.1:40123/user/rpc/taskmanager_0","dataPort":39971,"jmxPort":-1,"timeSinceLastHeartbeat":1700000000000,"slotsNumber":2,"freeSlots":1,
+            "totalResource":{"cpuCores":2.0,"taskHeapMemory":383,"taskOffHeapMemory":0,"managedMemory":512,"networkMemory":128,"extendedResources":{}},
+            "hardware":{"cpuCores":2,"physicalMemory":25000000000,"freeMemory":536870912,"managedMemory":536870920},
+            "memoryConfiguration":{"frameworkHeap":134217728,"taskHeap":402653174,"frameworkOffHeap":134217728,"taskOffHeap":0,"networkMemory":134217730,"managedMemory":536870920,"jvmMetaspace":268435456,"jvmOverhead":201326592,"totalFlinkMemory":1342177280,"totalProcessMemory":1811939328}}]}"#;
+        let tms: TaskManagers = serde_json::from_str(json).unwrap();
+        let m = tms.taskmanagers[0].memory.unwrap();
+        assert_eq!((tms.taskmanagers[0].slots, m.task_heap, m.jvm_overhead), (2, 402_653_174, 201_326_592));
+    }
 
     #[test]
     fn non_finite_aggregates_as_flink_writes_them() {

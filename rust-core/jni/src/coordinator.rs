@@ -10,10 +10,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use autotune_coordinator::collect::{collect, CollectError, Recording};
-use autotune_coordinator::outputs;
+use autotune_coordinator::collect::{collect, CollectError, JobShape, Recording};
+use autotune_coordinator::memory::MemoryView;
+use autotune_coordinator::outputs::{self, Recommendation};
 use autotune_coordinator::rest::{FlinkRest, JobDetails};
 use autotune_model::duration;
+use autotune_model::memory::MemoryPlan;
 use autotune_model::options::{Mode, Options};
 use autotune_model::scaling::{
     decide, Code, JobDecision, JobSnapshot, ScalingConfig, ScalingHistory,
@@ -32,6 +34,8 @@ pub struct Settings {
     pub mode: Mode,
     pub record: bool,
     pub scaling: ScalingConfig,
+    pub memory_margin: f64,
+    pub heap_headroom: f64,
 }
 
 impl Settings {
@@ -51,6 +55,8 @@ impl Settings {
                 vertex_limits: options.vertex_limits.clone(),
                 ..ScalingConfig::default()
             },
+            memory_margin: options.memory_margin,
+            heap_headroom: options.heap_headroom,
         }
     }
 }
@@ -165,28 +171,46 @@ struct State {
     cannot_apply: HashSet<String>,
     /// The last decision per job, as its gist: the same decision again is not repeated.
     last_decision: HashMap<String, String>,
+    /// The last recommended parallelism per job (vertex order of its shape).
+    last_parallelism: HashMap<String, Vec<u32>>,
+    /// The last memory plan logged per job: a plan close to it is not repeated.
+    last_memory: HashMap<String, MemoryPlan>,
+    /// What each job's config file holds.
+    recommendations: HashMap<String, Recommendation>,
+    /// Jobs told that no TaskManager measures its memory (said once).
+    memory_unmeasured: HashSet<String>,
 }
 
-/// One decision for every running job that is past its stabilization time.
+impl State {
+    fn retain_jobs(&mut self, live: &HashSet<String>) {
+        self.histories.retain(|id, _| live.contains(id));
+        self.last_decision.retain(|id, _| live.contains(id));
+        self.last_parallelism.retain(|id, _| live.contains(id));
+        self.last_memory.retain(|id, _| live.contains(id));
+        self.recommendations.retain(|id, _| live.contains(id));
+    }
+}
+
+/// Job states in which the job holds TaskManager resources: memory is planned for them,
+/// including a job that keeps failing and restarting (an out-of-memory loop, say).
+const LIVE_STATES: &[&str] = &["RUNNING", "RESTARTING", "FAILING", "CREATED", "INITIALIZING"];
+
+/// One decision for every live job: parallelism for running jobs past their
+/// stabilization time, memory for all of them.
 fn round(
     settings: &Settings,
     rest: &FlinkRest,
     state: &mut State,
     shared: &Shared,
 ) -> Result<(), String> {
-    let running: Vec<_> = rest
+    let live: Vec<_> = rest
         .jobs()
         .map_err(|e| e.to_string())?
         .into_iter()
-        .filter(|j| j.state == "RUNNING")
+        .filter(|j| LIVE_STATES.contains(&j.state.as_str()))
         .collect();
-    state
-        .histories
-        .retain(|id, _| running.iter().any(|j| &j.jid == id));
-    state
-        .last_decision
-        .retain(|id, _| running.iter().any(|j| &j.jid == id));
-    for job in running {
+    state.retain_jobs(&live.iter().map(|j| j.jid.clone()).collect());
+    for job in live {
         if shared.is_stopped() {
             return Ok(());
         }
@@ -195,92 +219,177 @@ fn round(
             Err(e) if e.is_not_found() => continue, // gone since the listing
             Err(e) => return Err(e.to_string()),
         };
-        // Metrics right after a (re)deployment describe warm-up, not the job.
-        let deployed = details
-            .vertices
-            .iter()
-            .map(|v| v.start_time)
-            .max()
-            .unwrap_or(0);
-        if deployed <= 0 || now_ms() - deployed < settings.stabilization.as_millis() as i64 {
-            log::debug!("AUTOTUNE COORDINATOR job {} is still stabilizing", job.jid);
-            continue;
-        }
-        let (shape, samples) = match collect(
-            rest,
-            &job.jid,
-            settings.window,
-            settings.poll,
-            2,
-            &mut |pause| shared.sleep(pause),
-        ) {
-            Ok(window) => window,
-            Err(CollectError::Stopped) => return Ok(()),
-            // Stopped, failed or rescaled mid-window: no decision on a window that does not hold.
-            Err(e @ (CollectError::JobNotRunning { .. } | CollectError::Unstable { .. })) => {
-                log::info!(
-                    "AUTOTUNE COORDINATOR no decision for job \"{}\" ({}): {e}",
-                    job.name,
-                    job.jid
-                );
-                continue;
+        let shape = JobShape::from_details(&details);
+        if job.state == "RUNNING" {
+            match scale(settings, rest, state, shared, &job.name, &details)? {
+                Scaled::Stopped => return Ok(()),
+                Scaled::Decided(p) => {
+                    state.last_parallelism.insert(job.jid.clone(), p);
+                }
+                Scaled::NoDecision => {}
             }
-            Err(e) => return Err(e.to_string()),
-        };
-        let held: u32 = shape.vertices.iter().map(|v| v.2).max().unwrap_or(0);
-        let recording = Recording {
-            format: Recording::FORMAT,
-            rest: settings.rest_url.clone(),
-            available_slots: rest.overview().ok().map(|o| o.slots_available + held),
-            slots_per_taskmanager: rest.slots_per_taskmanager().ok().flatten(),
-            shape,
-            samples,
-        };
-        let snapshot = recording.snapshot();
-        let at_ms = now_ms();
-        let history = state.histories.entry(job.jid.clone()).or_default();
-        let decision =
-            decide(&snapshot, &settings.scaling, history, at_ms).map_err(|e| e.to_string())?;
-        // A job that stays as it is would otherwise fill the log with the same lines every round.
-        let gist = decision.gist();
-        if state.last_decision.get(&job.jid) == Some(&gist) {
-            log::debug!(
-                "AUTOTUNE COORDINATOR job {} unchanged: {}",
-                job.jid,
-                decision.parallelism_overrides()
-            );
-            continue;
         }
-        state.last_decision.insert(job.jid.clone(), gist);
-        for line in decision.log_lines(&snapshot) {
-            log::info!("{line}");
-        }
-        if let Some(dir) = &settings.output_dir {
-            outputs::write_recommendation(dir, &snapshot, &decision, at_ms)
-                .and_then(|_| outputs::append_history(dir, &snapshot, &decision, at_ms))
-                .map_err(|e| {
-                    format!(
-                        "cannot write under {}: {e} (set metrics.reporter.autotune.output-dir)",
-                        dir.display()
-                    )
-                })?;
-        }
-        if let (true, Some(dir)) = (settings.record, &settings.output_dir) {
-            outputs::append_recording(dir, &recording)
-                .map_err(|e| format!("cannot record under {}: {e}", dir.display()))?;
-        }
-        if settings.mode == Mode::Apply && decision.changes().next().is_some() {
-            apply(
-                rest,
-                &details,
-                &snapshot,
-                &decision,
-                &mut state.cannot_apply,
-            );
-        }
+        plan_memory(settings, rest, state, &shape)?;
     }
     Ok(())
 }
+
+enum Scaled {
+    Decided(Vec<u32>),
+    NoDecision,
+    Stopped,
+}
+
+/// The scaling half: a window of the job, a decision, its lines and files, and applying it.
+fn scale(
+    settings: &Settings,
+    rest: &FlinkRest,
+    state: &mut State,
+    shared: &Shared,
+    job_name: &str,
+    details: &JobDetails,
+) -> Result<Scaled, String> {
+    let job_id = &details.jid;
+    // Metrics right after a (re)deployment describe warm-up, not the job.
+    let deployed = details
+        .vertices
+        .iter()
+        .map(|v| v.start_time)
+        .max()
+        .unwrap_or(0);
+    if deployed <= 0 || now_ms() - deployed < settings.stabilization.as_millis() as i64 {
+        log::debug!("AUTOTUNE COORDINATOR job {job_id} is still stabilizing");
+        return Ok(Scaled::NoDecision);
+    }
+    let (shape, samples) = match collect(
+        rest,
+        job_id,
+        settings.window,
+        settings.poll,
+        2,
+        &mut |pause| shared.sleep(pause),
+    ) {
+        Ok(window) => window,
+        Err(CollectError::Stopped) => return Ok(Scaled::Stopped),
+        // Stopped, failed or rescaled mid-window: no decision on a window that does not hold.
+        Err(e @ (CollectError::JobNotRunning { .. } | CollectError::Unstable { .. })) => {
+            log::info!("AUTOTUNE COORDINATOR no decision for job \"{job_name}\" ({job_id}): {e}");
+            return Ok(Scaled::NoDecision);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let held: u32 = shape.vertices.iter().map(|v| v.2).max().unwrap_or(0);
+    let recording = Recording {
+        format: Recording::FORMAT,
+        rest: settings.rest_url.clone(),
+        available_slots: rest.overview().ok().map(|o| o.slots_available + held),
+        slots_per_taskmanager: rest.slots_per_taskmanager().ok().flatten(),
+        shape,
+        samples,
+    };
+    let snapshot = recording.snapshot();
+    let at_ms = now_ms();
+    let history = state.histories.entry(job_id.clone()).or_default();
+    let decision =
+        decide(&snapshot, &settings.scaling, history, at_ms).map_err(|e| e.to_string())?;
+    let parallelism: Vec<u32> = decision.vertices.iter().map(|v| v.recommended).collect();
+    // A job that stays as it is would otherwise fill the log with the same lines every round.
+    let gist = decision.gist();
+    if state.last_decision.get(job_id) == Some(&gist) {
+        log::debug!(
+            "AUTOTUNE COORDINATOR job {job_id} unchanged: {}",
+            decision.parallelism_overrides()
+        );
+        return Ok(Scaled::Decided(parallelism));
+    }
+    state.last_decision.insert(job_id.clone(), gist);
+    for line in decision.log_lines(&snapshot) {
+        log::info!("{line}");
+    }
+    if let Some(dir) = &settings.output_dir {
+        let recommendation = state.recommendations.entry(job_id.clone()).or_default();
+        recommendation.job_id = job_id.clone();
+        recommendation.job_name = snapshot.job_name.clone();
+        recommendation.parallelism_overrides = Some(decision.parallelism_overrides());
+        outputs::write_recommendation(dir, recommendation, at_ms)
+            .and_then(|_| outputs::append_history(dir, &snapshot, &decision, at_ms))
+            .map_err(|e| cannot_write(dir, e))?;
+    }
+    if let (true, Some(dir)) = (settings.record, &settings.output_dir) {
+        outputs::append_recording(dir, &recording)
+            .map_err(|e| format!("cannot record under {}: {e}", dir.display()))?;
+    }
+    if settings.mode == Mode::Apply && decision.changes().next().is_some() {
+        apply(rest, details, &snapshot, &decision, &mut state.cannot_apply);
+    }
+    Ok(Scaled::Decided(parallelism))
+}
+
+fn cannot_write(dir: &std::path::Path, e: std::io::Error) -> String {
+    format!(
+        "cannot write under {}: {e} (set metrics.reporter.autotune.output-dir)",
+        dir.display()
+    )
+}
+
+/// The memory half: the TaskManagers' windows and the job graph at its current and
+/// recommended parallelism, into one plan, logged and written when it changes.
+fn plan_memory(
+    settings: &Settings,
+    rest: &FlinkRest,
+    state: &mut State,
+    shape: &JobShape,
+) -> Result<(), String> {
+    let job_id = &shape.job_id;
+    let job_ref = format!("job=\"{}\" ({})", shape.job_name, job_id);
+    let view = MemoryView::read(rest).map_err(|e| e.to_string())?;
+    if view.windows.is_empty() {
+        if view.without_plugin > 0
+            && view.without_plugin == view.taskmanagers.len()
+            && state.memory_unmeasured.insert(job_id.clone())
+        {
+            log::warn!(
+                "AUTOTUNE {} {job_ref} | no TaskManager publishes {}: put the plugin in every TaskManager's plugins/autotune/ and enable it there too; memory is not planned until then",
+                Code::MemoryNotMeasured,
+                autotune_model::catalogue::POOL_WINDOW_METRIC
+            );
+        }
+        return Ok(());
+    }
+    if view.windows.iter().all(|w| w.samples < MIN_MEMORY_SAMPLES) {
+        return Ok(());
+    }
+    let memory_settings = view.settings(settings.memory_margin, settings.heap_headroom);
+    let recommended = state.last_parallelism.get(job_id).map(Vec::as_slice);
+    let plan = match view.plan(shape, recommended, &memory_settings) {
+        Ok(plan) => plan,
+        Err(e) => {
+            log::debug!("AUTOTUNE COORDINATOR no memory plan for {job_ref}: {e}");
+            return Ok(());
+        }
+    };
+    if state.last_memory.get(job_id).is_some_and(|last| plan.close_to(last)) {
+        return Ok(());
+    }
+    for line in plan.log_lines(&job_ref) {
+        log::info!("{line}");
+    }
+    let at_ms = now_ms();
+    if let Some(dir) = &settings.output_dir {
+        let recommendation = state.recommendations.entry(job_id.clone()).or_default();
+        recommendation.job_id = job_id.clone();
+        recommendation.job_name = shape.job_name.clone();
+        recommendation.memory = plan.config_keys();
+        outputs::write_recommendation(dir, recommendation, at_ms)
+            .and_then(|_| outputs::append_memory_history(dir, job_id, &shape.job_name, &plan, at_ms))
+            .map_err(|e| cannot_write(dir, e))?;
+    }
+    state.last_memory.insert(job_id.clone(), plan);
+    Ok(())
+}
+
+/// Windows shorter than this many TaskManager report rounds are not planned on.
+const MIN_MEMORY_SAMPLES: u32 = 3;
 
 /// Rescales the job in place through the adaptive scheduler's resource requirements.
 fn apply(

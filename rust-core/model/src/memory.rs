@@ -94,6 +94,24 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// Reads a size as Flink writes it in its configuration: `32kb`, `1728m`, `1 gb`, `4096`
+/// (bytes), `64 mebibytes`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" | "kibibytes" => 1 << 10,
+        "m" | "mb" | "mebibytes" => 1 << 20,
+        "g" | "gb" | "gibibytes" => 1 << 30,
+        "t" | "tb" | "tebibytes" => 1 << 40,
+        _ => return None,
+    };
+    Some((number * factor as f64) as u64)
+}
+
 /// A size for people: `1.5g`, `384m`, `512k`.
 pub fn human(bytes: f64) -> String {
     const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -729,6 +747,16 @@ mod tests {
         assert_eq!(size(384 * MIB), "384m");
         assert_eq!(size(1000), "1000b");
         assert_eq!(human(1.5 * 1024.0 * MIB as f64), "1.50g");
+    }
+
+    #[test]
+    fn sizes_are_read_as_flink_writes_them() {
+        assert_eq!(parse_size("32kb"), Some(32 * 1024));
+        assert_eq!(parse_size("1728m"), Some(1728 * MIB));
+        assert_eq!(parse_size(" 1 gb"), Some(1024 * MIB));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64 mebibytes"), Some(64 * MIB));
+        assert_eq!(parse_size("lots"), None);
     }
 
     #[test]

@@ -2,6 +2,9 @@ package dev.flinkautotune.examples;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
@@ -18,6 +21,10 @@ import java.util.Map;
  *
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
  * --cost-us 0 --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
+ * --state-bytes-per-key 0
+ *
+ * <p>With {@code --state-bytes-per-key N}, Work keeps N bytes of keyed state per key (on the
+ * heap with Flink's default state backend): keys x N bytes of live heap in all.
  */
 public final class QueueJob {
 
@@ -31,6 +38,7 @@ public final class QueueJob {
         int keys = intArg(opts, "keys", 1024);
         long checkpointMs = Long.parseLong(opts.getOrDefault("checkpoint-interval-ms", "0"));
         String jobName = opts.getOrDefault("job-name", "autotune-queue-job");
+        int stateBytesPerKey = intArg(opts, "state-bytes-per-key", 0);
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         if (checkpointMs > 0) {
@@ -45,7 +53,9 @@ public final class QueueJob {
                 .uid("queue-source")
                 .setParallelism(sourceParallelism)
                 .keyBy(new ByKey(), Types.LONG)
-                .map(new BusyWork(costUs * 1000))
+                .map(stateBytesPerKey > 0
+                        ? new StatefulWork(costUs * 1000, stateBytesPerKey)
+                        : new BusyWork(costUs * 1000))
                 .name("Work")
                 .uid("work")
                 .setParallelism(workParallelism)
@@ -82,6 +92,31 @@ public final class QueueJob {
         }
     }
 
+    /** Like {@link BusyWork}, and keeps a state value of a fixed size for every key it sees. */
+    static final class StatefulWork extends RichMapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        private final long costNanos;
+        private final int bytesPerKey;
+        private transient ValueState<byte[]> perKey;
+
+        StatefulWork(long costNanos, int bytesPerKey) {
+            this.costNanos = costNanos;
+            this.bytesPerKey = bytesPerKey;
+        }
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> record) throws Exception {
+            if (perKey == null) { // not in open(): its signature differs between Flink 1.x and 2.x
+                perKey = getRuntimeContext().getState(new ValueStateDescriptor<>("per-key", byte[].class));
+            }
+            if (perKey.value() == null) {
+                byte[] value = new byte[bytesPerKey];
+                java.util.Arrays.fill(value, (byte) record.f0.longValue());
+                perKey.update(value);
+            }
+            return BusyWork.spin(costNanos, record);
+        }
+    }
+
     /** Burns CPU (not sleep) so busyTimeMsPerSecond reflects real per-record cost. */
     static final class BusyWork implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
         private final long costNanos;
@@ -92,6 +127,10 @@ public final class QueueJob {
 
         @Override
         public Tuple2<Long, Long> map(Tuple2<Long, Long> record) {
+            return spin(costNanos, record);
+        }
+
+        static Tuple2<Long, Long> spin(long costNanos, Tuple2<Long, Long> record) {
             if (costNanos > 0) {
                 long end = System.nanoTime() + costNanos;
                 while (System.nanoTime() < end) {
