@@ -70,6 +70,9 @@ pub struct JobDetails {
     /// `Default` or `Adaptive` (Flink 1.19+); absent in older releases.
     #[serde(rename = "schedulerType", default)]
     pub scheduler_type: Option<String>,
+    /// When the job was submitted, epoch millis (restarts do not change it).
+    #[serde(rename = "start-time", default)]
+    pub start_time: i64,
     pub vertices: Vec<JobVertex>,
     pub plan: Plan,
 }

@@ -15,7 +15,7 @@ use autotune_coordinator::memory::MemoryView;
 use autotune_coordinator::outputs::{self, Recommendation};
 use autotune_coordinator::rest::{FlinkRest, JobDetails};
 use autotune_model::duration;
-use autotune_model::memory::MemoryPlan;
+use autotune_model::memory::{MemoryPlan, PoolWindow};
 use autotune_model::options::{Mode, Options};
 use autotune_model::scaling::{
     decide, Code, JobDecision, JobSnapshot, ScalingConfig, ScalingHistory,
@@ -229,7 +229,11 @@ fn round(
                 Scaled::NoDecision => {}
             }
         }
-        plan_memory(settings, rest, state, &shape)?;
+        // Memory is planned for a job that keeps restarting too, but not in its first moments.
+        let age = now_ms() - details.start_time;
+        if details.start_time > 0 && age >= settings.stabilization.as_millis() as i64 {
+            plan_memory(settings, rest, state, &shape)?;
+        }
     }
     Ok(())
 }
@@ -356,7 +360,13 @@ fn plan_memory(
         }
         return Ok(());
     }
-    if view.windows.iter().all(|w| w.samples < MIN_MEMORY_SAMPLES) {
+    // Plan on windows as long as the decision window (or as long as they get): peaks of a
+    // few seconds after a start say little.
+    let long_enough = |w: &PoolWindow| {
+        w.samples >= MIN_MEMORY_SAMPLES
+            && (w.full || w.window_seconds >= 0.9 * settings.window.as_secs_f64())
+    };
+    if !view.windows.iter().any(long_enough) {
         return Ok(());
     }
     let memory_settings = view.settings(settings.memory_margin, settings.heap_headroom);

@@ -118,6 +118,8 @@ pub fn human(bytes: f64) -> String {
     let m = MIB as f64;
     if !bytes.is_finite() {
         "?".into()
+    } else if bytes == 0.0 {
+        "0".into()
     } else if bytes >= GIB {
         format!("{:.2}g", bytes / GIB)
     } else if bytes >= m {
@@ -134,6 +136,9 @@ pub struct PoolWindow {
     /// Seconds between the window's first and last sample.
     pub window_seconds: f64,
     pub samples: u32,
+    /// The window holds as many samples as it can (`window-size`): it will not grow longer.
+    #[serde(default)]
+    pub full: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap_max: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

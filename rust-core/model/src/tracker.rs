@@ -255,6 +255,7 @@ impl Tracker {
             return None;
         }
         w.window_seconds = (last - first).max(0) as f64 / 1000.0;
+        w.full = w.samples as usize >= self.ring.capacity();
         // GC time: growth of the collectors' cumulative times over the window.
         let mut gc_ms = 0.0;
         let mut span = 0.0f64;
@@ -717,6 +718,7 @@ mod tests {
         assert_eq!(w.managed_used_peak, Some(0.0));
         assert_eq!(w.window_seconds, 30.0);
         assert_eq!(w.samples, 4);
+        assert!(w.full);
         assert_eq!(w.gc_ms_per_s, Some(10.0), "300 ms over 30 s");
         // No TaskManager metrics: no window.
         assert_eq!(Tracker::new(2).pool_window(), None);
