@@ -151,8 +151,10 @@ def test_flink_starts_with_the_recommendation_and_the_job_holds(over_provisioned
 
 # ---- (b) under-provisioned heap -----------------------------------------------------------
 
-# 2000 keys x 128 KiB = 250 MiB of heap state, in a TaskManager with 260 MiB of heap.
-BIG_STATE_JOB = ["--rate", "4000", "--keys", "2000", "--state-bytes-per-key", str(128 * 1024),
+# 2000 keys x 128 KiB = 250 MiB of heap state, in a TaskManager with 260 MiB of heap,
+# filled over about 50 s: the TaskManager dies of OutOfMemoryError (Flink stops a process
+# whose non-task threads hit it) after the plugin has watched the heap fill.
+BIG_STATE_JOB = ["--rate", "40", "--keys", "2000", "--state-bytes-per-key", str(128 * 1024),
                  "--work-parallelism", "1", "--partitions", "1", "--job-name", "autotune-memory-oom"]
 SMALL_HEAP = {
     "taskmanager.memory.managed.size": "0m",

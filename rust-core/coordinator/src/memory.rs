@@ -12,44 +12,89 @@ use autotune_model::memory::{
 use crate::collect::JobShape;
 use crate::rest::{FlinkRest, MemoryConfiguration, RestError, TaskManager};
 
-/// What the cluster's TaskManagers say about their memory, read once per round.
+/// A TaskManager that left keeps counting this long: one that died of an out-of-memory
+/// error is the one whose last window matters most.
+pub const DEPARTED_KEPT_MS: i64 = 10 * 60 * 1000;
+
+/// The last thing each TaskManager published, kept across polls and rounds.
+#[derive(Debug, Clone, Default)]
+pub struct WindowCache {
+    entries: HashMap<String, Seen>,
+    /// TaskManagers listed at the last poll without the plugin's gauge.
+    without_plugin: usize,
+    listed: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    taskmanager: TaskManager,
+    window: Option<PoolWindow>,
+    at_ms: i64,
+}
+
+impl WindowCache {
+    /// Reads every TaskManager's layout and published window; TaskManagers that left stay
+    /// for [`DEPARTED_KEPT_MS`] with what they said last.
+    pub fn poll(&mut self, rest: &FlinkRest, now_ms: i64) -> Result<(), RestError> {
+        let taskmanagers = rest.taskmanagers()?;
+        let mut without_plugin = 0;
+        for tm in &taskmanagers {
+            let window = match rest.taskmanager_metric(&tm.id, POOL_WINDOW_METRIC) {
+                Ok(Some(json)) if !json.is_empty() => match serde_json::from_str::<PoolWindow>(&json) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        log::debug!("AUTOTUNE COORDINATOR unreadable pool window of {}: {e}", tm.id);
+                        None
+                    }
+                },
+                Ok(Some(_)) => None, // no window yet
+                Ok(None) => {
+                    without_plugin += 1;
+                    None
+                }
+                Err(e) if e.is_not_found() => continue, // left since the listing
+                Err(e) => return Err(e),
+            };
+            let entry = self.entries.entry(tm.id.clone()).or_insert_with(|| Seen {
+                taskmanager: tm.clone(),
+                window: None,
+                at_ms: now_ms,
+            });
+            entry.taskmanager = tm.clone();
+            entry.at_ms = now_ms;
+            if window.is_some() {
+                entry.window = window;
+            }
+        }
+        self.entries.retain(|_, seen| now_ms - seen.at_ms <= DEPARTED_KEPT_MS);
+        self.without_plugin = without_plugin;
+        self.listed = taskmanagers.len();
+        Ok(())
+    }
+
+    /// What the model plans on: every TaskManager seen lately, with the cluster's settings.
+    pub fn view(&self, config: HashMap<String, String>) -> MemoryView {
+        MemoryView {
+            taskmanagers: self.entries.values().map(|s| s.taskmanager.clone()).collect(),
+            windows: self.entries.values().filter_map(|s| s.window.clone()).collect(),
+            without_plugin: if self.without_plugin == self.listed { self.without_plugin } else { 0 },
+            config,
+        }
+    }
+}
+
+/// What the cluster's TaskManagers say about their memory.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryView {
     pub taskmanagers: Vec<TaskManager>,
     /// Published windows, one per TaskManager that has one.
     pub windows: Vec<PoolWindow>,
-    /// TaskManagers without the plugin's gauge (plugin missing there, or not started yet).
+    /// How many TaskManagers lack the plugin's gauge, when none has it.
     pub without_plugin: usize,
     pub config: HashMap<String, String>,
 }
 
 impl MemoryView {
-    pub fn read(rest: &FlinkRest) -> Result<Self, RestError> {
-        let taskmanagers = rest.taskmanagers()?;
-        let mut windows = Vec::new();
-        let mut without_plugin = 0;
-        for tm in &taskmanagers {
-            match rest.taskmanager_metric(&tm.id, POOL_WINDOW_METRIC) {
-                Ok(Some(json)) if !json.is_empty() => {
-                    match serde_json::from_str::<PoolWindow>(&json) {
-                        Ok(w) => windows.push(w),
-                        Err(e) => log::debug!("AUTOTUNE COORDINATOR unreadable pool window of {}: {e}", tm.id),
-                    }
-                }
-                Ok(Some(_)) => {} // no window yet
-                Ok(None) => without_plugin += 1,
-                Err(e) if e.is_not_found() => {} // the TaskManager left since the listing
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(MemoryView {
-            taskmanagers,
-            windows,
-            without_plugin,
-            config: rest.jobmanager_config()?,
-        })
-    }
-
     /// The model's settings: the cluster's network and overhead options, the plugin's margins.
     pub fn settings(&self, margin: f64, heap_headroom: f64) -> MemorySettings {
         let defaults = MemorySettings::default();

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use autotune_coordinator::collect::{collect, CollectError, JobShape, Recording};
-use autotune_coordinator::memory::MemoryView;
+use autotune_coordinator::memory::WindowCache;
 use autotune_coordinator::outputs::{self, Recommendation};
 use autotune_coordinator::rest::{FlinkRest, JobDetails};
 use autotune_model::duration;
@@ -179,6 +179,8 @@ struct State {
     recommendations: HashMap<String, Recommendation>,
     /// Jobs told that no TaskManager measures its memory (said once).
     memory_unmeasured: HashSet<String>,
+    /// What each TaskManager published last, refreshed at every poll.
+    windows: WindowCache,
 }
 
 impl State {
@@ -265,13 +267,21 @@ fn scale(
         log::debug!("AUTOTUNE COORDINATOR job {job_id} is still stabilizing");
         return Ok(Scaled::NoDecision);
     }
+    // The TaskManagers' windows are read at every poll too: one that dies of an
+    // out-of-memory error mid-window leaves its last measurements behind.
+    let windows = &mut state.windows;
     let (shape, samples) = match collect(
         rest,
         job_id,
         settings.window,
         settings.poll,
         2,
-        &mut |pause| shared.sleep(pause),
+        &mut |pause| {
+            if let Err(e) = windows.poll(rest, now_ms()) {
+                log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
+            }
+            shared.sleep(pause)
+        },
     ) {
         Ok(window) => window,
         Err(CollectError::Stopped) => return Ok(Scaled::Stopped),
@@ -346,11 +356,10 @@ fn plan_memory(
 ) -> Result<(), String> {
     let job_id = &shape.job_id;
     let job_ref = format!("job=\"{}\" ({})", shape.job_name, job_id);
-    let view = MemoryView::read(rest).map_err(|e| e.to_string())?;
+    state.windows.poll(rest, now_ms()).map_err(|e| e.to_string())?;
+    let view = state.windows.view(rest.jobmanager_config().map_err(|e| e.to_string())?);
     if view.windows.is_empty() {
-        if view.without_plugin > 0
-            && view.without_plugin == view.taskmanagers.len()
-            && state.memory_unmeasured.insert(job_id.clone())
+        if view.without_plugin > 0 && state.memory_unmeasured.insert(job_id.clone())
         {
             log::warn!(
                 "AUTOTUNE {} {job_ref} | no TaskManager publishes {}: put the plugin in every TaskManager's plugins/autotune/ and enable it there too; memory is not planned until then",
