@@ -71,9 +71,10 @@ def test_the_recommended_config_and_history_are_written_beside_the_logs(coordina
     cluster, job_id, _ = coordinated
     job_dir = cluster.log_dir / "autotune" / job_id
     config = (job_dir / "recommended-config.yaml").read_text()
-    [line] = [l for l in config.splitlines() if not l.startswith("#")]
-    key, _, value = line.partition(": ")
-    assert key == "pipeline.jobvertex-parallelism-overrides"
+    keys = dict(l.partition(": ")[::2] for l in config.splitlines() if l and not l.startswith("#"))
+    # The parallelism plan, and the memory plan beside it (tests/test_memory_e2e.py checks those keys).
+    assert set(keys) - {"pipeline.jobvertex-parallelism-overrides"} <= {k for k in keys if k.startswith("taskmanager.memory.")}
+    value = keys["pipeline.jobvertex-parallelism-overrides"]
     overrides = dict(pair.split(":") for pair in value.split(","))
     vertices = {v["name"]: v["id"] for v in cluster.rest(f"/jobs/{job_id}")["vertices"]}
     assert set(overrides) == set(vertices.values()), "every vertex is covered"
