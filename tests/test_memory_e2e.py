@@ -194,7 +194,8 @@ def test_heap_pressure_is_found_where_it_happens_and_in_the_plan(under_provision
     heap = parse_size(keys["taskmanager.memory.framework.heap.size"]) + parse_size(keys["taskmanager.memory.task.heap.size"])
     current = cluster.rest("/taskmanagers")["taskmanagers"][0]["memoryConfiguration"]
     assert heap >= 1.5 * (current["frameworkHeap"] + current["taskHeap"]), (heap, current)
-    assert "needs" in plan and "more per TaskManager" in plan
+    # The process total may still shrink: metaspace and network were oversized by defaults.
+    assert f"taskmanager.memory.task.heap.size={keys['taskmanager.memory.task.heap.size']}" in plan
 
 
 def test_the_recommended_heap_lets_the_same_job_run(under_provisioned, plugin_jar, flink_home, example_job):
