@@ -190,6 +190,9 @@ impl State {
         self.last_parallelism.retain(|id, _| live.contains(id));
         self.last_memory.retain(|id, _| live.contains(id));
         self.recommendations.retain(|id, _| live.contains(id));
+        // Said-once sets too: a JobManager that runs job after job for months stays small.
+        self.cannot_apply.retain(|id| live.contains(id));
+        self.memory_unmeasured.retain(|id| live.contains(id));
     }
 }
 

@@ -122,6 +122,10 @@ impl Reporter {
     /// In a TaskManager: says when one of its own pools is too small, with the number to
     /// set, as soon as its window shows it; once per episode, not every round.
     fn check_pools(&mut self) {
+        // Runs every round: a JobManager has no pools of a TaskManager to look at.
+        if self.tracker.role() == Role::JobManager {
+            return;
+        }
         let Some(window) = self.tracker.pool_window() else {
             return;
         };

@@ -515,10 +515,10 @@ impl fmt::Display for MemoryError {
 
 impl std::error::Error for MemoryError {}
 
-fn peak(windows: &[PoolWindow], get: impl Fn(&PoolWindow) -> Option<f64>) -> Option<f64> {
+fn peak(windows: &[&PoolWindow], get: impl Fn(&PoolWindow) -> Option<f64>) -> Option<f64> {
     windows
         .iter()
-        .filter_map(get)
+        .filter_map(|w| get(w))
         .filter(|v| v.is_finite())
         .reduce(f64::max)
 }
@@ -532,8 +532,7 @@ pub fn plan(inputs: &MemoryInputs<'_>, settings: &MemorySettings) -> Result<Memo
             "no TaskManager has published a measurement window yet".into(),
         ));
     }
-    let owned: Vec<PoolWindow> = windows.iter().map(|w| (*w).clone()).collect();
-    let ws = owned.as_slice();
+    let ws = windows.as_slice();
     let cur = inputs.current;
     let mut rec = cur;
     let mut pools = Vec::new();
