@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use autotune_coordinator::collect::{collect, Recording};
 use autotune_coordinator::rest::FlinkRest;
 use autotune_model::scaling::{decide, ScalingConfig, ScalingHistory};
+use autotune_model::diagnosis::FlinkVersion;
 use autotune_model::{catalogue, duration};
+
+mod diagnose;
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +72,20 @@ enum Command {
     },
     /// List the Flink metrics the plugin reads, by the scope they live in.
     Catalogue,
+    /// Find known failures in Flink log files and print the configuration that fixes them.
+    Diagnose {
+        /// Log files (JobManager, TaskManager, `.out`, REST stack traces); none or `-`: standard input.
+        files: Vec<PathBuf>,
+        /// Print JSON: every finding with its code, evidence and config, most important first.
+        #[arg(long)]
+        json: bool,
+        /// A catalogue file of your own that adds or replaces signatures (same format as the built-in one).
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// The Flink release that wrote the logs (default: read from the logs' startup banner).
+        #[arg(long)]
+        flink_version: Option<FlinkVersion>,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -81,6 +98,10 @@ fn main() -> ExitCode {
             print_catalogue();
             ExitCode::SUCCESS
         }
+        Command::Diagnose { files, json, catalogue, flink_version } => finish(
+            "diagnose",
+            diagnose::diagnose(&files, json, catalogue.as_deref(), flink_version),
+        ),
         Command::Analyze {
             rest,
             job,

@@ -3,6 +3,8 @@
 //! Used by the plugin inside the JobManager and by `flink-autotune analyze` from outside.
 
 pub mod collect;
+pub mod logfollow;
 pub mod memory;
 pub mod outputs;
 pub mod rest;
+pub mod webhook;

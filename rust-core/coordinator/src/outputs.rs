@@ -7,6 +7,9 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use autotune_model::diagnosis::Diagnosis;
 use autotune_model::memory::MemoryPlan;
 use autotune_model::scaling::{JobDecision, JobSnapshot};
 
@@ -24,6 +27,8 @@ pub struct Recommendation {
     pub parallelism_overrides: Option<String>,
     /// `taskmanager.memory.*`, once the memory model has decided.
     pub memory: Vec<(&'static str, String)>,
+    /// Keys that fix what the diagnosis found (known failures, checkpoint advice).
+    pub diagnosis: BTreeMap<String, String>,
 }
 
 /// Writes the job's recommended configuration; returns the file written.
@@ -45,6 +50,18 @@ pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::R
             text.push_str(&format!("{key}: {value}\n"));
         }
     }
+    let diagnosis: Vec<_> = r
+        .diagnosis
+        .iter()
+        // The memory plan sizes every pool together: it wins over a single finding's key.
+        .filter(|(k, _)| !r.memory.iter().any(|(m, _)| m == k))
+        .collect();
+    if !diagnosis.is_empty() {
+        text.push_str("# Diagnosis: keys that fix what was found (see the AUTOTUNE AT3xx and AT4xx lines).\n");
+        for (key, value) in diagnosis {
+            text.push_str(&format!("{key}: {value}\n"));
+        }
+    }
     // Readers never see half a file: write beside it, then rename over it.
     let tmp = job_dir.join(".recommended-config.yaml.tmp");
     fs::write(&tmp, text)?;
@@ -61,6 +78,12 @@ pub fn append_memory_history(
     at_ms: i64,
 ) -> io::Result<()> {
     let line = serde_json::json!({ "at_ms": at_ms, "job_id": job_id, "job_name": job_name, "memory": plan });
+    append_line(&dir.join(job_id).join("decisions.jsonl"), &line.to_string(), FILE_LIMIT)
+}
+
+/// Appends a finding of the diagnosis to the job's history.
+pub fn append_finding(dir: &Path, job_id: &str, job_name: &str, finding: &Diagnosis, at_ms: i64) -> io::Result<()> {
+    let line = serde_json::json!({ "at_ms": at_ms, "job_id": job_id, "job_name": job_name, "finding": finding });
     append_line(&dir.join(job_id).join("decisions.jsonl"), &line.to_string(), FILE_LIMIT)
 }
 

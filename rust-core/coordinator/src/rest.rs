@@ -205,6 +205,108 @@ pub struct MemoryConfiguration {
     pub jvm_overhead: u64,
 }
 
+/// `/jobs/<id>/exceptions`: the job's failures, newest first. Flink 1.x also serves
+/// `root-exception`; every release since 1.13 serves `exceptionHistory`, which is what is read.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JobExceptions {
+    #[serde(rename = "exceptionHistory", default)]
+    pub history: ExceptionHistory,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExceptionHistory {
+    #[serde(default)]
+    pub entries: Vec<ExceptionEntry>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One failure: the stack trace as Java prints it, when, and where.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionEntry {
+    #[serde(default)]
+    pub exception_name: String,
+    #[serde(default)]
+    pub stacktrace: String,
+    #[serde(default)]
+    pub timestamp: i64,
+    #[serde(default)]
+    pub task_name: Option<String>,
+    /// `location` before Flink 1.19, `endpoint` since.
+    #[serde(default, alias = "location")]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub task_manager_id: Option<String>,
+    /// Failures that happened at the same time (other subtasks).
+    #[serde(default)]
+    pub concurrent_exceptions: Vec<ExceptionEntry>,
+}
+
+/// `/jobs/<id>/checkpoints` (the parts the checkpoint advisor reads). Sizes in bytes,
+/// durations in ms.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckpointStats {
+    #[serde(default)]
+    pub counts: CheckpointCounts,
+    #[serde(default)]
+    pub history: Vec<CheckpointEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct CheckpointCounts {
+    #[serde(default)]
+    pub completed: u64,
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub in_progress: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckpointEntry {
+    pub id: u64,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub is_savepoint: bool,
+    #[serde(default)]
+    pub trigger_timestamp: i64,
+    #[serde(default)]
+    pub end_to_end_duration: i64,
+    /// The full state (since 1.15 `checkpointed_size` is what this checkpoint persisted,
+    /// which is less for incremental checkpoints).
+    #[serde(default)]
+    pub state_size: u64,
+    #[serde(default)]
+    pub alignment_buffered: u64,
+    #[serde(default)]
+    pub failure_message: Option<String>,
+    #[serde(default)]
+    pub num_subtasks: u32,
+    #[serde(default)]
+    pub num_acknowledged_subtasks: u32,
+}
+
+/// `/jobs/<id>/checkpoints/config`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckpointConfig {
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub interval: i64,
+    #[serde(default)]
+    pub timeout: i64,
+    #[serde(default)]
+    pub state_backend: Option<String>,
+    #[serde(default)]
+    pub unaligned_checkpoints: bool,
+    #[serde(default)]
+    pub tolerable_failed_checkpoints: Option<i64>,
+    #[serde(default)]
+    pub state_changelog_enabled: Option<bool>,
+}
+
 #[derive(Deserialize)]
 struct ConfigEntry {
     key: String,
@@ -313,6 +415,30 @@ impl FlinkRest {
     pub fn jobmanager_config(&self) -> Result<HashMap<String, String>, RestError> {
         let entries: Vec<ConfigEntry> = self.get("/jobmanager/config")?;
         Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
+    }
+
+    /// The job's failures, newest first (at most Flink's `web.exception-history-size`).
+    pub fn exceptions(&self, job_id: &str) -> Result<JobExceptions, RestError> {
+        self.get(&format!("/jobs/{job_id}/exceptions?maxExceptions=32"))
+    }
+
+    pub fn checkpoints(&self, job_id: &str) -> Result<CheckpointStats, RestError> {
+        self.get(&format!("/jobs/{job_id}/checkpoints"))
+    }
+
+    /// Checkpointing settings; `None` when the job does not checkpoint.
+    pub fn checkpoint_config(&self, job_id: &str) -> Result<Option<CheckpointConfig>, RestError> {
+        match self.get(&format!("/jobs/{job_id}/checkpoints/config")) {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The Flink release of the cluster (`/config`'s `flink-version`).
+    pub fn flink_version(&self) -> Result<String, RestError> {
+        let v: serde_json::Value = self.get("/config")?;
+        Ok(v["flink-version"].as_str().unwrap_or("").to_string())
     }
 
     pub fn jobs(&self) -> Result<Vec<JobOverview>, RestError> {

@@ -14,12 +14,17 @@ use autotune_coordinator::collect::{collect, CollectError, JobShape, Recording};
 use autotune_coordinator::memory::WindowCache;
 use autotune_coordinator::outputs::{self, Recommendation};
 use autotune_coordinator::rest::{FlinkRest, JobDetails};
+use autotune_coordinator::webhook::Webhook;
+use autotune_model::diagnosis::Catalogue;
 use autotune_model::duration;
 use autotune_model::memory::{MemoryPlan, PoolWindow};
 use autotune_model::options::{Mode, Options};
 use autotune_model::scaling::{
     decide, Code, JobDecision, JobSnapshot, ScalingConfig, ScalingHistory,
 };
+
+use crate::diagnostics::ProcessDiagnostics;
+use crate::jobdiagnosis::{self, JobsDiagnosis};
 
 /// REST calls from inside the JobManager give up quickly: closing waits for at most one.
 const REST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -36,6 +41,12 @@ pub struct Settings {
     pub scaling: ScalingConfig,
     pub memory_margin: f64,
     pub heap_headroom: f64,
+    /// The diagnosis catalogue; `None`: diagnosis is off.
+    pub catalogue: Option<Arc<Catalogue>>,
+    /// The JobManager's own log, followed by the coordinator.
+    pub process_diagnostics: Option<ProcessDiagnostics>,
+    pub webhook: Option<Webhook>,
+    pub diagnosis_repeat: Duration,
 }
 
 impl Settings {
@@ -57,18 +68,32 @@ impl Settings {
             },
             memory_margin: options.memory_margin,
             heap_headroom: options.heap_headroom,
+            catalogue: None,
+            process_diagnostics: None,
+            webhook: None,
+            diagnosis_repeat: options.diagnosis_repeat,
         }
     }
 }
 
-struct Shared {
+/// A stop flag a thread can sleep on: stopping wakes it at once.
+pub(crate) struct Shared {
     stopped: Mutex<bool>,
     wake: Condvar,
 }
 
 impl Shared {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Shared { stopped: Mutex::new(false), wake: Condvar::new() })
+    }
+
+    pub(crate) fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake.notify_all();
+    }
+
     /// Waits up to `pause`; false once stopping was asked for.
-    fn sleep(&self, pause: Duration) -> bool {
+    pub(crate) fn sleep(&self, pause: Duration) -> bool {
         let guard = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) = self
             .wake
@@ -77,7 +102,7 @@ impl Shared {
         !*guard
     }
 
-    fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -89,14 +114,11 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn start(settings: Settings) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            stopped: Mutex::new(false),
-            wake: Condvar::new(),
-        });
+        let shared = Shared::new();
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("flink-autotune-coordinator".into())
-            .spawn(move || run(&settings, &for_thread))?;
+            .spawn(move || run(settings, &for_thread))?;
         Ok(Coordinator {
             shared,
             thread: Some(thread),
@@ -105,19 +127,14 @@ impl Coordinator {
 
     /// Stops the thread and waits for it (at most one REST timeout).
     pub fn stop(mut self) {
-        *self
-            .shared
-            .stopped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = true;
-        self.shared.wake.notify_all();
+        self.shared.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn run(settings: &Settings, shared: &Shared) {
+fn run(mut settings: Settings, shared: &Shared) {
     log::info!(
         "AUTOTUNE COORDINATOR started rest={} decision-window={} decision-interval={} poll-interval={} stabilization={} output-dir={}",
         settings.rest_url,
@@ -128,7 +145,18 @@ fn run(settings: &Settings, shared: &Shared) {
         settings.output_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<none>".into())
     );
     let rest = FlinkRest::new(&settings.rest_url, REST_TIMEOUT);
-    let mut state = State::default();
+    let mut state = State {
+        diagnosis: settings.catalogue.take().map(|catalogue| {
+            JobsDiagnosis::new(
+                catalogue,
+                settings.process_diagnostics.take(),
+                settings.webhook.take(),
+                settings.diagnosis_repeat.as_millis() as u64,
+            )
+        }),
+        ..State::default()
+    };
+    let settings = &settings;
     let mut last_problem: Option<String> = None;
     loop {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -181,6 +209,8 @@ struct State {
     memory_unmeasured: HashSet<String>,
     /// What each TaskManager published last, refreshed at every poll.
     windows: WindowCache,
+    /// Every job's exceptions and checkpoints, and the JobManager's log; `None`: off.
+    diagnosis: Option<JobsDiagnosis>,
 }
 
 impl State {
@@ -208,9 +238,19 @@ fn round(
     state: &mut State,
     shared: &Shared,
 ) -> Result<(), String> {
-    let live: Vec<_> = rest
-        .jobs()
-        .map_err(|e| e.to_string())?
+    let all = rest.jobs().map_err(|e| e.to_string())?;
+    if let Some(diagnosis) = state.diagnosis.as_mut() {
+        jobdiagnosis::tick(
+            diagnosis,
+            rest,
+            Some(&all),
+            settings.output_dir.as_deref(),
+            &mut state.recommendations,
+            &state.last_memory,
+            now_ms(),
+        );
+    }
+    let live: Vec<_> = all
         .into_iter()
         .filter(|j| LIVE_STATES.contains(&j.state.as_str()))
         .collect();
@@ -273,6 +313,10 @@ fn scale(
     // The TaskManagers' windows are read at every poll too: one that dies of an
     // out-of-memory error mid-window leaves its last measurements behind.
     let windows = &mut state.windows;
+    // Failures are diagnosed while a window is read too, not only between decisions.
+    let diagnosis = &mut state.diagnosis;
+    let recommendations = &mut state.recommendations;
+    let plans = &state.last_memory;
     let (shape, samples) = match collect(
         rest,
         job_id,
@@ -282,6 +326,9 @@ fn scale(
         &mut |pause| {
             if let Err(e) = windows.poll(rest, now_ms()) {
                 log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
+            }
+            if let Some(d) = diagnosis.as_mut() {
+                jobdiagnosis::tick(d, rest, None, settings.output_dir.as_deref(), recommendations, plans, now_ms());
             }
             shared.sleep(pause)
         },
@@ -320,6 +367,9 @@ fn scale(
         return Ok(Scaled::Decided(parallelism));
     }
     state.last_decision.insert(job_id.clone(), gist);
+    if let (Some(d), Some(b)) = (state.diagnosis.as_mut(), decision.bottleneck) {
+        d.bottlenecks.insert(job_id.clone(), decision.vertices[b].name.clone());
+    }
     for line in decision.log_lines(&snapshot) {
         log::info!("{line}");
     }

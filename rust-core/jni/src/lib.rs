@@ -10,6 +10,8 @@
 mod alloc;
 mod bridge;
 mod coordinator;
+mod diagnostics;
+mod jobdiagnosis;
 mod logging;
 pub mod reporter;
 

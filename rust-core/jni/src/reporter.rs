@@ -10,6 +10,7 @@ use autotune_model::options::Options;
 use autotune_model::tracker::{Registration, Role, Tracker};
 
 use crate::coordinator::{Coordinator, Settings};
+use crate::diagnostics::{self, DiagnosisThread, ProcessDiagnostics};
 
 pub struct Reporter {
     options: Options,
@@ -28,6 +29,9 @@ pub struct Reporter {
     coordinator_decided: bool,
     /// The pressure findings last logged about this TaskManager's pools (codes).
     pool_pressure: Vec<Code>,
+    /// A TaskManager's (or a coordinator-less JobManager's) diagnosis of its own log.
+    diagnosis: Option<DiagnosisThread>,
+    diagnosis_decided: bool,
 }
 
 impl Reporter {
@@ -63,6 +67,8 @@ impl Reporter {
             coordinator: None,
             coordinator_decided: false,
             pool_pressure: Vec::new(),
+            diagnosis: None,
+            diagnosis_decided: false,
         }
     }
 
@@ -102,6 +108,7 @@ impl Reporter {
             );
         }
         self.maybe_start_coordinator();
+        self.maybe_start_diagnosis();
         let now = Instant::now();
         if self.last_status.map_or(true, |t| {
             now.duration_since(t) >= self.options.summary_interval
@@ -185,17 +192,59 @@ impl Reporter {
             .output_dir
             .clone()
             .or_else(|| self.flink_output_dir.clone());
-        match Coordinator::start(Settings::new(&self.options, rest_url, output_dir)) {
-            Ok(c) => self.coordinator = Some(c),
+        let mut settings = Settings::new(&self.options, rest_url, output_dir);
+        if self.options.diagnosis {
+            let catalogue = diagnostics::catalogue(&self.options);
+            settings.process_diagnostics = ProcessDiagnostics::new(&self.options, catalogue.clone(), "jobmanager");
+            settings.catalogue = Some(catalogue);
+            settings.webhook = diagnostics::webhook(&self.options);
+        }
+        match Coordinator::start(settings) {
+            Ok(c) => {
+                self.coordinator = Some(c);
+                // The coordinator follows the JobManager's log itself.
+                self.diagnosis_decided = true;
+            }
             Err(e) => {
                 log::error!("AUTOTUNE COORDINATOR not started: cannot create its thread: {e}")
             }
         }
     }
 
+    /// Once the role is known: a process without a coordinator follows its own log on a
+    /// thread of its own.
+    fn maybe_start_diagnosis(&mut self) {
+        if self.diagnosis_decided || self.tracker.role() == Role::Unknown {
+            return;
+        }
+        // A JobManager waits for its coordinator, which diagnoses its log and its jobs.
+        if self.tracker.role() != Role::TaskManager && self.coordinator.is_none() && !self.coordinator_decided {
+            return;
+        }
+        self.diagnosis_decided = true;
+        if !self.options.diagnosis {
+            return;
+        }
+        let process = match self.tracker.role() {
+            Role::TaskManager => "taskmanager",
+            _ => "jobmanager",
+        };
+        let Some(process) = ProcessDiagnostics::new(&self.options, diagnostics::catalogue(&self.options), process) else {
+            log::info!("AUTOTUNE DIAGNOSIS no log file to follow (Flink logs to the console; set metrics.reporter.autotune.log-file)");
+            return;
+        };
+        match DiagnosisThread::start(process, diagnostics::webhook(&self.options)) {
+            Ok(t) => self.diagnosis = Some(t),
+            Err(e) => log::error!("AUTOTUNE DIAGNOSIS not started: cannot create its thread: {e}"),
+        }
+    }
+
     pub fn close(mut self) {
         if let Some(coordinator) = self.coordinator.take() {
             coordinator.stop();
+        }
+        if let Some(diagnosis) = self.diagnosis.take() {
+            diagnosis.stop();
         }
         log::info!(
             "AUTOTUNE STOP role={} rounds={} tracked={}",

@@ -6,7 +6,8 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 /// Stable codes of every decision and finding (grep for them; dashboards count them).
-/// AT1xx: parallelism; AT2xx: memory pools.
+/// AT1xx: parallelism; AT2xx: memory pools; AT3xx: known failures (the diagnosis
+/// catalogue, data: `diagnosis/catalogue.toml`); AT4xx: the checkpoint advisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Code {
     /// AT100: the job's plan: every vertex's parallelism, changed or not.
@@ -49,6 +50,16 @@ pub enum Code {
     DirectPressure,
     /// AT207: no TaskManager measurements yet (the plugin is missing there, or no window yet).
     MemoryNotMeasured,
+    /// AT400: checkpoints take longer than the interval between them.
+    CheckpointSlowerThanInterval,
+    /// AT401: checkpoints come close to their timeout.
+    CheckpointNearTimeout,
+    /// AT402: barriers wait behind back-pressured buffers (alignment dominates).
+    CheckpointBackpressured,
+    /// AT403: the state on the heap backend keeps growing.
+    HeapStateGrowing,
+    /// AT404: checkpoints fail for a reason the catalogue does not know.
+    CheckpointFailing,
 }
 
 impl Code {
@@ -74,6 +85,11 @@ impl Code {
             Code::ManagedUnused => "AT205",
             Code::DirectPressure => "AT206",
             Code::MemoryNotMeasured => "AT207",
+            Code::CheckpointSlowerThanInterval => "AT400",
+            Code::CheckpointNearTimeout => "AT401",
+            Code::CheckpointBackpressured => "AT402",
+            Code::HeapStateGrowing => "AT403",
+            Code::CheckpointFailing => "AT404",
         }
     }
 
@@ -99,6 +115,11 @@ impl Code {
             Code::ManagedUnused => "MANAGED_UNUSED",
             Code::DirectPressure => "DIRECT_PRESSURE",
             Code::MemoryNotMeasured => "MEMORY_NOT_MEASURED",
+            Code::CheckpointSlowerThanInterval => "CHECKPOINT_SLOWER_THAN_INTERVAL",
+            Code::CheckpointNearTimeout => "CHECKPOINT_NEAR_TIMEOUT",
+            Code::CheckpointBackpressured => "CHECKPOINT_BACKPRESSURED",
+            Code::HeapStateGrowing => "HEAP_STATE_GROWING",
+            Code::CheckpointFailing => "CHECKPOINT_FAILING",
         }
     }
 }

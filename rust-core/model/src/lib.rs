@@ -7,6 +7,7 @@
 
 pub mod catalogue;
 pub mod codes;
+pub mod diagnosis;
 pub mod duration;
 pub mod memory;
 pub mod options;

@@ -60,6 +60,19 @@ pub struct Options {
     pub memory_margin: f64,
     /// Room for new objects on top of the live heap, as a share of it.
     pub heap_headroom: f64,
+    /// Whether known failures are looked for (in this process's log and, in the JobManager,
+    /// in every job's exceptions and checkpoints).
+    pub diagnosis: bool,
+    /// A catalogue file of the user's that adds or replaces signatures.
+    pub diagnosis_catalogue: Option<PathBuf>,
+    /// A finding seen again is said again at most this often (with its count).
+    pub diagnosis_repeat: Duration,
+    /// The log file followed; the shim fills in the process's own (`log.file`).
+    pub log_file: Option<PathBuf>,
+    /// Where findings are posted (Slack-compatible); a secret, never logged.
+    pub webhook_url: Option<String>,
+    /// At most one webhook post per this interval.
+    pub webhook_interval: Duration,
 }
 
 impl Default for Options {
@@ -82,6 +95,12 @@ impl Default for Options {
             // The memory model's own defaults: one place for them.
             memory_margin: MemorySettings::default().margin,
             heap_headroom: MemorySettings::default().heap_headroom,
+            diagnosis: true,
+            diagnosis_catalogue: None,
+            diagnosis_repeat: Duration::from_secs(600),
+            log_file: None,
+            webhook_url: None,
+            webhook_interval: Duration::from_secs(60),
         }
     }
 }
@@ -117,7 +136,22 @@ const OPTIONS: &[&str] = &[
     "vertex-limits",
     "memory-margin",
     "heap-headroom",
+    "diagnosis",
+    "diagnosis-catalogue",
+    "diagnosis-repeat",
+    "log-file",
+    "webhook-url",
+    "webhook-interval",
 ];
+
+fn bool_option(target: &mut bool, value: &str) -> Result<(), String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => *target = true,
+        "false" => *target = false,
+        _ => return Err(format!("must be true or false, using {target}")),
+    }
+    Ok(())
+}
 
 /// A number within `min..=max`; otherwise the reason, naming the value kept.
 fn ratio_option(target: &mut f64, value: &str, min: f64, max: f64) -> Result<(), String> {
@@ -231,17 +265,28 @@ impl Options {
                 },
                 "memory-margin" => ratio_option(&mut o.memory_margin, value, 0.0, 4.0),
                 "heap-headroom" => ratio_option(&mut o.heap_headroom, value, 0.1, 10.0),
-                "record" => match value.to_ascii_lowercase().as_str() {
-                    "true" => {
-                        o.record = true;
-                        Ok(())
-                    }
-                    "false" => {
-                        o.record = false;
-                        Ok(())
-                    }
-                    _ => Err(format!("must be true or false, using {}", o.record)),
-                },
+                "record" => bool_option(&mut o.record, value),
+                "diagnosis" => bool_option(&mut o.diagnosis, value),
+                "diagnosis-repeat" => duration_option(&mut o.diagnosis_repeat, value, second),
+                "webhook-interval" => duration_option(&mut o.webhook_interval, value, second),
+                "diagnosis-catalogue" | "log-file" if value.is_empty() => Err("is empty; not used".to_string()),
+                "diagnosis-catalogue" => {
+                    o.diagnosis_catalogue = Some(PathBuf::from(value));
+                    Ok(())
+                }
+                "log-file" => {
+                    o.log_file = Some(PathBuf::from(value));
+                    Ok(())
+                }
+                // The URL is a secret: the problem line must not repeat it.
+                "webhook-url" if value.starts_with("http://") || value.starts_with("https://") => {
+                    o.webhook_url = Some(value.to_string());
+                    Ok(())
+                }
+                "webhook-url" => {
+                    problems.push("metrics.reporter.autotune.webhook-url: must start with http:// or https://; no webhook".to_string());
+                    continue;
+                }
                 "vertex-limits" => vertex_limits(value).map(|limits| o.vertex_limits = limits),
                 "output-dir" if !value.is_empty() => {
                     o.output_dir = Some(PathBuf::from(value));
@@ -282,7 +327,7 @@ impl fmt::Display for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={} record={} memory-margin={} heap-headroom={}",
+            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={} record={} memory-margin={} heap-headroom={} diagnosis={} diagnosis-catalogue={} diagnosis-repeat={} log-file={} webhook={}",
             self.mode,
             duration::format(self.summary_interval),
             self.window_size,
@@ -297,6 +342,12 @@ impl fmt::Display for Options {
             self.record,
             self.memory_margin,
             self.heap_headroom,
+            self.diagnosis,
+            self.diagnosis_catalogue.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<built-in>".into()),
+            duration::format(self.diagnosis_repeat),
+            self.log_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<none>".into()),
+            // Never the URL itself: it is a credential.
+            if self.webhook_url.is_some() { format!("<set> every {}", duration::format(self.webhook_interval)) } else { "<none>".into() },
         )
     }
 }
@@ -310,6 +361,22 @@ mod tests {
         let parsed = Options::parse([]);
         assert_eq!(parsed.options, Options::default());
         assert!(parsed.problems.is_empty());
+    }
+
+    #[test]
+    fn the_webhook_url_is_never_shown() {
+        let secret = "https://hooks.slack.com/services/T000/B000/SECRETTOKEN";
+        let parsed = Options::parse([("webhook-url", secret), ("webhook-interval", "5 min"), ("diagnosis-repeat", "1 h")]);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert_eq!(parsed.options.webhook_url.as_deref(), Some(secret));
+        let shown = parsed.options.to_string();
+        assert!(!shown.contains("SECRETTOKEN") && shown.contains("webhook=<set> every 5min"), "{shown}");
+        let bad = Options::parse([("webhook-url", "hooks.slack.com/SECRETTOKEN")]);
+        assert!(bad.options.webhook_url.is_none());
+        assert!(!bad.problems[0].contains("SECRETTOKEN"), "{:?}", bad.problems);
+        let off = Options::parse([("diagnosis", "false"), ("diagnosis-catalogue", "/etc/flink/mine.toml")]);
+        assert!(!off.options.diagnosis);
+        assert_eq!(off.options.diagnosis_catalogue, Some(PathBuf::from("/etc/flink/mine.toml")));
     }
 
     #[test]

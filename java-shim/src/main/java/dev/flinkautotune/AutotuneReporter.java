@@ -30,6 +30,7 @@ import org.slf4j.LoggerFactory;
  */
 public class AutotuneReporter implements MetricReporter, Scheduled {
     static final String OPTION_NATIVE_LIBRARY = "native-library";
+    static final String OPTION_LOG_FILE = "log-file";
     static final String OPTION_NATIVE_TMPDIR = "native-tmpdir";
     /** The TaskManager group the plugin's own gauges join: where Flink's heap metrics are. */
     static final String HEAP_GROUP_SCOPE = "taskmanager.Status.JVM.Memory.Heap";
@@ -69,6 +70,12 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         for (Map.Entry<Object, Object> option : config.entrySet()) {
             keys.add(String.valueOf(option.getKey()));
             vals.add(String.valueOf(option.getValue()));
+        }
+        // The diagnosis follows this process's own log unless told otherwise.
+        String ownLog = System.getProperty("log.file");
+        if (!config.containsKey(OPTION_LOG_FILE) && ownLog != null && !ownLog.trim().isEmpty()) {
+            keys.add(OPTION_LOG_FILE);
+            vals.add(ownLog);
         }
         try {
             long opened = AutotuneNative.open(

@@ -1,0 +1,160 @@
+//! `flink-autotune diagnose`: the plugin's diagnosis over log files, offline.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use autotune_model::diagnosis::logtext::{LogReader, Record};
+use autotune_model::diagnosis::matcher::Origin;
+use autotune_model::diagnosis::{config_in, version_in, Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
+use serde::Serialize;
+
+/// The catalogue: the built-in one, extended by the user's file.
+pub fn catalogue(extra: Option<&Path>) -> Result<Catalogue, String> {
+    let mut catalogue = Catalogue::builtin();
+    if let Some(path) = extra {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the catalogue {}: {e}", path.display()))?;
+        let mine = Catalogue::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        catalogue.extend(mine).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(catalogue)
+}
+
+struct Source {
+    name: String,
+    reader: Box<dyn Read>,
+}
+
+fn open(files: &[PathBuf]) -> Result<Vec<Source>, String> {
+    if files.is_empty() {
+        return Ok(vec![Source { name: "stdin".into(), reader: Box::new(io::stdin()) }]);
+    }
+    files
+        .iter()
+        .map(|f| {
+            if f.as_os_str() == "-" {
+                return Ok(Source { name: "stdin".into(), reader: Box::new(io::stdin()) });
+            }
+            let file = File::open(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            Ok(Source { name: f.display().to_string(), reader: Box::new(file) })
+        })
+        .collect()
+}
+
+/// Feeds one source through the diagnoser, learning the version and the configuration the
+/// process logged at startup as it goes.
+fn feed(source: Source, diagnoser: &mut Diagnoser, version: Option<FlinkVersion>, lines: &mut u64) -> Result<Context, String> {
+    let mut ctx = Context { version, ..Context::default() };
+    let forced_version = version.is_some();
+    let mut reader = LogReader::new();
+    let mut input = BufReader::with_capacity(1 << 16, source.reader);
+    let mut buf = Vec::with_capacity(256);
+    let handle = |record: Record, ctx: &mut Context, diagnoser: &mut Diagnoser| {
+        if !forced_version {
+            if let Some(v) = version_in(&record.message) {
+                ctx.version = Some(v);
+            }
+        }
+        if let Some((k, v)) = config_in(&record.message) {
+            ctx.config.insert(k, v);
+            return;
+        }
+        diagnoser.observe(&record, Origin::Log, Some(&source.name), ctx);
+    };
+    loop {
+        buf.clear();
+        let n = input.read_until(b'\n', &mut buf).map_err(|e| format!("cannot read {}: {e}", source.name))?;
+        if n == 0 {
+            break;
+        }
+        *lines += 1;
+        // Logs are not always UTF-8 (user payloads in messages): never fail on them.
+        let line = String::from_utf8_lossy(&buf);
+        if let Some(record) = reader.push(&line) {
+            handle(record, &mut ctx, diagnoser);
+        }
+    }
+    if let Some(record) = reader.finish() {
+        handle(record, &mut ctx, diagnoser);
+    }
+    Ok(ctx)
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    files: Vec<String>,
+    lines: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flink_version: Option<FlinkVersion>,
+    /// Most important first.
+    findings: Vec<&'a Diagnosis>,
+    /// Every key the findings suggest, one value each: ready for flink-conf.yaml / config.yaml.
+    config: BTreeMap<String, String>,
+}
+
+pub fn diagnose(files: &[PathBuf], json: bool, extra: Option<&Path>, version: Option<FlinkVersion>) -> Result<(), String> {
+    let mut diagnoser = Diagnoser::new(Arc::new(catalogue(extra)?));
+    let sources = open(files)?;
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let mut lines = 0;
+    let mut seen_version = version;
+    for source in sources {
+        let ctx = feed(source, &mut diagnoser, version, &mut lines)?;
+        seen_version = seen_version.or(ctx.version);
+    }
+    let report = Report {
+        files: names,
+        lines,
+        flink_version: seen_version,
+        findings: diagnoser.ranked(),
+        config: diagnoser.config_keys(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    print_text(&report);
+    Ok(())
+}
+
+fn print_text(report: &Report<'_>) {
+    let version = report.flink_version.map_or_else(|| "unknown".to_string(), |v| v.to_string());
+    println!(
+        "{} finding(s) in {} line(s) of {} (Flink {version})",
+        report.findings.len(),
+        report.lines,
+        report.files.join(", ")
+    );
+    for d in &report.findings {
+        println!();
+        println!("{} {} ({}) x{}: {}", d.code, d.name, d.severity, d.count, d.title);
+        println!("  evidence: {}", d.evidence);
+        if let Some(source) = &d.source {
+            println!("  where:    {source}");
+        }
+        if let Some(context) = &d.context {
+            println!("  context:  {context}");
+        }
+        println!("  cause:    {}", d.cause);
+        for s in &d.config {
+            match &s.current {
+                Some(c) => println!("  set:      {}: {}   (was {c}; {})", s.key, s.value, s.basis),
+                None => println!("  set:      {}: {}   ({})", s.key, s.value, s.basis),
+            }
+        }
+        println!("  fix:      {}", d.fix);
+        if let Some(fixed) = &d.fixed_in {
+            println!("  fixed in: {fixed}");
+        }
+        println!("  docs:     {}", d.docs);
+    }
+    if !report.config.is_empty() {
+        println!();
+        println!("# Keys for flink-conf.yaml / config.yaml:");
+        for (k, v) in &report.config {
+            println!("{k}: {v}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Findings to a chat webhook (Slack-compatible `{"text": ...}` JSON).
+//!
+//! At most one post per interval: findings due in between wait and go out together, at most
+//! [`MAX_BATCH`] of them (the rest are counted in the message). The same finding is not sent
+//! twice unless it came back (the diagnoser decides what is due). The URL is a secret: it is
+//! never logged, and errors are described without it.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use autotune_model::diagnosis::Diagnosis;
+
+/// Findings waiting for the next post; more are dropped and counted.
+pub const MAX_QUEUE: usize = 100;
+/// Findings in one post.
+pub const MAX_BATCH: usize = 10;
+
+pub struct Webhook {
+    url: String,
+    agent: ureq::Agent,
+    interval_ms: u64,
+    last_post_ms: Option<u64>,
+    queue: VecDeque<(String, Diagnosis)>,
+    dropped: usize,
+    /// The last failure, said once until a post works again.
+    failing: Option<String>,
+}
+
+/// Why a post failed, without the URL (ureq's own messages contain it).
+fn describe(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::Status(status, _) => format!("the webhook answered HTTP {status}"),
+        ureq::Error::Transport(t) => format!("the webhook cannot be reached ({})", t.kind()),
+    }
+}
+
+impl Webhook {
+    pub fn new(url: String, interval: Duration, timeout: Duration) -> Self {
+        Webhook {
+            url,
+            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+            interval_ms: interval.as_millis() as u64,
+            last_post_ms: None,
+            queue: VecDeque::new(),
+            dropped: 0,
+            failing: None,
+        }
+    }
+
+    /// Queues a finding said about `scope` (a job, a process).
+    pub fn push(&mut self, scope: &str, finding: Diagnosis) {
+        if self.queue.len() >= MAX_QUEUE {
+            self.dropped += 1;
+            return;
+        }
+        self.queue.push_back((scope.to_string(), finding));
+    }
+
+    /// The message for a batch.
+    fn text(batch: &[(String, Diagnosis)], more: usize) -> String {
+        let mut text = String::new();
+        for (scope, d) in batch {
+            text.push_str(&format!("*{} {}* ({}, x{}) {scope}: {}\n", d.code, d.name, d.severity, d.count, d.title));
+            text.push_str(&format!("> {}\n", d.evidence));
+            if !d.config.is_empty() {
+                let keys: Vec<String> = d.config.iter().map(|s| format!("`{}: {}`", s.key, s.value)).collect();
+                text.push_str(&format!("Set {}. ", keys.join(", ")));
+            }
+            text.push_str(&format!("{} <{}|docs>\n", d.fix, d.docs));
+        }
+        if more > 0 {
+            text.push_str(&format!("... and {more} more finding(s): see the AUTOTUNE lines in the Flink logs.\n"));
+        }
+        text
+    }
+
+    /// Posts what is queued if the interval allows. Never blocks longer than the timeout.
+    pub fn flush(&mut self, now_ms: u64) {
+        if self.queue.is_empty() {
+            return;
+        }
+        if self.last_post_ms.is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms) {
+            return;
+        }
+        let take = self.queue.len().min(MAX_BATCH);
+        let batch: Vec<(String, Diagnosis)> = self.queue.drain(..take).collect();
+        let more = self.queue.len() + self.dropped;
+        let body = serde_json::json!({
+            "text": Self::text(&batch, more),
+            "username": "flink-autotune",
+        });
+        self.last_post_ms = Some(now_ms);
+        match self.agent.post(&self.url).send_json(body) {
+            Ok(_) => {
+                self.dropped = 0;
+                if self.failing.take().is_some() {
+                    log::info!("AUTOTUNE WEBHOOK posting works again");
+                }
+            }
+            Err(e) => {
+                let why = describe(&e);
+                if self.failing.as_deref() != Some(why.as_str()) {
+                    log::warn!("AUTOTUNE WEBHOOK {why}; {} finding(s) not posted, retrying with the next ones", batch.len());
+                }
+                self.failing = Some(why);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use autotune_model::diagnosis::logtext::records;
+    use autotune_model::diagnosis::matcher::Origin;
+    use autotune_model::diagnosis::{Catalogue, Context, Diagnoser};
+
+    fn finding(text: &str) -> Diagnosis {
+        let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
+        for r in records(text) {
+            d.observe(&r, Origin::JobFailure, None, &Context::default());
+        }
+        d.findings()[0].clone()
+    }
+
+    #[test]
+    fn posts_are_rate_limited_batched_and_never_name_the_url() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/services/T000/B000/SECRETTOKEN", server.server_addr().to_ip().unwrap());
+        let mut hook = Webhook::new(url, Duration::from_secs(60), Duration::from_secs(3));
+        let oom = finding("java.lang.IllegalStateException: boom\n\tat com.example.Job.map(Job.java:3)\n");
+        hook.push("job=\"a\"", oom.clone());
+        hook.flush(1_000);
+        let mut request = server.recv_timeout(Duration::from_secs(5)).unwrap().expect("a post");
+        let mut body = String::new();
+        request.as_reader().read_to_string(&mut body).unwrap();
+        request.respond(tiny_http::Response::from_string("ok")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let text = json["text"].as_str().unwrap();
+        assert!(text.contains("AT390 USER_CODE_FAILURE") && text.contains("com.example.Job.map"), "{text}");
+        // Within the interval nothing goes out; the next post carries both.
+        hook.push("job=\"a\"", oom.clone());
+        hook.push("job=\"b\"", oom);
+        hook.flush(30_000);
+        assert!(server.recv_timeout(Duration::from_millis(300)).unwrap().is_none(), "rate limited");
+        hook.flush(61_000);
+        let mut request = server.recv_timeout(Duration::from_secs(5)).unwrap().expect("a post");
+        let mut body = String::new();
+        request.as_reader().read_to_string(&mut body).unwrap();
+        assert!(body.contains("job=\\\"a\\\"") && body.contains("job=\\\"b\\\""), "{body}");
+        request.respond(tiny_http::Response::from_string("ok")).unwrap();
+    }
+
+    #[test]
+    fn a_failing_webhook_is_described_without_its_url() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/SECRETTOKEN", server.server_addr().to_ip().unwrap());
+        let mut hook = Webhook::new(url.clone(), Duration::ZERO, Duration::from_secs(3));
+        hook.push("job", finding("java.lang.IllegalStateException: x\n\tat com.example.A.b(A.java:1)\n"));
+        let answer = std::thread::spawn(move || {
+            let request = server.recv().unwrap();
+            request.respond(tiny_http::Response::from_string("no").with_status_code(403)).unwrap();
+        });
+        hook.flush(0);
+        answer.join().unwrap();
+        let why = hook.failing.clone().unwrap();
+        assert_eq!(why, "the webhook answered HTTP 403");
+        assert!(!why.contains("SECRETTOKEN"));
+        // Unreachable: the transport error is described by kind only.
+        let mut dead = Webhook::new("http://127.0.0.1:9/hooks/SECRETTOKEN".into(), Duration::ZERO, Duration::from_secs(1));
+        dead.push("job", hook_finding());
+        dead.flush(0);
+        let why = dead.failing.unwrap();
+        assert!(!why.contains("SECRETTOKEN") && !why.contains("127.0.0.1"), "{why}");
+    }
+
+    fn hook_finding() -> Diagnosis {
+        finding("java.lang.IllegalStateException: y\n\tat com.example.A.b(A.java:1)\n")
+    }
+}

@@ -1,0 +1,278 @@
+//! The coordinator's diagnosis of every job: its exceptions (root cause and history) and its
+//! checkpoints from the REST API, plus the JobManager's own log. Findings are said once per
+//! job (then with their count at most every `diagnosis-repeat`), written to the job's
+//! recommended config and history, and posted to the webhook.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use autotune_coordinator::outputs::{self, Recommendation};
+use autotune_coordinator::rest::{FlinkRest, JobOverview};
+use autotune_coordinator::webhook::Webhook;
+use autotune_model::diagnosis::checkpoints::{self, CheckpointSample, CheckpointView};
+use autotune_model::diagnosis::logtext::records;
+use autotune_model::diagnosis::matcher::Origin;
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
+use autotune_model::memory::MemoryPlan;
+
+use crate::diagnostics::{say, ProcessDiagnostics};
+
+/// Jobs are looked at no more often than this (the coordinator ticks at every poll).
+pub const EVERY_MS: i64 = 10_000;
+const TERMINAL: &[&str] = &["FAILED", "CANCELED", "FINISHED", "SUSPENDED"];
+
+struct JobDiagnosis {
+    diagnoser: Diagnoser,
+    /// Exceptions up to this timestamp were read.
+    last_exception_ms: i64,
+    /// Failed checkpoints up to this id were read.
+    last_failed_checkpoint: u64,
+    /// A finished job was read to its end: nothing more to ask.
+    done: bool,
+}
+
+pub struct JobsDiagnosis {
+    catalogue: Arc<Catalogue>,
+    process: Option<ProcessDiagnostics>,
+    webhook: Option<Webhook>,
+    jobs: HashMap<String, JobDiagnosis>,
+    version: Option<FlinkVersion>,
+    repeat_ms: u64,
+    last_tick_ms: i64,
+    /// The vertex the scaling model last named the bottleneck, per job.
+    pub bottlenecks: HashMap<String, String>,
+}
+
+impl JobsDiagnosis {
+    pub fn new(catalogue: Arc<Catalogue>, process: Option<ProcessDiagnostics>, webhook: Option<Webhook>, repeat_ms: u64) -> Self {
+        JobsDiagnosis {
+            catalogue,
+            process,
+            webhook,
+            jobs: HashMap::new(),
+            version: None,
+            repeat_ms,
+            last_tick_ms: i64::MIN,
+            bottlenecks: HashMap::new(),
+        }
+    }
+}
+
+fn context(rest: &FlinkRest, version: Option<FlinkVersion>, plan: Option<&MemoryPlan>) -> Context {
+    let mut config: BTreeMap<String, String> = rest.jobmanager_config().map(|c| c.into_iter().collect()).unwrap_or_default();
+    // What each pool really is, where the config leaves it to fractions.
+    if let Some(m) = rest.taskmanagers().ok().and_then(|tms| tms.into_iter().find_map(|t| t.memory)) {
+        let sizes = [
+            ("taskmanager.memory.task.heap.size", m.task_heap),
+            ("taskmanager.memory.task.off-heap.size", m.task_off_heap),
+            ("taskmanager.memory.managed.size", m.managed_memory),
+            ("taskmanager.memory.network.max", m.network_memory),
+            ("taskmanager.memory.network.min", m.network_memory),
+            ("taskmanager.memory.jvm-metaspace.size", m.jvm_metaspace),
+            ("taskmanager.memory.jvm-overhead.max", m.jvm_overhead),
+        ];
+        for (key, bytes) in sizes {
+            config.entry(key.to_string()).or_insert_with(|| autotune_model::memory::size(bytes));
+        }
+    }
+    let plan = plan.map(|p| p.config_keys().into_iter().map(|(k, v)| (k.to_string(), v)).collect()).unwrap_or_default();
+    Context { version, config, plan }
+}
+
+/// Looks at every job (and the JobManager's log) if it is time; says what is due.
+#[allow(clippy::too_many_arguments)]
+pub fn tick(
+    diag: &mut JobsDiagnosis,
+    rest: &FlinkRest,
+    jobs: Option<&[JobOverview]>,
+    output_dir: Option<&Path>,
+    recommendations: &mut HashMap<String, Recommendation>,
+    plans: &HashMap<String, MemoryPlan>,
+    now_ms: i64,
+) {
+    if now_ms - diag.last_tick_ms < EVERY_MS {
+        return;
+    }
+    diag.last_tick_ms = now_ms;
+    if diag.version.is_none() {
+        diag.version = rest.flink_version().ok().and_then(|v| v.parse().ok());
+    }
+    let listed;
+    let jobs = match jobs {
+        Some(j) => j,
+        None => {
+            listed = rest.jobs().unwrap_or_default();
+            &listed
+        }
+    };
+    let ids: HashSet<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
+    diag.jobs.retain(|id, _| ids.contains(id.as_str()));
+    diag.bottlenecks.retain(|id, _| ids.contains(id.as_str()));
+    let repeat_ms = diag.repeat_ms;
+    for job in jobs {
+        let catalogue = diag.catalogue.clone();
+        let entry = diag.jobs.entry(job.jid.clone()).or_insert_with(|| JobDiagnosis {
+            diagnoser: Diagnoser::new(catalogue),
+            last_exception_ms: 0,
+            last_failed_checkpoint: 0,
+            done: false,
+        });
+        if entry.done {
+            continue;
+        }
+        let terminal = TERMINAL.contains(&job.state.as_str());
+        let mut ctx: Option<Context> = None;
+        let mut ctx_for = |rest: &FlinkRest| -> Context {
+            ctx.get_or_insert_with(|| context(rest, diag.version, plans.get(&job.jid))).clone()
+        };
+        // Exceptions, oldest new one first.
+        if let Ok(exceptions) = rest.exceptions(&job.jid) {
+            let mut fresh: Vec<_> =
+                exceptions.history.entries.iter().filter(|e| e.timestamp > entry.last_exception_ms).collect();
+            fresh.sort_by_key(|e| e.timestamp);
+            for e in fresh {
+                entry.last_exception_ms = entry.last_exception_ms.max(e.timestamp);
+                let Some(record) = records(&e.stacktrace).into_iter().next() else { continue };
+                let mut source = "REST exception".to_string();
+                if let Some(task) = &e.task_name {
+                    source.push_str(&format!(" in {task}"));
+                }
+                if let Some(at) = &e.endpoint {
+                    source.push_str(&format!(" on {at}"));
+                }
+                let c = ctx_for(rest);
+                entry.diagnoser.observe(&record, Origin::JobFailure, Some(&source), &c);
+            }
+        }
+        if job.state == "RUNNING" {
+            checkpoints_of(rest, &job.jid, entry, diag.bottlenecks.get(&job.jid), &mut ctx_for);
+        }
+        let due = entry.diagnoser.due(now_ms.max(0) as u64, repeat_ms);
+        if !due.is_empty() {
+            let scope = format!("job=\"{}\" ({})", job.name, job.jid);
+            for d in &due {
+                say(d, &scope);
+                if let Some(w) = diag.webhook.as_mut() {
+                    w.push(&scope, d.clone());
+                }
+            }
+            if let Some(dir) = output_dir {
+                write(dir, job, &entry.diagnoser, &due, recommendations, now_ms);
+            }
+        }
+        entry.done = terminal;
+    }
+    // The JobManager's own log: what a job's exceptions did not already say.
+    if let Some(process) = diag.process.as_mut() {
+        let said: HashSet<String> =
+            diag.jobs.values().flat_map(|j| j.diagnoser.findings().iter().map(|d| d.code.clone())).collect();
+        let scope = process.scope().to_string();
+        for d in process.tick(now_ms.max(0) as u64) {
+            if said.contains(&d.code) {
+                continue;
+            }
+            say(&d, &scope);
+            if let Some(w) = diag.webhook.as_mut() {
+                w.push(&scope, d);
+            }
+        }
+    }
+    if let Some(w) = diag.webhook.as_mut() {
+        w.flush(now_ms.max(0) as u64);
+    }
+}
+
+fn checkpoints_of(
+    rest: &FlinkRest,
+    job_id: &str,
+    entry: &mut JobDiagnosis,
+    bottleneck: Option<&String>,
+    ctx_for: &mut dyn FnMut(&FlinkRest) -> Context,
+) {
+    let Ok(Some(config)) = rest.checkpoint_config(job_id) else { return };
+    let Ok(stats) = rest.checkpoints(job_id) else { return };
+    let mut fresh: Vec<_> = stats
+        .history
+        .iter()
+        .filter(|c| c.status == "FAILED" && c.id > entry.last_failed_checkpoint)
+        .collect();
+    fresh.sort_by_key(|c| c.id);
+    for failed in fresh {
+        entry.last_failed_checkpoint = entry.last_failed_checkpoint.max(failed.id);
+        let reason = failed.failure_message.clone().unwrap_or_else(|| "no reason given".into());
+        let ctx = ctx_for(rest);
+        let source = format!("checkpoint {}", failed.id);
+        let known = records(&reason)
+            .into_iter()
+            .any(|r| entry.diagnoser.observe(&r, Origin::Log, Some(&source), &ctx).is_some());
+        if !known {
+            entry.diagnoser.advise(&checkpoints::unknown_failure(&reason), &ctx);
+        }
+    }
+    let history: Vec<CheckpointSample> = stats
+        .history
+        .iter()
+        .map(|c| CheckpointSample {
+            id: c.id,
+            completed: c.status == "COMPLETED",
+            savepoint: c.is_savepoint,
+            duration_ms: c.end_to_end_duration,
+            state_size: c.state_size,
+        })
+        .collect();
+    let start_delay = start_delay(rest, job_id);
+    let backend = config.state_backend.as_deref().unwrap_or("").to_ascii_lowercase();
+    let view = CheckpointView {
+        interval_ms: config.interval,
+        timeout_ms: config.timeout,
+        heap_backend: backend.contains("hashmap") || backend.contains("memory") || backend.contains("filesystem"),
+        unaligned: config.unaligned_checkpoints,
+        history: &history,
+        start_delay,
+        bottleneck: bottleneck.cloned(),
+    };
+    let advice = checkpoints::advise(&view);
+    if !advice.is_empty() {
+        let ctx = ctx_for(rest);
+        for a in &advice {
+            entry.diagnoser.advise(a, &ctx);
+        }
+    }
+}
+
+/// The largest barrier start delay of the job's vertices (ms), from Flink's
+/// `checkpointStartDelayNanos` task metric.
+fn start_delay(rest: &FlinkRest, job_id: &str) -> Option<(String, f64)> {
+    let details = rest.job(job_id).ok()?;
+    details
+        .vertices
+        .iter()
+        .filter_map(|v| {
+            let m = rest.subtask_metrics(job_id, &v.id, &["checkpointStartDelayNanos"]).ok()?;
+            let max = m.get("checkpointStartDelayNanos")?.max;
+            max.is_finite().then(|| (v.name.clone(), max / 1e6))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+fn write(
+    dir: &Path,
+    job: &JobOverview,
+    diagnoser: &Diagnoser,
+    due: &[Diagnosis],
+    recommendations: &mut HashMap<String, Recommendation>,
+    now_ms: i64,
+) {
+    let r = recommendations.entry(job.jid.clone()).or_default();
+    r.job_id = job.jid.clone();
+    r.job_name = job.name.clone();
+    r.diagnosis = diagnoser.config_keys();
+    let written = outputs::write_recommendation(dir, r, now_ms).and_then(|_| {
+        due.iter()
+            .try_for_each(|d| outputs::append_finding(dir, &job.jid, &job.name, d, now_ms))
+    });
+    if let Err(e) = written {
+        log::warn!("AUTOTUNE DIAGNOSIS cannot write under {}: {e} (set metrics.reporter.autotune.output-dir)", dir.display());
+    }
+}

@@ -1,0 +1,280 @@
+//! Findings over time: the same failure seen again is one finding with a count, and what is
+//! due to be said (new findings, and repeats at most once per interval) is handed out once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::checkpoints::Advice;
+use super::logtext::Record;
+use super::matcher::{self, Match, Origin};
+use super::signatures::Catalogue;
+use super::suggest::{self, Context, Suggestion};
+use super::{FlinkVersion, Severity};
+
+/// At most this many distinct findings are kept; more are counted, not stored.
+pub const MAX_FINDINGS: usize = 256;
+
+/// One finding: a known failure (or a root cause) with everything a person needs to act.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    pub code: String,
+    pub name: String,
+    pub severity: Severity,
+    pub title: String,
+    /// How often it was seen.
+    pub count: u64,
+    /// The first line that showed it.
+    pub evidence: String,
+    /// Where: `file:line`, or the REST source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// The wrapper it was found under, or the root cause under a wrapper.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub wrapper: bool,
+    pub cause: String,
+    pub fix: String,
+    /// The config changes, concrete, spelled for the version.
+    pub config: Vec<Suggestion>,
+    pub docs: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_in: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flink_version: Option<FlinkVersion>,
+    /// Count when it was last handed out to be said; 0: never.
+    #[serde(skip)]
+    said_count: u64,
+    #[serde(skip)]
+    said_at_ms: u64,
+}
+
+impl Diagnosis {
+    fn from_match(m: &Match<'_>, catalogue: &Catalogue, ctx: &Context) -> Diagnosis {
+        let (name, severity, title, wrapper, cause, fix, docs, fixed_in, config) = match (m.signature, m.builtin) {
+            (Some(s), _) => (
+                s.name.clone(),
+                s.severity,
+                s.title.clone(),
+                s.wrapper,
+                s.cause.clone(),
+                s.fix.clone(),
+                s.docs.clone(),
+                s.fixed_in.clone(),
+                s.set
+                    .iter()
+                    .filter_map(|setting| suggest::suggest(setting, &catalogue.renames, ctx, &m.captures))
+                    .collect(),
+            ),
+            (None, Some(b)) => (
+                b.name.to_string(),
+                b.severity,
+                b.title.to_string(),
+                false,
+                b.cause.to_string(),
+                b.fix.to_string(),
+                b.docs.to_string(),
+                None,
+                Vec::new(),
+            ),
+            (None, None) => unreachable!("a match is a signature or a built-in finding"),
+        };
+        Diagnosis {
+            code: m.code().to_string(),
+            name,
+            severity,
+            title,
+            count: 0,
+            evidence: m.evidence.clone(),
+            source: None,
+            first_seen: None,
+            last_seen: None,
+            context: m.context.clone(),
+            wrapper,
+            cause,
+            fix,
+            config,
+            docs,
+            fixed_in,
+            flink_version: ctx.version,
+            said_count: 0,
+            said_at_ms: 0,
+        }
+    }
+
+    /// The finding as one `AUTOTUNE` log line; `scope` says where (`job="..." (id)`, a
+    /// TaskManager, a file).
+    pub fn log_line(&self, scope: &str) -> String {
+        let mut line = format!(
+            "AUTOTUNE {} {} severity={} {scope} count={} | {}",
+            self.code, self.name, self.severity, self.count, self.evidence
+        );
+        if let Some(source) = &self.source {
+            line.push_str(&format!(" [{source}]"));
+        }
+        if let Some(context) = &self.context {
+            line.push_str(&format!(" ({context})"));
+        }
+        if !self.config.is_empty() {
+            let changes: Vec<String> = self
+                .config
+                .iter()
+                .map(|s| match &s.current {
+                    Some(c) => format!("{}={} (was {c}, {})", s.key, s.value, s.basis),
+                    None => format!("{}={} ({})", s.key, s.value, s.basis),
+                })
+                .collect();
+            line.push_str(&format!(" | set {}", changes.join(", ")));
+        }
+        line.push_str(&format!(" | {}", self.fix));
+        if let Some(fixed) = &self.fixed_in {
+            line.push_str(&format!(" Fixed in {fixed}."));
+        }
+        line.push_str(&format!(" | {}", self.docs));
+        line
+    }
+
+    /// Ranking: root causes before wrappers, then the most severe, the most frequent, the first.
+    fn rank_key(&self) -> (bool, std::cmp::Reverse<Severity>, std::cmp::Reverse<u64>) {
+        (self.wrapper, std::cmp::Reverse(self.severity), std::cmp::Reverse(self.count))
+    }
+}
+
+/// Aggregates findings from records. Memory is bounded by [`MAX_FINDINGS`].
+#[derive(Debug, Clone)]
+pub struct Diagnoser {
+    catalogue: Arc<Catalogue>,
+    findings: Vec<Diagnosis>,
+    index: BTreeMap<String, usize>,
+    /// Occurrences of findings that did not fit.
+    pub dropped: u64,
+}
+
+impl Diagnoser {
+    pub fn new(catalogue: Arc<Catalogue>) -> Self {
+        Diagnoser { catalogue, findings: Vec::new(), index: BTreeMap::new(), dropped: 0 }
+    }
+
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.catalogue
+    }
+
+    /// Looks at one record; returns the index of the finding it adds to, if any.
+    pub fn observe(&mut self, record: &Record, origin: Origin, source: Option<&str>, ctx: &Context) -> Option<usize> {
+        let m = matcher::diagnose(&self.catalogue, record, origin)?;
+        let at = match self.index.get(&m.key) {
+            Some(&i) => i,
+            None => {
+                if self.findings.len() >= MAX_FINDINGS {
+                    self.dropped += 1;
+                    return None;
+                }
+                let mut d = Diagnosis::from_match(&m, &self.catalogue, ctx);
+                d.source = source.map(|s| if record.line > 0 { format!("{s}:{}", record.line) } else { s.to_string() });
+                d.first_seen = record.time.clone();
+                self.findings.push(d);
+                self.index.insert(m.key.clone(), self.findings.len() - 1);
+                self.findings.len() - 1
+            }
+        };
+        let d = &mut self.findings[at];
+        d.count += 1;
+        if record.time.is_some() {
+            d.last_seen = record.time.clone();
+        }
+        Some(at)
+    }
+
+    /// Adds one piece of the checkpoint advisor's advice; the same code again counts up and
+    /// takes the newest evidence.
+    pub fn advise(&mut self, advice: &Advice, ctx: &Context) -> Option<usize> {
+        let key = advice.code.code().to_string();
+        let at = match self.index.get(&key) {
+            Some(&i) => {
+                self.findings[i].evidence = advice.evidence.clone();
+                i
+            }
+            None => {
+                if self.findings.len() >= MAX_FINDINGS {
+                    self.dropped += 1;
+                    return None;
+                }
+                let none = BTreeMap::new();
+                self.findings.push(Diagnosis {
+                    code: key.clone(),
+                    name: advice.code.name().to_string(),
+                    severity: advice.severity,
+                    title: advice.title.to_string(),
+                    count: 0,
+                    evidence: advice.evidence.clone(),
+                    source: None,
+                    first_seen: None,
+                    last_seen: None,
+                    context: None,
+                    wrapper: false,
+                    cause: advice.cause.to_string(),
+                    fix: advice.fix.clone(),
+                    config: advice
+                        .set
+                        .iter()
+                        .filter_map(|s| suggest::suggest(s, &self.catalogue.renames, ctx, &none))
+                        .collect(),
+                    docs: advice.docs.to_string(),
+                    fixed_in: None,
+                    flink_version: ctx.version,
+                    said_count: 0,
+                    said_at_ms: 0,
+                });
+                self.index.insert(key, self.findings.len() - 1);
+                self.findings.len() - 1
+            }
+        };
+        self.findings[at].count += 1;
+        Some(at)
+    }
+
+    pub fn findings(&self) -> &[Diagnosis] {
+        &self.findings
+    }
+
+    /// The findings, most important first (see [`Diagnosis`] ranking).
+    pub fn ranked(&self) -> Vec<&Diagnosis> {
+        let mut out: Vec<&Diagnosis> = self.findings.iter().collect();
+        out.sort_by_key(|d| d.rank_key());
+        out
+    }
+
+    /// Findings to say now: those never said, and those seen again since they were last said
+    /// if `repeat_ms` has passed since. Each is marked as said.
+    pub fn due(&mut self, now_ms: u64, repeat_ms: u64) -> Vec<Diagnosis> {
+        let mut out = Vec::new();
+        for d in &mut self.findings {
+            let new = d.said_count == 0;
+            let repeated = d.count > d.said_count && now_ms.saturating_sub(d.said_at_ms) >= repeat_ms;
+            if new || repeated {
+                d.said_count = d.count;
+                d.said_at_ms = now_ms;
+                out.push(d.clone());
+            }
+        }
+        out.sort_by_key(|d| d.rank_key());
+        out
+    }
+
+    /// Every config change of the findings, one value per key (the highest-ranked finding's),
+    /// for the job's recommended config file.
+    pub fn config_keys(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for d in self.ranked() {
+            for s in &d.config {
+                out.entry(s.key.clone()).or_insert_with(|| s.value.clone());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,227 @@
+//! One record in, its deepest actionable cause out.
+//!
+//! Every exception of the `Caused by` chain and the log message itself are matched against
+//! the catalogue in one pass (a `RegexSet`). The deepest hit that is not a wrapper wins.
+//! When only wrappers match ("Recovery is suppressed by ...", "tolerable failure
+//! threshold"), the root cause under them decides: a user's exception gets its own code
+//! (AT390) naming the exception and the user's frame, not the wrapper.
+
+use std::collections::BTreeMap;
+
+use super::logtext::{Record, Throwable};
+use super::signatures::{Catalogue, Signature};
+use super::Severity;
+
+/// Where a record comes from: a log line may be noise; a job's exception is a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A log file: only catalogue entries and failed tasks count.
+    Log,
+    /// A job's exception from the REST API: always a failure, known or not.
+    JobFailure,
+}
+
+/// A finding the code gives when the catalogue has no entry for the root cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Builtin {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub cause: &'static str,
+    pub fix: &'static str,
+    pub docs: &'static str,
+}
+
+pub const USER_CODE: Builtin = Builtin {
+    code: "AT390",
+    name: "USER_CODE_FAILURE",
+    severity: Severity::Error,
+    title: "The job's own code threw an exception",
+    cause: "An exception thrown by the job's code (or a library it calls) failed the task; Flink restarts the job, or gives up when its restart strategy is exhausted. No Flink setting fixes it.",
+    fix: "Fix or guard the code at the named frame (bad input, a missing field, a null); the restart strategy only decides how often the job retries.",
+    docs: "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/state/task_failure_recovery/",
+};
+
+pub const UNRECOGNIZED: Builtin = Builtin {
+    code: "AT399",
+    name: "UNRECOGNIZED_FAILURE",
+    severity: Severity::Warning,
+    title: "The job failed with an exception the catalogue does not know",
+    cause: "The root cause is not in the catalogue.",
+    fix: "Read the root cause named here; if it recurs, add a signature for it to your own catalogue file (option diagnosis-catalogue).",
+    docs: "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/debugging/debugging_event_time/",
+};
+
+/// What a record was found to be.
+#[derive(Debug, Clone)]
+pub struct Match<'c> {
+    /// The catalogue entry, or `None` for a built-in finding.
+    pub signature: Option<&'c Signature>,
+    pub builtin: Option<Builtin>,
+    /// The line that shows it (the matched exception's first line, or the message).
+    pub evidence: String,
+    /// The wrapper it was found under, or the root cause under a wrapper finding.
+    pub context: Option<String>,
+    /// Named captures of the matched pattern.
+    pub captures: BTreeMap<String, String>,
+    /// What makes two occurrences the same finding.
+    pub key: String,
+}
+
+impl Match<'_> {
+    pub fn code(&self) -> &str {
+        self.signature.map_or_else(|| self.builtin.map_or("", |b| b.code), |s| s.code.as_str())
+    }
+}
+
+/// Prefixes of the JDK and of languages' runtimes: frames that tell nothing about who called.
+const RUNTIME_FRAMES: &[&str] = &["java.", "javax.", "jdk.", "sun.", "com.sun.", "scala.", "kotlin."];
+/// Prefixes of Flink, its RPC and the libraries it bundles or commonly runs.
+const FRAMEWORK_FRAMES: &[&str] = &[
+    "org.apache.flink.",
+    "org.apache.pekko.",
+    "akka.",
+    "org.apache.kafka.",
+    "io.netty.",
+    "org.apache.hadoop.",
+    "org.rocksdb.",
+    "com.google.",
+    "org.apache.commons.",
+    "org.apache.calcite.",
+    "org.codehaus.janino.",
+    "com.esotericsoftware.kryo.",
+    "software.amazon.",
+    "com.amazonaws.",
+];
+
+/// The first frame of `t` that is the job's own code, if it was thrown from there.
+pub fn user_frame(t: &Throwable) -> Option<&str> {
+    let first = t
+        .frames
+        .iter()
+        .find(|f| !RUNTIME_FRAMES.iter().any(|p| f.starts_with(p)))?;
+    (!FRAMEWORK_FRAMES.iter().any(|p| first.starts_with(p))).then_some(first.as_str())
+}
+
+/// The first line of a text, at most 400 characters: evidence fits one log line.
+pub fn one_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.chars().count() > 400 {
+        let cut: String = first.chars().take(400).collect();
+        format!("{cut}...")
+    } else {
+        first.to_string()
+    }
+}
+
+struct Hit<'c> {
+    /// Position in the catalogue: ties go to the earlier entry.
+    index: usize,
+    signature: &'c Signature,
+    depth: usize,
+    text: String,
+    captures: BTreeMap<String, String>,
+}
+
+fn captures_of(sig: &Signature, text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(pattern) = sig.patterns.iter().find(|p| p.is_match(text)) {
+        if let Some(caps) = pattern.captures(text) {
+            for (i, name) in pattern.capture_names().enumerate() {
+                if let (Some(name), Some(m)) = (name, caps.get(i)) {
+                    out.insert(name.to_string(), m.as_str().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether the log message says a task or job failed (so an unknown cause still counts).
+fn says_failed(record: &Record) -> bool {
+    let m = &record.message;
+    m.contains("to FAILED") || m.contains("to FAILING") || m.contains("switched to FAILED")
+}
+
+/// Matches one record. `None`: nothing worth a finding.
+pub fn diagnose<'c>(catalogue: &'c Catalogue, record: &Record, origin: Origin) -> Option<Match<'c>> {
+    let mut texts: Vec<String> = Vec::with_capacity(record.chain.len() + 1);
+    texts.push(record.message.clone());
+    texts.extend(record.chain.iter().map(Throwable::headline));
+
+    let mut hits: Vec<Hit<'c>> = Vec::new();
+    for (depth, text) in texts.iter().enumerate() {
+        if text.is_empty() {
+            continue;
+        }
+        for index in catalogue.matching(text) {
+            let signature = &catalogue.signatures[index];
+            hits.push(Hit { index, signature, depth, captures: captures_of(signature, text), text: text.clone() });
+        }
+    }
+
+    let root = record.chain.last();
+    // The deepest actionable hit; among equals, the more severe, then the catalogue's order.
+    let best = hits
+        .iter()
+        .filter(|h| !h.signature.wrapper)
+        .max_by(|a, b| a.depth.cmp(&b.depth).then(a.signature.severity.cmp(&b.signature.severity)).then(b.index.cmp(&a.index)));
+    if let Some(h) = best {
+        let wrapper = hits
+            .iter()
+            .filter(|w| w.signature.wrapper && w.depth < h.depth)
+            .min_by_key(|w| w.depth)
+            .map(|w| format!("{} {}: {}", w.signature.code, w.signature.name, one_line(&w.text)));
+        return Some(Match {
+            signature: Some(h.signature),
+            builtin: None,
+            evidence: one_line(&h.text),
+            context: wrapper,
+            captures: h.captures.clone(),
+            key: h.signature.code.clone(),
+        });
+    }
+
+    let wrapper = hits.iter().max_by_key(|h| h.depth);
+    let failed = wrapper.is_some() || origin == Origin::JobFailure || says_failed(record);
+    if failed {
+        if let Some(t) = root {
+            if let Some(frame) = user_frame(t) {
+                return Some(Match {
+                    signature: None,
+                    builtin: Some(USER_CODE),
+                    evidence: format!("{} at {frame}", one_line(&t.headline())),
+                    context: wrapper.map(|w| format!("{} {}: {}", w.signature.code, w.signature.name, one_line(&w.text))),
+                    captures: BTreeMap::new(),
+                    key: format!("{}:{}:{}", USER_CODE.code, t.class, frame),
+                });
+            }
+        }
+    }
+    if let Some(w) = wrapper {
+        return Some(Match {
+            signature: Some(w.signature),
+            builtin: None,
+            evidence: one_line(&w.text),
+            context: root
+                .filter(|_| w.depth < record.chain.len())
+                .map(|t| format!("root cause: {}", one_line(&t.headline()))),
+            captures: w.captures.clone(),
+            key: w.signature.code.clone(),
+        });
+    }
+    if origin == Origin::JobFailure {
+        let t = root?;
+        return Some(Match {
+            signature: None,
+            builtin: Some(UNRECOGNIZED),
+            evidence: one_line(&t.headline()),
+            context: None,
+            captures: BTreeMap::new(),
+            key: format!("{}:{}", UNRECOGNIZED.code, t.class),
+        });
+    }
+    None
+}
+

@@ -1,0 +1,139 @@
+//! Diagnosis: failures, log lines and checkpoint trouble mapped to the configuration that
+//! fixes them, each with a stable code.
+//!
+//! - [`signatures`]: the catalogue of known failures. It is data (`diagnosis/catalogue.toml`,
+//!   compiled in), and users add or replace entries with a file of their own.
+//! - [`logtext`]: turns log text or a REST stack trace into records with their `Caused by`
+//!   chain, incrementally and with bounded memory.
+//! - [`matcher`]: one record in, the deepest actionable cause out.
+//! - [`suggest`]: the config change of a finding, with the value computed from what the
+//!   cluster runs with and what was measured, spelled for the Flink version that reads it.
+//! - [`findings`]: repeats become one finding with a count; what is due to be said.
+//! - [`checkpoints`]: the checkpoint advisor, from checkpoint statistics.
+
+pub mod checkpoints;
+pub mod findings;
+pub mod logtext;
+pub mod matcher;
+pub mod signatures;
+pub mod suggest;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use findings::{Diagnoser, Diagnosis};
+pub use signatures::{Catalogue, CatalogueError, Signature};
+pub use suggest::Context;
+
+/// How bad a finding is. Ordered: `Critical` is the greatest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// A Flink release, `major.minor[.patch]`; suffixes such as `-SNAPSHOT` are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlinkVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl FlinkVersion {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        FlinkVersion { major, minor, patch }
+    }
+}
+
+impl FromStr for FlinkVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let core = text.trim().split(['-', ' ']).next().unwrap_or("");
+        let mut parts = core.split('.').map(|p| p.parse::<u32>());
+        let bad = || format!("'{text}' is not a Flink version (expected e.g. 1.20 or 2.3.0)");
+        let major = parts.next().and_then(Result::ok).ok_or_else(bad)?;
+        let minor = parts.next().and_then(Result::ok).ok_or_else(bad)?;
+        let patch = match parts.next() {
+            None => 0,
+            Some(p) => p.map_err(|_| bad())?,
+        };
+        Ok(FlinkVersion { major, minor, patch })
+    }
+}
+
+impl fmt::Display for FlinkVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl Serialize for FlinkVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The Flink release a log was written by, from the startup banner every Flink process logs
+/// (`Starting TaskManager (Version: 1.20.3, Scala: 2.12, Rev:...)`).
+pub fn version_in(message: &str) -> Option<FlinkVersion> {
+    let at = message.find("(Version: ")? + "(Version: ".len();
+    let rest = &message[at..];
+    let end = rest.find([',', ')', ' ']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// A configuration entry Flink logs when it starts (`Loading configuration property: k, v`);
+/// hidden values (`******`) are left out.
+pub fn config_in(message: &str) -> Option<(String, String)> {
+    let rest = message.trim_start().strip_prefix("Loading configuration property: ")?;
+    let (key, value) = rest.split_once(", ")?;
+    let value = value.trim();
+    (!value.is_empty() && !value.starts_with("****")).then(|| (key.trim().to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_order() {
+        let v: FlinkVersion = "1.20.3".parse().unwrap();
+        assert_eq!(v, FlinkVersion::new(1, 20, 3));
+        assert_eq!("2.3".parse::<FlinkVersion>().unwrap(), FlinkVersion::new(2, 3, 0));
+        assert_eq!("1.19-SNAPSHOT".parse::<FlinkVersion>().unwrap(), FlinkVersion::new(1, 19, 0));
+        assert!(FlinkVersion::new(1, 9, 0) < FlinkVersion::new(1, 18, 0));
+        assert!(FlinkVersion::new(1, 20, 3) < FlinkVersion::new(2, 0, 0));
+        assert!("two".parse::<FlinkVersion>().is_err());
+        assert!("1".parse::<FlinkVersion>().is_err());
+    }
+
+    #[test]
+    fn the_version_comes_from_the_startup_banner() {
+        let banner = " Starting TaskManager (Version: 1.20.3, Scala: 2.12, Rev:a7b2f6e, Date:2025-10-01T10:00:00+02:00)";
+        assert_eq!(version_in(banner), Some(FlinkVersion::new(1, 20, 3)));
+        assert_eq!(version_in("Completed checkpoint 5"), None);
+        assert_eq!(
+            config_in("Loading configuration property: taskmanager.memory.process.size, 1728m"),
+            Some(("taskmanager.memory.process.size".into(), "1728m".into()))
+        );
+        assert_eq!(config_in("Loading configuration property: s3.secret-key, ******"), None);
+    }
+}

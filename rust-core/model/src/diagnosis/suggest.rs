@@ -1,0 +1,234 @@
+//! The config change a finding suggests, as concrete as what is known allows.
+//!
+//! A setting's value is an expression of alternatives separated by ` | `; the first one
+//! that can be computed wins:
+//! - `plan`: the memory model's live recommendation for the key;
+//! - `x<factor>`: the factor times the key's current value (the cluster's configuration,
+//!   else the catalogue's `default`), in the key's own unit;
+//! - a template with `{name}` or `{name*factor}`: captures of the matched message;
+//! - anything else: a literal.
+//!
+//! The key comes out in the spelling the running Flink version reads, and settings a version
+//! does not read are left out.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::signatures::{Rename, Setting};
+use super::FlinkVersion;
+use crate::{duration, memory};
+
+/// What is known about the cluster a finding comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The Flink release, when known (REST `/config`, or the log's startup banner).
+    pub version: Option<FlinkVersion>,
+    /// The configuration the cluster runs with (flat keys).
+    pub config: BTreeMap<String, String>,
+    /// Values the models recommend from live measurements (e.g. the memory plan's keys).
+    pub plan: BTreeMap<String, String>,
+}
+
+/// One concrete config change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suggestion {
+    pub key: String,
+    pub value: String,
+    /// The value it replaces, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// Where the value comes from: `measured`, `current x1.5`, `message`, `default x2`, `fixed`.
+    pub basis: String,
+}
+
+/// The key as `version` reads it; `None` when that version does not read it at all.
+pub fn spelled(setting: &Setting, renames: &[Rename], version: Option<FlinkVersion>) -> Option<String> {
+    if let Some(v) = version {
+        if setting.since.is_some_and(|s| v < s) || setting.until.is_some_and(|u| v >= u) {
+            return None;
+        }
+        if let Some(r) = renames.iter().find(|r| r.key == setting.key && v < r.since) {
+            return Some(r.old.clone());
+        }
+    }
+    Some(setting.key.clone())
+}
+
+fn current_value(setting: &Setting, renames: &[Rename], ctx: &Context) -> Option<String> {
+    ctx.config.get(&setting.key).cloned().or_else(|| {
+        renames
+            .iter()
+            .filter(|r| r.key == setting.key)
+            .find_map(|r| ctx.config.get(&r.old).cloned())
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Unit {
+    Count,
+    Bytes,
+    Time,
+}
+
+/// How a key's values are written: sizes for memory keys, durations for time keys, else counts.
+fn unit_of(key: &str, text: &str) -> Option<Unit> {
+    let t = text.trim();
+    let sizey = key.contains("memory") || key.contains("size") || key.ends_with("framesize");
+    if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
+        return Some(if sizey { Unit::Bytes } else { Unit::Count });
+    }
+    if sizey && memory::parse_size(t).is_some() {
+        return Some(Unit::Bytes);
+    }
+    duration::parse(t).ok().map(|_| Unit::Time)
+}
+
+/// `factor` times `text`, written in the same unit.
+fn scaled(key: &str, text: &str, factor: f64) -> Option<String> {
+    let t = text.trim();
+    match unit_of(key, t)? {
+        Unit::Count => {
+            let n: f64 = t.parse().ok()?;
+            Some(format!("{}", (n * factor).ceil() as u64))
+        }
+        Unit::Bytes => {
+            let b = memory::parse_size(t)? as f64 * factor;
+            // Whole mebibytes read better and are what people set.
+            let mib = (b / (1024.0 * 1024.0)).ceil() as u64;
+            Some(if mib > 0 { format!("{mib}m") } else { format!("{}b", b.ceil() as u64) })
+        }
+        Unit::Time => {
+            let d = duration::parse(t).ok()?;
+            let ms = (d.as_millis() as f64 * factor).ceil() as u64;
+            Some(duration::format(std::time::Duration::from_millis(ms)))
+        }
+    }
+}
+
+/// Fills `{name}` and `{name*factor}` from the captures; `None` if one is missing.
+fn template(text: &str, captures: &BTreeMap<String, String>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}')? + open;
+        let inner = &rest[open + 1..close];
+        let (name, factor) = match inner.split_once('*') {
+            Some((n, f)) => (n.trim(), Some(f.trim().parse::<f64>().ok()?)),
+            None => (inner.trim(), None),
+        };
+        let value = captures.get(name)?;
+        match factor {
+            None => out.push_str(value),
+            Some(f) => {
+                let n: f64 = value.replace(',', "").parse().ok()?;
+                out.push_str(&format!("{}", (n * f).ceil() as u64));
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The concrete change for one setting, or `None` when this version does not read the key.
+pub fn suggest(
+    setting: &Setting,
+    renames: &[Rename],
+    ctx: &Context,
+    captures: &BTreeMap<String, String>,
+) -> Option<Suggestion> {
+    let key = spelled(setting, renames, ctx.version)?;
+    let current = current_value(setting, renames, ctx);
+    for alternative in setting.value.split(" | ").map(str::trim) {
+        let computed = if alternative == "plan" {
+            ctx.plan
+                .get(&setting.key)
+                .map(|v| (v.clone(), "measured".to_string()))
+        } else if let Some(factor) = alternative.strip_prefix('x').and_then(|f| f.parse::<f64>().ok()) {
+            match (&current, &setting.default) {
+                (Some(c), _) => scaled(&setting.key, c, factor).map(|v| (v, format!("current x{factor}"))),
+                (None, Some(d)) => scaled(&setting.key, d, factor).map(|v| (v, format!("default x{factor}"))),
+                (None, None) => None,
+            }
+        } else if alternative.contains('{') {
+            template(alternative, captures).map(|v| (v, "message".to_string()))
+        } else {
+            Some((alternative.to_string(), "fixed".to_string()))
+        };
+        if let Some((value, basis)) = computed {
+            return Some(Suggestion { key, value, current, basis });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setting(key: &str, value: &str, default: &str) -> Setting {
+        Setting {
+            key: key.into(),
+            value: value.into(),
+            default: (!default.is_empty()).then(|| default.into()),
+            since: None,
+            until: None,
+        }
+    }
+
+    fn renames() -> Vec<Rename> {
+        vec![Rename { key: "pekko.ask.timeout".into(), old: "akka.ask.timeout".into(), since: FlinkVersion::new(1, 18, 0) }]
+    }
+
+    #[test]
+    fn the_first_computable_alternative_wins() {
+        let heap = setting("taskmanager.memory.task.heap.size", "plan | x1.5 | 1g", "");
+        let mut ctx = Context::default();
+        let none = BTreeMap::new();
+        assert_eq!(suggest(&heap, &[], &ctx, &none).unwrap().value, "1g");
+        ctx.config.insert("taskmanager.memory.task.heap.size".into(), "256m".into());
+        let s = suggest(&heap, &[], &ctx, &none).unwrap();
+        assert_eq!((s.value.as_str(), s.current.as_deref(), s.basis.as_str()), ("384m", Some("256m"), "current x1.5"));
+        ctx.plan.insert("taskmanager.memory.task.heap.size".into(), "512m".into());
+        assert_eq!(suggest(&heap, &[], &ctx, &none).unwrap().basis, "measured");
+    }
+
+    #[test]
+    fn values_keep_their_unit() {
+        assert_eq!(scaled("heartbeat.timeout", "50000", 2.0).unwrap(), "100000");
+        assert_eq!(scaled("pekko.ask.timeout", "10 s", 2.0).unwrap(), "20s");
+        assert_eq!(scaled("execution.checkpointing.timeout", "10 min", 2.0).unwrap(), "20min");
+        assert_eq!(scaled("pekko.framesize", "10485760b", 2.0).unwrap(), "20m");
+        assert_eq!(scaled("taskmanager.memory.network.max", "64m", 1.5).unwrap(), "96m");
+        assert_eq!(scaled("taskmanager.numberOfTaskSlots", "3", 2.0).unwrap(), "6");
+    }
+
+    #[test]
+    fn keys_are_spelled_for_the_running_release() {
+        let ask = setting("pekko.ask.timeout", "x2", "10 s");
+        let none = BTreeMap::new();
+        let mut ctx = Context { version: Some(FlinkVersion::new(1, 17, 2)), ..Context::default() };
+        ctx.config.insert("akka.ask.timeout".into(), "30 s".into());
+        let s = suggest(&ask, &renames(), &ctx, &none).unwrap();
+        assert_eq!((s.key.as_str(), s.value.as_str()), ("akka.ask.timeout", "1min"));
+        ctx.version = Some(FlinkVersion::new(2, 3, 0));
+        assert_eq!(suggest(&ask, &renames(), &ctx, &none).unwrap().key, "pekko.ask.timeout");
+        let mut old_only = setting("taskmanager.network.memory.buffers-per-channel", "4", "2");
+        old_only.until = Some(FlinkVersion::new(2, 0, 0));
+        assert!(suggest(&old_only, &[], &ctx, &none).is_none(), "2.x no longer reads it");
+    }
+
+    #[test]
+    fn templates_use_the_message() {
+        let frame = setting("pekko.framesize", "{size*2}b | x2", "10485760b");
+        let mut caps = BTreeMap::new();
+        caps.insert("size".to_string(), "12582912".to_string());
+        let ctx = Context::default();
+        let s = suggest(&frame, &[], &ctx, &caps).unwrap();
+        assert_eq!((s.value.as_str(), s.basis.as_str()), ("25165824b", "message"));
+        let s = suggest(&frame, &[], &ctx, &BTreeMap::new()).unwrap();
+        assert_eq!((s.value.as_str(), s.basis.as_str()), ("20m", "default x2"));
+    }
+}
