@@ -77,9 +77,10 @@ def start_fields(line: str) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
 
 
-# Signs that the plugin threw, panicked or broke a JNI rule somewhere in a Flink process.
+# Signs that the plugin threw, panicked or broke a JNI rule somewhere in a Flink process
+# (the sample job's own exceptions, thrown on purpose, are not the plugin's).
 PLUGIN_TROUBLE = re.compile(
-    r"AUTOTUNE DISABLED|AUTOTUNE native call failed|native panic|at dev\.flinkautotune\."
+    r"AUTOTUNE DISABLED|AUTOTUNE native call failed|native panic|at dev\.flinkautotune\.(?!examples\.)"
     r"|WARNING in native method|FATAL ERROR in native method|UnsatisfiedLinkError"
 )
 

@@ -158,3 +158,18 @@ fn print_text(report: &Report<'_>) {
         }
     }
 }
+
+/// The catalogue as a Markdown table: code, name, severity, what it is, the keys it sets.
+pub fn signatures(extra: Option<&Path>) -> Result<(), String> {
+    let catalogue = catalogue(extra)?;
+    println!("| code | name | severity | what | keys |");
+    println!("| --- | --- | --- | --- | --- |");
+    let mut sorted: Vec<_> = catalogue.signatures.iter().collect();
+    sorted.sort_by(|a, b| a.code.cmp(&b.code));
+    for s in sorted {
+        let keys: Vec<String> = s.set.iter().map(|k| format!("`{}`", k.key)).collect();
+        let what = if s.wrapper { format!("{} (a wrapper: the root cause is reported when known)", s.title) } else { s.title.clone() };
+        println!("| {} | {} | {} | {} | {} |", s.code, s.name, s.severity, what, keys.join(", "));
+    }
+    Ok(())
+}

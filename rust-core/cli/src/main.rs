@@ -72,6 +72,12 @@ enum Command {
     },
     /// List the Flink metrics the plugin reads, by the scope they live in.
     Catalogue,
+    /// List the known failures of the diagnosis catalogue (built in, plus your file).
+    Signatures {
+        /// A catalogue file of your own that adds or replaces signatures.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+    },
     /// Find known failures in Flink log files and print the configuration that fixes them.
     Diagnose {
         /// Log files (JobManager, TaskManager, `.out`, REST stack traces); none or `-`: standard input.
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
             print_catalogue();
             ExitCode::SUCCESS
         }
+        Command::Signatures { catalogue } => finish("signatures", diagnose::signatures(catalogue.as_deref())),
         Command::Diagnose { files, json, catalogue, flink_version } => finish(
             "diagnose",
             diagnose::diagnose(&files, json, catalogue.as_deref(), flink_version),

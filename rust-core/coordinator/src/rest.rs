@@ -233,9 +233,11 @@ pub struct ExceptionEntry {
     pub timestamp: i64,
     #[serde(default)]
     pub task_name: Option<String>,
-    /// `location` before Flink 1.19, `endpoint` since.
-    #[serde(default, alias = "location")]
+    /// Where it happened: `endpoint` since Flink 1.19 (which still serves `location` too).
+    #[serde(default)]
     pub endpoint: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
     #[serde(default)]
     pub task_manager_id: Option<String>,
     /// Failures that happened at the same time (other subtasks).
@@ -420,6 +422,12 @@ impl FlinkRest {
     /// The job's failures, newest first (at most Flink's `web.exception-history-size`).
     pub fn exceptions(&self, job_id: &str) -> Result<JobExceptions, RestError> {
         self.get(&format!("/jobs/{job_id}/exceptions?maxExceptions=32"))
+    }
+
+    /// A finished job's failure as Java prints it (the whole chain, wrapper first), if it failed.
+    pub fn job_failure(&self, job_id: &str) -> Result<Option<String>, RestError> {
+        let v: serde_json::Value = self.get(&format!("/jobs/{job_id}/execution-result"))?;
+        Ok(v["job-execution-result"]["failure-cause"]["stack-trace"].as_str().map(str::to_string))
     }
 
     pub fn checkpoints(&self, job_id: &str) -> Result<CheckpointStats, RestError> {

@@ -83,10 +83,6 @@ impl ProcessDiagnostics {
     }
 
     fn observe(&mut self, record: &Record) {
-        // Our own lines say what we found already.
-        if record.message.starts_with("AUTOTUNE") {
-            return;
-        }
         if let Some(v) = version_in(&record.message) {
             self.ctx.version = Some(v);
         }

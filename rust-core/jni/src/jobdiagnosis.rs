@@ -39,7 +39,7 @@ pub struct JobsDiagnosis {
     jobs: HashMap<String, JobDiagnosis>,
     version: Option<FlinkVersion>,
     repeat_ms: u64,
-    last_tick_ms: i64,
+    last_tick_ms: Option<i64>,
     /// The vertex the scaling model last named the bottleneck, per job.
     pub bottlenecks: HashMap<String, String>,
 }
@@ -53,16 +53,17 @@ impl JobsDiagnosis {
             jobs: HashMap::new(),
             version: None,
             repeat_ms,
-            last_tick_ms: i64::MIN,
+            last_tick_ms: None,
             bottlenecks: HashMap::new(),
         }
     }
 }
 
-fn context(rest: &FlinkRest, version: Option<FlinkVersion>, plan: Option<&MemoryPlan>) -> Context {
+fn context(rest: &FlinkRest, job_id: &str, version: Option<FlinkVersion>, plan: Option<&MemoryPlan>) -> Context {
     let mut config: BTreeMap<String, String> = rest.jobmanager_config().map(|c| c.into_iter().collect()).unwrap_or_default();
+    let taskmanagers = rest.taskmanagers().unwrap_or_default();
     // What each pool really is, where the config leaves it to fractions.
-    if let Some(m) = rest.taskmanagers().ok().and_then(|tms| tms.into_iter().find_map(|t| t.memory)) {
+    if let Some(m) = taskmanagers.iter().find_map(|t| t.memory) {
         let sizes = [
             ("taskmanager.memory.task.heap.size", m.task_heap),
             ("taskmanager.memory.task.off-heap.size", m.task_off_heap),
@@ -76,7 +77,18 @@ fn context(rest: &FlinkRest, version: Option<FlinkVersion>, plan: Option<&Memory
             config.entry(key.to_string()).or_insert_with(|| autotune_model::memory::size(bytes));
         }
     }
-    let plan = plan.map(|p| p.config_keys().into_iter().map(|(k, v)| (k.to_string(), v)).collect()).unwrap_or_default();
+    let mut plan: BTreeMap<String, String> =
+        plan.map(|p| p.config_keys().into_iter().map(|(k, v)| (k.to_string(), v)).collect()).unwrap_or_default();
+    // Slots the job needs (one slot-sharing group: its widest vertex) spread over the
+    // TaskManagers there are, when they have fewer.
+    if let (Ok(details), false) = (rest.job(job_id), taskmanagers.is_empty()) {
+        let needed = details.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0);
+        let have: u32 = taskmanagers.iter().map(|t| t.slots).sum();
+        if needed > have {
+            let per_tm = needed.div_ceil(taskmanagers.len() as u32);
+            plan.insert("taskmanager.numberOfTaskSlots".into(), per_tm.to_string());
+        }
+    }
     Context { version, config, plan }
 }
 
@@ -91,10 +103,10 @@ pub fn tick(
     plans: &HashMap<String, MemoryPlan>,
     now_ms: i64,
 ) {
-    if now_ms - diag.last_tick_ms < EVERY_MS {
+    if diag.last_tick_ms.is_some_and(|last| now_ms.saturating_sub(last) < EVERY_MS) {
         return;
     }
-    diag.last_tick_ms = now_ms;
+    diag.last_tick_ms = Some(now_ms);
     if diag.version.is_none() {
         diag.version = rest.flink_version().ok().and_then(|v| v.parse().ok());
     }
@@ -124,10 +136,14 @@ pub fn tick(
         let terminal = TERMINAL.contains(&job.state.as_str());
         let mut ctx: Option<Context> = None;
         let mut ctx_for = |rest: &FlinkRest| -> Context {
-            ctx.get_or_insert_with(|| context(rest, diag.version, plans.get(&job.jid))).clone()
+            ctx.get_or_insert_with(|| context(rest, &job.jid, diag.version, plans.get(&job.jid))).clone()
         };
         // Exceptions, oldest new one first.
-        if let Ok(exceptions) = rest.exceptions(&job.jid) {
+        let exceptions = rest.exceptions(&job.jid);
+        if let Err(e) = &exceptions {
+            log::debug!("AUTOTUNE DIAGNOSIS exceptions of {} not read: {e}", job.jid);
+        }
+        if let Ok(exceptions) = exceptions {
             let mut fresh: Vec<_> =
                 exceptions.history.entries.iter().filter(|e| e.timestamp > entry.last_exception_ms).collect();
             fresh.sort_by_key(|e| e.timestamp);
@@ -138,7 +154,7 @@ pub fn tick(
                 if let Some(task) = &e.task_name {
                     source.push_str(&format!(" in {task}"));
                 }
-                if let Some(at) = &e.endpoint {
+                if let Some(at) = e.endpoint.as_ref().or(e.location.as_ref()) {
                     source.push_str(&format!(" on {at}"));
                 }
                 let c = ctx_for(rest);
@@ -148,7 +164,19 @@ pub fn tick(
         if job.state == "RUNNING" {
             checkpoints_of(rest, &job.jid, entry, diag.bottlenecks.get(&job.jid), &mut ctx_for);
         }
-        let due = entry.diagnoser.due(now_ms.max(0) as u64, repeat_ms);
+        // A failed job's final exception names the wrapper it ended in ("Recovery is
+        // suppressed by ..."): context for the root cause the history already counted.
+        if job.state == "FAILED" {
+            if let Ok(Some(trace)) = rest.job_failure(&job.jid) {
+                if let Some(record) = records(&trace).into_iter().next() {
+                    let c = ctx_for(rest);
+                    entry.diagnoser.explain(&record, Origin::JobFailure, Some("the job's final failure"), &c);
+                }
+            }
+        }
+        // The end of a job is said at once, with the final counts.
+        let repeat = if terminal { 0 } else { repeat_ms };
+        let due = entry.diagnoser.due(now_ms.max(0) as u64, repeat);
         if !due.is_empty() {
             let scope = format!("job=\"{}\" ({})", job.name, job.jid);
             for d in &due {

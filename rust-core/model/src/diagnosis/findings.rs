@@ -190,6 +190,25 @@ impl Diagnoser {
         Some(at)
     }
 
+    /// A record that explains findings rather than adding one (a failed job's final
+    /// exception, which its history already counted): it gives an existing finding its
+    /// context (the wrapper it ended in), which makes the finding due again; a finding not
+    /// seen before is added.
+    pub fn explain(&mut self, record: &Record, origin: Origin, source: Option<&str>, ctx: &Context) -> Option<usize> {
+        let m = matcher::diagnose(&self.catalogue, record, origin)?;
+        match self.index.get(&m.key) {
+            Some(&i) => {
+                let d = &mut self.findings[i];
+                if m.context.is_some() && d.context != m.context {
+                    d.context = m.context.clone();
+                    d.said_count = 0;
+                }
+                Some(i)
+            }
+            None => self.observe(record, origin, source, ctx),
+        }
+    }
+
     /// Adds one piece of the checkpoint advisor's advice; the same code again counts up and
     /// takes the newest evidence.
     pub fn advise(&mut self, advice: &Advice, ctx: &Context) -> Option<usize> {

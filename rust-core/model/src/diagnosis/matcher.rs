@@ -146,6 +146,10 @@ fn says_failed(record: &Record) -> bool {
 
 /// Matches one record. `None`: nothing worth a finding.
 pub fn diagnose<'c>(catalogue: &'c Catalogue, record: &Record, origin: Origin) -> Option<Match<'c>> {
+    // The plugin's own lines quote what it found: reading them again would count it twice.
+    if record.message.starts_with("AUTOTUNE ") {
+        return None;
+    }
     let mut texts: Vec<String> = Vec::with_capacity(record.chain.len() + 1);
     texts.push(record.message.clone());
     texts.extend(record.chain.iter().map(Throwable::headline));

@@ -67,6 +67,8 @@ fn current_value(setting: &Setting, renames: &[Rename], ctx: &Context) -> Option
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Unit {
     Count,
+    /// A share of something (`*.fraction`), written with two decimals.
+    Ratio,
     Bytes,
     Time,
 }
@@ -74,6 +76,9 @@ enum Unit {
 /// How a key's values are written: sizes for memory keys, durations for time keys, else counts.
 fn unit_of(key: &str, text: &str) -> Option<Unit> {
     let t = text.trim();
+    if key.ends_with("fraction") {
+        return t.parse::<f64>().ok().map(|_| Unit::Ratio);
+    }
     let sizey = key.contains("memory") || key.contains("size") || key.ends_with("framesize");
     if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
         return Some(if sizey { Unit::Bytes } else { Unit::Count });
@@ -91,6 +96,10 @@ fn scaled(key: &str, text: &str, factor: f64) -> Option<String> {
         Unit::Count => {
             let n: f64 = t.parse().ok()?;
             Some(format!("{}", (n * factor).ceil() as u64))
+        }
+        Unit::Ratio => {
+            let r: f64 = t.parse().ok()?;
+            Some(format!("{:.2}", r * factor))
         }
         Unit::Bytes => {
             let b = memory::parse_size(t)? as f64 * factor;
@@ -203,6 +212,7 @@ mod tests {
         assert_eq!(scaled("pekko.framesize", "10485760b", 2.0).unwrap(), "20m");
         assert_eq!(scaled("taskmanager.memory.network.max", "64m", 1.5).unwrap(), "96m");
         assert_eq!(scaled("taskmanager.numberOfTaskSlots", "3", 2.0).unwrap(), "6");
+        assert_eq!(scaled("taskmanager.memory.network.fraction", "0.1", 2.0).unwrap(), "0.20");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 package dev.flinkautotune.examples;
 
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
+import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.functions.RichMapFunction;
@@ -21,7 +25,7 @@ import java.util.Map;
  *
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
  * --cost-us 0 --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
- * --state-bytes-per-key 0
+ * --state-bytes-per-key 0 --fail-after-records 0 --snapshot-ms 0
  *
  * <p>With {@code --state-bytes-per-key N}, Work keeps N bytes of keyed state per key (on the
  * heap with Flink's default state backend): keys x N bytes of live heap in all.
@@ -39,13 +43,15 @@ public final class QueueJob {
         long checkpointMs = Long.parseLong(opts.getOrDefault("checkpoint-interval-ms", "0"));
         String jobName = opts.getOrDefault("job-name", "autotune-queue-job");
         int stateBytesPerKey = intArg(opts, "state-bytes-per-key", 0);
+        long failAfter = Long.parseLong(opts.getOrDefault("fail-after-records", "0"));
+        long snapshotMs = Long.parseLong(opts.getOrDefault("snapshot-ms", "0"));
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         if (checkpointMs > 0) {
             env.enableCheckpointing(checkpointMs);
         }
 
-        env.fromSource(
+        DataStream<Tuple2<Long, Long>> worked = env.fromSource(
                         new QueueSource(partitions, rate, keys),
                         WatermarkStrategy.noWatermarks(),
                         "Queue Source",
@@ -58,8 +64,15 @@ public final class QueueJob {
                         : new BusyWork(costUs * 1000))
                 .name("Work")
                 .uid("work")
-                .setParallelism(workParallelism)
-                .sinkTo(new DiscardingSink<>())
+                .setParallelism(workParallelism);
+        if (failAfter > 0 || snapshotMs > 0) {
+            // Failures on purpose, from the job's own code: what the diagnosis must name.
+            worked = worked.map(new Pricing(failAfter, snapshotMs))
+                    .name("Pricing")
+                    .uid("pricing")
+                    .setParallelism(workParallelism);
+        }
+        worked.sinkTo(new DiscardingSink<>())
                 .name("Sink")
                 .uid("sink")
                 // Same parallelism + forward edge => chained into the Work task.
@@ -115,6 +128,39 @@ public final class QueueJob {
             }
             return BusyWork.spin(costNanos, record);
         }
+    }
+
+    /**
+     * Throws from the job's own code after {@code failAfter} records (a missing price), and
+     * takes {@code snapshotMs} to snapshot its state (a slow checkpoint).
+     */
+    static final class Pricing implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>>, CheckpointedFunction {
+        private final long failAfter;
+        private final long snapshotMs;
+        private long seen;
+
+        Pricing(long failAfter, long snapshotMs) {
+            this.failAfter = failAfter;
+            this.snapshotMs = snapshotMs;
+        }
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> record) {
+            if (failAfter > 0 && ++seen >= failAfter) {
+                throw new IllegalStateException("no price for order " + record.f1 + " of customer " + record.f0);
+            }
+            return record;
+        }
+
+        @Override
+        public void snapshotState(FunctionSnapshotContext context) throws Exception {
+            if (snapshotMs > 0) {
+                Thread.sleep(snapshotMs);
+            }
+        }
+
+        @Override
+        public void initializeState(FunctionInitializationContext context) {}
     }
 
     /** Burns CPU (not sleep) so busyTimeMsPerSecond reflects real per-record cost. */

@@ -1,0 +1,193 @@
+"""Diagnosis on real clusters: real failures are produced and the plugin names them.
+
+- a user exception exhausts the restart strategy: the finding names the user's exception
+  and frame, not the wrapper, once with a count; the webhook (a local HTTP server) gets it
+  and its URL appears in no log;
+- checkpoints expire: the timeout key, doubled from what the cluster runs with;
+- the job asks for more slots than the cluster has: no resources, with the slots key;
+- a TaskManager without enough network buffers for the job;
+- a heap too small for the job's state: java heap space, with the heap key.
+Every finding must also reach the job's recommended config file where it has keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from conftest import FLINK_VERSIONS
+from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.flink import FlinkCluster
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+PLUGIN = {
+    "metrics.reporter.autotune.factory.class": "dev.flinkautotune.AutotuneReporterFactory",
+    "metrics.reporter.autotune.interval": "2 s",
+    "metrics.reporter.autotune.stabilization": "10 s",
+    "metrics.reporter.autotune.decision-window": "20 s",
+    "metrics.reporter.autotune.decision-interval": "5 s",
+    "metrics.reporter.autotune.poll-interval": "2 s",
+}
+NEWEST = FLINK_VERSIONS[-1]
+
+
+def save_run(cluster: FlinkCluster, name: str) -> None:
+    """Keeps the cluster's logs for `benches/diagnosis_report.py` (real-failure runs)."""
+    target = REPO / "target" / "diagnosis-runs" / f"{name}.{cluster.version}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for f in cluster.log_files():
+        if f.name.endswith(".log"):
+            shutil.copy(f, target / f.name)
+
+
+def findings(text: str, code: str) -> list[str]:
+    return [l for l in autotune_lines(text) if l.startswith(f"AUTOTUNE {code} ")]
+
+
+def recommended(cluster: FlinkCluster, job_id: str) -> dict[str, str]:
+    path = cluster.log_dir / "autotune" / job_id / "recommended-config.yaml"
+    if not path.is_file():
+        return {}
+    pairs = (l.partition(": ") for l in path.read_text().splitlines() if l and not l.startswith("#"))
+    return {k: v for k, _, v in pairs}
+
+
+class Webhook(BaseHTTPRequestHandler):
+    posts: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Webhook.posts.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook_server():
+    Webhook.posts = []
+    server = HTTPServer(("127.0.0.1", 0), Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/services/T0/B0/SECRETWEBHOOKTOKEN"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("version", FLINK_VERSIONS)
+def test_a_user_exception_that_exhausts_restarts_is_named_not_the_wrapper(
+        version, plugin_jar, flink_home, example_job, tmp_path, webhook_server):
+    conf = {**PLUGIN,
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": "2",
+            "restart-strategy.fixed-delay.delay": "1 s",
+            "metrics.reporter.autotune.webhook-url": webhook_server,
+            "metrics.reporter.autotune.webhook-interval": "1 s"}
+    with FlinkCluster(flink_home(version), tmp_path, taskmanagers=1, slots=2, conf=conf, plugin_jar=plugin_jar) as cluster:
+        job_id = cluster.submit(example_job(version), ["--rate", "200", "--fail-after-records", "400",
+                                                       "--job-name", "autotune-user-failure"])
+        cluster.wait_for_job_state(job_id, "FAILED", timeout=180)
+        lines = wait_for(lambda: [l for l in findings(cluster.jobmanager_log(), "AT390") if "AT338" in l],
+                         timeout=60, what="the user-code finding with the job's end", cluster=cluster)
+        print("\n".join(autotune_lines(cluster.jobmanager_log())))
+        # Said when first seen, and once more when the job failed for good, with the count.
+        assert len(findings(cluster.jobmanager_log(), "AT390")) <= 2, "one finding with a count, not a line per failure"
+        line = lines[-1]
+        assert f"({job_id})" in line
+        assert "java.lang.IllegalStateException: no price for order" in line
+        assert "at dev.flinkautotune.examples.QueueJob$Pricing.map(" in line, "the user's frame"
+        assert "AT338 RESTART_EXHAUSTED" in line, "the wrapper is context, not the finding"
+        count = int(re.search(r"count=(\d+)", line).group(1))
+        assert count >= 3, f"the first failure and both restarts: {line}"
+        assert not findings(cluster.jobmanager_log(), "AT338"), "the wrapper is not a finding of its own"
+        # The webhook got it; its URL appears in no log.
+        wait_for(lambda: any("AT390" in p["text"] for p in Webhook.posts), timeout=30, what="a webhook post",
+                 cluster=cluster)
+        assert all("username" in p for p in Webhook.posts)
+        for name, text in cluster.logs().items():
+            assert "SECRETWEBHOOKTOKEN" not in text, name
+        assert plugin_trouble(cluster) == []
+        save_run(cluster, "AT390-user-code-restarts-exhausted")
+
+
+def test_expired_checkpoints_get_a_longer_timeout(plugin_jar, flink_home, example_job, tmp_path):
+    conf = {**PLUGIN,
+            "execution.checkpointing.timeout": "2 s",
+            "execution.checkpointing.tolerable-failed-checkpoints": "0",
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": "1000",
+            "restart-strategy.fixed-delay.delay": "2 s"}
+    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=2, conf=conf, plugin_jar=plugin_jar) as cluster:
+        job_id = cluster.submit(example_job(NEWEST), ["--rate", "100", "--checkpoint-interval-ms", "3000",
+                                                      "--snapshot-ms", "5000", "--job-name", "autotune-slow-checkpoints"])
+        lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT320"), timeout=150,
+                         what="the expired-checkpoint finding", cluster=cluster)
+        print("\n".join(autotune_lines(cluster.jobmanager_log())))
+        assert f"({job_id})" in lines[0] and "Checkpoint expired before completing" in lines[0], lines[0]
+        assert "execution.checkpointing.timeout=4s (was 2 s, current x2)" in lines[0], lines[0]
+        config = wait_for(lambda: recommended(cluster, job_id).get("execution.checkpointing.timeout") and
+                          recommended(cluster, job_id), timeout=30, what="the key in the config file", cluster=cluster)
+        assert config["execution.checkpointing.timeout"] == "4s"
+        assert not findings(cluster.jobmanager_log(), "AT321"), "the tolerable-failure wrapper is not the finding"
+        assert plugin_trouble(cluster) == []
+        save_run(cluster, "AT320-checkpoint-expired")
+
+
+def test_more_parallelism_than_slots_is_no_resources(plugin_jar, flink_home, example_job, tmp_path):
+    conf = {**PLUGIN, "slot.request.timeout": "10 s"}
+    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=1, conf=conf, plugin_jar=plugin_jar) as cluster:
+        job_id = cluster.submit(example_job(NEWEST), ["--rate", "100", "--work-parallelism", "3",
+                                                      "--job-name", "autotune-no-slots"])
+        lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT335"), timeout=150,
+                         what="the no-resources finding", cluster=cluster)
+        print("\n".join(autotune_lines(cluster.jobmanager_log())))
+        assert f"({job_id})" in lines[0] and "NoResourceAvailableException" in lines[0], lines[0]
+        assert "taskmanager.numberOfTaskSlots=3 (was 1, measured)" in lines[0], "the slots the job needs on the one TaskManager"
+        assert plugin_trouble(cluster) == []
+        save_run(cluster, "AT335-no-resources")
+
+
+def test_too_few_network_buffers_are_named(plugin_jar, flink_home, example_job, tmp_path):
+    conf = {**PLUGIN, "taskmanager.memory.network.min": "96k", "taskmanager.memory.network.max": "96k"}
+    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=4, conf=conf, plugin_jar=plugin_jar) as cluster:
+        job_id = cluster.submit(example_job(NEWEST), ["--rate", "100", "--work-parallelism", "3",
+                                                      "--job-name", "autotune-few-buffers"])
+        lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT305"), timeout=150,
+                         what="the network-buffers finding", cluster=cluster)
+        print("\n".join(autotune_lines(cluster.jobmanager_log())))
+        assert f"({job_id})" in lines[0] and "Insufficient number of network buffers" in lines[0], lines[0]
+        assert "taskmanager.memory.network.max=" in lines[0], lines[0]
+        assert plugin_trouble(cluster) == []
+        save_run(cluster, "AT305-network-buffers")
+
+
+def test_a_heap_too_small_for_the_state_is_java_heap_space(plugin_jar, flink_home, example_job, tmp_path):
+    conf = {**PLUGIN,
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": "1000",
+            "restart-strategy.fixed-delay.delay": "2 s",
+            "taskmanager.memory.managed.size": "0m",
+            "taskmanager.memory.network.min": "64m",
+            "taskmanager.memory.network.max": "64m"}
+    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=1, conf=conf, plugin_jar=plugin_jar,
+                      tm_process_size="900m") as cluster:
+        cluster.submit(example_job(NEWEST), ["--rate", "40", "--keys", "2000", "--state-bytes-per-key",
+                                             str(128 * 1024), "--partitions", "1", "--job-name", "autotune-oom"])
+        found = wait_for(lambda: [l for text in cluster.logs().values() for l in findings(text, "AT300")],
+                         timeout=180, what="the heap finding in some process's log", cluster=cluster)
+        for name, text in cluster.logs().items():
+            print(name, "\n".join(autotune_lines(text)))
+        line = found[0]
+        assert "java.lang.OutOfMemoryError: Java heap space" in line, line
+        assert "taskmanager.memory.task.heap.size=" in line, line
+        assert plugin_trouble(cluster) == []
+        save_run(cluster, "AT300-heap-oom")
