@@ -23,6 +23,7 @@ pub struct WindowCache {
     /// TaskManagers listed at the last poll without the plugin's gauge.
     without_plugin: usize,
     listed: usize,
+    last_poll_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +70,21 @@ impl WindowCache {
         self.entries.retain(|_, seen| now_ms - seen.at_ms <= DEPARTED_KEPT_MS);
         self.without_plugin = without_plugin;
         self.listed = taskmanagers.len();
+        self.last_poll_ms = now_ms;
         Ok(())
+    }
+
+    /// TaskManagers whose last window shows the heap full or GC-bound: `(id, window, left)`,
+    /// where `left` says it was not listed at the last poll.
+    pub fn under_heap_pressure(&self, settings: &MemorySettings) -> Vec<(String, PoolWindow, bool)> {
+        self.entries
+            .iter()
+            .filter_map(|(id, seen)| {
+                let w = seen.window.as_ref()?;
+                matches!(memory::heap_need(w, settings), Some((_, true)))
+                    .then(|| (id.clone(), w.clone(), seen.at_ms < self.last_poll_ms))
+            })
+            .collect()
     }
 
     /// What the model plans on: every TaskManager seen lately, with the cluster's settings.

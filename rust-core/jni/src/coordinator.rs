@@ -17,7 +17,7 @@ use autotune_coordinator::rest::{FlinkRest, JobDetails};
 use autotune_coordinator::webhook::Webhook;
 use autotune_model::diagnosis::Catalogue;
 use autotune_model::duration;
-use autotune_model::memory::{MemoryPlan, PoolWindow};
+use autotune_model::memory::{MemoryPlan, MemorySettings, PoolWindow};
 use autotune_model::options::{Mode, Options};
 use autotune_model::scaling::{
     decide, Code, JobDecision, JobSnapshot, ScalingConfig, ScalingHistory,
@@ -156,6 +156,9 @@ fn run(mut settings: Settings, shared: &Shared) {
         }),
         ..State::default()
     };
+    if let Some(d) = state.diagnosis.as_mut() {
+        d.memory = MemorySettings { margin: settings.memory_margin, heap_headroom: settings.heap_headroom, ..MemorySettings::default() };
+    }
     let settings = &settings;
     let mut last_problem: Option<String> = None;
     loop {
@@ -243,6 +246,7 @@ fn round(
         jobdiagnosis::tick(
             diagnosis,
             rest,
+            &state.windows,
             Some(&all),
             settings.output_dir.as_deref(),
             &mut state.recommendations,
@@ -328,7 +332,7 @@ fn scale(
                 log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
             }
             if let Some(d) = diagnosis.as_mut() {
-                jobdiagnosis::tick(d, rest, None, settings.output_dir.as_deref(), recommendations, plans, now_ms());
+                jobdiagnosis::tick(d, rest, windows, None, settings.output_dir.as_deref(), recommendations, plans, now_ms());
             }
             shared.sleep(pause)
         },

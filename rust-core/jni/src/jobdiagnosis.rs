@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use autotune_coordinator::memory::WindowCache;
 use autotune_coordinator::outputs::{self, Recommendation};
 use autotune_coordinator::rest::{FlinkRest, JobOverview};
 use autotune_coordinator::webhook::Webhook;
 use autotune_model::diagnosis::checkpoints::{self, CheckpointSample, CheckpointView};
-use autotune_model::diagnosis::logtext::records;
+use autotune_model::diagnosis::logtext::{records, Record};
 use autotune_model::diagnosis::matcher::Origin;
 use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
-use autotune_model::memory::MemoryPlan;
+use autotune_model::memory::{human, MemoryPlan, MemorySettings};
 
 use crate::diagnostics::{say, ProcessDiagnostics};
 
@@ -42,6 +43,8 @@ pub struct JobsDiagnosis {
     last_tick_ms: Option<i64>,
     /// The vertex the scaling model last named the bottleneck, per job.
     pub bottlenecks: HashMap<String, String>,
+    /// How the memory model judges heap pressure (the same margins).
+    pub memory: MemorySettings,
 }
 
 impl JobsDiagnosis {
@@ -55,8 +58,21 @@ impl JobsDiagnosis {
             repeat_ms,
             last_tick_ms: None,
             bottlenecks: HashMap::new(),
+            memory: MemorySettings::default(),
         }
     }
+}
+
+/// Codes of a TaskManager going away (its heartbeat, its connections).
+const LOST_TASKMANAGER: &[&str] = &["AT330", "AT331", "AT332"];
+
+/// Whether a job failure says a TaskManager went away (and took its own log's story with it).
+fn lost_taskmanager(catalogue: &Catalogue, record: &Record) -> bool {
+    record.chain.iter().any(|t| {
+        let text = t.headline();
+        text.contains("The TaskExecutor is shutting down")
+            || catalogue.matching(&text).iter().any(|&i| LOST_TASKMANAGER.contains(&catalogue.signatures[i].code.as_str()))
+    })
 }
 
 fn context(rest: &FlinkRest, job_id: &str, version: Option<FlinkVersion>, plan: Option<&MemoryPlan>) -> Context {
@@ -97,6 +113,7 @@ fn context(rest: &FlinkRest, job_id: &str, version: Option<FlinkVersion>, plan: 
 pub fn tick(
     diag: &mut JobsDiagnosis,
     rest: &FlinkRest,
+    windows: &WindowCache,
     jobs: Option<&[JobOverview]>,
     output_dir: Option<&Path>,
     recommendations: &mut HashMap<String, Recommendation>,
@@ -158,6 +175,26 @@ pub fn tick(
                     source.push_str(&format!(" on {at}"));
                 }
                 let c = ctx_for(rest);
+                // A TaskManager that left while its heap was full died of it: its trace left
+                // with it, its last measurements did not.
+                if lost_taskmanager(&diag.catalogue, &record) {
+                    let full = windows.under_heap_pressure(&diag.memory);
+                    let culprit = full
+                        .iter()
+                        .find(|(id, _, _)| e.task_manager_id.as_deref() == Some(id.as_str()))
+                        .or_else(|| full.iter().find(|(_, _, left)| *left));
+                    if let Some((id, w, _)) = culprit {
+                        let evidence = format!(
+                            "TaskManager {id} left while its heap was full: live data {} of {} max, GC {} ms/s in its last window",
+                            w.heap_after_gc_peak.map_or("?".into(), human),
+                            w.heap_max.map_or("?".into(), human),
+                            w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
+                        );
+                        let context = record.chain.last().map(|t| format!("the job failed with {}", t.headline()));
+                        entry.diagnoser.conclude("AT300", evidence, context, &c);
+                        continue;
+                    }
+                }
                 entry.diagnoser.observe(&record, Origin::JobFailure, Some(&source), &c);
             }
         }

@@ -140,7 +140,7 @@ const OPTIONS: &[&str] = &[
     "diagnosis-catalogue",
     "diagnosis-repeat",
     "log-file",
-    "webhook-url",
+    "webhook-secret-url",
     "webhook-interval",
 ];
 
@@ -278,13 +278,14 @@ impl Options {
                     o.log_file = Some(PathBuf::from(value));
                     Ok(())
                 }
-                // The URL is a secret: the problem line must not repeat it.
-                "webhook-url" if value.starts_with("http://") || value.starts_with("https://") => {
+                // The URL is a credential: the problem line must not repeat it. The key contains
+                // "secret" so that Flink masks it wherever it prints its configuration.
+                "webhook-secret-url" if value.starts_with("http://") || value.starts_with("https://") => {
                     o.webhook_url = Some(value.to_string());
                     Ok(())
                 }
-                "webhook-url" => {
-                    problems.push("metrics.reporter.autotune.webhook-url: must start with http:// or https://; no webhook".to_string());
+                "webhook-secret-url" => {
+                    problems.push("metrics.reporter.autotune.webhook-secret-url: must start with http:// or https://; no webhook".to_string());
                     continue;
                 }
                 "vertex-limits" => vertex_limits(value).map(|limits| o.vertex_limits = limits),
@@ -366,12 +367,12 @@ mod tests {
     #[test]
     fn the_webhook_url_is_never_shown() {
         let secret = "https://hooks.slack.com/services/T000/B000/SECRETTOKEN";
-        let parsed = Options::parse([("webhook-url", secret), ("webhook-interval", "5 min"), ("diagnosis-repeat", "1 h")]);
+        let parsed = Options::parse([("webhook-secret-url", secret), ("webhook-interval", "5 min"), ("diagnosis-repeat", "1 h")]);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         assert_eq!(parsed.options.webhook_url.as_deref(), Some(secret));
         let shown = parsed.options.to_string();
         assert!(!shown.contains("SECRETTOKEN") && shown.contains("webhook=<set> every 5min"), "{shown}");
-        let bad = Options::parse([("webhook-url", "hooks.slack.com/SECRETTOKEN")]);
+        let bad = Options::parse([("webhook-secret-url", "hooks.slack.com/SECRETTOKEN")]);
         assert!(bad.options.webhook_url.is_none());
         assert!(!bad.problems[0].contains("SECRETTOKEN"), "{:?}", bad.problems);
         let off = Options::parse([("diagnosis", "false"), ("diagnosis-catalogue", "/etc/flink/mine.toml")]);

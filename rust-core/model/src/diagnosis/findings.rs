@@ -166,7 +166,29 @@ impl Diagnoser {
 
     /// Looks at one record; returns the index of the finding it adds to, if any.
     pub fn observe(&mut self, record: &Record, origin: Origin, source: Option<&str>, ctx: &Context) -> Option<usize> {
-        let m = matcher::diagnose(&self.catalogue, record, origin)?;
+        let catalogue = self.catalogue.clone();
+        let m = matcher::diagnose(&catalogue, record, origin)?;
+        let source = source.map(|s| if record.line > 0 { format!("{s}:{}", record.line) } else { s.to_string() });
+        self.add(&m, record.time.as_deref(), source, ctx)
+    }
+
+    /// A finding concluded from measurements rather than read in a message (a TaskManager
+    /// that left while its heap was full is a heap OOM whose trace left with it).
+    pub fn conclude(&mut self, code: &str, evidence: String, context: Option<String>, ctx: &Context) -> Option<usize> {
+        let catalogue = self.catalogue.clone();
+        let signature = catalogue.get(code)?;
+        let m = Match {
+            signature: Some(signature),
+            builtin: None,
+            evidence,
+            context,
+            captures: BTreeMap::new(),
+            key: code.to_string(),
+        };
+        self.add(&m, None, Some("concluded from the TaskManager's last measurements".into()), ctx)
+    }
+
+    fn add(&mut self, m: &Match<'_>, time: Option<&str>, source: Option<String>, ctx: &Context) -> Option<usize> {
         let at = match self.index.get(&m.key) {
             Some(&i) => i,
             None => {
@@ -174,9 +196,9 @@ impl Diagnoser {
                     self.dropped += 1;
                     return None;
                 }
-                let mut d = Diagnosis::from_match(&m, &self.catalogue, ctx);
-                d.source = source.map(|s| if record.line > 0 { format!("{s}:{}", record.line) } else { s.to_string() });
-                d.first_seen = record.time.clone();
+                let mut d = Diagnosis::from_match(m, &self.catalogue, ctx);
+                d.source = source;
+                d.first_seen = time.map(str::to_string);
                 self.findings.push(d);
                 self.index.insert(m.key.clone(), self.findings.len() - 1);
                 self.findings.len() - 1
@@ -184,8 +206,8 @@ impl Diagnoser {
         };
         let d = &mut self.findings[at];
         d.count += 1;
-        if record.time.is_some() {
-            d.last_seen = record.time.clone();
+        if time.is_some() {
+            d.last_seen = time.map(str::to_string);
         }
         Some(at)
     }
@@ -195,7 +217,8 @@ impl Diagnoser {
     /// context (the wrapper it ended in), which makes the finding due again; a finding not
     /// seen before is added.
     pub fn explain(&mut self, record: &Record, origin: Origin, source: Option<&str>, ctx: &Context) -> Option<usize> {
-        let m = matcher::diagnose(&self.catalogue, record, origin)?;
+        let catalogue = self.catalogue.clone();
+        let m = matcher::diagnose(&catalogue, record, origin)?;
         match self.index.get(&m.key) {
             Some(&i) => {
                 let d = &mut self.findings[i];

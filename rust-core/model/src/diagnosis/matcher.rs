@@ -229,3 +229,62 @@ pub fn diagnose<'c>(catalogue: &'c Catalogue, record: &Record, origin: Origin) -
     None
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::logtext::records;
+
+    fn one(text: &str, origin: Origin) -> Option<(String, String, Option<String>)> {
+        let catalogue = Catalogue::builtin();
+        let record = records(text).into_iter().next().unwrap();
+        diagnose(&catalogue, &record, origin).map(|m| (m.code().to_string(), m.evidence, m.context))
+    }
+
+    const SUPPRESSED: &str = "org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n\
+\tat org.apache.flink.runtime.executiongraph.failover.ExecutionFailureHandler.handleFailure(ExecutionFailureHandler.java:180)\n";
+
+    #[test]
+    fn the_deepest_known_cause_wins_over_its_wrapper() {
+        let text = format!(
+            "{SUPPRESSED}Caused by: java.io.IOException: Insufficient number of network buffers: required 5, but only 3 available. The total number of network buffers is currently set to 8 of 32768 bytes each.\n\tat org.apache.flink.runtime.io.network.buffer.NetworkBufferPool.tryRedistributeBuffers(NetworkBufferPool.java:490)\n"
+        );
+        let (code, evidence, context) = one(&text, Origin::JobFailure).unwrap();
+        assert_eq!(code, "AT305");
+        assert!(evidence.starts_with("java.io.IOException: Insufficient number"), "{evidence}");
+        assert!(context.unwrap().starts_with("AT338 RESTART_EXHAUSTED"));
+    }
+
+    #[test]
+    fn a_user_exception_under_a_wrapper_is_named_with_its_frame() {
+        let text = format!(
+            "{SUPPRESSED}Caused by: java.lang.NumberFormatException: For input string: \"12a\"\n\
+\tat java.base/java.lang.NumberFormatException.forInputString(NumberFormatException.java:67)\n\
+\tat java.base/java.lang.Integer.parseInt(Integer.java:662)\n\
+\tat com.example.orders.ParsePrice.map(ParsePrice.java:21)\n\
+\tat org.apache.flink.streaming.api.operators.StreamMap.processElement(StreamMap.java:37)\n"
+        );
+        let (code, evidence, context) = one(&text, Origin::Log).unwrap();
+        assert_eq!(code, "AT390");
+        assert_eq!(evidence, "java.lang.NumberFormatException: For input string: \"12a\" at com.example.orders.ParsePrice.map(ParsePrice.java:21)");
+        assert!(context.unwrap().contains("Recovery is suppressed"));
+    }
+
+    #[test]
+    fn unknown_framework_failures_count_only_as_job_failures() {
+        let text = "org.apache.flink.util.FlinkRuntimeException: something new\n\tat org.apache.flink.runtime.Foo.bar(Foo.java:1)\n";
+        assert!(one(text, Origin::Log).is_none(), "an unknown exception in a log is noise");
+        let (code, evidence, _) = one(text, Origin::JobFailure).unwrap();
+        assert_eq!((code.as_str(), evidence.as_str()), ("AT399", "org.apache.flink.util.FlinkRuntimeException: something new"));
+        // A user exception logged without a failure is not a finding either.
+        let user = "java.lang.IllegalStateException: retrying\n\tat com.example.Client.call(Client.java:5)\n";
+        assert!(one(user, Origin::Log).is_none());
+        assert_eq!(one(user, Origin::JobFailure).unwrap().0, "AT390");
+    }
+
+    #[test]
+    fn the_plugins_own_lines_are_not_read_again() {
+        let line = "2024-05-14 10:21:33,512 WARN  dev.flinkautotune.native.diagnostics [] - AUTOTUNE AT300 HEAP_OOM severity=critical count=1 | java.lang.OutOfMemoryError: Java heap space";
+        assert!(one(line, Origin::Log).is_none());
+    }
+}
