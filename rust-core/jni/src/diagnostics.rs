@@ -4,7 +4,7 @@
 //! In a TaskManager this runs on a thread of its own; in the JobManager the coordinator
 //! drives it, next to the jobs' exceptions and checkpoints.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autotune_coordinator::logfollow::LogFollower;
@@ -12,6 +12,7 @@ use autotune_coordinator::webhook::Webhook;
 use autotune_model::diagnosis::logtext::Record;
 use autotune_model::diagnosis::matcher::Origin;
 use autotune_model::diagnosis::{config_in, version_in, Catalogue, Context, Diagnoser, Diagnosis, Severity};
+use autotune_model::memory;
 use autotune_model::options::Options;
 
 /// At most this much of the log is read per tick: a flood is read over several ticks (or
@@ -60,6 +61,14 @@ pub fn say(finding: &Diagnosis, scope: &str) {
     }
 }
 
+/// What a TaskManager measures about its own heap, for the diagnosis's values:
+/// `(JVM heap now, JVM heap its live data needs or 0 when not under pressure)`, bytes.
+/// Written by the reporter each round.
+pub type MeasuredHeap = Arc<Mutex<Option<(u64, u64)>>>;
+
+/// Flink's default framework heap: the part of the JVM heap that is not the task heap.
+const FRAMEWORK_HEAP_DEFAULT: u64 = 128 << 20;
+
 /// This process's own log, followed and diagnosed.
 pub struct ProcessDiagnostics {
     follower: LogFollower,
@@ -67,11 +76,12 @@ pub struct ProcessDiagnostics {
     ctx: Context,
     scope: String,
     repeat: Duration,
+    measured: Option<MeasuredHeap>,
 }
 
 impl ProcessDiagnostics {
     /// `None` when there is no log file to follow (Flink logs to the console only).
-    pub fn new(options: &Options, catalogue: Arc<Catalogue>, process: &str) -> Option<Self> {
+    pub fn new(options: &Options, catalogue: Arc<Catalogue>, process: &str, measured: Option<MeasuredHeap>) -> Option<Self> {
         let path = options.log_file.clone()?;
         Some(ProcessDiagnostics {
             scope: format!("process={process} log={}", path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())),
@@ -79,7 +89,27 @@ impl ProcessDiagnostics {
             diagnoser: Diagnoser::new(catalogue),
             ctx: Context::default(),
             repeat: options.diagnosis_repeat,
+            measured,
         })
+    }
+
+    /// The task heap this TaskManager has and the one its live data needs, from its own
+    /// measurements (framework heap as configured, else Flink's default).
+    fn refresh_measured(&mut self) {
+        let Some((heap, need)) = self.measured.as_ref().and_then(|m| *m.lock().unwrap_or_else(|p| p.into_inner())) else {
+            return;
+        };
+        let framework = self
+            .ctx
+            .config
+            .get("taskmanager.memory.framework.heap.size")
+            .and_then(|v| memory::parse_size(v))
+            .unwrap_or(FRAMEWORK_HEAP_DEFAULT);
+        let key = "taskmanager.memory.task.heap.size";
+        self.ctx.config.entry(key.into()).or_insert_with(|| memory::size(heap.saturating_sub(framework)));
+        if need > heap {
+            self.ctx.plan.insert(key.into(), memory::size(need.saturating_sub(framework)));
+        }
     }
 
     fn observe(&mut self, record: &Record) {
@@ -91,6 +121,7 @@ impl ProcessDiagnostics {
             return;
         }
         let source = self.follower.path().file_name().map(|n| n.to_string_lossy().into_owned());
+        self.refresh_measured();
         self.diagnoser.observe(record, Origin::Log, source.as_deref(), &self.ctx);
     }
 

@@ -10,7 +10,7 @@ use autotune_model::options::Options;
 use autotune_model::tracker::{Registration, Role, Tracker};
 
 use crate::coordinator::{Coordinator, Settings};
-use crate::diagnostics::{self, DiagnosisThread, ProcessDiagnostics};
+use crate::diagnostics::{self, DiagnosisThread, MeasuredHeap, ProcessDiagnostics};
 
 pub struct Reporter {
     options: Options,
@@ -32,6 +32,8 @@ pub struct Reporter {
     /// A TaskManager's (or a coordinator-less JobManager's) diagnosis of its own log.
     diagnosis: Option<DiagnosisThread>,
     diagnosis_decided: bool,
+    /// This TaskManager's heap and what its live data needs, for the diagnosis's values.
+    measured_heap: MeasuredHeap,
 }
 
 impl Reporter {
@@ -69,6 +71,7 @@ impl Reporter {
             pool_pressure: Vec::new(),
             diagnosis: None,
             diagnosis_decided: false,
+            measured_heap: MeasuredHeap::default(),
         }
     }
 
@@ -136,7 +139,14 @@ impl Reporter {
         let Some(window) = self.tracker.pool_window() else {
             return;
         };
-        let findings = memory::taskmanager_findings(&window, &self.memory_settings());
+        let settings = self.memory_settings();
+        if let (Some((need, pressure)), Some(max)) = (memory::heap_need(&window, &settings), window.heap_max) {
+            // Only a heap under pressure says how much more it needs; otherwise the finding
+            // falls back to a factor of the heap it has.
+            let need = if pressure { need } else { 0 };
+            *self.measured_heap.lock().unwrap_or_else(|p| p.into_inner()) = Some((max as u64, need));
+        }
+        let findings = memory::taskmanager_findings(&window, &settings);
         let codes: Vec<Code> = findings.iter().map(|f| f.code).collect();
         if codes == self.pool_pressure {
             return;
@@ -195,7 +205,7 @@ impl Reporter {
         let mut settings = Settings::new(&self.options, rest_url, output_dir);
         if self.options.diagnosis {
             let catalogue = diagnostics::catalogue(&self.options);
-            settings.process_diagnostics = ProcessDiagnostics::new(&self.options, catalogue.clone(), "jobmanager");
+            settings.process_diagnostics = ProcessDiagnostics::new(&self.options, catalogue.clone(), "jobmanager", None);
             settings.catalogue = Some(catalogue);
             settings.webhook = diagnostics::webhook(&self.options);
         }
@@ -229,7 +239,8 @@ impl Reporter {
             Role::TaskManager => "taskmanager",
             _ => "jobmanager",
         };
-        let Some(process) = ProcessDiagnostics::new(&self.options, diagnostics::catalogue(&self.options), process) else {
+        let measured = (self.tracker.role() == Role::TaskManager).then(|| self.measured_heap.clone());
+        let Some(process) = ProcessDiagnostics::new(&self.options, diagnostics::catalogue(&self.options), process, measured) else {
             log::info!("AUTOTUNE DIAGNOSIS no log file to follow (Flink logs to the console; set metrics.reporter.autotune.log-file)");
             return;
         };
