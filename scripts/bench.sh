@@ -32,3 +32,8 @@ java -Xms2g -Xmx2g -Dlog4j.configurationFile="$out/log4j2.properties" \
 echo
 echo "== one coordinator decision, job of 100 vertices"
 cargo run -q --release --locked -p autotune-coordinator --example decision_bench
+
+echo
+echo "== diagnosis: precision and top-1 accuracy over the fixtures and saved real-failure runs, throughput"
+cargo build -q --release --locked -p flink-autotune
+python3 benches/diagnosis_report.py --cli target/release/flink-autotune

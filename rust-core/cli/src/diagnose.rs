@@ -7,19 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use autotune_model::diagnosis::logtext::{LogReader, Record};
-use autotune_model::diagnosis::matcher::Origin;
-use autotune_model::diagnosis::{config_in, version_in, Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
 use serde::Serialize;
 
 /// The catalogue: the built-in one, extended by the user's file.
 pub fn catalogue(extra: Option<&Path>) -> Result<Catalogue, String> {
-    let mut catalogue = Catalogue::builtin();
-    if let Some(path) = extra {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the catalogue {}: {e}", path.display()))?;
-        let mine = Catalogue::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        catalogue.extend(mine).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(catalogue)
+    let Some(path) = extra else { return Ok(Catalogue::builtin()) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the catalogue {}: {e}", path.display()))?;
+    Catalogue::builtin_with(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 struct Source {
@@ -52,16 +47,10 @@ fn feed(source: Source, diagnoser: &mut Diagnoser, version: Option<FlinkVersion>
     let mut input = BufReader::with_capacity(1 << 16, source.reader);
     let mut buf = Vec::with_capacity(256);
     let handle = |record: Record, ctx: &mut Context, diagnoser: &mut Diagnoser| {
-        if !forced_version {
-            if let Some(v) = version_in(&record.message) {
-                ctx.version = Some(v);
-            }
+        diagnoser.observe_log(&record, Some(&source.name), ctx);
+        if forced_version {
+            ctx.version = version;
         }
-        if let Some((k, v)) = config_in(&record.message) {
-            ctx.config.insert(k, v);
-            return;
-        }
-        diagnoser.observe(&record, Origin::Log, Some(&source.name), ctx);
     };
     loop {
         buf.clear();

@@ -97,6 +97,18 @@ impl LogFollower {
                 return Ok(polled);
             }
         }
+        // Far behind: jump close to the end first (checked before reading, or a log that grows
+        // faster than the budget would never get here).
+        if let Ok(meta) = fs::metadata(&self.path) {
+            if Some(identity(&meta)) == self.identity && meta.len() > self.offset + MAX_LAG {
+                let to = meta.len() - READ_BACK;
+                polled.skipped = to - self.offset;
+                self.offset = to;
+                self.partial.clear();
+                self.skip_to_line_start = true;
+                polled.records.extend(self.reader.finish());
+            }
+        }
         self.read_available(max_bytes, &mut polled)?;
         if polled.bytes < max_bytes {
             // At the end of the open file: has it been rotated or truncated?
@@ -114,19 +126,13 @@ impl LogFollower {
                     self.offset = 0;
                     self.read_available(max_bytes - polled.bytes, &mut polled)?;
                 }
-                Ok(meta) if meta.len() > self.offset + MAX_LAG => {
-                    let to = meta.len() - READ_BACK;
-                    polled.skipped = to - self.offset;
-                    self.offset = to;
-                    self.partial.clear();
-                    self.skip_to_line_start = true;
-                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {} // rotated away, not yet recreated
                 Err(e) => return Err(e),
             }
         }
-        if polled.bytes == 0 {
+        // A quiet log completes its open record, unless a line is still half written.
+        if polled.bytes == 0 && self.partial.is_empty() {
             polled.records.extend(self.reader.finish());
         }
         Ok(polled)
@@ -270,6 +276,14 @@ mod tests {
             total += p.records.len();
         }
         assert_eq!(total, 2000, "every line once, across bounded polls");
+        // Far behind: skipped to near the end, said, and reading goes on from there.
+        let mut big = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        let chunk = line(1, &"z".repeat(1000)).repeat(1024);
+        for _ in 0..(MAX_LAG as usize / chunk.len() + 2) {
+            big.write_all(chunk.as_bytes()).unwrap();
+        }
+        let p = f.poll(64 * 1024).unwrap();
+        assert!(p.skipped > MAX_LAG - READ_BACK, "skipped {}", p.skipped);
         // A line longer than MAX_LINE is cut, not kept whole.
         append(&log, &format!("{}\n", "y".repeat(3 * MAX_LINE)));
         let p = f.poll(1 << 30).unwrap();

@@ -26,6 +26,11 @@ pub struct Webhook {
     failing: Option<String>,
 }
 
+/// Slack's three control characters.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 /// Why a post failed, without the URL (ureq's own messages contain it).
 fn describe(error: &ureq::Error) -> String {
     match error {
@@ -56,17 +61,18 @@ impl Webhook {
         self.queue.push_back((scope.to_string(), finding));
     }
 
-    /// The message for a batch.
+    /// The message for a batch. Everything from a message is escaped: an exception text must
+    /// not ping a channel or render a link in the chat.
     fn text(batch: &[(String, Diagnosis)], more: usize) -> String {
         let mut text = String::new();
         for (scope, d) in batch {
-            text.push_str(&format!("*{} {}* ({}, x{}) {scope}: {}\n", d.code, d.name, d.severity, d.count, d.title));
-            text.push_str(&format!("> {}\n", d.evidence));
+            text.push_str(&format!("*{} {}* ({}, x{}) {}: {}\n", d.code, d.name, d.severity, d.count, escape(scope), escape(&d.title)));
+            text.push_str(&format!("> {}\n", escape(&d.evidence)));
             if !d.config.is_empty() {
-                let keys: Vec<String> = d.config.iter().map(|s| format!("`{}: {}`", s.key, s.value)).collect();
+                let keys: Vec<String> = d.config.iter().map(|s| format!("`{}: {}`", escape(&s.key), escape(&s.value))).collect();
                 text.push_str(&format!("Set {}. ", keys.join(", ")));
             }
-            text.push_str(&format!("{} <{}|docs>\n", d.fix, d.docs));
+            text.push_str(&format!("{} <{}|docs>\n", escape(&d.fix), d.docs));
         }
         if more > 0 {
             text.push_str(&format!("... and {more} more finding(s): see the AUTOTUNE lines in the Flink logs.\n"));
@@ -76,10 +82,15 @@ impl Webhook {
 
     /// Posts what is queued if the interval allows. Never blocks longer than the timeout.
     pub fn flush(&mut self, now_ms: u64) {
-        if self.queue.is_empty() {
+        if self.last_post_ms.is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms) {
             return;
         }
-        if self.last_post_ms.is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms) {
+        self.flush_now(now_ms);
+    }
+
+    /// Posts what is queued now, interval or not (the process is stopping).
+    pub fn flush_now(&mut self, now_ms: u64) {
+        if self.queue.is_empty() {
             return;
         }
         let take = self.queue.len().min(MAX_BATCH);
@@ -174,6 +185,14 @@ mod tests {
         dead.flush(0);
         let why = dead.failing.unwrap();
         assert!(!why.contains("SECRETTOKEN") && !why.contains("127.0.0.1"), "{why}");
+    }
+
+    #[test]
+    fn message_text_cannot_ping_or_link() {
+        let d = finding("java.lang.IllegalStateException: <!channel> see <http://evil|here> & more\n\tat com.example.A.b(A.java:1)\n");
+        let text = Webhook::text(&[("job".into(), d)], 0);
+        assert!(text.contains("&lt;!channel&gt; see &lt;http://evil|here&gt; &amp; more"), "{text}");
+        assert!(!text.contains("<!channel>"));
     }
 
     fn hook_finding() -> Diagnosis {

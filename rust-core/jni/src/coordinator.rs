@@ -184,10 +184,15 @@ fn run(mut settings: Settings, shared: &Shared) {
             break;
         }
     }
+    // What the JobManager's log said last and what the webhook still holds (no REST: stopping
+    // must stay quick).
+    if let Some(d) = state.diagnosis.as_mut() {
+        jobdiagnosis::last_words(d, now_ms());
+    }
     log::info!("AUTOTUNE COORDINATOR stopped");
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -252,6 +257,7 @@ fn round(
             &mut state.recommendations,
             &state.last_memory,
             now_ms(),
+            &|| shared.is_stopped(),
         );
     }
     let live: Vec<_> = all
@@ -332,7 +338,7 @@ fn scale(
                 log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
             }
             if let Some(d) = diagnosis.as_mut() {
-                jobdiagnosis::tick(d, rest, windows, None, settings.output_dir.as_deref(), recommendations, plans, now_ms());
+                jobdiagnosis::tick(d, rest, windows, None, settings.output_dir.as_deref(), recommendations, plans, now_ms(), &|| shared.is_stopped());
             }
             shared.sleep(pause)
         },

@@ -10,8 +10,7 @@ use std::time::Duration;
 use autotune_coordinator::logfollow::LogFollower;
 use autotune_coordinator::webhook::Webhook;
 use autotune_model::diagnosis::logtext::Record;
-use autotune_model::diagnosis::matcher::Origin;
-use autotune_model::diagnosis::{config_in, version_in, Catalogue, Context, Diagnoser, Diagnosis, Severity};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, Severity};
 use autotune_model::memory;
 use autotune_model::options::Options;
 
@@ -23,25 +22,27 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The built-in catalogue plus the user's file. A bad file is said once and left out.
 pub fn catalogue(options: &Options) -> Arc<Catalogue> {
-    let mut catalogue = Catalogue::builtin();
-    if let Some(path) = &options.diagnosis_catalogue {
-        let loaded = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| Catalogue::parse(&text).map_err(|e| e.to_string()))
-            .and_then(|mine| catalogue.extend(mine).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(()) => log::info!(
+    let Some(path) = &options.diagnosis_catalogue else { return Arc::new(Catalogue::builtin()) };
+    let loaded = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Catalogue::builtin_with(&text).map_err(|e| e.to_string()));
+    Arc::new(match loaded {
+            Ok(catalogue) => {
+                log::info!(
                 "AUTOTUNE CONFIG diagnosis catalogue {} loaded: {} signatures in all",
                 path.display(),
-                catalogue.signatures.len()
-            ),
-            Err(e) => log::warn!(
-                "AUTOTUNE CONFIG metrics.reporter.autotune.diagnosis-catalogue: {}: {e}; using the built-in catalogue",
-                path.display()
-            ),
-        }
-    }
-    Arc::new(catalogue)
+                    catalogue.signatures.len()
+                );
+                catalogue
+            }
+            Err(e) => {
+                log::warn!(
+                    "AUTOTUNE CONFIG metrics.reporter.autotune.diagnosis-catalogue: {}: {e}; using the built-in catalogue",
+                    path.display()
+                );
+                Catalogue::builtin()
+            }
+    })
 }
 
 pub fn webhook(options: &Options) -> Option<Webhook> {
@@ -109,20 +110,15 @@ impl ProcessDiagnostics {
         self.ctx.config.entry(key.into()).or_insert_with(|| memory::size(heap.saturating_sub(framework)));
         if need > heap {
             self.ctx.plan.insert(key.into(), memory::size(need.saturating_sub(framework)));
+        } else {
+            self.ctx.plan.remove(key);
         }
     }
 
     fn observe(&mut self, record: &Record) {
-        if let Some(v) = version_in(&record.message) {
-            self.ctx.version = Some(v);
-        }
-        if let Some((k, v)) = config_in(&record.message) {
-            self.ctx.config.insert(k, v);
-            return;
-        }
         let source = self.follower.path().file_name().map(|n| n.to_string_lossy().into_owned());
         self.refresh_measured();
-        self.diagnoser.observe(record, Origin::Log, source.as_deref(), &self.ctx);
+        self.diagnoser.observe_log(record, source.as_deref(), &mut self.ctx);
     }
 
     /// Reads what the log gained; returns the findings due to be said (the caller says them,
@@ -146,8 +142,14 @@ impl ProcessDiagnostics {
         self.diagnoser.due(now_ms, self.repeat.as_millis() as u64)
     }
 
-    /// At the end of the process: what is still held, then what is due.
+    /// At the end of the process: what the log gained since the last tick, what is still
+    /// held, then what is due.
     pub fn flush(&mut self, now_ms: u64) -> Vec<Diagnosis> {
+        if let Ok(polled) = self.follower.poll(MAX_READ_PER_TICK) {
+            for record in &polled.records {
+                self.observe(record);
+            }
+        }
         for record in self.follower.flush() {
             self.observe(&record);
         }
@@ -163,10 +165,7 @@ impl ProcessDiagnostics {
 pub const TICK: Duration = Duration::from_secs(2);
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::coordinator::now_ms().max(0) as u64
 }
 
 /// A TaskManager's diagnosis thread. Stopping it reads the log one last time, so a failure

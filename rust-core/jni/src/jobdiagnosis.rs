@@ -31,6 +31,8 @@ struct JobDiagnosis {
     last_failed_checkpoint: u64,
     /// A finished job was read to its end: nothing more to ask.
     done: bool,
+    /// Completed checkpoints at the last advice: advice counts once per new checkpoint.
+    completed_checkpoints: u64,
 }
 
 pub struct JobsDiagnosis {
@@ -119,6 +121,7 @@ pub fn tick(
     recommendations: &mut HashMap<String, Recommendation>,
     plans: &HashMap<String, MemoryPlan>,
     now_ms: i64,
+    stopped: &dyn Fn() -> bool,
 ) {
     if diag.last_tick_ms.is_some_and(|last| now_ms.saturating_sub(last) < EVERY_MS) {
         return;
@@ -130,22 +133,30 @@ pub fn tick(
     let listed;
     let jobs = match jobs {
         Some(j) => j,
-        None => {
-            listed = rest.jobs().unwrap_or_default();
-            &listed
-        }
+        None => match rest.jobs() {
+            Ok(j) => {
+                listed = j;
+                &listed
+            }
+            // Unreachable for a moment: keep what is known rather than forget every job.
+            Err(_) => return,
+        },
     };
     let ids: HashSet<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
     diag.jobs.retain(|id, _| ids.contains(id.as_str()));
     diag.bottlenecks.retain(|id, _| ids.contains(id.as_str()));
     let repeat_ms = diag.repeat_ms;
     for job in jobs {
+        if stopped() {
+            return;
+        }
         let catalogue = diag.catalogue.clone();
         let entry = diag.jobs.entry(job.jid.clone()).or_insert_with(|| JobDiagnosis {
             diagnoser: Diagnoser::new(catalogue),
             last_exception_ms: 0,
             last_failed_checkpoint: 0,
             done: false,
+            completed_checkpoints: 0,
         });
         if entry.done {
             continue;
@@ -166,7 +177,8 @@ pub fn tick(
             fresh.sort_by_key(|e| e.timestamp);
             for e in fresh {
                 entry.last_exception_ms = entry.last_exception_ms.max(e.timestamp);
-                let Some(record) = records(&e.stacktrace).into_iter().next() else { continue };
+                let Some(mut record) = records(&e.stacktrace).into_iter().next() else { continue };
+                record.line = 0; // a REST trace, not a file: no line to point at
                 let mut source = "REST exception".to_string();
                 if let Some(task) = &e.task_name {
                     source.push_str(&format!(" in {task}"));
@@ -179,10 +191,14 @@ pub fn tick(
                 // with it, its last measurements did not.
                 if lost_taskmanager(&diag.catalogue, &record) {
                     let full = windows.under_heap_pressure(&diag.memory);
-                    let culprit = full
+                    // Only one that left: the one a failed task ran on may be healthy and the
+                    // lost one another.
+                    let departed: Vec<_> = full.iter().filter(|(_, _, left)| *left).collect();
+                    let culprit = departed
                         .iter()
                         .find(|(id, _, _)| e.task_manager_id.as_deref() == Some(id.as_str()))
-                        .or_else(|| full.iter().find(|(_, _, left)| *left));
+                        .or_else(|| departed.first())
+                        .copied();
                     if let Some((id, w, _)) = culprit {
                         let evidence = format!(
                             "TaskManager {id} left while its heap was full: live data {} of {} max, GC {} ms/s in its last window",
@@ -191,6 +207,18 @@ pub fn tick(
                             w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
                         );
                         let context = record.chain.last().map(|t| format!("the job failed with {}", t.headline()));
+                        // The heap it had (it is no longer listed with its layout).
+                        let mut c = c.clone();
+                        if let Some(max) = w.heap_max {
+                            let framework = c
+                                .config
+                                .get("taskmanager.memory.framework.heap.size")
+                                .and_then(|v| autotune_model::memory::parse_size(v))
+                                .unwrap_or(128 << 20);
+                            c.config
+                                .entry("taskmanager.memory.task.heap.size".into())
+                                .or_insert_with(|| autotune_model::memory::size((max as u64).saturating_sub(framework)));
+                        }
                         entry.diagnoser.conclude("AT300", evidence, context, &c);
                         continue;
                     }
@@ -205,7 +233,8 @@ pub fn tick(
         // suppressed by ..."): context for the root cause the history already counted.
         if job.state == "FAILED" {
             if let Ok(Some(trace)) = rest.job_failure(&job.jid) {
-                if let Some(record) = records(&trace).into_iter().next() {
+                if let Some(mut record) = records(&trace).into_iter().next() {
+                    record.line = 0;
                     let c = ctx_for(rest);
                     entry.diagnoser.explain(&record, Origin::JobFailure, Some("the job's final failure"), &c);
                 }
@@ -248,6 +277,22 @@ pub fn tick(
     }
 }
 
+/// When the coordinator stops: the JobManager's log one last time, and the webhook's queue.
+pub fn last_words(diag: &mut JobsDiagnosis, now_ms: i64) {
+    if let Some(process) = diag.process.as_mut() {
+        let scope = process.scope().to_string();
+        for d in process.flush(now_ms.max(0) as u64) {
+            say(&d, &scope);
+            if let Some(w) = diag.webhook.as_mut() {
+                w.push(&scope, d);
+            }
+        }
+    }
+    if let Some(w) = diag.webhook.as_mut() {
+        w.flush_now(now_ms.max(0) as u64);
+    }
+}
+
 fn checkpoints_of(
     rest: &FlinkRest,
     job_id: &str,
@@ -268,13 +313,19 @@ fn checkpoints_of(
         let reason = failed.failure_message.clone().unwrap_or_else(|| "no reason given".into());
         let ctx = ctx_for(rest);
         let source = format!("checkpoint {}", failed.id);
-        let known = records(&reason)
-            .into_iter()
-            .any(|r| entry.diagnoser.observe(&r, Origin::Log, Some(&source), &ctx).is_some());
+        let known = records(&reason).into_iter().any(|mut r| {
+            r.line = 0;
+            entry.diagnoser.observe(&r, Origin::Log, Some(&source), &ctx).is_some()
+        });
         if !known {
             entry.diagnoser.advise(&checkpoints::unknown_failure(&reason), &ctx);
         }
     }
+    // The same history again says nothing new.
+    if stats.counts.completed == entry.completed_checkpoints {
+        return;
+    }
+    entry.completed_checkpoints = stats.counts.completed;
     let history: Vec<CheckpointSample> = stats
         .history
         .iter()

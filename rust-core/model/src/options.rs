@@ -312,9 +312,10 @@ impl Options {
                 )),
             };
             if let Err(reason) = result {
-                problems.push(format!(
-                    "metrics.reporter.autotune.{key}: '{value}' {reason}"
-                ));
+                // An unknown key's value is not repeated: it may be a credential under a
+                // mistyped name (webhook_secret_url).
+                let shown = if OPTIONS.contains(&key) { format!("'{value}' ") } else { String::new() };
+                problems.push(format!("metrics.reporter.autotune.{key}: {shown}{reason}"));
             }
         }
         ParsedOptions {
@@ -375,6 +376,9 @@ mod tests {
         let bad = Options::parse([("webhook-secret-url", "hooks.slack.com/SECRETTOKEN")]);
         assert!(bad.options.webhook_url.is_none());
         assert!(!bad.problems[0].contains("SECRETTOKEN"), "{:?}", bad.problems);
+        let mistyped = Options::parse([("webhook_url", secret)]);
+        assert!(mistyped.problems[0].contains("is not an option"), "{:?}", mistyped.problems);
+        assert!(!mistyped.problems[0].contains("SECRETTOKEN"), "an unknown key's value is not repeated");
         let off = Options::parse([("diagnosis", "false"), ("diagnosis-catalogue", "/etc/flink/mine.toml")]);
         assert!(!off.options.diagnosis);
         assert_eq!(off.options.diagnosis_catalogue, Some(PathBuf::from("/etc/flink/mine.toml")));

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use autotune_model::diagnosis::logtext::records;
-use autotune_model::diagnosis::matcher::Origin;
-use autotune_model::diagnosis::{config_in, version_in, Catalogue, Context, Diagnoser};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser};
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diagnosis");
@@ -29,14 +28,7 @@ fn diagnose(path: &Path) -> Diagnoser {
     let mut d = Diagnoser::new(CATALOGUE.get_or_init(|| Arc::new(Catalogue::builtin())).clone());
     let mut ctx = Context::default();
     for r in records(&text) {
-        if let Some(v) = version_in(&r.message) {
-            ctx.version = Some(v);
-        }
-        if let Some((k, v)) = config_in(&r.message) {
-            ctx.config.insert(k, v);
-            continue;
-        }
-        d.observe(&r, Origin::Log, None, &ctx);
+        d.observe_log(&r, None, &mut ctx);
     }
     d
 }

@@ -65,7 +65,13 @@ impl Diagnosis {
                 s.cause.clone(),
                 s.fix.clone(),
                 s.docs.clone(),
-                s.fixed_in.clone(),
+                // Said only to releases older than the fix.
+                s.fixed_in.clone().filter(|fixed| {
+                    match (ctx.version, fixed.parse::<FlinkVersion>()) {
+                        (Some(running), Ok(fixed)) => running < fixed,
+                        _ => true,
+                    }
+                }),
                 s.set
                     .iter()
                     .filter_map(|setting| suggest::suggest(setting, &catalogue.renames, ctx, &m.captures))
@@ -133,7 +139,7 @@ impl Diagnosis {
         }
         line.push_str(&format!(" | {}", self.fix));
         if let Some(fixed) = &self.fixed_in {
-            line.push_str(&format!(" Fixed in {fixed}."));
+            line.push_str(&format!(" Fixed in Flink {fixed}: upgrade."));
         }
         line.push_str(&format!(" | {}", self.docs));
         line
@@ -170,6 +176,19 @@ impl Diagnoser {
         let m = matcher::diagnose(&catalogue, record, origin)?;
         let source = source.map(|s| if record.line > 0 { format!("{s}:{}", record.line) } else { s.to_string() });
         self.add(&m, record.time.as_deref(), source, ctx)
+    }
+
+    /// One record of a Flink log: the startup banner and configuration lines teach `ctx` the
+    /// version and the configuration; anything else is observed.
+    pub fn observe_log(&mut self, record: &Record, source: Option<&str>, ctx: &mut Context) -> Option<usize> {
+        if let Some(v) = super::version_in(&record.message) {
+            ctx.version = Some(v);
+        }
+        if let Some((k, v)) = super::config_in(&record.message) {
+            ctx.config.insert(k, v);
+            return None;
+        }
+        self.observe(record, Origin::Log, source, ctx)
     }
 
     /// A finding concluded from measurements rather than read in a message (a TaskManager
@@ -318,5 +337,54 @@ impl Diagnoser {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::logtext::records;
+
+    const FINISHED: &str = "2023-02-09 16:42:30,047 INFO  org.apache.flink.runtime.checkpoint.CheckpointFailureManager [] - Failed to trigger checkpoint for job c07b since Some tasks of the job have already finished and checkpointing with finished tasks is not enabled. Failure reason: Not all required tasks are currently running..";
+
+    fn diagnosed(version: &str, times: usize) -> Diagnoser {
+        let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
+        let ctx = Context { version: Some(version.parse().unwrap()), ..Context::default() };
+        for _ in 0..times {
+            for r in records(FINISHED) {
+                d.observe(&r, Origin::Log, Some("jm.log"), &ctx);
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn a_fix_in_a_later_release_is_said_only_to_older_ones() {
+        let old = diagnosed("1.14.6", 1);
+        let f = &old.findings()[0];
+        assert_eq!((f.code.as_str(), f.fixed_in.as_deref()), ("AT322", Some("1.15")));
+        assert_eq!(f.config[0].key, "execution.checkpointing.checkpoints-after-tasks-finish.enabled", "1.14 spelling");
+        assert!(f.log_line("job=\"x\"").contains("Fixed in Flink 1.15: upgrade."));
+        let new = diagnosed("2.3.0", 1);
+        assert_eq!(new.findings()[0].fixed_in, None);
+        assert_eq!(new.findings()[0].config[0].key, "execution.checkpointing.checkpoints-after-tasks-finish");
+        assert!(diagnosed("1.13.6", 1).findings()[0].config.is_empty(), "1.13 has no such key");
+    }
+
+    #[test]
+    fn repeats_are_one_finding_said_again_only_after_the_interval() {
+        let mut d = diagnosed("1.20.3", 5);
+        assert_eq!(d.findings().len(), 1);
+        assert_eq!(d.findings()[0].count, 5);
+        assert_eq!(d.due(1_000, 600_000).len(), 1, "new: said");
+        assert!(d.due(2_000, 600_000).is_empty(), "nothing new");
+        let ctx = Context::default();
+        for r in records(FINISHED) {
+            d.observe(&r, Origin::Log, None, &ctx);
+        }
+        assert!(d.due(300_000, 600_000).is_empty(), "seen again, but within the interval");
+        let again = d.due(601_000, 600_000);
+        assert_eq!((again.len(), again[0].count), (1, 6), "said again with its count");
+        assert!(d.due(1_300_000, 600_000).is_empty(), "not seen since: silent");
     }
 }

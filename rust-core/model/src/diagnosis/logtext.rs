@@ -64,7 +64,7 @@ fn exception_line() -> &'static Regex {
     RE.get_or_init(|| {
         // A qualified class name whose simple name says it is a Throwable.
         Regex::new(
-            r"^(?P<caused>\s*Caused by: )?(?P<class>(?:[a-zA-Z_$][\w$]*\.)+[\w$]*(?:Exception|Error|Throwable|Failure|Fault)(?:\$[\w$]+)?)(?::\s?(?P<message>.*))?$",
+            r"^(?:Exception in thread .*?\x22 )?(?P<caused>\s*Caused by: )?(?P<class>(?:[a-zA-Z_$][\w$]*\.)+[\w$]*(?:Exception|Error|Throwable|Failure|Fault)(?:\$[\w$]+)?)(?::\s?(?P<message>.*))?$",
         )
         .expect("exception regex")
     })
@@ -278,7 +278,7 @@ Caused by: java.util.concurrent.TimeoutException: Invocation of [RemoteRpcInvoca
 
     #[test]
     fn a_stack_trace_without_headers_is_one_record_each() {
-        let text = "java.lang.OutOfMemoryError: Java heap space\n\tat a.B.c(B.java:1)\njava.lang.OutOfMemoryError: Metaspace\n";
+        let text = "java.lang.OutOfMemoryError: Java heap space\n\tat a.B.c(B.java:1)\nException in thread \"main\" java.lang.OutOfMemoryError: Metaspace\n";
         let r = records(text);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].chain[0].message, "Java heap space");

@@ -50,7 +50,7 @@ pub const UNRECOGNIZED: Builtin = Builtin {
     title: "The job failed with an exception the catalogue does not know",
     cause: "The root cause is not in the catalogue.",
     fix: "Read the root cause named here; if it recurs, add a signature for it to your own catalogue file (option diagnosis-catalogue).",
-    docs: "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/debugging/debugging_event_time/",
+    docs: "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/state/task_failure_recovery/",
 };
 
 /// What a record was found to be.
@@ -93,6 +93,15 @@ const FRAMEWORK_FRAMES: &[&str] = &[
     "com.esotericsoftware.kryo.",
     "software.amazon.",
     "com.amazonaws.",
+    "org.apache.avro.",
+    "org.apache.parquet.",
+    "org.apache.orc.",
+    "com.fasterxml.jackson.",
+    "io.confluent.",
+    "org.postgresql.",
+    "com.mysql.",
+    "org.slf4j.",
+    "org.apache.logging.",
 ];
 
 /// The first frame of `t` that is the job's own code, if it was thrown from there.

@@ -177,8 +177,11 @@ impl Catalogue {
             if !code_ok {
                 return Err(CatalogueError(format!("{entry}: the code must be AT followed by digits")));
             }
-            if RESERVED_CODES.contains(&e.code.as_str()) {
-                return Err(CatalogueError(format!("{entry}: {} is given by the diagnosis itself", e.code)));
+            let number: u32 = e.code[2..].parse().unwrap_or(0);
+            if RESERVED_CODES.contains(&e.code.as_str()) || !((300..390).contains(&number) || (900..1000).contains(&number)) {
+                return Err(CatalogueError(format!(
+                    "{entry}: catalogue codes are AT300-AT389 (built in) or AT900-AT999 (yours); the others belong to the models"
+                )));
             }
             if !codes.insert(e.code.clone()) {
                 return Err(CatalogueError(format!("{entry}: the code is used twice")));
@@ -254,21 +257,30 @@ impl Catalogue {
 
     /// Adds a user's catalogue: an entry with a code already present replaces it (the user
     /// knows their platform better), new codes are added, renames are merged.
+    /// On error `self` is left as it was.
     pub fn extend(&mut self, other: Catalogue) -> Result<(), CatalogueError> {
+        let mut signatures = self.signatures.clone();
+        let mut renames = self.renames.clone();
         for s in other.signatures {
-            match self.signatures.iter_mut().find(|mine| mine.code == s.code) {
+            match signatures.iter_mut().find(|mine| mine.code == s.code) {
                 Some(mine) => *mine = s,
-                None => self.signatures.push(s),
+                None => signatures.push(s),
             }
         }
         for r in other.renames {
-            if !self.renames.contains(&r) {
-                self.renames.push(r);
+            if !renames.contains(&r) {
+                renames.push(r);
             }
         }
-        let merged = Catalogue::indexed(std::mem::take(&mut self.signatures), std::mem::take(&mut self.renames))?;
-        *self = merged;
+        *self = Catalogue::indexed(signatures, renames)?;
         Ok(())
+    }
+
+    /// The built-in catalogue extended by a user's file (its text); errors name the entry.
+    pub fn builtin_with(user: &str) -> Result<Catalogue, CatalogueError> {
+        let mut catalogue = Catalogue::builtin();
+        catalogue.extend(Catalogue::parse(user)?)?;
+        Ok(catalogue)
     }
 
     pub fn get(&self, code: &str) -> Option<&Signature> {
@@ -311,6 +323,7 @@ docs = "https://example.org"
         let twice = format!("{}{}", bad.replace("(unclosed", "x"), bad.replace("(unclosed", "y"));
         assert!(Catalogue::parse(&twice).unwrap_err().0.contains("used twice"));
         assert!(Catalogue::parse(&bad.replace("AT900", "AT390").replace("(unclosed", "x")).is_err());
+        assert!(Catalogue::parse(&bad.replace("AT900", "AT400").replace("(unclosed", "x")).is_err(), "the advisor's");
     }
 
     #[test]

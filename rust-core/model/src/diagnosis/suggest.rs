@@ -79,7 +79,9 @@ fn unit_of(key: &str, text: &str) -> Option<Unit> {
     if key.ends_with("fraction") {
         return t.parse::<f64>().ok().map(|_| Unit::Ratio);
     }
-    let sizey = key.contains("memory") || key.contains("size") || key.ends_with("framesize");
+    // Sizes are `taskmanager.memory.*` pools and `*.size`/`framesize` keys; counts that merely
+    // live under a memory prefix (buffers-per-channel) stay counts.
+    let sizey = key.starts_with("taskmanager.memory.") || key.ends_with(".size") || key.ends_with("framesize");
     if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
         return Some(if sizey { Unit::Bytes } else { Unit::Count });
     }
@@ -99,13 +101,17 @@ fn scaled(key: &str, text: &str, factor: f64) -> Option<String> {
         }
         Unit::Ratio => {
             let r: f64 = t.parse().ok()?;
-            Some(format!("{:.2}", r * factor))
+            // Flink rejects a fraction of 1 or more.
+            Some(format!("{:.2}", (r * factor).min(0.9)))
         }
         Unit::Bytes => {
             let b = memory::parse_size(t)? as f64 * factor;
-            // Whole mebibytes read better and are what people set.
-            let mib = (b / (1024.0 * 1024.0)).ceil() as u64;
-            Some(if mib > 0 { format!("{mib}m") } else { format!("{}b", b.ceil() as u64) })
+            // Whole mebibytes read better and are what people set; below one, kibibytes.
+            Some(if b >= 1024.0 * 1024.0 {
+                format!("{}m", (b / (1024.0 * 1024.0)).ceil() as u64)
+            } else {
+                format!("{}k", (b / 1024.0).ceil() as u64)
+            })
         }
         Unit::Time => {
             let d = duration::parse(t).ok()?;
@@ -213,6 +219,10 @@ mod tests {
         assert_eq!(scaled("taskmanager.memory.network.max", "64m", 1.5).unwrap(), "96m");
         assert_eq!(scaled("taskmanager.numberOfTaskSlots", "3", 2.0).unwrap(), "6");
         assert_eq!(scaled("taskmanager.memory.network.fraction", "0.1", 2.0).unwrap(), "0.20");
+        assert_eq!(scaled("taskmanager.memory.managed.fraction", "0.7", 1.5).unwrap(), "0.90", "never 1 or more");
+        assert_eq!(scaled("taskmanager.network.memory.buffers-per-channel", "2", 2.0).unwrap(), "4", "a count");
+        assert_eq!(scaled("taskmanager.memory.segment-size", "32kb", 2.0).unwrap(), "64k");
+        assert_eq!(scaled("taskmanager.memory.network.max", "96k", 2.0).unwrap(), "192k");
     }
 
     #[test]
