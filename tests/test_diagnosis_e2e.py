@@ -47,6 +47,12 @@ def save_run(cluster: FlinkCluster, name: str) -> None:
             shutil.copy(f, target / f.name)
 
 
+def size(text: str) -> int:
+    m = re.fullmatch(r"(\d+)([bkmg]?)", text)
+    assert m, text
+    return int(m.group(1)) * {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+
+
 def findings(text: str, code: str) -> list[str]:
     return [l for l in autotune_lines(text) if l.startswith(f"AUTOTUNE {code} ")]
 
@@ -191,7 +197,7 @@ def test_a_heap_too_small_for_the_state_is_java_heap_space(plugin_jar, flink_hom
         # it: the JobManager concludes it from the TaskManager's last measurements.
         assert ("java.lang.OutOfMemoryError: Java heap space" in line
                 or re.search(r"left while its heap was full: live data \S+ of 260m max", line)), line
-        m = re.search(r"taskmanager\.memory\.task\.heap\.size=(\d+)m \(was (\d+)m", line)
-        assert m and int(m.group(1)) > int(m.group(2)), f"a bigger task heap than the one it had: {line}"
+        m = re.search(r"taskmanager\.memory\.task\.heap\.size=(\w+) \(was (\w+),", line)
+        assert m and size(m.group(1)) > size(m.group(2)), f"a bigger task heap than the one it had: {line}"
         assert plugin_trouble(cluster) == []
         save_run(cluster, "AT300-heap-oom")

@@ -128,10 +128,7 @@ fn print_text(report: &Report<'_>) {
         }
         println!("  cause:    {}", d.cause);
         for s in &d.config {
-            match &s.current {
-                Some(c) => println!("  set:      {}: {}   (was {c}; {})", s.key, s.value, s.basis),
-                None => println!("  set:      {}: {}   ({})", s.key, s.value, s.basis),
-            }
+            println!("  set:      {}", s.describe());
         }
         println!("  fix:      {}", d.fix);
         if let Some(fixed) = &d.fixed_in {

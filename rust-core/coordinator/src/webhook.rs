@@ -69,7 +69,7 @@ impl Webhook {
             text.push_str(&format!("*{} {}* ({}, x{}) {}: {}\n", d.code, d.name, d.severity, d.count, escape(scope), escape(&d.title)));
             text.push_str(&format!("> {}\n", escape(&d.evidence)));
             if !d.config.is_empty() {
-                let keys: Vec<String> = d.config.iter().map(|s| format!("`{}: {}`", escape(&s.key), escape(&s.value))).collect();
+                let keys: Vec<String> = d.config.iter().map(|s| format!("`{}`", escape(&s.describe()))).collect();
                 text.push_str(&format!("Set {}. ", keys.join(", ")));
             }
             text.push_str(&format!("{} <{}|docs>\n", escape(&d.fix), d.docs));

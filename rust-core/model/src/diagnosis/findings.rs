@@ -127,14 +127,7 @@ impl Diagnosis {
             line.push_str(&format!(" ({context})"));
         }
         if !self.config.is_empty() {
-            let changes: Vec<String> = self
-                .config
-                .iter()
-                .map(|s| match &s.current {
-                    Some(c) => format!("{}={} (was {c}, {})", s.key, s.value, s.basis),
-                    None => format!("{}={} ({})", s.key, s.value, s.basis),
-                })
-                .collect();
+            let changes: Vec<String> = self.config.iter().map(|s| s.describe()).collect();
             line.push_str(&format!(" | set {}", changes.join(", ")));
         }
         line.push_str(&format!(" | {}", self.fix));
@@ -333,7 +326,9 @@ impl Diagnoser {
         let mut out = BTreeMap::new();
         for d in self.ranked() {
             for s in &d.config {
-                out.entry(s.key.clone()).or_insert_with(|| s.value.clone());
+                if let Some(v) = &s.value {
+                    out.entry(s.key.clone()).or_insert_with(|| v.clone());
+                }
             }
         }
         out

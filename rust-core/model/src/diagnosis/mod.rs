@@ -103,7 +103,12 @@ pub fn version_in(message: &str) -> Option<FlinkVersion> {
 /// A configuration entry Flink logs when it starts (`Loading configuration property: k, v`);
 /// hidden values (`******`) are left out.
 pub fn config_in(message: &str) -> Option<(String, String)> {
-    let rest = message.trim_start().strip_prefix("Loading configuration property: ")?;
+    // Flink logs the file's keys and, in a TaskManager, the memory sizes it derived
+    // ("dynamic" properties: every taskmanager.memory.* pool in bytes).
+    let m = message.trim_start();
+    let rest = m
+        .strip_prefix("Loading configuration property: ")
+        .or_else(|| m.strip_prefix("Loading dynamic configuration property: "))?;
     let (key, value) = rest.split_once(", ")?;
     let value = value.trim();
     (!value.is_empty() && !value.starts_with("****")).then(|| (key.trim().to_string(), value.to_string()))
@@ -135,5 +140,9 @@ mod tests {
             Some(("taskmanager.memory.process.size".into(), "1728m".into()))
         );
         assert_eq!(config_in("Loading configuration property: s3.secret-key, ******"), None);
+        assert_eq!(
+            config_in("Loading dynamic configuration property: taskmanager.memory.task.heap.size, 26843542b"),
+            Some(("taskmanager.memory.task.heap.size".into(), "26843542b".into()))
+        );
     }
 }

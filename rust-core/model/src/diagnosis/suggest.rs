@@ -30,15 +30,18 @@ pub struct Context {
     pub plan: BTreeMap<String, String>,
 }
 
-/// One concrete config change.
+/// One config change: the key to change and, when it can be computed, the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suggestion {
     pub key: String,
-    pub value: String,
+    /// `None` when nothing known gives a value (neither the cluster's value nor a measurement):
+    /// the key is still the one to raise.
+    pub value: Option<String>,
     /// The value it replaces, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
-    /// Where the value comes from: `measured`, `current x1.5`, `message`, `default x2`, `fixed`.
+    /// Where the value comes from: `measured`, `current x1.5`, `message`, `default x2`, `fixed`,
+    /// or `unknown` (no value).
     pub basis: String,
 }
 
@@ -147,7 +150,7 @@ fn template(text: &str, captures: &BTreeMap<String, String>) -> Option<String> {
     Some(out)
 }
 
-/// The concrete change for one setting, or `None` when this version does not read the key.
+/// The change for one setting, or `None` when this version does not read the key.
 pub fn suggest(
     setting: &Setting,
     renames: &[Rename],
@@ -173,10 +176,21 @@ pub fn suggest(
             Some((alternative.to_string(), "fixed".to_string()))
         };
         if let Some((value, basis)) = computed {
-            return Some(Suggestion { key, value, current, basis });
+            return Some(Suggestion { key, value: Some(value), current, basis });
         }
     }
-    None
+    Some(Suggestion { key, value: None, current, basis: "unknown".into() })
+}
+
+impl Suggestion {
+    /// `key=value (was current, basis)`, or the key alone when no value is known.
+    pub fn describe(&self) -> String {
+        match (&self.value, &self.current) {
+            (Some(v), Some(c)) => format!("{}={v} (was {c}, {})", self.key, self.basis),
+            (Some(v), None) => format!("{}={v} ({})", self.key, self.basis),
+            (None, _) => format!("{} (raise it: its current value is not known here)", self.key),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -199,13 +213,15 @@ mod tests {
 
     #[test]
     fn the_first_computable_alternative_wins() {
+        let none = BTreeMap::new();
+        let unknown = suggest(&setting("taskmanager.memory.task.heap.size", "plan | x1.5", ""), &[], &Context::default(), &none).unwrap();
+        assert_eq!((unknown.value, unknown.basis.as_str()), (None, "unknown"), "the key, without a made-up value");
         let heap = setting("taskmanager.memory.task.heap.size", "plan | x1.5 | 1g", "");
         let mut ctx = Context::default();
-        let none = BTreeMap::new();
-        assert_eq!(suggest(&heap, &[], &ctx, &none).unwrap().value, "1g");
+        assert_eq!(suggest(&heap, &[], &ctx, &none).unwrap().value.as_deref(), Some("1g"));
         ctx.config.insert("taskmanager.memory.task.heap.size".into(), "256m".into());
         let s = suggest(&heap, &[], &ctx, &none).unwrap();
-        assert_eq!((s.value.as_str(), s.current.as_deref(), s.basis.as_str()), ("384m", Some("256m"), "current x1.5"));
+        assert_eq!((s.value.as_deref().unwrap(), s.current.as_deref(), s.basis.as_str()), ("384m", Some("256m"), "current x1.5"));
         ctx.plan.insert("taskmanager.memory.task.heap.size".into(), "512m".into());
         assert_eq!(suggest(&heap, &[], &ctx, &none).unwrap().basis, "measured");
     }
@@ -232,7 +248,7 @@ mod tests {
         let mut ctx = Context { version: Some(FlinkVersion::new(1, 17, 2)), ..Context::default() };
         ctx.config.insert("akka.ask.timeout".into(), "30 s".into());
         let s = suggest(&ask, &renames(), &ctx, &none).unwrap();
-        assert_eq!((s.key.as_str(), s.value.as_str()), ("akka.ask.timeout", "1min"));
+        assert_eq!((s.key.as_str(), s.value.as_deref().unwrap()), ("akka.ask.timeout", "1min"));
         ctx.version = Some(FlinkVersion::new(2, 3, 0));
         assert_eq!(suggest(&ask, &renames(), &ctx, &none).unwrap().key, "pekko.ask.timeout");
         let mut old_only = setting("taskmanager.network.memory.buffers-per-channel", "4", "2");
@@ -247,8 +263,8 @@ mod tests {
         caps.insert("size".to_string(), "12582912".to_string());
         let ctx = Context::default();
         let s = suggest(&frame, &[], &ctx, &caps).unwrap();
-        assert_eq!((s.value.as_str(), s.basis.as_str()), ("25165824b", "message"));
+        assert_eq!((s.value.as_deref().unwrap(), s.basis.as_str()), ("25165824b", "message"));
         let s = suggest(&frame, &[], &ctx, &BTreeMap::new()).unwrap();
-        assert_eq!((s.value.as_str(), s.basis.as_str()), ("20m", "default x2"));
+        assert_eq!((s.value.as_deref().unwrap(), s.basis.as_str()), ("20m", "default x2"));
     }
 }
