@@ -355,6 +355,10 @@ class FlinkCluster:
                 last_error = e
             dead = [name for name, ok in self.alive().items() if not ok]
             if dead:
+                # Look twice: a loaded machine once reported a starting TaskManager as gone.
+                time.sleep(2)
+                dead = [name for name, ok in self.alive().items() if not ok]
+            if dead:
                 raise RuntimeError(f"Flink process(es) {dead} died during startup\n{self.log_tail()}")
             time.sleep(0.5)
         raise TimeoutError(f"{seen}/{self.taskmanagers} TaskManagers registered after {timeout} s "

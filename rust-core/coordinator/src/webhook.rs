@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use autotune_model::diagnosis::Diagnosis;
+use autotune_model::diagnosis::{Diagnosis, Severity};
 
 /// Findings waiting for the next post; more are dropped and counted.
 pub const MAX_QUEUE: usize = 100;
@@ -52,8 +52,12 @@ impl Webhook {
         }
     }
 
-    /// Queues a finding said about `scope` (a job, a process).
+    /// Queues a finding said about `scope` (a job, a process). Info findings stay in the log:
+    /// a chat is for what needs someone.
     pub fn push(&mut self, scope: &str, finding: Diagnosis) {
+        if finding.severity == Severity::Info {
+            return;
+        }
         if self.queue.len() >= MAX_QUEUE {
             self.dropped += 1;
             return;
@@ -193,6 +197,19 @@ mod tests {
         let text = Webhook::text(&[("job".into(), d)], 0);
         assert!(text.contains("&lt;!channel&gt; see &lt;http://evil|here&gt; &amp; more"), "{text}");
         assert!(!text.contains("<!channel>"));
+    }
+
+    #[test]
+    fn info_findings_stay_in_the_log() {
+        let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
+        for r in records("java.lang.IllegalStateException: Buffer pool is destroyed.\n\tat org.apache.flink.runtime.io.network.buffer.LocalBufferPool.requestMemorySegment(LocalBufferPool.java:1)\n") {
+            d.observe(&r, Origin::Log, None, &Context::default());
+        }
+        let info = d.findings()[0].clone();
+        assert_eq!(info.severity, Severity::Info);
+        let mut hook = Webhook::new("http://127.0.0.1:9/x".into(), Duration::ZERO, Duration::from_secs(1));
+        hook.push("job", info);
+        assert!(hook.queue.is_empty());
     }
 
     fn hook_finding() -> Diagnosis {

@@ -52,6 +52,14 @@ pub fn webhook(options: &Options) -> Option<Webhook> {
         .map(|url| Webhook::new(url, options.webhook_interval, WEBHOOK_TIMEOUT))
 }
 
+/// Said once per diagnoser when it is full.
+pub fn say_overflow(scope: &str) {
+    log::warn!(
+        "AUTOTUNE DIAGNOSIS {scope}: more than {} distinct findings; new ones are counted, not said",
+        autotune_model::diagnosis::findings::MAX_FINDINGS
+    );
+}
+
 /// Logs a finding: a warning when it is an error or worse.
 pub fn say(finding: &Diagnosis, scope: &str) {
     let line = finding.log_line(scope);
@@ -88,7 +96,7 @@ impl ProcessDiagnostics {
             scope: format!("process={process} log={}", path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())),
             follower: LogFollower::new(path),
             diagnoser: Diagnoser::new(catalogue),
-            ctx: Context::default(),
+            ctx: Context { version: options.flink_version, ..Context::default() },
             repeat: options.diagnosis_repeat,
             measured,
         })
@@ -138,6 +146,9 @@ impl ProcessDiagnostics {
                 }
             }
             Err(e) => log::debug!("AUTOTUNE DIAGNOSIS cannot read {}: {e}", self.follower.path().display()),
+        }
+        if self.diagnoser.first_overflow() {
+            say_overflow(&self.scope);
         }
         self.diagnoser.due(now_ms, self.repeat.as_millis() as u64)
     }

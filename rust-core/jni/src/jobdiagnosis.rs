@@ -241,6 +241,9 @@ pub fn tick(
             }
         }
         // The end of a job is said at once, with the final counts.
+        if entry.diagnoser.first_overflow() {
+            crate::diagnostics::say_overflow(&format!("job=\"{}\" ({})", job.name, job.jid));
+        }
         let repeat = if terminal { 0 } else { repeat_ms };
         let due = entry.diagnoser.due(now_ms.max(0) as u64, repeat);
         if !due.is_empty() {

@@ -69,6 +69,8 @@ pub struct Options {
     pub diagnosis_repeat: Duration,
     /// The log file followed; the shim fills in the process's own (`log.file`).
     pub log_file: Option<PathBuf>,
+    /// The running Flink release; the shim fills it in (keys are spelled for it).
+    pub flink_version: Option<crate::diagnosis::FlinkVersion>,
     /// Where findings are posted (Slack-compatible); a secret, never logged.
     pub webhook_url: Option<String>,
     /// At most one webhook post per this interval.
@@ -99,6 +101,7 @@ impl Default for Options {
             diagnosis_catalogue: None,
             diagnosis_repeat: Duration::from_secs(600),
             log_file: None,
+            flink_version: None,
             webhook_url: None,
             webhook_interval: Duration::from_secs(60),
         }
@@ -140,6 +143,7 @@ const OPTIONS: &[&str] = &[
     "diagnosis-catalogue",
     "diagnosis-repeat",
     "log-file",
+    "flink-version",
     "webhook-secret-url",
     "webhook-interval",
 ];
@@ -278,6 +282,7 @@ impl Options {
                     o.log_file = Some(PathBuf::from(value));
                     Ok(())
                 }
+                "flink-version" => value.parse().map(|v| o.flink_version = Some(v)).map_err(|e| format!("{e}; read from the log instead")),
                 // The URL is a credential: the problem line must not repeat it. The key contains
                 // "secret" so that Flink masks it wherever it prints its configuration.
                 "webhook-secret-url" if value.starts_with("http://") || value.starts_with("https://") => {
@@ -379,6 +384,9 @@ mod tests {
         let mistyped = Options::parse([("webhook_url", secret)]);
         assert!(mistyped.problems[0].contains("is not an option"), "{:?}", mistyped.problems);
         assert!(!mistyped.problems[0].contains("SECRETTOKEN"), "an unknown key's value is not repeated");
+        let v = Options::parse([("flink-version", "1.17.2")]);
+        assert_eq!(v.options.flink_version.map(|v| v.to_string()), Some("1.17.2".into()));
+        assert!(Options::parse([("flink-version", "unknown")]).problems[0].contains("read from the log instead"));
         let off = Options::parse([("diagnosis", "false"), ("diagnosis-catalogue", "/etc/flink/mine.toml")]);
         assert!(!off.options.diagnosis);
         assert_eq!(off.options.diagnosis_catalogue, Some(PathBuf::from("/etc/flink/mine.toml")));

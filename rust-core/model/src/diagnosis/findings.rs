@@ -152,11 +152,12 @@ pub struct Diagnoser {
     index: BTreeMap<String, usize>,
     /// Occurrences of findings that did not fit.
     pub dropped: u64,
+    dropped_said: bool,
 }
 
 impl Diagnoser {
     pub fn new(catalogue: Arc<Catalogue>) -> Self {
-        Diagnoser { catalogue, findings: Vec::new(), index: BTreeMap::new(), dropped: 0 }
+        Diagnoser { catalogue, findings: Vec::new(), index: BTreeMap::new(), dropped: 0, dropped_said: false }
     }
 
     pub fn catalogue(&self) -> &Arc<Catalogue> {
@@ -290,6 +291,13 @@ impl Diagnoser {
         };
         self.findings[at].count += 1;
         Some(at)
+    }
+
+    /// True once, the first time a finding did not fit: the caller says so.
+    pub fn first_overflow(&mut self) -> bool {
+        let first = self.dropped > 0 && !self.dropped_said;
+        self.dropped_said |= first;
+        first
     }
 
     pub fn findings(&self) -> &[Diagnosis] {

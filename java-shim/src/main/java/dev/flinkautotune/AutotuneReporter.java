@@ -31,6 +31,7 @@ import org.slf4j.LoggerFactory;
 public class AutotuneReporter implements MetricReporter, Scheduled {
     static final String OPTION_NATIVE_LIBRARY = "native-library";
     static final String OPTION_LOG_FILE = "log-file";
+    static final String OPTION_FLINK_VERSION = "flink-version";
     static final String OPTION_NATIVE_TMPDIR = "native-tmpdir";
     /** The TaskManager group the plugin's own gauges join: where Flink's heap metrics are. */
     static final String HEAP_GROUP_SCOPE = "taskmanager.Status.JVM.Memory.Heap";
@@ -70,6 +71,12 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         for (Map.Entry<Object, Object> option : config.entrySet()) {
             keys.add(String.valueOf(option.getKey()));
             vals.add(String.valueOf(option.getValue()));
+        }
+        // Keys are spelled for the release that reads them, even when the log's banner is gone.
+        String flinkVersion = FlinkConfiguration.flinkVersion();
+        if (!config.containsKey(OPTION_FLINK_VERSION) && flinkVersion != null && !flinkVersion.trim().isEmpty()) {
+            keys.add(OPTION_FLINK_VERSION);
+            vals.add(flinkVersion);
         }
         // The diagnosis follows this process's own log unless told otherwise.
         String ownLog = System.getProperty("log.file");

@@ -41,6 +41,17 @@ final class FlinkConfiguration {
         return "http://" + host + ":" + port;
     }
 
+    /** The running Flink release ({@code EnvironmentInformation.getVersion()}), or null if unknown. */
+    static String flinkVersion() {
+        try {
+            Class<?> info = Class.forName("org.apache.flink.runtime.util.EnvironmentInformation");
+            Object version = info.getMethod("getVersion").invoke(null);
+            return version == null ? null : version.toString();
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+            return null;
+        }
+    }
+
     /** {@code <folder of the Flink log file>/autotune}, or null when Flink logs elsewhere. */
     static String outputDir() {
         String logFile = System.getProperty("log.file");
