@@ -87,6 +87,11 @@ impl WindowCache {
             .collect()
     }
 
+    /// Every TaskManager seen lately, those that left included (with the layout they had).
+    pub fn taskmanagers(&self) -> impl Iterator<Item = &TaskManager> {
+        self.entries.values().map(|s| &s.taskmanager)
+    }
+
     /// What the model plans on: every TaskManager seen lately, with the cluster's settings.
     pub fn view(&self, config: HashMap<String, String>) -> MemoryView {
         MemoryView {

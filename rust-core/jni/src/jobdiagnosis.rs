@@ -77,11 +77,13 @@ fn lost_taskmanager(catalogue: &Catalogue, record: &Record) -> bool {
     })
 }
 
-fn context(rest: &FlinkRest, job_id: &str, version: Option<FlinkVersion>, plan: Option<&MemoryPlan>) -> Context {
+fn context(rest: &FlinkRest, windows: &WindowCache, job_id: &str, version: Option<FlinkVersion>, plan: Option<&MemoryPlan>) -> Context {
     let mut config: BTreeMap<String, String> = rest.jobmanager_config().map(|c| c.into_iter().collect()).unwrap_or_default();
     let taskmanagers = rest.taskmanagers().unwrap_or_default();
-    // What each pool really is, where the config leaves it to fractions.
-    if let Some(m) = taskmanagers.iter().find_map(|t| t.memory) {
+    // What each pool really is, where the config leaves it to fractions; a TaskManager that
+    // died of the failure being diagnosed is no longer listed, but its layout was seen.
+    let layout = taskmanagers.iter().find_map(|t| t.memory).or_else(|| windows.taskmanagers().find_map(|t| t.memory));
+    if let Some(m) = layout {
         let sizes = [
             ("taskmanager.memory.task.heap.size", m.task_heap),
             ("taskmanager.memory.task.off-heap.size", m.task_off_heap),
@@ -164,7 +166,7 @@ pub fn tick(
         let terminal = TERMINAL.contains(&job.state.as_str());
         let mut ctx: Option<Context> = None;
         let mut ctx_for = |rest: &FlinkRest| -> Context {
-            ctx.get_or_insert_with(|| context(rest, &job.jid, diag.version, plans.get(&job.jid))).clone()
+            ctx.get_or_insert_with(|| context(rest, windows, &job.jid, diag.version, plans.get(&job.jid))).clone()
         };
         // Exceptions, oldest new one first.
         let exceptions = rest.exceptions(&job.jid);
