@@ -11,6 +11,12 @@ need cargo
 need javac
 need python3
 
+# The lint gate of scripts/test.sh needs rustfmt and clippy.
+if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  echo "bootstrap: adding rustfmt and clippy to the Rust toolchain"
+  rustup component add rustfmt clippy >/dev/null
+fi
+
 if ! command -v gradle >/dev/null 2>&1; then
   echo "bootstrap: installing Gradle from Debian's packages"
   sudo_cmd=""

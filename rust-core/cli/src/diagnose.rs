@@ -12,8 +12,11 @@ use serde::Serialize;
 
 /// The catalogue: the built-in one, extended by the user's file.
 pub fn catalogue(extra: Option<&Path>) -> Result<Catalogue, String> {
-    let Some(path) = extra else { return Ok(Catalogue::builtin()) };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the catalogue {}: {e}", path.display()))?;
+    let Some(path) = extra else {
+        return Ok(Catalogue::builtin());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the catalogue {}: {e}", path.display()))?;
     Catalogue::builtin_with(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -24,24 +27,41 @@ struct Source {
 
 fn open(files: &[PathBuf]) -> Result<Vec<Source>, String> {
     if files.is_empty() {
-        return Ok(vec![Source { name: "stdin".into(), reader: Box::new(io::stdin()) }]);
+        return Ok(vec![Source {
+            name: "stdin".into(),
+            reader: Box::new(io::stdin()),
+        }]);
     }
     files
         .iter()
         .map(|f| {
             if f.as_os_str() == "-" {
-                return Ok(Source { name: "stdin".into(), reader: Box::new(io::stdin()) });
+                return Ok(Source {
+                    name: "stdin".into(),
+                    reader: Box::new(io::stdin()),
+                });
             }
             let file = File::open(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-            Ok(Source { name: f.display().to_string(), reader: Box::new(file) })
+            Ok(Source {
+                name: f.display().to_string(),
+                reader: Box::new(file),
+            })
         })
         .collect()
 }
 
 /// Feeds one source through the diagnoser, learning the version and the configuration the
 /// process logged at startup as it goes.
-fn feed(source: Source, diagnoser: &mut Diagnoser, version: Option<FlinkVersion>, lines: &mut u64) -> Result<Context, String> {
-    let mut ctx = Context { version, ..Context::default() };
+fn feed(
+    source: Source,
+    diagnoser: &mut Diagnoser,
+    version: Option<FlinkVersion>,
+    lines: &mut u64,
+) -> Result<Context, String> {
+    let mut ctx = Context {
+        version,
+        ..Context::default()
+    };
     let forced_version = version.is_some();
     let mut reader = LogReader::new();
     let mut input = BufReader::with_capacity(1 << 16, source.reader);
@@ -54,7 +74,9 @@ fn feed(source: Source, diagnoser: &mut Diagnoser, version: Option<FlinkVersion>
     };
     loop {
         buf.clear();
-        let n = input.read_until(b'\n', &mut buf).map_err(|e| format!("cannot read {}: {e}", source.name))?;
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", source.name))?;
         if n == 0 {
             break;
         }
@@ -83,7 +105,12 @@ struct Report<'a> {
     config: BTreeMap<String, String>,
 }
 
-pub fn diagnose(files: &[PathBuf], json: bool, extra: Option<&Path>, version: Option<FlinkVersion>) -> Result<(), String> {
+pub fn diagnose(
+    files: &[PathBuf],
+    json: bool,
+    extra: Option<&Path>,
+    version: Option<FlinkVersion>,
+) -> Result<(), String> {
     let mut diagnoser = Diagnoser::new(Arc::new(catalogue(extra)?));
     let sources = open(files)?;
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
@@ -101,7 +128,10 @@ pub fn diagnose(files: &[PathBuf], json: bool, extra: Option<&Path>, version: Op
         config: diagnoser.config_keys(),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
         return Ok(());
     }
     print_text(&report);
@@ -109,7 +139,9 @@ pub fn diagnose(files: &[PathBuf], json: bool, extra: Option<&Path>, version: Op
 }
 
 fn print_text(report: &Report<'_>) {
-    let version = report.flink_version.map_or_else(|| "unknown".to_string(), |v| v.to_string());
+    let version = report
+        .flink_version
+        .map_or_else(|| "unknown".to_string(), |v| v.to_string());
     println!(
         "{} finding(s) in {} line(s) of {} (Flink {version})",
         report.findings.len(),
@@ -118,7 +150,10 @@ fn print_text(report: &Report<'_>) {
     );
     for d in &report.findings {
         println!();
-        println!("{} {} ({}) x{}: {}", d.code, d.name, d.severity, d.count, d.title);
+        println!(
+            "{} {} ({}) x{}: {}",
+            d.code, d.name, d.severity, d.count, d.title
+        );
         println!("  evidence: {}", d.evidence);
         if let Some(source) = &d.source {
             println!("  where:    {source}");
@@ -154,8 +189,22 @@ pub fn signatures(extra: Option<&Path>) -> Result<(), String> {
     sorted.sort_by(|a, b| a.code.cmp(&b.code));
     for s in sorted {
         let keys: Vec<String> = s.set.iter().map(|k| format!("`{}`", k.key)).collect();
-        let what = if s.wrapper { format!("{} (a wrapper: the root cause is reported when known)", s.title) } else { s.title.clone() };
-        println!("| {} | {} | {} | {} | {} |", s.code, s.name, s.severity, what, keys.join(", "));
+        let what = if s.wrapper {
+            format!(
+                "{} (a wrapper: the root cause is reported when known)",
+                s.title
+            )
+        } else {
+            s.title.clone()
+        };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            s.code,
+            s.name,
+            s.severity,
+            what,
+            keys.join(", ")
+        );
     }
     Ok(())
 }

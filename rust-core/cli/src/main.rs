@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use autotune_coordinator::collect::{collect, Recording};
 use autotune_coordinator::rest::FlinkRest;
-use autotune_model::scaling::{decide, ScalingConfig, ScalingHistory};
 use autotune_model::diagnosis::FlinkVersion;
+use autotune_model::scaling::{decide, ScalingConfig, ScalingHistory};
 use autotune_model::{catalogue, duration};
 
 mod diagnose;
@@ -104,8 +104,15 @@ fn main() -> ExitCode {
             print_catalogue();
             ExitCode::SUCCESS
         }
-        Command::Signatures { catalogue } => finish("signatures", diagnose::signatures(catalogue.as_deref())),
-        Command::Diagnose { files, json, catalogue, flink_version } => finish(
+        Command::Signatures { catalogue } => {
+            finish("signatures", diagnose::signatures(catalogue.as_deref()))
+        }
+        Command::Diagnose {
+            files,
+            json,
+            catalogue,
+            flink_version,
+        } => finish(
             "diagnose",
             diagnose::diagnose(&files, json, catalogue.as_deref(), flink_version),
         ),

@@ -24,7 +24,13 @@ fn identity(meta: &fs::Metadata) -> (u64, u64) {
 
 #[cfg(not(unix))]
 fn identity(meta: &fs::Metadata) -> (u64, u64) {
-    (0, meta.created().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64))
+    (
+        0,
+        meta.created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64),
+    )
 }
 
 /// What one poll found.
@@ -74,7 +80,11 @@ impl LogFollower {
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
-        self.offset = if from_start || meta.len() <= READ_BACK { 0 } else { meta.len() - READ_BACK };
+        self.offset = if from_start || meta.len() <= READ_BACK {
+            0
+        } else {
+            meta.len() - READ_BACK
+        };
         self.identity = Some(identity(&meta));
         self.file = Some(file);
         // Starting mid-file: the first line is probably partial, and is dropped.
@@ -155,7 +165,9 @@ impl LogFollower {
     }
 
     fn read_available(&mut self, max_bytes: u64, polled: &mut Polled) -> io::Result<()> {
-        let Some(file) = self.file.as_mut() else { return Ok(()) };
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
         file.seek(SeekFrom::Start(self.offset))?;
         let mut chunk = vec![0u8; 64 * 1024];
         let mut budget = max_bytes;
@@ -181,7 +193,8 @@ impl LogFollower {
             for piece in data.split_inclusive(|&b| b == b'\n') {
                 let complete = piece.last() == Some(&b'\n');
                 let room = MAX_LINE.saturating_sub(self.partial.len());
-                self.partial.extend_from_slice(&piece[..piece.len().min(room)]);
+                self.partial
+                    .extend_from_slice(&piece[..piece.len().min(room)]);
                 if complete {
                     let line = String::from_utf8_lossy(&self.partial).into_owned();
                     self.partial.clear();
@@ -206,12 +219,19 @@ mod tests {
     }
 
     fn append(path: &Path, text: &str) {
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         f.write_all(text.as_bytes()).unwrap();
     }
 
     fn line(n: usize, message: &str) -> String {
-        format!("2024-05-14 10:21:{:02},000 INFO  org.example.Thing [] - {message}\n", n % 60)
+        format!(
+            "2024-05-14 10:21:{:02},000 INFO  org.example.Thing [] - {message}\n",
+            n % 60
+        )
     }
 
     fn messages(records: &[Record]) -> Vec<String> {
@@ -227,7 +247,10 @@ mod tests {
         // The last record is complete once a poll finds nothing new (the log is quiet).
         assert!(f.poll(1 << 20).unwrap().records.is_empty());
         assert_eq!(messages(&f.poll(1 << 20).unwrap().records), ["one"]);
-        assert!(f.poll(1 << 20).unwrap().records.is_empty(), "nothing is read twice");
+        assert!(
+            f.poll(1 << 20).unwrap().records.is_empty(),
+            "nothing is read twice"
+        );
         append(&log, &line(2, "two"));
         append(&log, "java.lang.OutOfMemoryError: Java heap space\n");
         // Rotation: the old file gets one more line, then moves away; a new file starts.
@@ -248,8 +271,14 @@ mod tests {
         let d = dir("truncate");
         let log = d.join("jobmanager.log");
         let mut f = LogFollower::new(&log);
-        assert!(f.poll(1 << 20).unwrap().records.is_empty(), "no file yet is no error");
-        append(&log, &line(1, "first run, a long line to be longer than what follows"));
+        assert!(
+            f.poll(1 << 20).unwrap().records.is_empty(),
+            "no file yet is no error"
+        );
+        append(
+            &log,
+            &line(1, "first run, a long line to be longer than what follows"),
+        );
         f.poll(1 << 20).unwrap();
         assert_eq!(f.poll(1 << 20).unwrap().records.len(), 1);
         fs::write(&log, line(2, "after truncate")).unwrap();

@@ -41,13 +41,18 @@ impl WindowCache {
         let mut without_plugin = 0;
         for tm in &taskmanagers {
             let window = match rest.taskmanager_metric(&tm.id, POOL_WINDOW_METRIC) {
-                Ok(Some(json)) if !json.is_empty() => match serde_json::from_str::<PoolWindow>(&json) {
-                    Ok(w) => Some(w),
-                    Err(e) => {
-                        log::debug!("AUTOTUNE COORDINATOR unreadable pool window of {}: {e}", tm.id);
-                        None
+                Ok(Some(json)) if !json.is_empty() => {
+                    match serde_json::from_str::<PoolWindow>(&json) {
+                        Ok(w) => Some(w),
+                        Err(e) => {
+                            log::debug!(
+                                "AUTOTUNE COORDINATOR unreadable pool window of {}: {e}",
+                                tm.id
+                            );
+                            None
+                        }
                     }
-                },
+                }
                 Ok(Some(_)) => None, // no window yet
                 Ok(None) => {
                     without_plugin += 1;
@@ -67,7 +72,8 @@ impl WindowCache {
                 entry.window = window;
             }
         }
-        self.entries.retain(|_, seen| now_ms - seen.at_ms <= DEPARTED_KEPT_MS);
+        self.entries
+            .retain(|_, seen| now_ms - seen.at_ms <= DEPARTED_KEPT_MS);
         self.without_plugin = without_plugin;
         self.listed = taskmanagers.len();
         self.last_poll_ms = now_ms;
@@ -76,7 +82,10 @@ impl WindowCache {
 
     /// TaskManagers whose last window shows the heap full or GC-bound: `(id, window, left)`,
     /// where `left` says it was not listed at the last poll.
-    pub fn under_heap_pressure(&self, settings: &MemorySettings) -> Vec<(String, PoolWindow, bool)> {
+    pub fn under_heap_pressure(
+        &self,
+        settings: &MemorySettings,
+    ) -> Vec<(String, PoolWindow, bool)> {
         self.entries
             .iter()
             .filter_map(|(id, seen)| {
@@ -95,9 +104,21 @@ impl WindowCache {
     /// What the model plans on: every TaskManager seen lately, with the cluster's settings.
     pub fn view(&self, config: HashMap<String, String>) -> MemoryView {
         MemoryView {
-            taskmanagers: self.entries.values().map(|s| s.taskmanager.clone()).collect(),
-            windows: self.entries.values().filter_map(|s| s.window.clone()).collect(),
-            without_plugin: if self.without_plugin == self.listed { self.without_plugin } else { 0 },
+            taskmanagers: self
+                .entries
+                .values()
+                .map(|s| s.taskmanager.clone())
+                .collect(),
+            windows: self
+                .entries
+                .values()
+                .filter_map(|s| s.window.clone())
+                .collect(),
+            without_plugin: if self.without_plugin == self.listed {
+                self.without_plugin
+            } else {
+                0
+            },
             config,
         }
     }
@@ -119,10 +140,16 @@ impl MemoryView {
     pub fn settings(&self, margin: f64, heap_headroom: f64) -> MemorySettings {
         let defaults = MemorySettings::default();
         let size = |key: &str, default: u64| {
-            self.config.get(key).and_then(|v| parse_size(v)).unwrap_or(default)
+            self.config
+                .get(key)
+                .and_then(|v| parse_size(v))
+                .unwrap_or(default)
         };
         let number = |key: &str, default: u32| {
-            self.config.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+            self.config
+                .get(key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
         };
         let net = defaults.network;
         let overhead = defaults.overhead;
@@ -130,7 +157,10 @@ impl MemoryView {
             margin,
             heap_headroom,
             network: NetworkSettings {
-                buffers_per_channel: number("taskmanager.network.memory.buffers-per-channel", net.buffers_per_channel),
+                buffers_per_channel: number(
+                    "taskmanager.network.memory.buffers-per-channel",
+                    net.buffers_per_channel,
+                ),
                 floating_buffers_per_gate: number(
                     "taskmanager.network.memory.floating-buffers-per-gate",
                     net.floating_buffers_per_gate,

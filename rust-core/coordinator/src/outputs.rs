@@ -42,10 +42,14 @@ pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::R
         r.job_name, r.job_id, at_ms
     );
     if let Some(overrides) = &r.parallelism_overrides {
-        text.push_str(&format!("pipeline.jobvertex-parallelism-overrides: {overrides}\n"));
+        text.push_str(&format!(
+            "pipeline.jobvertex-parallelism-overrides: {overrides}\n"
+        ));
     }
     if !r.memory.is_empty() {
-        text.push_str("# TaskManager memory: every pool and both totals, consistent with each other.\n");
+        text.push_str(
+            "# TaskManager memory: every pool and both totals, consistent with each other.\n",
+        );
         for (key, value) in &r.memory {
             text.push_str(&format!("{key}: {value}\n"));
         }
@@ -57,7 +61,9 @@ pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::R
         .filter(|(k, _)| !r.memory.iter().any(|(m, _)| m == k))
         .collect();
     if !diagnosis.is_empty() {
-        text.push_str("# Diagnosis: keys that fix what was found (see the AUTOTUNE AT3xx and AT4xx lines).\n");
+        text.push_str(
+            "# Diagnosis: keys that fix what was found (see the AUTOTUNE AT3xx and AT4xx lines).\n",
+        );
         for (key, value) in diagnosis {
             text.push_str(&format!("{key}: {value}\n"));
         }
@@ -78,13 +84,27 @@ pub fn append_memory_history(
     at_ms: i64,
 ) -> io::Result<()> {
     let line = serde_json::json!({ "at_ms": at_ms, "job_id": job_id, "job_name": job_name, "memory": plan });
-    append_line(&dir.join(job_id).join("decisions.jsonl"), &line.to_string(), FILE_LIMIT)
+    append_line(
+        &dir.join(job_id).join("decisions.jsonl"),
+        &line.to_string(),
+        FILE_LIMIT,
+    )
 }
 
 /// Appends a finding of the diagnosis to the job's history.
-pub fn append_finding(dir: &Path, job_id: &str, job_name: &str, finding: &Diagnosis, at_ms: i64) -> io::Result<()> {
+pub fn append_finding(
+    dir: &Path,
+    job_id: &str,
+    job_name: &str,
+    finding: &Diagnosis,
+    at_ms: i64,
+) -> io::Result<()> {
     let line = serde_json::json!({ "at_ms": at_ms, "job_id": job_id, "job_name": job_name, "finding": finding });
-    append_line(&dir.join(job_id).join("decisions.jsonl"), &line.to_string(), FILE_LIMIT)
+    append_line(
+        &dir.join(job_id).join("decisions.jsonl"),
+        &line.to_string(),
+        FILE_LIMIT,
+    )
 }
 
 /// Appends the decision to the job's history when it says something (a change or a finding).

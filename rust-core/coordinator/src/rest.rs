@@ -410,7 +410,10 @@ impl FlinkRest {
     pub fn taskmanager_metric(&self, tm_id: &str, name: &str) -> Result<Option<String>, RestError> {
         let entries: Vec<MetricEntry> =
             self.get(&format!("/taskmanagers/{tm_id}/metrics?get={name}"))?;
-        Ok(entries.into_iter().find(|e| e.id == name).and_then(|e| e.value))
+        Ok(entries
+            .into_iter()
+            .find(|e| e.id == name)
+            .and_then(|e| e.value))
     }
 
     /// The cluster's configuration as the JobManager read it (`key -> value`).
@@ -427,7 +430,9 @@ impl FlinkRest {
     /// A finished job's failure as Java prints it (the whole chain, wrapper first), if it failed.
     pub fn job_failure(&self, job_id: &str) -> Result<Option<String>, RestError> {
         let v: serde_json::Value = self.get(&format!("/jobs/{job_id}/execution-result"))?;
-        Ok(v["job-execution-result"]["failure-cause"]["stack-trace"].as_str().map(str::to_string))
+        Ok(v["job-execution-result"]["failure-cause"]["stack-trace"]
+            .as_str()
+            .map(str::to_string))
     }
 
     pub fn checkpoints(&self, job_id: &str) -> Result<CheckpointStats, RestError> {
@@ -515,7 +520,10 @@ mod tests {
             "memoryConfiguration":{"frameworkHeap":134217728,"taskHeap":402653174,"frameworkOffHeap":134217728,"taskOffHeap":0,"networkMemory":134217730,"managedMemory":536870920,"jvmMetaspace":268435456,"jvmOverhead":201326592,"totalFlinkMemory":1342177280,"totalProcessMemory":1811939328}}]}"#;
         let tms: TaskManagers = serde_json::from_str(json).unwrap();
         let m = tms.taskmanagers[0].memory.unwrap();
-        assert_eq!((tms.taskmanagers[0].slots, m.task_heap, m.jvm_overhead), (2, 402_653_174, 201_326_592));
+        assert_eq!(
+            (tms.taskmanagers[0].slots, m.task_heap, m.jvm_overhead),
+            (2, 402_653_174, 201_326_592)
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub struct Webhook {
 
 /// Slack's three control characters.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Why a post failed, without the URL (ureq's own messages contain it).
@@ -70,23 +72,40 @@ impl Webhook {
     fn text(batch: &[(String, Diagnosis)], more: usize) -> String {
         let mut text = String::new();
         for (scope, d) in batch {
-            text.push_str(&format!("*{} {}* ({}, x{}) {}: {}\n", d.code, d.name, d.severity, d.count, escape(scope), escape(&d.title)));
+            text.push_str(&format!(
+                "*{} {}* ({}, x{}) {}: {}\n",
+                d.code,
+                d.name,
+                d.severity,
+                d.count,
+                escape(scope),
+                escape(&d.title)
+            ));
             text.push_str(&format!("> {}\n", escape(&d.evidence)));
             if !d.config.is_empty() {
-                let keys: Vec<String> = d.config.iter().map(|s| format!("`{}`", escape(&s.describe()))).collect();
+                let keys: Vec<String> = d
+                    .config
+                    .iter()
+                    .map(|s| format!("`{}`", escape(&s.describe())))
+                    .collect();
                 text.push_str(&format!("Set {}. ", keys.join(", ")));
             }
             text.push_str(&format!("{} <{}|docs>\n", escape(&d.fix), d.docs));
         }
         if more > 0 {
-            text.push_str(&format!("... and {more} more finding(s): see the AUTOTUNE lines in the Flink logs.\n"));
+            text.push_str(&format!(
+                "... and {more} more finding(s): see the AUTOTUNE lines in the Flink logs.\n"
+            ));
         }
         text
     }
 
     /// Posts what is queued if the interval allows. Never blocks longer than the timeout.
     pub fn flush(&mut self, now_ms: u64) {
-        if self.last_post_ms.is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms) {
+        if self
+            .last_post_ms
+            .is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms)
+        {
             return;
         }
         self.flush_now(now_ms);
@@ -143,40 +162,75 @@ mod tests {
     #[test]
     fn posts_are_rate_limited_batched_and_never_name_the_url() {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/services/T000/B000/SECRETTOKEN", server.server_addr().to_ip().unwrap());
+        let url = format!(
+            "http://{}/services/T000/B000/SECRETTOKEN",
+            server.server_addr().to_ip().unwrap()
+        );
         let mut hook = Webhook::new(url, Duration::from_secs(60), Duration::from_secs(3));
-        let oom = finding("java.lang.IllegalStateException: boom\n\tat com.example.Job.map(Job.java:3)\n");
+        let oom = finding(
+            "java.lang.IllegalStateException: boom\n\tat com.example.Job.map(Job.java:3)\n",
+        );
         hook.push("job=\"a\"", oom.clone());
         hook.flush(1_000);
-        let mut request = server.recv_timeout(Duration::from_secs(5)).unwrap().expect("a post");
+        let mut request = server
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("a post");
         let mut body = String::new();
         request.as_reader().read_to_string(&mut body).unwrap();
-        request.respond(tiny_http::Response::from_string("ok")).unwrap();
+        request
+            .respond(tiny_http::Response::from_string("ok"))
+            .unwrap();
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         let text = json["text"].as_str().unwrap();
-        assert!(text.contains("AT390 USER_CODE_FAILURE") && text.contains("com.example.Job.map"), "{text}");
+        assert!(
+            text.contains("AT390 USER_CODE_FAILURE") && text.contains("com.example.Job.map"),
+            "{text}"
+        );
         // Within the interval nothing goes out; the next post carries both.
         hook.push("job=\"a\"", oom.clone());
         hook.push("job=\"b\"", oom);
         hook.flush(30_000);
-        assert!(server.recv_timeout(Duration::from_millis(300)).unwrap().is_none(), "rate limited");
+        assert!(
+            server
+                .recv_timeout(Duration::from_millis(300))
+                .unwrap()
+                .is_none(),
+            "rate limited"
+        );
         hook.flush(61_000);
-        let mut request = server.recv_timeout(Duration::from_secs(5)).unwrap().expect("a post");
+        let mut request = server
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("a post");
         let mut body = String::new();
         request.as_reader().read_to_string(&mut body).unwrap();
-        assert!(body.contains("job=\\\"a\\\"") && body.contains("job=\\\"b\\\""), "{body}");
-        request.respond(tiny_http::Response::from_string("ok")).unwrap();
+        assert!(
+            body.contains("job=\\\"a\\\"") && body.contains("job=\\\"b\\\""),
+            "{body}"
+        );
+        request
+            .respond(tiny_http::Response::from_string("ok"))
+            .unwrap();
     }
 
     #[test]
     fn a_failing_webhook_is_described_without_its_url() {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks/SECRETTOKEN", server.server_addr().to_ip().unwrap());
+        let url = format!(
+            "http://{}/hooks/SECRETTOKEN",
+            server.server_addr().to_ip().unwrap()
+        );
         let mut hook = Webhook::new(url.clone(), Duration::ZERO, Duration::from_secs(3));
-        hook.push("job", finding("java.lang.IllegalStateException: x\n\tat com.example.A.b(A.java:1)\n"));
+        hook.push(
+            "job",
+            finding("java.lang.IllegalStateException: x\n\tat com.example.A.b(A.java:1)\n"),
+        );
         let answer = std::thread::spawn(move || {
             let request = server.recv().unwrap();
-            request.respond(tiny_http::Response::from_string("no").with_status_code(403)).unwrap();
+            request
+                .respond(tiny_http::Response::from_string("no").with_status_code(403))
+                .unwrap();
         });
         hook.flush(0);
         answer.join().unwrap();
@@ -184,18 +238,28 @@ mod tests {
         assert_eq!(why, "the webhook answered HTTP 403");
         assert!(!why.contains("SECRETTOKEN"));
         // Unreachable: the transport error is described by kind only.
-        let mut dead = Webhook::new("http://127.0.0.1:9/hooks/SECRETTOKEN".into(), Duration::ZERO, Duration::from_secs(1));
+        let mut dead = Webhook::new(
+            "http://127.0.0.1:9/hooks/SECRETTOKEN".into(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        );
         dead.push("job", hook_finding());
         dead.flush(0);
         let why = dead.failing.unwrap();
-        assert!(!why.contains("SECRETTOKEN") && !why.contains("127.0.0.1"), "{why}");
+        assert!(
+            !why.contains("SECRETTOKEN") && !why.contains("127.0.0.1"),
+            "{why}"
+        );
     }
 
     #[test]
     fn message_text_cannot_ping_or_link() {
         let d = finding("java.lang.IllegalStateException: <!channel> see <http://evil|here> & more\n\tat com.example.A.b(A.java:1)\n");
         let text = Webhook::text(&[("job".into(), d)], 0);
-        assert!(text.contains("&lt;!channel&gt; see &lt;http://evil|here&gt; &amp; more"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt; see &lt;http://evil|here&gt; &amp; more"),
+            "{text}"
+        );
         assert!(!text.contains("<!channel>"));
     }
 
@@ -207,7 +271,11 @@ mod tests {
         }
         let info = d.findings()[0].clone();
         assert_eq!(info.severity, Severity::Info);
-        let mut hook = Webhook::new("http://127.0.0.1:9/x".into(), Duration::ZERO, Duration::from_secs(1));
+        let mut hook = Webhook::new(
+            "http://127.0.0.1:9/x".into(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        );
         hook.push("job", info);
         assert!(hook.queue.is_empty());
     }

@@ -84,7 +84,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Shared { stopped: Mutex::new(false), wake: Condvar::new() })
+        Arc::new(Shared {
+            stopped: Mutex::new(false),
+            wake: Condvar::new(),
+        })
     }
 
     pub(crate) fn stop(&self) {
@@ -157,7 +160,11 @@ fn run(mut settings: Settings, shared: &Shared) {
         ..State::default()
     };
     if let Some(d) = state.diagnosis.as_mut() {
-        d.memory = MemorySettings { margin: settings.memory_margin, heap_headroom: settings.heap_headroom, ..MemorySettings::default() };
+        d.memory = MemorySettings {
+            margin: settings.memory_margin,
+            heap_headroom: settings.heap_headroom,
+            ..MemorySettings::default()
+        };
     }
     let settings = &settings;
     let mut last_problem: Option<String> = None;
@@ -236,7 +243,13 @@ impl State {
 
 /// Job states in which the job holds TaskManager resources: memory is planned for them,
 /// including a job that keeps failing and restarting (an out-of-memory loop, say).
-const LIVE_STATES: &[&str] = &["RUNNING", "RESTARTING", "FAILING", "CREATED", "INITIALIZING"];
+const LIVE_STATES: &[&str] = &[
+    "RUNNING",
+    "RESTARTING",
+    "FAILING",
+    "CREATED",
+    "INITIALIZING",
+];
 
 /// One decision for every live job: parallelism for running jobs past their
 /// stabilization time, memory for all of them.
@@ -338,7 +351,17 @@ fn scale(
                 log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
             }
             if let Some(d) = diagnosis.as_mut() {
-                jobdiagnosis::tick(d, rest, windows, None, settings.output_dir.as_deref(), recommendations, plans, now_ms(), &|| shared.is_stopped());
+                jobdiagnosis::tick(
+                    d,
+                    rest,
+                    windows,
+                    None,
+                    settings.output_dir.as_deref(),
+                    recommendations,
+                    plans,
+                    now_ms(),
+                    &|| shared.is_stopped(),
+                );
             }
             shared.sleep(pause)
         },
@@ -378,7 +401,8 @@ fn scale(
     }
     state.last_decision.insert(job_id.clone(), gist);
     if let (Some(d), Some(b)) = (state.diagnosis.as_mut(), decision.bottleneck) {
-        d.bottlenecks.insert(job_id.clone(), decision.vertices[b].name.clone());
+        d.bottlenecks
+            .insert(job_id.clone(), decision.vertices[b].name.clone());
     }
     for line in decision.log_lines(&snapshot) {
         log::info!("{line}");
@@ -419,11 +443,15 @@ fn plan_memory(
 ) -> Result<(), String> {
     let job_id = &shape.job_id;
     let job_ref = format!("job=\"{}\" ({})", shape.job_name, job_id);
-    state.windows.poll(rest, now_ms()).map_err(|e| e.to_string())?;
-    let view = state.windows.view(rest.jobmanager_config().map_err(|e| e.to_string())?);
+    state
+        .windows
+        .poll(rest, now_ms())
+        .map_err(|e| e.to_string())?;
+    let view = state
+        .windows
+        .view(rest.jobmanager_config().map_err(|e| e.to_string())?);
     if view.windows.is_empty() {
-        if view.without_plugin > 0 && state.memory_unmeasured.insert(job_id.clone())
-        {
+        if view.without_plugin > 0 && state.memory_unmeasured.insert(job_id.clone()) {
             log::warn!(
                 "AUTOTUNE {} {job_ref} | no TaskManager publishes {}: put the plugin in every TaskManager's plugins/autotune/ and enable it there too; memory is not planned until then",
                 Code::MemoryNotMeasured,
@@ -450,7 +478,11 @@ fn plan_memory(
             return Ok(());
         }
     };
-    if state.last_memory.get(job_id).is_some_and(|last| plan.close_to(last)) {
+    if state
+        .last_memory
+        .get(job_id)
+        .is_some_and(|last| plan.close_to(last))
+    {
         return Ok(());
     }
     for line in plan.log_lines(&job_ref) {
@@ -463,7 +495,9 @@ fn plan_memory(
         recommendation.job_name = shape.job_name.clone();
         recommendation.memory = plan.config_keys();
         outputs::write_recommendation(dir, recommendation, at_ms)
-            .and_then(|_| outputs::append_memory_history(dir, job_id, &shape.job_name, &plan, at_ms))
+            .and_then(|_| {
+                outputs::append_memory_history(dir, job_id, &shape.job_name, &plan, at_ms)
+            })
             .map_err(|e| cannot_write(dir, e))?;
     }
     state.last_memory.insert(job_id.clone(), plan);

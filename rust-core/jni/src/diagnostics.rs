@@ -22,26 +22,28 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The built-in catalogue plus the user's file. A bad file is said once and left out.
 pub fn catalogue(options: &Options) -> Arc<Catalogue> {
-    let Some(path) = &options.diagnosis_catalogue else { return Arc::new(Catalogue::builtin()) };
+    let Some(path) = &options.diagnosis_catalogue else {
+        return Arc::new(Catalogue::builtin());
+    };
     let loaded = std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|text| Catalogue::builtin_with(&text).map_err(|e| e.to_string()));
     Arc::new(match loaded {
-            Ok(catalogue) => {
-                log::info!(
+        Ok(catalogue) => {
+            log::info!(
                 "AUTOTUNE CONFIG diagnosis catalogue {} loaded: {} signatures in all",
                 path.display(),
-                    catalogue.signatures.len()
-                );
-                catalogue
-            }
-            Err(e) => {
-                log::warn!(
+                catalogue.signatures.len()
+            );
+            catalogue
+        }
+        Err(e) => {
+            log::warn!(
                     "AUTOTUNE CONFIG metrics.reporter.autotune.diagnosis-catalogue: {}: {e}; using the built-in catalogue",
                     path.display()
                 );
-                Catalogue::builtin()
-            }
+            Catalogue::builtin()
+        }
     })
 }
 
@@ -90,13 +92,25 @@ pub struct ProcessDiagnostics {
 
 impl ProcessDiagnostics {
     /// `None` when there is no log file to follow (Flink logs to the console only).
-    pub fn new(options: &Options, catalogue: Arc<Catalogue>, process: &str, measured: Option<MeasuredHeap>) -> Option<Self> {
+    pub fn new(
+        options: &Options,
+        catalogue: Arc<Catalogue>,
+        process: &str,
+        measured: Option<MeasuredHeap>,
+    ) -> Option<Self> {
         let path = options.log_file.clone()?;
         Some(ProcessDiagnostics {
-            scope: format!("process={process} log={}", path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())),
+            scope: format!(
+                "process={process} log={}",
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ),
             follower: LogFollower::new(path),
             diagnoser: Diagnoser::new(catalogue),
-            ctx: Context { version: options.flink_version, ..Context::default() },
+            ctx: Context {
+                version: options.flink_version,
+                ..Context::default()
+            },
             repeat: options.diagnosis_repeat,
             measured,
         })
@@ -105,7 +119,11 @@ impl ProcessDiagnostics {
     /// The task heap this TaskManager has and the one its live data needs, from its own
     /// measurements (framework heap as configured, else Flink's default).
     fn refresh_measured(&mut self) {
-        let Some((heap, need)) = self.measured.as_ref().and_then(|m| *m.lock().unwrap_or_else(|p| p.into_inner())) else {
+        let Some((heap, need)) = self
+            .measured
+            .as_ref()
+            .and_then(|m| *m.lock().unwrap_or_else(|p| p.into_inner()))
+        else {
             return;
         };
         let framework = self
@@ -115,18 +133,28 @@ impl ProcessDiagnostics {
             .and_then(|v| memory::parse_size(v))
             .unwrap_or(FRAMEWORK_HEAP_DEFAULT);
         let key = "taskmanager.memory.task.heap.size";
-        self.ctx.config.entry(key.into()).or_insert_with(|| memory::size(heap.saturating_sub(framework)));
+        self.ctx
+            .config
+            .entry(key.into())
+            .or_insert_with(|| memory::size(heap.saturating_sub(framework)));
         if need > heap {
-            self.ctx.plan.insert(key.into(), memory::size(need.saturating_sub(framework)));
+            self.ctx
+                .plan
+                .insert(key.into(), memory::size(need.saturating_sub(framework)));
         } else {
             self.ctx.plan.remove(key);
         }
     }
 
     fn observe(&mut self, record: &Record) {
-        let source = self.follower.path().file_name().map(|n| n.to_string_lossy().into_owned());
+        let source = self
+            .follower
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
         self.refresh_measured();
-        self.diagnoser.observe_log(record, source.as_deref(), &mut self.ctx);
+        self.diagnoser
+            .observe_log(record, source.as_deref(), &mut self.ctx);
     }
 
     /// Reads what the log gained; returns the findings due to be said (the caller says them,
@@ -145,7 +173,10 @@ impl ProcessDiagnostics {
                     self.observe(record);
                 }
             }
-            Err(e) => log::debug!("AUTOTUNE DIAGNOSIS cannot read {}: {e}", self.follower.path().display()),
+            Err(e) => log::debug!(
+                "AUTOTUNE DIAGNOSIS cannot read {}: {e}",
+                self.follower.path().display()
+            ),
         }
         if self.diagnoser.first_overflow() {
             say_overflow(&self.scope);
@@ -187,7 +218,10 @@ pub struct DiagnosisThread {
 }
 
 impl DiagnosisThread {
-    pub fn start(mut process: ProcessDiagnostics, mut webhook: Option<Webhook>) -> std::io::Result<Self> {
+    pub fn start(
+        mut process: ProcessDiagnostics,
+        mut webhook: Option<Webhook>,
+    ) -> std::io::Result<Self> {
         let shared = crate::coordinator::Shared::new();
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new().name("flink-autotune-diagnosis".into()).spawn(move || {
@@ -206,7 +240,7 @@ impl DiagnosisThread {
             loop {
                 let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process.tick(now_ms())));
                 match ticked {
-                    Ok(found) => say_all(found, &process.scope().to_string(), &mut webhook),
+                    Ok(found) => say_all(found, process.scope(), &mut webhook),
                     Err(_) => log::warn!("AUTOTUNE DIAGNOSIS a tick panicked (see the native panic above); going on"),
                 }
                 if !for_thread.sleep(TICK) {
@@ -214,10 +248,13 @@ impl DiagnosisThread {
                 }
             }
             if let Ok(found) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process.flush(now_ms()))) {
-                say_all(found, &process.scope().to_string(), &mut webhook);
+                say_all(found, process.scope(), &mut webhook);
             }
         })?;
-        Ok(DiagnosisThread { shared, thread: Some(thread) })
+        Ok(DiagnosisThread {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     pub fn stop(mut self) {

@@ -50,7 +50,12 @@ pub struct JobsDiagnosis {
 }
 
 impl JobsDiagnosis {
-    pub fn new(catalogue: Arc<Catalogue>, process: Option<ProcessDiagnostics>, webhook: Option<Webhook>, repeat_ms: u64) -> Self {
+    pub fn new(
+        catalogue: Arc<Catalogue>,
+        process: Option<ProcessDiagnostics>,
+        webhook: Option<Webhook>,
+        repeat_ms: u64,
+    ) -> Self {
         JobsDiagnosis {
             catalogue,
             process,
@@ -73,16 +78,31 @@ fn lost_taskmanager(catalogue: &Catalogue, record: &Record) -> bool {
     record.chain.iter().any(|t| {
         let text = t.headline();
         text.contains("The TaskExecutor is shutting down")
-            || catalogue.matching(&text).iter().any(|&i| LOST_TASKMANAGER.contains(&catalogue.signatures[i].code.as_str()))
+            || catalogue
+                .matching(&text)
+                .iter()
+                .any(|&i| LOST_TASKMANAGER.contains(&catalogue.signatures[i].code.as_str()))
     })
 }
 
-fn context(rest: &FlinkRest, windows: &WindowCache, job_id: &str, version: Option<FlinkVersion>, plan: Option<&MemoryPlan>) -> Context {
-    let mut config: BTreeMap<String, String> = rest.jobmanager_config().map(|c| c.into_iter().collect()).unwrap_or_default();
+fn context(
+    rest: &FlinkRest,
+    windows: &WindowCache,
+    job_id: &str,
+    version: Option<FlinkVersion>,
+    plan: Option<&MemoryPlan>,
+) -> Context {
+    let mut config: BTreeMap<String, String> = rest
+        .jobmanager_config()
+        .map(|c| c.into_iter().collect())
+        .unwrap_or_default();
     let taskmanagers = rest.taskmanagers().unwrap_or_default();
     // What each pool really is, where the config leaves it to fractions; a TaskManager that
     // died of the failure being diagnosed is no longer listed, but its layout was seen.
-    let layout = taskmanagers.iter().find_map(|t| t.memory).or_else(|| windows.taskmanagers().find_map(|t| t.memory));
+    let layout = taskmanagers
+        .iter()
+        .find_map(|t| t.memory)
+        .or_else(|| windows.taskmanagers().find_map(|t| t.memory));
     if let Some(m) = layout {
         let sizes = [
             ("taskmanager.memory.task.heap.size", m.task_heap),
@@ -94,22 +114,39 @@ fn context(rest: &FlinkRest, windows: &WindowCache, job_id: &str, version: Optio
             ("taskmanager.memory.jvm-overhead.max", m.jvm_overhead),
         ];
         for (key, bytes) in sizes {
-            config.entry(key.to_string()).or_insert_with(|| autotune_model::memory::size(bytes));
+            config
+                .entry(key.to_string())
+                .or_insert_with(|| autotune_model::memory::size(bytes));
         }
     }
-    let mut plan: BTreeMap<String, String> =
-        plan.map(|p| p.config_keys().into_iter().map(|(k, v)| (k.to_string(), v)).collect()).unwrap_or_default();
+    let mut plan: BTreeMap<String, String> = plan
+        .map(|p| {
+            p.config_keys()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        })
+        .unwrap_or_default();
     // Slots the job needs (one slot-sharing group: its widest vertex) spread over the
     // TaskManagers there are, when they have fewer.
     if let (Ok(details), false) = (rest.job(job_id), taskmanagers.is_empty()) {
-        let needed = details.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0);
+        let needed = details
+            .vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(0);
         let have: u32 = taskmanagers.iter().map(|t| t.slots).sum();
         if needed > have {
             let per_tm = needed.div_ceil(taskmanagers.len() as u32);
             plan.insert("taskmanager.numberOfTaskSlots".into(), per_tm.to_string());
         }
     }
-    Context { version, config, plan }
+    Context {
+        version,
+        config,
+        plan,
+    }
 }
 
 /// Looks at every job (and the JobManager's log) if it is time; says what is due.
@@ -125,7 +162,10 @@ pub fn tick(
     now_ms: i64,
     stopped: &dyn Fn() -> bool,
 ) {
-    if diag.last_tick_ms.is_some_and(|last| now_ms.saturating_sub(last) < EVERY_MS) {
+    if diag
+        .last_tick_ms
+        .is_some_and(|last| now_ms.saturating_sub(last) < EVERY_MS)
+    {
         return;
     }
     diag.last_tick_ms = Some(now_ms);
@@ -153,20 +193,26 @@ pub fn tick(
             return;
         }
         let catalogue = diag.catalogue.clone();
-        let entry = diag.jobs.entry(job.jid.clone()).or_insert_with(|| JobDiagnosis {
-            diagnoser: Diagnoser::new(catalogue),
-            last_exception_ms: 0,
-            last_failed_checkpoint: 0,
-            done: false,
-            completed_checkpoints: 0,
-        });
+        let entry = diag
+            .jobs
+            .entry(job.jid.clone())
+            .or_insert_with(|| JobDiagnosis {
+                diagnoser: Diagnoser::new(catalogue),
+                last_exception_ms: 0,
+                last_failed_checkpoint: 0,
+                done: false,
+                completed_checkpoints: 0,
+            });
         if entry.done {
             continue;
         }
         let terminal = TERMINAL.contains(&job.state.as_str());
         let mut ctx: Option<Context> = None;
         let mut ctx_for = |rest: &FlinkRest| -> Context {
-            ctx.get_or_insert_with(|| context(rest, windows, &job.jid, diag.version, plans.get(&job.jid))).clone()
+            ctx.get_or_insert_with(|| {
+                context(rest, windows, &job.jid, diag.version, plans.get(&job.jid))
+            })
+            .clone()
         };
         // Exceptions, oldest new one first.
         let exceptions = rest.exceptions(&job.jid);
@@ -174,12 +220,18 @@ pub fn tick(
             log::debug!("AUTOTUNE DIAGNOSIS exceptions of {} not read: {e}", job.jid);
         }
         if let Ok(exceptions) = exceptions {
-            let mut fresh: Vec<_> =
-                exceptions.history.entries.iter().filter(|e| e.timestamp > entry.last_exception_ms).collect();
+            let mut fresh: Vec<_> = exceptions
+                .history
+                .entries
+                .iter()
+                .filter(|e| e.timestamp > entry.last_exception_ms)
+                .collect();
             fresh.sort_by_key(|e| e.timestamp);
             for e in fresh {
                 entry.last_exception_ms = entry.last_exception_ms.max(e.timestamp);
-                let Some(mut record) = records(&e.stacktrace).into_iter().next() else { continue };
+                let Some(mut record) = records(&e.stacktrace).into_iter().next() else {
+                    continue;
+                };
                 record.line = 0; // a REST trace, not a file: no line to point at
                 let mut source = "REST exception".to_string();
                 if let Some(task) = &e.task_name {
@@ -208,7 +260,10 @@ pub fn tick(
                             w.heap_max.map_or("?".into(), human),
                             w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
                         );
-                        let context = record.chain.last().map(|t| format!("the job failed with {}", t.headline()));
+                        let context = record
+                            .chain
+                            .last()
+                            .map(|t| format!("the job failed with {}", t.headline()));
                         // The heap it had (it is no longer listed with its layout).
                         let mut c = c.clone();
                         if let Some(max) = w.heap_max {
@@ -219,17 +274,29 @@ pub fn tick(
                                 .unwrap_or(128 << 20);
                             c.config
                                 .entry("taskmanager.memory.task.heap.size".into())
-                                .or_insert_with(|| autotune_model::memory::size((max as u64).saturating_sub(framework)));
+                                .or_insert_with(|| {
+                                    autotune_model::memory::size(
+                                        (max as u64).saturating_sub(framework),
+                                    )
+                                });
                         }
                         entry.diagnoser.conclude("AT300", evidence, context, &c);
                         continue;
                     }
                 }
-                entry.diagnoser.observe(&record, Origin::JobFailure, Some(&source), &c);
+                entry
+                    .diagnoser
+                    .observe(&record, Origin::JobFailure, Some(&source), &c);
             }
         }
         if job.state == "RUNNING" {
-            checkpoints_of(rest, &job.jid, entry, diag.bottlenecks.get(&job.jid), &mut ctx_for);
+            checkpoints_of(
+                rest,
+                &job.jid,
+                entry,
+                diag.bottlenecks.get(&job.jid),
+                &mut ctx_for,
+            );
         }
         // A failed job's final exception names the wrapper it ended in ("Recovery is
         // suppressed by ..."): context for the root cause the history already counted.
@@ -238,7 +305,12 @@ pub fn tick(
                 if let Some(mut record) = records(&trace).into_iter().next() {
                     record.line = 0;
                     let c = ctx_for(rest);
-                    entry.diagnoser.explain(&record, Origin::JobFailure, Some("the job's final failure"), &c);
+                    entry.diagnoser.explain(
+                        &record,
+                        Origin::JobFailure,
+                        Some("the job's final failure"),
+                        &c,
+                    );
                 }
             }
         }
@@ -264,8 +336,11 @@ pub fn tick(
     }
     // The JobManager's own log: what a job's exceptions did not already say.
     if let Some(process) = diag.process.as_mut() {
-        let said: HashSet<String> =
-            diag.jobs.values().flat_map(|j| j.diagnoser.findings().iter().map(|d| d.code.clone())).collect();
+        let said: HashSet<String> = diag
+            .jobs
+            .values()
+            .flat_map(|j| j.diagnoser.findings().iter().map(|d| d.code.clone()))
+            .collect();
         let scope = process.scope().to_string();
         for d in process.tick(now_ms.max(0) as u64) {
             if said.contains(&d.code) {
@@ -305,8 +380,12 @@ fn checkpoints_of(
     bottleneck: Option<&String>,
     ctx_for: &mut dyn FnMut(&FlinkRest) -> Context,
 ) {
-    let Ok(Some(config)) = rest.checkpoint_config(job_id) else { return };
-    let Ok(stats) = rest.checkpoints(job_id) else { return };
+    let Ok(Some(config)) = rest.checkpoint_config(job_id) else {
+        return;
+    };
+    let Ok(stats) = rest.checkpoints(job_id) else {
+        return;
+    };
     let mut fresh: Vec<_> = stats
         .history
         .iter()
@@ -315,15 +394,23 @@ fn checkpoints_of(
     fresh.sort_by_key(|c| c.id);
     for failed in fresh {
         entry.last_failed_checkpoint = entry.last_failed_checkpoint.max(failed.id);
-        let reason = failed.failure_message.clone().unwrap_or_else(|| "no reason given".into());
+        let reason = failed
+            .failure_message
+            .clone()
+            .unwrap_or_else(|| "no reason given".into());
         let ctx = ctx_for(rest);
         let source = format!("checkpoint {}", failed.id);
         let known = records(&reason).into_iter().any(|mut r| {
             r.line = 0;
-            entry.diagnoser.observe(&r, Origin::Log, Some(&source), &ctx).is_some()
+            entry
+                .diagnoser
+                .observe(&r, Origin::Log, Some(&source), &ctx)
+                .is_some()
         });
         if !known {
-            entry.diagnoser.advise(&checkpoints::unknown_failure(&reason), &ctx);
+            entry
+                .diagnoser
+                .advise(&checkpoints::unknown_failure(&reason), &ctx);
         }
     }
     // The same history again says nothing new.
@@ -343,11 +430,17 @@ fn checkpoints_of(
         })
         .collect();
     let start_delay = start_delay(rest, job_id);
-    let backend = config.state_backend.as_deref().unwrap_or("").to_ascii_lowercase();
+    let backend = config
+        .state_backend
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let view = CheckpointView {
         interval_ms: config.interval,
         timeout_ms: config.timeout,
-        heap_backend: backend.contains("hashmap") || backend.contains("memory") || backend.contains("filesystem"),
+        heap_backend: backend.contains("hashmap")
+            || backend.contains("memory")
+            || backend.contains("filesystem"),
         unaligned: config.unaligned_checkpoints,
         history: &history,
         start_delay,
@@ -370,7 +463,9 @@ fn start_delay(rest: &FlinkRest, job_id: &str) -> Option<(String, f64)> {
         .vertices
         .iter()
         .filter_map(|v| {
-            let m = rest.subtask_metrics(job_id, &v.id, &["checkpointStartDelayNanos"]).ok()?;
+            let m = rest
+                .subtask_metrics(job_id, &v.id, &["checkpointStartDelayNanos"])
+                .ok()?;
             let max = m.get("checkpointStartDelayNanos")?.max;
             max.is_finite().then(|| (v.name.clone(), max / 1e6))
         })

@@ -140,11 +140,14 @@ impl Reporter {
             return;
         };
         let settings = self.memory_settings();
-        if let (Some((need, pressure)), Some(max)) = (memory::heap_need(&window, &settings), window.heap_max) {
+        if let (Some((need, pressure)), Some(max)) =
+            (memory::heap_need(&window, &settings), window.heap_max)
+        {
             // Only a heap under pressure says how much more it needs; otherwise the finding
             // falls back to a factor of the heap it has.
             let need = if pressure { need } else { 0 };
-            *self.measured_heap.lock().unwrap_or_else(|p| p.into_inner()) = Some((max as u64, need));
+            *self.measured_heap.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((max as u64, need));
         }
         let findings = memory::taskmanager_findings(&window, &settings);
         let codes: Vec<Code> = findings.iter().map(|f| f.code).collect();
@@ -205,7 +208,8 @@ impl Reporter {
         let mut settings = Settings::new(&self.options, rest_url, output_dir);
         if self.options.diagnosis {
             let catalogue = diagnostics::catalogue(&self.options);
-            settings.process_diagnostics = ProcessDiagnostics::new(&self.options, catalogue.clone(), "jobmanager", None);
+            settings.process_diagnostics =
+                ProcessDiagnostics::new(&self.options, catalogue.clone(), "jobmanager", None);
             settings.catalogue = Some(catalogue);
             settings.webhook = diagnostics::webhook(&self.options);
         }
@@ -228,7 +232,10 @@ impl Reporter {
             return;
         }
         // A JobManager waits for its coordinator, which diagnoses its log and its jobs.
-        if self.tracker.role() != Role::TaskManager && self.coordinator.is_none() && !self.coordinator_decided {
+        if self.tracker.role() != Role::TaskManager
+            && self.coordinator.is_none()
+            && !self.coordinator_decided
+        {
             return;
         }
         self.diagnosis_decided = true;
@@ -239,8 +246,14 @@ impl Reporter {
             Role::TaskManager => "taskmanager",
             _ => "jobmanager",
         };
-        let measured = (self.tracker.role() == Role::TaskManager).then(|| self.measured_heap.clone());
-        let Some(process) = ProcessDiagnostics::new(&self.options, diagnostics::catalogue(&self.options), process, measured) else {
+        let measured =
+            (self.tracker.role() == Role::TaskManager).then(|| self.measured_heap.clone());
+        let Some(process) = ProcessDiagnostics::new(
+            &self.options,
+            diagnostics::catalogue(&self.options),
+            process,
+            measured,
+        ) else {
             log::info!("AUTOTUNE DIAGNOSIS no log file to follow (Flink logs to the console; set metrics.reporter.autotune.log-file)");
             return;
         };

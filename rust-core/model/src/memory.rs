@@ -69,16 +69,31 @@ impl MemoryLayout {
     /// their sums, so no fraction or default of the user's config can contradict them.
     pub fn config_keys(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("taskmanager.memory.process.size", size(self.process_total())),
+            (
+                "taskmanager.memory.process.size",
+                size(self.process_total()),
+            ),
             ("taskmanager.memory.flink.size", size(self.flink_total())),
-            ("taskmanager.memory.framework.heap.size", size(self.framework_heap)),
+            (
+                "taskmanager.memory.framework.heap.size",
+                size(self.framework_heap),
+            ),
             ("taskmanager.memory.task.heap.size", size(self.task_heap)),
-            ("taskmanager.memory.framework.off-heap.size", size(self.framework_off_heap)),
-            ("taskmanager.memory.task.off-heap.size", size(self.task_off_heap)),
+            (
+                "taskmanager.memory.framework.off-heap.size",
+                size(self.framework_off_heap),
+            ),
+            (
+                "taskmanager.memory.task.off-heap.size",
+                size(self.task_off_heap),
+            ),
             ("taskmanager.memory.managed.size", size(self.managed)),
             ("taskmanager.memory.network.min", size(self.network)),
             ("taskmanager.memory.network.max", size(self.network)),
-            ("taskmanager.memory.jvm-metaspace.size", size(self.metaspace)),
+            (
+                "taskmanager.memory.jvm-metaspace.size",
+                size(self.metaspace),
+            ),
             ("taskmanager.memory.jvm-overhead.min", size(self.overhead)),
             ("taskmanager.memory.jvm-overhead.max", size(self.overhead)),
         ]
@@ -98,7 +113,9 @@ pub fn size(bytes: u64) -> String {
 /// (bytes), `64 mebibytes`.
 pub fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let number: f64 = number.parse().ok()?;
     let factor: u64 = match unit.trim() {
@@ -249,7 +266,8 @@ const MIN_TASK_HEAP: u64 = 64 * MIB;
 const STEP: u64 = 16 * MIB;
 
 fn round_up(bytes: f64, step: u64) -> u64 {
-    if !(bytes > 0.0) {
+    // NaN and negatives round to nothing.
+    if bytes.is_nan() || bytes <= 0.0 {
         return 0;
     }
     let b = bytes.ceil() as u64;
@@ -525,7 +543,10 @@ fn peak(windows: &[&PoolWindow], get: impl Fn(&PoolWindow) -> Option<f64>) -> Op
 
 /// One coherent recommendation for the job's TaskManagers (they share one configuration):
 /// every pool sized for the TaskManager that needs it most.
-pub fn plan(inputs: &MemoryInputs<'_>, settings: &MemorySettings) -> Result<MemoryPlan, MemoryError> {
+pub fn plan(
+    inputs: &MemoryInputs<'_>,
+    settings: &MemorySettings,
+) -> Result<MemoryPlan, MemoryError> {
     let windows: Vec<&PoolWindow> = inputs.windows.iter().filter(|w| w.samples > 0).collect();
     if windows.is_empty() {
         return Err(MemoryError(
@@ -537,7 +558,10 @@ pub fn plan(inputs: &MemoryInputs<'_>, settings: &MemorySettings) -> Result<Memo
     let mut rec = cur;
     let mut pools = Vec::new();
     let mut findings = Vec::new();
-    let window_seconds = ws.iter().map(|w| w.window_seconds).fold(f64::INFINITY, f64::min);
+    let window_seconds = ws
+        .iter()
+        .map(|w| w.window_seconds)
+        .fold(f64::INFINITY, f64::min);
 
     // Heap: the TaskManager with the most live data decides; pressure anywhere is a finding.
     let heap = ws
@@ -545,7 +569,9 @@ pub fn plan(inputs: &MemoryInputs<'_>, settings: &MemorySettings) -> Result<Memo
         .filter_map(|w| heap_need(w, settings).map(|n| (n, w)))
         .max_by_key(|((need, _), _)| *need);
     if let Some(((jvm_heap, pressure), w)) = heap {
-        rec.task_heap = jvm_heap.saturating_sub(cur.framework_heap).max(MIN_TASK_HEAP);
+        rec.task_heap = jvm_heap
+            .saturating_sub(cur.framework_heap)
+            .max(MIN_TASK_HEAP);
         let evidence = format!(
             "live {} (heap after GC, highest), peak used {}, GC {} ms/s; JVM heap = live x {:.1}, at least live + {}{}",
             opt_human(w.heap_after_gc_peak),
@@ -608,13 +634,26 @@ pub fn plan(inputs: &MemoryInputs<'_>, settings: &MemorySettings) -> Result<Memo
             matches!((w.managed_used_peak, w.managed_total), (Some(u), Some(t)) if t > 0.0 && u >= MANAGED_RESERVED * t)
         });
         let (recommended, why) = if used <= 0.0 {
-            (0, "nothing used it (heap state backend, no batch operators)".to_string())
+            (
+                0,
+                "nothing used it (heap state backend, no batch operators)".to_string(),
+            )
         } else if reserved {
-            (cur.managed, format!("a consumer reserved {} of it (RocksDB takes what it is given): kept", human(used)))
+            (
+                cur.managed,
+                format!(
+                    "a consumer reserved {} of it (RocksDB takes what it is given): kept",
+                    human(used)
+                ),
+            )
         } else {
             (
                 round_up(with_margin(used, settings.margin) as f64, STEP),
-                format!("peak used {}; peak + {:.0}%", human(used), settings.margin * 100.0),
+                format!(
+                    "peak used {}; peak + {:.0}%",
+                    human(used),
+                    settings.margin * 100.0
+                ),
             )
         };
         rec.managed = recommended;
@@ -681,7 +720,8 @@ pub fn plan(inputs: &MemoryInputs<'_>, settings: &MemorySettings) -> Result<Memo
         let off_heap = cur.framework_off_heap + cur.task_off_heap;
         let needed = with_margin(outside, settings.margin);
         if needed > off_heap {
-            rec.task_off_heap = round_up((needed - cur.framework_off_heap) as f64, STEP).max(cur.task_off_heap);
+            rec.task_off_heap =
+                round_up((needed - cur.framework_off_heap) as f64, STEP).max(cur.task_off_heap);
         }
         let limit = cur.direct_limit() as f64;
         if limit > 0.0 && direct >= POOL_FULL * limit {
@@ -738,7 +778,11 @@ pub fn plan(inputs: &MemoryInputs<'_>, settings: &MemorySettings) -> Result<Memo
         pools,
         findings,
         taskmanagers: ws.len(),
-        window_seconds: if window_seconds.is_finite() { window_seconds } else { 0.0 },
+        window_seconds: if window_seconds.is_finite() {
+            window_seconds
+        } else {
+            0.0
+        },
     })
 }
 

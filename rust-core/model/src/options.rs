@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration;
-use crate::scaling::ScalingConfig;
 use crate::memory::MemorySettings;
+use crate::scaling::ScalingConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -164,7 +164,9 @@ fn ratio_option(target: &mut f64, value: &str, min: f64, max: f64) -> Result<(),
             *target = v;
             Ok(())
         }
-        _ => Err(format!("must be a number from {min} to {max}, using {target}")),
+        _ => Err(format!(
+            "must be a number from {min} to {max}, using {target}"
+        )),
     }
 }
 
@@ -273,7 +275,9 @@ impl Options {
                 "diagnosis" => bool_option(&mut o.diagnosis, value),
                 "diagnosis-repeat" => duration_option(&mut o.diagnosis_repeat, value, second),
                 "webhook-interval" => duration_option(&mut o.webhook_interval, value, second),
-                "diagnosis-catalogue" | "log-file" if value.is_empty() => Err("is empty; not used".to_string()),
+                "diagnosis-catalogue" | "log-file" if value.is_empty() => {
+                    Err("is empty; not used".to_string())
+                }
                 "diagnosis-catalogue" => {
                     o.diagnosis_catalogue = Some(PathBuf::from(value));
                     Ok(())
@@ -282,10 +286,15 @@ impl Options {
                     o.log_file = Some(PathBuf::from(value));
                     Ok(())
                 }
-                "flink-version" => value.parse().map(|v| o.flink_version = Some(v)).map_err(|e| format!("{e}; read from the log instead")),
+                "flink-version" => value
+                    .parse()
+                    .map(|v| o.flink_version = Some(v))
+                    .map_err(|e| format!("{e}; read from the log instead")),
                 // The URL is a credential: the problem line must not repeat it. The key contains
                 // "secret" so that Flink masks it wherever it prints its configuration.
-                "webhook-secret-url" if value.starts_with("http://") || value.starts_with("https://") => {
+                "webhook-secret-url"
+                    if value.starts_with("http://") || value.starts_with("https://") =>
+                {
                     o.webhook_url = Some(value.to_string());
                     Ok(())
                 }
@@ -319,7 +328,11 @@ impl Options {
             if let Err(reason) = result {
                 // An unknown key's value is not repeated: it may be a credential under a
                 // mistyped name (webhook_secret_url).
-                let shown = if OPTIONS.contains(&key) { format!("'{value}' ") } else { String::new() };
+                let shown = if OPTIONS.contains(&key) {
+                    format!("'{value}' ")
+                } else {
+                    String::new()
+                };
                 problems.push(format!("metrics.reporter.autotune.{key}: {shown}{reason}"));
             }
         }
@@ -373,23 +386,51 @@ mod tests {
     #[test]
     fn the_webhook_url_is_never_shown() {
         let secret = "https://hooks.slack.com/services/T000/B000/SECRETTOKEN";
-        let parsed = Options::parse([("webhook-secret-url", secret), ("webhook-interval", "5 min"), ("diagnosis-repeat", "1 h")]);
+        let parsed = Options::parse([
+            ("webhook-secret-url", secret),
+            ("webhook-interval", "5 min"),
+            ("diagnosis-repeat", "1 h"),
+        ]);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         assert_eq!(parsed.options.webhook_url.as_deref(), Some(secret));
         let shown = parsed.options.to_string();
-        assert!(!shown.contains("SECRETTOKEN") && shown.contains("webhook=<set> every 5min"), "{shown}");
+        assert!(
+            !shown.contains("SECRETTOKEN") && shown.contains("webhook=<set> every 5min"),
+            "{shown}"
+        );
         let bad = Options::parse([("webhook-secret-url", "hooks.slack.com/SECRETTOKEN")]);
         assert!(bad.options.webhook_url.is_none());
-        assert!(!bad.problems[0].contains("SECRETTOKEN"), "{:?}", bad.problems);
+        assert!(
+            !bad.problems[0].contains("SECRETTOKEN"),
+            "{:?}",
+            bad.problems
+        );
         let mistyped = Options::parse([("webhook_url", secret)]);
-        assert!(mistyped.problems[0].contains("is not an option"), "{:?}", mistyped.problems);
-        assert!(!mistyped.problems[0].contains("SECRETTOKEN"), "an unknown key's value is not repeated");
+        assert!(
+            mistyped.problems[0].contains("is not an option"),
+            "{:?}",
+            mistyped.problems
+        );
+        assert!(
+            !mistyped.problems[0].contains("SECRETTOKEN"),
+            "an unknown key's value is not repeated"
+        );
         let v = Options::parse([("flink-version", "1.17.2")]);
-        assert_eq!(v.options.flink_version.map(|v| v.to_string()), Some("1.17.2".into()));
-        assert!(Options::parse([("flink-version", "unknown")]).problems[0].contains("read from the log instead"));
-        let off = Options::parse([("diagnosis", "false"), ("diagnosis-catalogue", "/etc/flink/mine.toml")]);
+        assert_eq!(
+            v.options.flink_version.map(|v| v.to_string()),
+            Some("1.17.2".into())
+        );
+        assert!(Options::parse([("flink-version", "unknown")]).problems[0]
+            .contains("read from the log instead"));
+        let off = Options::parse([
+            ("diagnosis", "false"),
+            ("diagnosis-catalogue", "/etc/flink/mine.toml"),
+        ]);
         assert!(!off.options.diagnosis);
-        assert_eq!(off.options.diagnosis_catalogue, Some(PathBuf::from("/etc/flink/mine.toml")));
+        assert_eq!(
+            off.options.diagnosis_catalogue,
+            Some(PathBuf::from("/etc/flink/mine.toml"))
+        );
     }
 
     #[test]

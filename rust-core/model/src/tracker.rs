@@ -244,7 +244,9 @@ impl Tracker {
                 _ => continue,
             };
             *slot = peak;
-            if let (Some((t0, _)), Some((t1, _))) = (samples.iter().next(), samples.iter().next_back()) {
+            if let (Some((t0, _)), Some((t1, _))) =
+                (samples.iter().next(), samples.iter().next_back())
+            {
                 first = first.min(t0);
                 last = last.max(t1);
                 w.samples = w.samples.max(samples.len() as u32);
@@ -696,18 +698,42 @@ mod tests {
         let gc = "taskmanager.Status.JVM.GarbageCollector.G1_Young_Generation";
         register(&mut t, 0, &tm, "taskmanager.Status.JVM.Memory.Heap", "Used");
         register(&mut t, 1, &tm, "taskmanager.Status.JVM.Memory.Heap", "Max");
-        register(&mut t, 2, &tm, "taskmanager.Status.JVM.Memory.Heap", "AutotuneAfterGc");
+        register(
+            &mut t,
+            2,
+            &tm,
+            "taskmanager.Status.JVM.Memory.Heap",
+            "AutotuneAfterGc",
+        );
         register(&mut t, 3, &tm, gc, "Time");
-        register(&mut t, 4, &tm, "taskmanager.Status.Flink.Memory.Managed", "Used");
+        register(
+            &mut t,
+            4,
+            &tm,
+            "taskmanager.Status.Flink.Memory.Managed",
+            "Used",
+        );
         assert_eq!(
-            register(&mut t, 5, &tm, "taskmanager.Status.JVM.Memory.Heap", "AutotunePools"),
+            register(
+                &mut t,
+                5,
+                &tm,
+                "taskmanager.Status.JVM.Memory.Heap",
+                "AutotunePools"
+            ),
             Registration::Ignored,
             "the published window is not read back"
         );
         // 5 rounds, 10 s apart; the first falls out of the 4-sample window.
-        for (i, (used, after, gc_ms)) in [(900.0, 50.0, 0.0), (300.0, 60.0, 100.0), (500.0, 80.0, 150.0), (200.0, 70.0, 200.0), (400.0, 70.0, 400.0)]
-            .into_iter()
-            .enumerate()
+        for (i, (used, after, gc_ms)) in [
+            (900.0, 50.0, 0.0),
+            (300.0, 60.0, 100.0),
+            (500.0, 80.0, 150.0),
+            (200.0, 70.0, 200.0),
+            (400.0, 70.0, 400.0),
+        ]
+        .into_iter()
+        .enumerate()
         {
             t.record_round(i as i64 * 10_000, &[used, 1000.0, after, gc_ms, 0.0]);
         }

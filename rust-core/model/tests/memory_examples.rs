@@ -59,7 +59,11 @@ fn autoscaler_network_segments_per_gate() {
     // MemoryTuningTest.testCalculateNetworkSegmentNumber: 2 buffers per channel, 8 floating.
     let net = NetworkSettings::default();
     assert_eq!(gate_segments(10, 10, ShipStrategy::Forward, &net), 10);
-    assert_eq!(gate_segments(10, 15, ShipStrategy::Forward, &net), 12, "forward becomes rescale");
+    assert_eq!(
+        gate_segments(10, 15, ShipStrategy::Forward, &net),
+        12,
+        "forward becomes rescale"
+    );
     assert_eq!(gate_segments(10, 15, ShipStrategy::Rescale, &net), 12);
     assert_eq!(gate_segments(10, 15, ShipStrategy::Rebalance, &net), 38);
     assert_eq!(gate_segments(10, 15, ShipStrategy::Other, &net), 38);
@@ -69,10 +73,17 @@ fn autoscaler_network_segments_per_gate() {
 fn autoscaler_network_memory_for_the_rescaled_job() {
     // MemoryTuningTest.testMemoryTuning: two vertices joined by REBALANCE, rescaled from
     // 50/50 to 25/10, 5 slots per TaskManager: network min = max = 13760 kb.
-    let edges = [Edge { from: 0, to: 1, ship: ShipStrategy::Rebalance }];
+    let edges = [Edge {
+        from: 0,
+        to: 1,
+        ship: ShipStrategy::Rebalance,
+    }];
     let net = NetworkSettings::default();
     assert_eq!(network_segments_per_slot(&[25, 10], &edges, &net), 28 + 58);
-    assert_eq!(network_bytes_per_taskmanager(&[25, 10], &edges, &net, 5), 13760 * 1024);
+    assert_eq!(
+        network_bytes_per_taskmanager(&[25, 10], &edges, &net, 5),
+        13760 * 1024
+    );
 }
 
 #[test]
@@ -101,7 +112,11 @@ fn over_provisioned_taskmanager_saves_memory_with_consistent_keys() {
         network_total: Some(current.network as f64),
         ..window()
     };
-    let edges = [Edge { from: 0, to: 1, ship: ShipStrategy::Hash }];
+    let edges = [Edge {
+        from: 0,
+        to: 1,
+        ship: ShipStrategy::Hash,
+    }];
     let net = NetworkSettings::default();
     let inputs = MemoryInputs {
         current,
@@ -136,12 +151,22 @@ fn over_provisioned_taskmanager_saves_memory_with_consistent_keys() {
     .sum();
     assert_eq!(pools, parse_m(key(&keys, "taskmanager.memory.flink.size")));
     assert_eq!(
-        pools + parse_m(key(&keys, "taskmanager.memory.jvm-metaspace.size")) + parse_m(key(&keys, "taskmanager.memory.jvm-overhead.max")),
+        pools
+            + parse_m(key(&keys, "taskmanager.memory.jvm-metaspace.size"))
+            + parse_m(key(&keys, "taskmanager.memory.jvm-overhead.max")),
         parse_m(key(&keys, "taskmanager.memory.process.size"))
     );
     let lines = plan.log_lines("job=\"j\" (1)");
-    assert!(lines.last().unwrap().starts_with("AUTOTUNE AT200 MEMORY_PLAN job=\"j\" (1) taskmanagers=2 process=4.00g->"), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("AT201 MEMORY_POOL") && l.contains("pool=heap")));
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("AUTOTUNE AT200 MEMORY_PLAN job=\"j\" (1) taskmanagers=2 process=4.00g->"),
+        "{lines:#?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("AT201 MEMORY_POOL") && l.contains("pool=heap")));
 }
 
 #[test]
@@ -159,13 +184,27 @@ fn heap_pressure_asks_for_more_heap() {
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].code, Code::HeapPressure);
     let plan = plan(
-        &MemoryInputs { current, slots_per_taskmanager: 1, windows: &[w], network_now: 0, network_recommended: None },
+        &MemoryInputs {
+            current,
+            slots_per_taskmanager: 1,
+            windows: &[w],
+            network_now: 0,
+            network_recommended: None,
+        },
         &MemorySettings::default(),
     )
     .unwrap();
     assert!(plan.findings.iter().any(|f| f.code == Code::HeapPressure));
-    assert!(plan.recommended.jvm_heap() as f64 >= 1.5 * max, "{} vs {}", plan.recommended.jvm_heap(), max);
-    assert!(plan.saving() < 0.0, "an under-provisioned TaskManager needs more memory");
+    assert!(
+        plan.recommended.jvm_heap() as f64 >= 1.5 * max,
+        "{} vs {}",
+        plan.recommended.jvm_heap(),
+        max
+    );
+    assert!(
+        plan.saving() < 0.0,
+        "an under-provisioned TaskManager needs more memory"
+    );
 }
 
 #[test]
@@ -178,15 +217,29 @@ fn managed_memory_is_kept_when_rocksdb_reserves_it_and_sized_when_partly_used() 
     };
     let run = |w: PoolWindow| {
         plan(
-            &MemoryInputs { current, slots_per_taskmanager: 1, windows: &[w], network_now: 0, network_recommended: None },
+            &MemoryInputs {
+                current,
+                slots_per_taskmanager: 1,
+                windows: &[w],
+                network_now: 0,
+                network_recommended: None,
+            },
             &MemorySettings::default(),
         )
         .unwrap()
         .recommended
         .managed
     };
-    assert_eq!(run(mk(current.managed as f64)), current.managed.div_ceil(MIB) * MIB, "kept, whole mebibytes");
-    assert_eq!(run(mk(100.0 * MIB as f64)), 128 * MIB, "100m + 20% -> 120m -> 128m");
+    assert_eq!(
+        run(mk(current.managed as f64)),
+        current.managed.div_ceil(MIB) * MIB,
+        "kept, whole mebibytes"
+    );
+    assert_eq!(
+        run(mk(100.0 * MIB as f64)),
+        128 * MIB,
+        "100m + 20% -> 120m -> 128m"
+    );
     assert_eq!(run(mk(0.0)), 0);
 }
 
@@ -195,21 +248,45 @@ fn a_parallelism_increase_brings_its_network_memory() {
     let mut current = flink_layout(1024 * MIB);
     current.network = MIB;
     let edges = [
-        Edge { from: 0, to: 1, ship: ShipStrategy::Rebalance },
-        Edge { from: 1, to: 2, ship: ShipStrategy::Hash },
+        Edge {
+            from: 0,
+            to: 1,
+            ship: ShipStrategy::Rebalance,
+        },
+        Edge {
+            from: 1,
+            to: 2,
+            ship: ShipStrategy::Hash,
+        },
     ];
     let net = NetworkSettings::default();
     let now = network_bytes_per_taskmanager(&[1, 1, 1], &edges, &net, 4);
     let wider = network_bytes_per_taskmanager(&[1, 4, 4], &edges, &net, 4);
     assert!(wider > now);
     let plan = plan(
-        &MemoryInputs { current, slots_per_taskmanager: 4, windows: &[window()], network_now: now, network_recommended: Some(wider) },
+        &MemoryInputs {
+            current,
+            slots_per_taskmanager: 4,
+            windows: &[window()],
+            network_now: now,
+            network_recommended: Some(wider),
+        },
         &MemorySettings::default(),
     )
     .unwrap();
     assert!(plan.recommended.network >= wider);
-    let finding = plan.findings.iter().find(|f| f.code == Code::NetworkForParallelism).unwrap();
-    assert!(finding.message.contains("Insufficient number of network buffers"), "{}", finding.message);
+    let finding = plan
+        .findings
+        .iter()
+        .find(|f| f.code == Code::NetworkForParallelism)
+        .unwrap();
+    assert!(
+        finding
+            .message
+            .contains("Insufficient number of network buffers"),
+        "{}",
+        finding.message
+    );
 }
 
 #[test]
@@ -241,7 +318,13 @@ fn never_below_the_measured_need_plus_margin() {
         };
         let need = (rand(0.0, 2.0) * current.network as f64) as u64;
         let p = plan(
-            &MemoryInputs { current, slots_per_taskmanager: 2, windows: std::slice::from_ref(&w), network_now: need / 2, network_recommended: Some(need) },
+            &MemoryInputs {
+                current,
+                slots_per_taskmanager: 2,
+                windows: std::slice::from_ref(&w),
+                network_now: need / 2,
+                network_recommended: Some(need),
+            },
             &settings,
         )
         .unwrap();
@@ -254,7 +337,10 @@ fn never_below_the_measured_need_plus_margin() {
         assert!(r.network >= need);
         let outside = w.direct_used_peak.unwrap() - current.network as f64;
         assert!((r.framework_off_heap + r.task_off_heap) as f64 >= outside * m - 1.0);
-        assert_eq!(r.process_total(), r.flink_total() + r.metaspace + r.overhead);
+        assert_eq!(
+            r.process_total(),
+            r.flink_total() + r.metaspace + r.overhead
+        );
         assert_eq!(r.process_total() % MIB, 0, "whole mebibytes");
     }
 }

@@ -65,10 +65,17 @@ const CHECKPOINTING_DOCS: &str =
     "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/state/large_state_tuning/";
 const UNALIGNED_DOCS: &str =
     "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/state/checkpointing_under_backpressure/";
-const BACKENDS_DOCS: &str = "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/state/state_backends/";
+const BACKENDS_DOCS: &str =
+    "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/state/state_backends/";
 
 fn set(key: &str, value: String) -> Setting {
-    Setting { key: key.to_string(), value, default: None, since: None, until: None }
+    Setting {
+        key: key.to_string(),
+        value,
+        default: None,
+        since: None,
+        until: None,
+    }
 }
 
 fn time(ms: f64) -> String {
@@ -88,8 +95,12 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 pub fn advise(view: &CheckpointView<'_>) -> Vec<Advice> {
-    let completed: Vec<&CheckpointSample> =
-        view.history.iter().filter(|c| c.completed && !c.savepoint).take(10).collect();
+    let completed: Vec<&CheckpointSample> = view
+        .history
+        .iter()
+        .filter(|c| c.completed && !c.savepoint)
+        .take(10)
+        .collect();
     let mut out = Vec::new();
     if completed.len() < MIN_CHECKPOINTS {
         return out;
@@ -142,9 +153,15 @@ pub fn advise(view: &CheckpointView<'_>) -> Vec<Advice> {
             let culprit = view.bottleneck.as_deref().unwrap_or(vertex);
             let mut set_keys = Vec::new();
             if !view.unaligned {
-                set_keys.push(set("execution.checkpointing.unaligned.enabled", "true".into()));
+                set_keys.push(set(
+                    "execution.checkpointing.unaligned.enabled",
+                    "true".into(),
+                ));
             }
-            set_keys.push(set("taskmanager.network.memory.buffer-debloat.enabled", "true".into()));
+            set_keys.push(set(
+                "taskmanager.network.memory.buffer-debloat.enabled",
+                "true".into(),
+            ));
             out.push(Advice {
                 code: Code::CheckpointBackpressured,
                 severity: Severity::Warning,
@@ -169,7 +186,8 @@ pub fn advise(view: &CheckpointView<'_>) -> Vec<Advice> {
         let sizes: Vec<u64> = completed.iter().rev().map(|c| c.state_size).collect();
         let (first, last) = (sizes[0], sizes[sizes.len() - 1]);
         let rising = sizes.windows(2).filter(|w| w[1] >= w[0]).count();
-        let growing = first > 0 && last as f64 >= 1.5 * first as f64 && rising + 1 >= sizes.len() - 1;
+        let growing =
+            first > 0 && last as f64 >= 1.5 * first as f64 && rising + 1 >= sizes.len() - 1;
         if growing {
             out.push(Advice {
                 code: Code::HeapStateGrowing,
@@ -217,7 +235,13 @@ mod tests {
             .iter()
             .zip(sizes)
             .enumerate()
-            .map(|(i, (&d, &s))| CheckpointSample { id: 100 - i as u64, completed: true, savepoint: false, duration_ms: d, state_size: s })
+            .map(|(i, (&d, &s))| CheckpointSample {
+                id: 100 - i as u64,
+                completed: true,
+                savepoint: false,
+                duration_ms: d,
+                state_size: s,
+            })
             .collect()
     }
 
@@ -228,18 +252,35 @@ mod tests {
     #[test]
     fn healthy_checkpoints_get_no_advice() {
         let h = history(&[800, 900, 700, 850, 800], &[10 << 20; 5]);
-        let view = CheckpointView { interval_ms: 10_000, timeout_ms: 600_000, history: &h, start_delay: Some(("Work".into(), 30.0)), heap_backend: true, ..Default::default() };
+        let view = CheckpointView {
+            interval_ms: 10_000,
+            timeout_ms: 600_000,
+            history: &h,
+            start_delay: Some(("Work".into(), 30.0)),
+            heap_backend: true,
+            ..Default::default()
+        };
         assert!(advise(&view).is_empty(), "{:?}", advise(&view));
         // Too few checkpoints say nothing.
         let h = history(&[90_000, 95_000], &[1, 2]);
-        let view = CheckpointView { interval_ms: 10_000, timeout_ms: 100_000, history: &h, ..Default::default() };
+        let view = CheckpointView {
+            interval_ms: 10_000,
+            timeout_ms: 100_000,
+            history: &h,
+            ..Default::default()
+        };
         assert!(advise(&view).is_empty());
     }
 
     #[test]
     fn slow_checkpoints_near_their_timeout_get_longer_settings() {
         let h = history(&[42_000, 39_000, 45_000, 41_000], &[1 << 30; 4]);
-        let view = CheckpointView { interval_ms: 30_000, timeout_ms: 50_000, history: &h, ..Default::default() };
+        let view = CheckpointView {
+            interval_ms: 30_000,
+            timeout_ms: 50_000,
+            history: &h,
+            ..Default::default()
+        };
         let advice = advise(&view);
         assert_eq!(codes(&advice), ["AT400", "AT401"]);
         assert_eq!(advice[0].set[0].value, "90s", "interval = 2 x the longest");
@@ -263,22 +304,57 @@ mod tests {
         assert_eq!(codes(&advice), ["AT402"]);
         assert!(advice[0].fix.contains("\"Work\""), "{}", advice[0].fix);
         let keys: Vec<&str> = advice[0].set.iter().map(|s| s.key.as_str()).collect();
-        assert_eq!(keys, ["execution.checkpointing.unaligned.enabled", "taskmanager.network.memory.buffer-debloat.enabled"]);
-        let already = CheckpointView { unaligned: true, ..view.clone() };
+        assert_eq!(
+            keys,
+            [
+                "execution.checkpointing.unaligned.enabled",
+                "taskmanager.network.memory.buffer-debloat.enabled"
+            ]
+        );
+        let already = CheckpointView {
+            unaligned: true,
+            ..view.clone()
+        };
         assert_eq!(advise(&already)[0].set.len(), 1, "unaligned is already on");
     }
 
     #[test]
     fn growing_heap_state_suggests_rocksdb() {
         let mib = 1u64 << 20;
-        let h = history(&[900; 6], &[300 * mib, 260 * mib, 230 * mib, 200 * mib, 180 * mib, 150 * mib]);
-        let view = CheckpointView { history: &h, heap_backend: true, ..Default::default() };
+        let h = history(
+            &[900; 6],
+            &[
+                300 * mib,
+                260 * mib,
+                230 * mib,
+                200 * mib,
+                180 * mib,
+                150 * mib,
+            ],
+        );
+        let view = CheckpointView {
+            history: &h,
+            heap_backend: true,
+            ..Default::default()
+        };
         let advice = advise(&view);
         assert_eq!(codes(&advice), ["AT403"]);
-        assert!(advice[0].evidence.contains("150m -> 300m"), "{}", advice[0].evidence);
-        let on_rocksdb = CheckpointView { heap_backend: false, ..view };
+        assert!(
+            advice[0].evidence.contains("150m -> 300m"),
+            "{}",
+            advice[0].evidence
+        );
+        let on_rocksdb = CheckpointView {
+            heap_backend: false,
+            ..view
+        };
         assert!(advise(&on_rocksdb).is_empty());
         let flat = history(&[900; 6], &[200 * mib; 6]);
-        assert!(advise(&CheckpointView { history: &flat, heap_backend: true, ..Default::default() }).is_empty());
+        assert!(advise(&CheckpointView {
+            history: &flat,
+            heap_backend: true,
+            ..Default::default()
+        })
+        .is_empty());
     }
 }

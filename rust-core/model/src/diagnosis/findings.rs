@@ -56,40 +56,43 @@ pub struct Diagnosis {
 
 impl Diagnosis {
     fn from_match(m: &Match<'_>, catalogue: &Catalogue, ctx: &Context) -> Diagnosis {
-        let (name, severity, title, wrapper, cause, fix, docs, fixed_in, config) = match (m.signature, m.builtin) {
-            (Some(s), _) => (
-                s.name.clone(),
-                s.severity,
-                s.title.clone(),
-                s.wrapper,
-                s.cause.clone(),
-                s.fix.clone(),
-                s.docs.clone(),
-                // Said only to releases older than the fix.
-                s.fixed_in.clone().filter(|fixed| {
-                    match (ctx.version, fixed.parse::<FlinkVersion>()) {
-                        (Some(running), Ok(fixed)) => running < fixed,
-                        _ => true,
-                    }
-                }),
-                s.set
-                    .iter()
-                    .filter_map(|setting| suggest::suggest(setting, &catalogue.renames, ctx, &m.captures))
-                    .collect(),
-            ),
-            (None, Some(b)) => (
-                b.name.to_string(),
-                b.severity,
-                b.title.to_string(),
-                false,
-                b.cause.to_string(),
-                b.fix.to_string(),
-                b.docs.to_string(),
-                None,
-                Vec::new(),
-            ),
-            (None, None) => unreachable!("a match is a signature or a built-in finding"),
-        };
+        let (name, severity, title, wrapper, cause, fix, docs, fixed_in, config) =
+            match (m.signature, m.builtin) {
+                (Some(s), _) => (
+                    s.name.clone(),
+                    s.severity,
+                    s.title.clone(),
+                    s.wrapper,
+                    s.cause.clone(),
+                    s.fix.clone(),
+                    s.docs.clone(),
+                    // Said only to releases older than the fix.
+                    s.fixed_in.clone().filter(|fixed| {
+                        match (ctx.version, fixed.parse::<FlinkVersion>()) {
+                            (Some(running), Ok(fixed)) => running < fixed,
+                            _ => true,
+                        }
+                    }),
+                    s.set
+                        .iter()
+                        .filter_map(|setting| {
+                            suggest::suggest(setting, &catalogue.renames, ctx, &m.captures)
+                        })
+                        .collect(),
+                ),
+                (None, Some(b)) => (
+                    b.name.to_string(),
+                    b.severity,
+                    b.title.to_string(),
+                    false,
+                    b.cause.to_string(),
+                    b.fix.to_string(),
+                    b.docs.to_string(),
+                    None,
+                    Vec::new(),
+                ),
+                (None, None) => unreachable!("a match is a signature or a built-in finding"),
+            };
         Diagnosis {
             code: m.code().to_string(),
             name,
@@ -140,7 +143,11 @@ impl Diagnosis {
 
     /// Ranking: root causes before wrappers, then the most severe, the most frequent, the first.
     fn rank_key(&self) -> (bool, std::cmp::Reverse<Severity>, std::cmp::Reverse<u64>) {
-        (self.wrapper, std::cmp::Reverse(self.severity), std::cmp::Reverse(self.count))
+        (
+            self.wrapper,
+            std::cmp::Reverse(self.severity),
+            std::cmp::Reverse(self.count),
+        )
     }
 }
 
@@ -157,7 +164,13 @@ pub struct Diagnoser {
 
 impl Diagnoser {
     pub fn new(catalogue: Arc<Catalogue>) -> Self {
-        Diagnoser { catalogue, findings: Vec::new(), index: BTreeMap::new(), dropped: 0, dropped_said: false }
+        Diagnoser {
+            catalogue,
+            findings: Vec::new(),
+            index: BTreeMap::new(),
+            dropped: 0,
+            dropped_said: false,
+        }
     }
 
     pub fn catalogue(&self) -> &Arc<Catalogue> {
@@ -165,16 +178,33 @@ impl Diagnoser {
     }
 
     /// Looks at one record; returns the index of the finding it adds to, if any.
-    pub fn observe(&mut self, record: &Record, origin: Origin, source: Option<&str>, ctx: &Context) -> Option<usize> {
+    pub fn observe(
+        &mut self,
+        record: &Record,
+        origin: Origin,
+        source: Option<&str>,
+        ctx: &Context,
+    ) -> Option<usize> {
         let catalogue = self.catalogue.clone();
         let m = matcher::diagnose(&catalogue, record, origin)?;
-        let source = source.map(|s| if record.line > 0 { format!("{s}:{}", record.line) } else { s.to_string() });
+        let source = source.map(|s| {
+            if record.line > 0 {
+                format!("{s}:{}", record.line)
+            } else {
+                s.to_string()
+            }
+        });
         self.add(&m, record.time.as_deref(), source, ctx)
     }
 
     /// One record of a Flink log: the startup banner and configuration lines teach `ctx` the
     /// version and the configuration; anything else is observed.
-    pub fn observe_log(&mut self, record: &Record, source: Option<&str>, ctx: &mut Context) -> Option<usize> {
+    pub fn observe_log(
+        &mut self,
+        record: &Record,
+        source: Option<&str>,
+        ctx: &mut Context,
+    ) -> Option<usize> {
         if let Some(v) = super::version_in(&record.message) {
             ctx.version = Some(v);
         }
@@ -187,7 +217,13 @@ impl Diagnoser {
 
     /// A finding concluded from measurements rather than read in a message (a TaskManager
     /// that left while its heap was full is a heap OOM whose trace left with it).
-    pub fn conclude(&mut self, code: &str, evidence: String, context: Option<String>, ctx: &Context) -> Option<usize> {
+    pub fn conclude(
+        &mut self,
+        code: &str,
+        evidence: String,
+        context: Option<String>,
+        ctx: &Context,
+    ) -> Option<usize> {
         let catalogue = self.catalogue.clone();
         let signature = catalogue.get(code)?;
         let m = Match {
@@ -198,10 +234,21 @@ impl Diagnoser {
             captures: BTreeMap::new(),
             key: code.to_string(),
         };
-        self.add(&m, None, Some("concluded from the TaskManager's last measurements".into()), ctx)
+        self.add(
+            &m,
+            None,
+            Some("concluded from the TaskManager's last measurements".into()),
+            ctx,
+        )
     }
 
-    fn add(&mut self, m: &Match<'_>, time: Option<&str>, source: Option<String>, ctx: &Context) -> Option<usize> {
+    fn add(
+        &mut self,
+        m: &Match<'_>,
+        time: Option<&str>,
+        source: Option<String>,
+        ctx: &Context,
+    ) -> Option<usize> {
         let at = match self.index.get(&m.key) {
             Some(&i) => i,
             None => {
@@ -229,7 +276,13 @@ impl Diagnoser {
     /// exception, which its history already counted): it gives an existing finding its
     /// context (the wrapper it ended in), which makes the finding due again; a finding not
     /// seen before is added.
-    pub fn explain(&mut self, record: &Record, origin: Origin, source: Option<&str>, ctx: &Context) -> Option<usize> {
+    pub fn explain(
+        &mut self,
+        record: &Record,
+        origin: Origin,
+        source: Option<&str>,
+        ctx: &Context,
+    ) -> Option<usize> {
         let catalogue = self.catalogue.clone();
         let m = matcher::diagnose(&catalogue, record, origin)?;
         match self.index.get(&m.key) {
@@ -317,7 +370,8 @@ impl Diagnoser {
         let mut out = Vec::new();
         for d in &mut self.findings {
             let new = d.said_count == 0;
-            let repeated = d.count > d.said_count && now_ms.saturating_sub(d.said_at_ms) >= repeat_ms;
+            let repeated =
+                d.count > d.said_count && now_ms.saturating_sub(d.said_at_ms) >= repeat_ms;
             if new || repeated {
                 d.said_count = d.count;
                 d.said_at_ms = now_ms;
@@ -352,7 +406,10 @@ mod tests {
 
     fn diagnosed(version: &str, times: usize) -> Diagnoser {
         let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
-        let ctx = Context { version: Some(version.parse().unwrap()), ..Context::default() };
+        let ctx = Context {
+            version: Some(version.parse().unwrap()),
+            ..Context::default()
+        };
         for _ in 0..times {
             for r in records(FINISHED) {
                 d.observe(&r, Origin::Log, Some("jm.log"), &ctx);
@@ -365,13 +422,27 @@ mod tests {
     fn a_fix_in_a_later_release_is_said_only_to_older_ones() {
         let old = diagnosed("1.14.6", 1);
         let f = &old.findings()[0];
-        assert_eq!((f.code.as_str(), f.fixed_in.as_deref()), ("AT322", Some("1.15")));
-        assert_eq!(f.config[0].key, "execution.checkpointing.checkpoints-after-tasks-finish.enabled", "1.14 spelling");
-        assert!(f.log_line("job=\"x\"").contains("Fixed in Flink 1.15: upgrade."));
+        assert_eq!(
+            (f.code.as_str(), f.fixed_in.as_deref()),
+            ("AT322", Some("1.15"))
+        );
+        assert_eq!(
+            f.config[0].key, "execution.checkpointing.checkpoints-after-tasks-finish.enabled",
+            "1.14 spelling"
+        );
+        assert!(f
+            .log_line("job=\"x\"")
+            .contains("Fixed in Flink 1.15: upgrade."));
         let new = diagnosed("2.3.0", 1);
         assert_eq!(new.findings()[0].fixed_in, None);
-        assert_eq!(new.findings()[0].config[0].key, "execution.checkpointing.checkpoints-after-tasks-finish");
-        assert!(diagnosed("1.13.6", 1).findings()[0].config.is_empty(), "1.13 has no such key");
+        assert_eq!(
+            new.findings()[0].config[0].key,
+            "execution.checkpointing.checkpoints-after-tasks-finish"
+        );
+        assert!(
+            diagnosed("1.13.6", 1).findings()[0].config.is_empty(),
+            "1.13 has no such key"
+        );
     }
 
     #[test]
@@ -385,9 +456,19 @@ mod tests {
         for r in records(FINISHED) {
             d.observe(&r, Origin::Log, None, &ctx);
         }
-        assert!(d.due(300_000, 600_000).is_empty(), "seen again, but within the interval");
+        assert!(
+            d.due(300_000, 600_000).is_empty(),
+            "seen again, but within the interval"
+        );
         let again = d.due(601_000, 600_000);
-        assert_eq!((again.len(), again[0].count), (1, 6), "said again with its count");
-        assert!(d.due(1_300_000, 600_000).is_empty(), "not seen since: silent");
+        assert_eq!(
+            (again.len(), again[0].count),
+            (1, 6),
+            "said again with its count"
+        );
+        assert!(
+            d.due(1_300_000, 600_000).is_empty(),
+            "not seen since: silent"
+        );
     }
 }

@@ -77,7 +77,9 @@ fn frame_line() -> &'static Regex {
 
 fn elided_line() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^\s+\.\.\. \d+ (?:more|common frames omitted)").expect("elided regex"))
+    RE.get_or_init(|| {
+        Regex::new(r"^\s+\.\.\. \d+ (?:more|common frames omitted)").expect("elided regex")
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,11 @@ pub struct LogReader {
 
 impl Default for LogReader {
     fn default() -> Self {
-        LogReader { current: None, section: Section::Message, line: 0 }
+        LogReader {
+            current: None,
+            section: Section::Message,
+            line: 0,
+        }
     }
 }
 
@@ -144,7 +150,10 @@ impl LogReader {
                 logger: h.name("logger").map(|m| m.as_str().to_string()),
                 ..Record::default()
             };
-            append(&mut record.message, h.name("message").map_or("", |m| m.as_str()).trim_end());
+            append(
+                &mut record.message,
+                h.name("message").map_or("", |m| m.as_str()).trim_end(),
+            );
             self.current = Some(record);
             self.section = Section::Message;
             return done;
@@ -154,24 +163,36 @@ impl LogReader {
         }
         let mut finished = None;
         if self.current.is_none() {
-            self.current = Some(Record { line: self.line, ..Record::default() });
+            self.current = Some(Record {
+                line: self.line,
+                ..Record::default()
+            });
             self.section = Section::Message;
-        } else if matches!(self.section, Section::Exception { frames_started: true })
-            && !line.starts_with(char::is_whitespace)
+        } else if matches!(
+            self.section,
+            Section::Exception {
+                frames_started: true
+            }
+        ) && !line.starts_with(char::is_whitespace)
             && !line.starts_with("Caused by:")
             && exception_line().is_match(line)
         {
             // A new top-level exception after a finished trace, without a log header: a new
             // record (a stderr dump of several traces, one after another).
             finished = self.current.take();
-            self.current = Some(Record { line: self.line, ..Record::default() });
+            self.current = Some(Record {
+                line: self.line,
+                ..Record::default()
+            });
             self.section = Section::Message;
         }
         let record = self.current.as_mut().expect("a current record");
 
         if frame_line().is_match(line) || elided_line().is_match(line) {
             if let Section::Exception { .. } = self.section {
-                self.section = Section::Exception { frames_started: true };
+                self.section = Section::Exception {
+                    frames_started: true,
+                };
                 if let (Some(c), Some(f)) = (record.chain.last_mut(), frame_line().captures(line)) {
                     if c.frames.len() < MAX_FRAMES {
                         c.frames.push(f["frame"].to_string());
@@ -188,30 +209,43 @@ impl LogReader {
         if let Some(e) = exception_line().captures(line) {
             let is_cause = e.name("caused").is_some();
             // An indented `Caused by:` inside a `Suppressed:` block is the suppressed one's.
-            let continues_chain = is_cause && self.section != Section::Suppressed
-                || is_cause && !line.starts_with(char::is_whitespace);
+            let continues_chain = is_cause
+                && (self.section != Section::Suppressed || !line.starts_with(char::is_whitespace));
             let starts_chain = !is_cause && record.chain.is_empty();
             if continues_chain || starts_chain {
                 if record.chain.len() == MAX_CHAIN {
                     record.chain.remove(1.min(record.chain.len() - 1));
                 }
                 let mut message = String::new();
-                append(&mut message, e.name("message").map_or("", |m| m.as_str()).trim_end());
-                record.chain.push(Throwable { class: e["class"].to_string(), message, frames: Vec::new() });
-                self.section = Section::Exception { frames_started: false };
+                append(
+                    &mut message,
+                    e.name("message").map_or("", |m| m.as_str()).trim_end(),
+                );
+                record.chain.push(Throwable {
+                    class: e["class"].to_string(),
+                    message,
+                    frames: Vec::new(),
+                });
+                self.section = Section::Exception {
+                    frames_started: false,
+                };
                 return finished;
             }
         }
         match self.section {
             Section::Message => append(&mut record.message, line),
-            Section::Exception { frames_started: false } => {
+            Section::Exception {
+                frames_started: false,
+            } => {
                 if let Some(c) = record.chain.last_mut() {
                     append(&mut c.message, line);
                 }
             }
             // Text after frames that is no exception: Flink's own multi-line messages after
             // a trace are rare; keep them with the message.
-            Section::Exception { frames_started: true } => append(&mut record.message, line),
+            Section::Exception {
+                frames_started: true,
+            } => append(&mut record.message, line),
             Section::Suppressed => {}
         }
         finished
@@ -263,16 +297,25 @@ Caused by: java.util.concurrent.TimeoutException: Invocation of [RemoteRpcInvoca
         let failed = &records[1];
         assert_eq!(failed.line, 2);
         assert_eq!(failed.level.as_deref(), Some("WARN"));
-        assert_eq!(failed.logger.as_deref(), Some("org.apache.flink.runtime.taskmanager.Task"));
+        assert_eq!(
+            failed.logger.as_deref(),
+            Some("org.apache.flink.runtime.taskmanager.Task")
+        );
         assert!(failed.message.ends_with("with failure cause:"));
         let classes: Vec<&str> = failed.chain.iter().map(|t| t.class.as_str()).collect();
         // The suppressed exception and its own cause are not part of the chain.
         assert_eq!(
             classes,
-            ["java.io.IOException", "org.apache.flink.runtime.JobException", "java.util.concurrent.TimeoutException"]
+            [
+                "java.io.IOException",
+                "org.apache.flink.runtime.JobException",
+                "java.util.concurrent.TimeoutException"
+            ]
         );
         assert_eq!(failed.chain[0].frames.len(), 2);
-        assert!(failed.chain[2].message.contains("2) The recipient needs more time"));
+        assert!(failed.chain[2]
+            .message
+            .contains("2) The recipient needs more time"));
         assert_eq!(records[2].line, 17);
     }
 
@@ -282,7 +325,10 @@ Caused by: java.util.concurrent.TimeoutException: Invocation of [RemoteRpcInvoca
         let r = records(text);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].chain[0].message, "Java heap space");
-        assert_eq!(r[1].chain[0].headline(), "java.lang.OutOfMemoryError: Metaspace");
+        assert_eq!(
+            r[1].chain[0].headline(),
+            "java.lang.OutOfMemoryError: Metaspace"
+        );
     }
 
     #[test]
@@ -291,7 +337,10 @@ Caused by: java.util.concurrent.TimeoutException: Invocation of [RemoteRpcInvoca
         reader.push("2024-05-14 10:21:33,512 ERROR a.B [] - boom");
         reader.push("java.lang.RuntimeException: top");
         for i in 0..10_000 {
-            reader.push(&format!("Caused by: java.lang.IllegalStateException: level {i} {}", "x".repeat(100)));
+            reader.push(&format!(
+                "Caused by: java.lang.IllegalStateException: level {i} {}",
+                "x".repeat(100)
+            ));
             reader.push("\tat a.B.c(B.java:1)");
         }
         for _ in 0..10_000 {
@@ -300,8 +349,14 @@ Caused by: java.util.concurrent.TimeoutException: Invocation of [RemoteRpcInvoca
         let r = reader.finish().unwrap();
         assert_eq!(r.chain.len(), MAX_CHAIN);
         assert_eq!(r.chain[0].message, "top", "the outermost is kept");
-        assert!(r.chain.last().unwrap().message.starts_with("level 9999"), "the innermost is kept");
+        assert!(
+            r.chain.last().unwrap().message.starts_with("level 9999"),
+            "the innermost is kept"
+        );
         assert!(r.message.len() <= MAX_MESSAGE + 1);
-        assert!(r.chain.iter().all(|t| t.frames.len() <= MAX_FRAMES && t.message.len() <= MAX_MESSAGE + 1));
+        assert!(r
+            .chain
+            .iter()
+            .all(|t| t.frames.len() <= MAX_FRAMES && t.message.len() <= MAX_MESSAGE + 1));
     }
 }

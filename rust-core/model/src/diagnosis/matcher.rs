@@ -71,12 +71,15 @@ pub struct Match<'c> {
 
 impl Match<'_> {
     pub fn code(&self) -> &str {
-        self.signature.map_or_else(|| self.builtin.map_or("", |b| b.code), |s| s.code.as_str())
+        self.signature
+            .map_or_else(|| self.builtin.map_or("", |b| b.code), |s| s.code.as_str())
     }
 }
 
 /// Prefixes of the JDK and of languages' runtimes: frames that tell nothing about who called.
-const RUNTIME_FRAMES: &[&str] = &["java.", "javax.", "jdk.", "sun.", "com.sun.", "scala.", "kotlin."];
+const RUNTIME_FRAMES: &[&str] = &[
+    "java.", "javax.", "jdk.", "sun.", "com.sun.", "scala.", "kotlin.",
+];
 /// Prefixes of Flink, its RPC and the libraries it bundles or commonly runs.
 const FRAMEWORK_FRAMES: &[&str] = &[
     "org.apache.flink.",
@@ -154,7 +157,11 @@ fn says_failed(record: &Record) -> bool {
 }
 
 /// Matches one record. `None`: nothing worth a finding.
-pub fn diagnose<'c>(catalogue: &'c Catalogue, record: &Record, origin: Origin) -> Option<Match<'c>> {
+pub fn diagnose<'c>(
+    catalogue: &'c Catalogue,
+    record: &Record,
+    origin: Origin,
+) -> Option<Match<'c>> {
     // The plugin's own lines quote what it found: reading them again would count it twice.
     if record.message.starts_with("AUTOTUNE ") {
         return None;
@@ -170,22 +177,37 @@ pub fn diagnose<'c>(catalogue: &'c Catalogue, record: &Record, origin: Origin) -
         }
         for index in catalogue.matching(text) {
             let signature = &catalogue.signatures[index];
-            hits.push(Hit { index, signature, depth, captures: captures_of(signature, text), text: text.clone() });
+            hits.push(Hit {
+                index,
+                signature,
+                depth,
+                captures: captures_of(signature, text),
+                text: text.clone(),
+            });
         }
     }
 
     let root = record.chain.last();
     // The deepest actionable hit; among equals, the more severe, then the catalogue's order.
-    let best = hits
-        .iter()
-        .filter(|h| !h.signature.wrapper)
-        .max_by(|a, b| a.depth.cmp(&b.depth).then(a.signature.severity.cmp(&b.signature.severity)).then(b.index.cmp(&a.index)));
+    let best = hits.iter().filter(|h| !h.signature.wrapper).max_by(|a, b| {
+        a.depth
+            .cmp(&b.depth)
+            .then(a.signature.severity.cmp(&b.signature.severity))
+            .then(b.index.cmp(&a.index))
+    });
     if let Some(h) = best {
         let wrapper = hits
             .iter()
             .filter(|w| w.signature.wrapper && w.depth < h.depth)
             .min_by_key(|w| w.depth)
-            .map(|w| format!("{} {}: {}", w.signature.code, w.signature.name, one_line(&w.text)));
+            .map(|w| {
+                format!(
+                    "{} {}: {}",
+                    w.signature.code,
+                    w.signature.name,
+                    one_line(&w.text)
+                )
+            });
         return Some(Match {
             signature: Some(h.signature),
             builtin: None,
@@ -205,7 +227,14 @@ pub fn diagnose<'c>(catalogue: &'c Catalogue, record: &Record, origin: Origin) -
                     signature: None,
                     builtin: Some(USER_CODE),
                     evidence: format!("{} at {frame}", one_line(&t.headline())),
-                    context: wrapper.map(|w| format!("{} {}: {}", w.signature.code, w.signature.name, one_line(&w.text))),
+                    context: wrapper.map(|w| {
+                        format!(
+                            "{} {}: {}",
+                            w.signature.code,
+                            w.signature.name,
+                            one_line(&w.text)
+                        )
+                    }),
                     captures: BTreeMap::new(),
                     key: format!("{}:{}:{}", USER_CODE.code, t.class, frame),
                 });
@@ -238,7 +267,6 @@ pub fn diagnose<'c>(catalogue: &'c Catalogue, record: &Record, origin: Origin) -
     None
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +288,10 @@ mod tests {
         );
         let (code, evidence, context) = one(&text, Origin::JobFailure).unwrap();
         assert_eq!(code, "AT305");
-        assert!(evidence.starts_with("java.io.IOException: Insufficient number"), "{evidence}");
+        assert!(
+            evidence.starts_with("java.io.IOException: Insufficient number"),
+            "{evidence}"
+        );
         assert!(context.unwrap().starts_with("AT338 RESTART_EXHAUSTED"));
     }
 
@@ -282,9 +313,18 @@ mod tests {
     #[test]
     fn unknown_framework_failures_count_only_as_job_failures() {
         let text = "org.apache.flink.util.FlinkRuntimeException: something new\n\tat org.apache.flink.runtime.Foo.bar(Foo.java:1)\n";
-        assert!(one(text, Origin::Log).is_none(), "an unknown exception in a log is noise");
+        assert!(
+            one(text, Origin::Log).is_none(),
+            "an unknown exception in a log is noise"
+        );
         let (code, evidence, _) = one(text, Origin::JobFailure).unwrap();
-        assert_eq!((code.as_str(), evidence.as_str()), ("AT399", "org.apache.flink.util.FlinkRuntimeException: something new"));
+        assert_eq!(
+            (code.as_str(), evidence.as_str()),
+            (
+                "AT399",
+                "org.apache.flink.util.FlinkRuntimeException: something new"
+            )
+        );
         // A user exception logged without a failure is not a finding either.
         let user = "java.lang.IllegalStateException: retrying\n\tat com.example.Client.call(Client.java:5)\n";
         assert!(one(user, Origin::Log).is_none());

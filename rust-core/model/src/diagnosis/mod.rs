@@ -58,7 +58,11 @@ pub struct FlinkVersion {
 
 impl FlinkVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        FlinkVersion { major, minor, patch }
+        FlinkVersion {
+            major,
+            minor,
+            patch,
+        }
     }
 }
 
@@ -75,7 +79,11 @@ impl FromStr for FlinkVersion {
             None => 0,
             Some(p) => p.map_err(|_| bad())?,
         };
-        Ok(FlinkVersion { major, minor, patch })
+        Ok(FlinkVersion {
+            major,
+            minor,
+            patch,
+        })
     }
 }
 
@@ -111,7 +119,8 @@ pub fn config_in(message: &str) -> Option<(String, String)> {
         .or_else(|| m.strip_prefix("Loading dynamic configuration property: "))?;
     let (key, value) = rest.split_once(", ")?;
     let value = value.trim();
-    (!value.is_empty() && !value.starts_with("****")).then(|| (key.trim().to_string(), value.to_string()))
+    (!value.is_empty() && !value.starts_with("****"))
+        .then(|| (key.trim().to_string(), value.to_string()))
 }
 
 #[cfg(test)]
@@ -122,8 +131,14 @@ mod tests {
     fn versions_parse_and_order() {
         let v: FlinkVersion = "1.20.3".parse().unwrap();
         assert_eq!(v, FlinkVersion::new(1, 20, 3));
-        assert_eq!("2.3".parse::<FlinkVersion>().unwrap(), FlinkVersion::new(2, 3, 0));
-        assert_eq!("1.19-SNAPSHOT".parse::<FlinkVersion>().unwrap(), FlinkVersion::new(1, 19, 0));
+        assert_eq!(
+            "2.3".parse::<FlinkVersion>().unwrap(),
+            FlinkVersion::new(2, 3, 0)
+        );
+        assert_eq!(
+            "1.19-SNAPSHOT".parse::<FlinkVersion>().unwrap(),
+            FlinkVersion::new(1, 19, 0)
+        );
         assert!(FlinkVersion::new(1, 9, 0) < FlinkVersion::new(1, 18, 0));
         assert!(FlinkVersion::new(1, 20, 3) < FlinkVersion::new(2, 0, 0));
         assert!("two".parse::<FlinkVersion>().is_err());
@@ -139,7 +154,10 @@ mod tests {
             config_in("Loading configuration property: taskmanager.memory.process.size, 1728m"),
             Some(("taskmanager.memory.process.size".into(), "1728m".into()))
         );
-        assert_eq!(config_in("Loading configuration property: s3.secret-key, ******"), None);
+        assert_eq!(
+            config_in("Loading configuration property: s3.secret-key, ******"),
+            None
+        );
         assert_eq!(
             config_in("Loading dynamic configuration property: taskmanager.memory.task.heap.size, 26843542b"),
             Some(("taskmanager.memory.task.heap.size".into(), "26843542b".into()))

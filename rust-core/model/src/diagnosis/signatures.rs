@@ -160,11 +160,13 @@ impl Catalogue {
     /// Reads a catalogue file. Every entry is checked: codes look like `AT` + digits and are
     /// unique, names are UPPER_SNAKE, patterns compile, versions parse.
     pub fn parse(text: &str) -> Result<Catalogue, CatalogueError> {
-        let file: FileFormat =
-            toml::from_str(text).map_err(|e| CatalogueError(format!("not a valid catalogue: {e}")))?;
+        let file: FileFormat = toml::from_str(text)
+            .map_err(|e| CatalogueError(format!("not a valid catalogue: {e}")))?;
         if let Some(f) = file.format {
             if f != 1 {
-                return Err(CatalogueError(format!("catalogue format {f} is not supported (this build reads format 1)")));
+                return Err(CatalogueError(format!(
+                    "catalogue format {f} is not supported (this build reads format 1)"
+                )));
             }
         }
         let mut codes = BTreeSet::new();
@@ -175,10 +177,14 @@ impl Catalogue {
                 && e.code.starts_with("AT")
                 && e.code[2..].chars().all(|c| c.is_ascii_digit());
             if !code_ok {
-                return Err(CatalogueError(format!("{entry}: the code must be AT followed by digits")));
+                return Err(CatalogueError(format!(
+                    "{entry}: the code must be AT followed by digits"
+                )));
             }
             let number: u32 = e.code[2..].parse().unwrap_or(0);
-            if RESERVED_CODES.contains(&e.code.as_str()) || !((300..390).contains(&number) || (900..1000).contains(&number)) {
+            if RESERVED_CODES.contains(&e.code.as_str())
+                || !((300..390).contains(&number) || (900..1000).contains(&number))
+            {
                 return Err(CatalogueError(format!(
                     "{entry}: catalogue codes are AT300-AT389 (built in) or AT900-AT999 (yours); the others belong to the models"
                 )));
@@ -186,21 +192,35 @@ impl Catalogue {
             if !codes.insert(e.code.clone()) {
                 return Err(CatalogueError(format!("{entry}: the code is used twice")));
             }
-            if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
-                return Err(CatalogueError(format!("{entry}: the name must be UPPER_SNAKE_CASE")));
+            if e.name.is_empty()
+                || !e
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(CatalogueError(format!(
+                    "{entry}: the name must be UPPER_SNAKE_CASE"
+                )));
             }
             if e.patterns.is_empty() {
-                return Err(CatalogueError(format!("{entry}: it needs at least one pattern")));
+                return Err(CatalogueError(format!(
+                    "{entry}: it needs at least one pattern"
+                )));
             }
             let patterns = e
                 .patterns
                 .iter()
-                .map(|p| Regex::new(p).map_err(|err| CatalogueError(format!("{entry}: pattern {p:?}: {err}"))))
+                .map(|p| {
+                    Regex::new(p)
+                        .map_err(|err| CatalogueError(format!("{entry}: pattern {p:?}: {err}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut set = Vec::with_capacity(e.set.len());
             for s in e.set {
                 if s.key.trim().is_empty() || s.value.trim().is_empty() {
-                    return Err(CatalogueError(format!("{entry}: every setting needs a key and a value")));
+                    return Err(CatalogueError(format!(
+                        "{entry}: every setting needs a key and a value"
+                    )));
                 }
                 set.push(Setting {
                     since: version("since", &s.since, &entry)?,
@@ -229,12 +249,19 @@ impl Catalogue {
             let entry = format!("rename {} -> {}", r.old, r.key);
             let since = version("since", &r.since, &entry)?
                 .ok_or_else(|| CatalogueError(format!("{entry}: since is required")))?;
-            renames.push(Rename { key: r.key, old: r.old, since });
+            renames.push(Rename {
+                key: r.key,
+                old: r.old,
+                since,
+            });
         }
         Catalogue::indexed(signatures, renames)
     }
 
-    fn indexed(signatures: Vec<Signature>, renames: Vec<Rename>) -> Result<Catalogue, CatalogueError> {
+    fn indexed(
+        signatures: Vec<Signature>,
+        renames: Vec<Rename>,
+    ) -> Result<Catalogue, CatalogueError> {
         let mut owner = Vec::new();
         let mut sources = Vec::new();
         for (i, s) in signatures.iter().enumerate() {
@@ -245,12 +272,22 @@ impl Catalogue {
         }
         let all_patterns = RegexSet::new(&sources)
             .map_err(|e| CatalogueError(format!("the patterns together are too large: {e}")))?;
-        Ok(Catalogue { signatures, renames, all_patterns, owner })
+        Ok(Catalogue {
+            signatures,
+            renames,
+            all_patterns,
+            owner,
+        })
     }
 
     /// Indexes of the signatures with a pattern matching `text`, in catalogue order.
     pub fn matching(&self, text: &str) -> Vec<usize> {
-        let mut out: Vec<usize> = self.all_patterns.matches(text).into_iter().map(|p| self.owner[p]).collect();
+        let mut out: Vec<usize> = self
+            .all_patterns
+            .matches(text)
+            .into_iter()
+            .map(|p| self.owner[p])
+            .collect();
         out.dedup();
         out
     }
@@ -295,11 +332,28 @@ mod tests {
     #[test]
     fn the_builtin_catalogue_is_valid_and_large_enough() {
         let c = Catalogue::builtin();
-        assert!(c.signatures.len() >= 35, "{} signatures", c.signatures.len());
+        assert!(
+            c.signatures.len() >= 35,
+            "{} signatures",
+            c.signatures.len()
+        );
         for s in &c.signatures {
-            assert!(!s.cause.is_empty() && !s.fix.is_empty() && !s.title.is_empty(), "{}", s.code);
-            assert!(s.docs.starts_with("https://"), "{}: docs {}", s.code, s.docs);
-            assert!(s.code.starts_with("AT3"), "{}: diagnosis codes are AT3xx", s.code);
+            assert!(
+                !s.cause.is_empty() && !s.fix.is_empty() && !s.title.is_empty(),
+                "{}",
+                s.code
+            );
+            assert!(
+                s.docs.starts_with("https://"),
+                "{}: docs {}",
+                s.code,
+                s.docs
+            );
+            assert!(
+                s.code.starts_with("AT3"),
+                "{}: diagnosis codes are AT3xx",
+                s.code
+            );
         }
     }
 
@@ -317,13 +371,28 @@ fix = "f"
 docs = "https://example.org"
 "#;
         let e = Catalogue::parse(bad).unwrap_err();
-        assert!(e.0.contains("AT900 MINE") && e.0.contains("(unclosed"), "{e}");
+        assert!(
+            e.0.contains("AT900 MINE") && e.0.contains("(unclosed"),
+            "{e}"
+        );
         let e = Catalogue::parse("[[signature]]\ncode = 1").unwrap_err();
         assert!(e.0.starts_with("not a valid catalogue"), "{e}");
-        let twice = format!("{}{}", bad.replace("(unclosed", "x"), bad.replace("(unclosed", "y"));
-        assert!(Catalogue::parse(&twice).unwrap_err().0.contains("used twice"));
-        assert!(Catalogue::parse(&bad.replace("AT900", "AT390").replace("(unclosed", "x")).is_err());
-        assert!(Catalogue::parse(&bad.replace("AT900", "AT400").replace("(unclosed", "x")).is_err(), "the advisor's");
+        let twice = format!(
+            "{}{}",
+            bad.replace("(unclosed", "x"),
+            bad.replace("(unclosed", "y")
+        );
+        assert!(Catalogue::parse(&twice)
+            .unwrap_err()
+            .0
+            .contains("used twice"));
+        assert!(
+            Catalogue::parse(&bad.replace("AT900", "AT390").replace("(unclosed", "x")).is_err()
+        );
+        assert!(
+            Catalogue::parse(&bad.replace("AT900", "AT400").replace("(unclosed", "x")).is_err(),
+            "the advisor's"
+        );
     }
 
     #[test]
@@ -357,6 +426,13 @@ docs = "https://wiki.example.org/quota"
         c.extend(Catalogue::parse(&mine).unwrap()).unwrap();
         assert_eq!(c.signatures.len(), n + 1);
         assert_eq!(c.get(&first).unwrap().name, "REPLACED");
-        assert_eq!(c.get("AT901").unwrap().matches("x QuotaExceeded: cpu").unwrap()["what"].to_string(), "cpu");
+        assert_eq!(
+            c.get("AT901")
+                .unwrap()
+                .matches("x QuotaExceeded: cpu")
+                .unwrap()["what"]
+                .to_string(),
+            "cpu"
+        );
     }
 }

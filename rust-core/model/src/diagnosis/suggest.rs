@@ -46,7 +46,11 @@ pub struct Suggestion {
 }
 
 /// The key as `version` reads it; `None` when that version does not read it at all.
-pub fn spelled(setting: &Setting, renames: &[Rename], version: Option<FlinkVersion>) -> Option<String> {
+pub fn spelled(
+    setting: &Setting,
+    renames: &[Rename],
+    version: Option<FlinkVersion>,
+) -> Option<String> {
     if let Some(v) = version {
         if setting.since.is_some_and(|s| v < s) || setting.until.is_some_and(|u| v >= u) {
             return None;
@@ -84,7 +88,9 @@ fn unit_of(key: &str, text: &str) -> Option<Unit> {
     }
     // Sizes are `taskmanager.memory.*` pools and `*.size`/`framesize` keys; counts that merely
     // live under a memory prefix (buffers-per-channel) stay counts.
-    let sizey = key.starts_with("taskmanager.memory.") || key.ends_with(".size") || key.ends_with("framesize");
+    let sizey = key.starts_with("taskmanager.memory.")
+        || key.ends_with(".size")
+        || key.ends_with("framesize");
     if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
         return Some(if sizey { Unit::Bytes } else { Unit::Count });
     }
@@ -164,10 +170,17 @@ pub fn suggest(
             ctx.plan
                 .get(&setting.key)
                 .map(|v| (v.clone(), "measured".to_string()))
-        } else if let Some(factor) = alternative.strip_prefix('x').and_then(|f| f.parse::<f64>().ok()) {
+        } else if let Some(factor) = alternative
+            .strip_prefix('x')
+            .and_then(|f| f.parse::<f64>().ok())
+        {
             match (&current, &setting.default) {
-                (Some(c), _) => scaled(&setting.key, c, factor).map(|v| (v, format!("current x{factor}"))),
-                (None, Some(d)) => scaled(&setting.key, d, factor).map(|v| (v, format!("default x{factor}"))),
+                (Some(c), _) => {
+                    scaled(&setting.key, c, factor).map(|v| (v, format!("current x{factor}")))
+                }
+                (None, Some(d)) => {
+                    scaled(&setting.key, d, factor).map(|v| (v, format!("default x{factor}")))
+                }
                 (None, None) => None,
             }
         } else if alternative.contains('{') {
@@ -176,10 +189,20 @@ pub fn suggest(
             Some((alternative.to_string(), "fixed".to_string()))
         };
         if let Some((value, basis)) = computed {
-            return Some(Suggestion { key, value: Some(value), current, basis });
+            return Some(Suggestion {
+                key,
+                value: Some(value),
+                current,
+                basis,
+            });
         }
     }
-    Some(Suggestion { key, value: None, current, basis: "unknown".into() })
+    Some(Suggestion {
+        key,
+        value: None,
+        current,
+        basis: "unknown".into(),
+    })
 }
 
 impl Suggestion {
@@ -188,7 +211,10 @@ impl Suggestion {
         match (&self.value, &self.current) {
             (Some(v), Some(c)) => format!("{}={v} (was {c}, {})", self.key, self.basis),
             (Some(v), None) => format!("{}={v} ({})", self.key, self.basis),
-            (None, _) => format!("{} (raise it: its current value is not known here)", self.key),
+            (None, _) => format!(
+                "{} (raise it: its current value is not known here)",
+                self.key
+            ),
         }
     }
 }
@@ -208,21 +234,47 @@ mod tests {
     }
 
     fn renames() -> Vec<Rename> {
-        vec![Rename { key: "pekko.ask.timeout".into(), old: "akka.ask.timeout".into(), since: FlinkVersion::new(1, 18, 0) }]
+        vec![Rename {
+            key: "pekko.ask.timeout".into(),
+            old: "akka.ask.timeout".into(),
+            since: FlinkVersion::new(1, 18, 0),
+        }]
     }
 
     #[test]
     fn the_first_computable_alternative_wins() {
         let none = BTreeMap::new();
-        let unknown = suggest(&setting("taskmanager.memory.task.heap.size", "plan | x1.5", ""), &[], &Context::default(), &none).unwrap();
-        assert_eq!((unknown.value, unknown.basis.as_str()), (None, "unknown"), "the key, without a made-up value");
+        let unknown = suggest(
+            &setting("taskmanager.memory.task.heap.size", "plan | x1.5", ""),
+            &[],
+            &Context::default(),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(
+            (unknown.value, unknown.basis.as_str()),
+            (None, "unknown"),
+            "the key, without a made-up value"
+        );
         let heap = setting("taskmanager.memory.task.heap.size", "plan | x1.5 | 1g", "");
         let mut ctx = Context::default();
-        assert_eq!(suggest(&heap, &[], &ctx, &none).unwrap().value.as_deref(), Some("1g"));
-        ctx.config.insert("taskmanager.memory.task.heap.size".into(), "256m".into());
+        assert_eq!(
+            suggest(&heap, &[], &ctx, &none).unwrap().value.as_deref(),
+            Some("1g")
+        );
+        ctx.config
+            .insert("taskmanager.memory.task.heap.size".into(), "256m".into());
         let s = suggest(&heap, &[], &ctx, &none).unwrap();
-        assert_eq!((s.value.as_deref().unwrap(), s.current.as_deref(), s.basis.as_str()), ("384m", Some("256m"), "current x1.5"));
-        ctx.plan.insert("taskmanager.memory.task.heap.size".into(), "512m".into());
+        assert_eq!(
+            (
+                s.value.as_deref().unwrap(),
+                s.current.as_deref(),
+                s.basis.as_str()
+            ),
+            ("384m", Some("256m"), "current x1.5")
+        );
+        ctx.plan
+            .insert("taskmanager.memory.task.heap.size".into(), "512m".into());
         assert_eq!(suggest(&heap, &[], &ctx, &none).unwrap().basis, "measured");
     }
 
@@ -230,30 +282,68 @@ mod tests {
     fn values_keep_their_unit() {
         assert_eq!(scaled("heartbeat.timeout", "50000", 2.0).unwrap(), "100000");
         assert_eq!(scaled("pekko.ask.timeout", "10 s", 2.0).unwrap(), "20s");
-        assert_eq!(scaled("execution.checkpointing.timeout", "10 min", 2.0).unwrap(), "20min");
+        assert_eq!(
+            scaled("execution.checkpointing.timeout", "10 min", 2.0).unwrap(),
+            "20min"
+        );
         assert_eq!(scaled("pekko.framesize", "10485760b", 2.0).unwrap(), "20m");
-        assert_eq!(scaled("taskmanager.memory.network.max", "64m", 1.5).unwrap(), "96m");
-        assert_eq!(scaled("taskmanager.numberOfTaskSlots", "3", 2.0).unwrap(), "6");
-        assert_eq!(scaled("taskmanager.memory.network.fraction", "0.1", 2.0).unwrap(), "0.20");
-        assert_eq!(scaled("taskmanager.memory.managed.fraction", "0.7", 1.5).unwrap(), "0.90", "never 1 or more");
-        assert_eq!(scaled("taskmanager.network.memory.buffers-per-channel", "2", 2.0).unwrap(), "4", "a count");
-        assert_eq!(scaled("taskmanager.memory.segment-size", "32kb", 2.0).unwrap(), "64k");
-        assert_eq!(scaled("taskmanager.memory.network.max", "96k", 2.0).unwrap(), "192k");
+        assert_eq!(
+            scaled("taskmanager.memory.network.max", "64m", 1.5).unwrap(),
+            "96m"
+        );
+        assert_eq!(
+            scaled("taskmanager.numberOfTaskSlots", "3", 2.0).unwrap(),
+            "6"
+        );
+        assert_eq!(
+            scaled("taskmanager.memory.network.fraction", "0.1", 2.0).unwrap(),
+            "0.20"
+        );
+        assert_eq!(
+            scaled("taskmanager.memory.managed.fraction", "0.7", 1.5).unwrap(),
+            "0.90",
+            "never 1 or more"
+        );
+        assert_eq!(
+            scaled("taskmanager.network.memory.buffers-per-channel", "2", 2.0).unwrap(),
+            "4",
+            "a count"
+        );
+        assert_eq!(
+            scaled("taskmanager.memory.segment-size", "32kb", 2.0).unwrap(),
+            "64k"
+        );
+        assert_eq!(
+            scaled("taskmanager.memory.network.max", "96k", 2.0).unwrap(),
+            "192k"
+        );
     }
 
     #[test]
     fn keys_are_spelled_for_the_running_release() {
         let ask = setting("pekko.ask.timeout", "x2", "10 s");
         let none = BTreeMap::new();
-        let mut ctx = Context { version: Some(FlinkVersion::new(1, 17, 2)), ..Context::default() };
+        let mut ctx = Context {
+            version: Some(FlinkVersion::new(1, 17, 2)),
+            ..Context::default()
+        };
         ctx.config.insert("akka.ask.timeout".into(), "30 s".into());
         let s = suggest(&ask, &renames(), &ctx, &none).unwrap();
-        assert_eq!((s.key.as_str(), s.value.as_deref().unwrap()), ("akka.ask.timeout", "1min"));
+        assert_eq!(
+            (s.key.as_str(), s.value.as_deref().unwrap()),
+            ("akka.ask.timeout", "1min")
+        );
         ctx.version = Some(FlinkVersion::new(2, 3, 0));
-        assert_eq!(suggest(&ask, &renames(), &ctx, &none).unwrap().key, "pekko.ask.timeout");
+        assert_eq!(
+            suggest(&ask, &renames(), &ctx, &none).unwrap().key,
+            "pekko.ask.timeout"
+        );
         let mut old_only = setting("taskmanager.network.memory.buffers-per-channel", "4", "2");
         old_only.until = Some(FlinkVersion::new(2, 0, 0));
-        assert!(suggest(&old_only, &[], &ctx, &none).is_none(), "2.x no longer reads it");
+        assert!(
+            suggest(&old_only, &[], &ctx, &none).is_none(),
+            "2.x no longer reads it"
+        );
     }
 
     #[test]
@@ -263,8 +353,14 @@ mod tests {
         caps.insert("size".to_string(), "12582912".to_string());
         let ctx = Context::default();
         let s = suggest(&frame, &[], &ctx, &caps).unwrap();
-        assert_eq!((s.value.as_deref().unwrap(), s.basis.as_str()), ("25165824b", "message"));
+        assert_eq!(
+            (s.value.as_deref().unwrap(), s.basis.as_str()),
+            ("25165824b", "message")
+        );
         let s = suggest(&frame, &[], &ctx, &BTreeMap::new()).unwrap();
-        assert_eq!((s.value.as_deref().unwrap(), s.basis.as_str()), ("20m", "default x2"));
+        assert_eq!(
+            (s.value.as_deref().unwrap(), s.basis.as_str()),
+            ("20m", "default x2")
+        );
     }
 }
