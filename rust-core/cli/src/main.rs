@@ -1,20 +1,19 @@
-//! `flink-autotune`: the plugin's models from outside the cluster.
+//! `flink-autotune`: the plugin's loop and models from outside the cluster.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
-use autotune_coordinator::collect::{collect, Recording};
-use autotune_coordinator::rest::FlinkRest;
 use autotune_model::diagnosis::FlinkVersion;
-use autotune_model::scaling::{decide, ScalingConfig, ScalingHistory};
-use autotune_model::{catalogue, duration};
+use autotune_model::{duration, metrics, options};
 
 mod diagnose;
+mod flags;
+mod runs;
+
+use flags::LoopFlags;
 
 #[derive(Parser)]
 #[command(
@@ -23,55 +22,75 @@ mod diagnose;
     about = "Tune Apache Flink from its own metrics"
 )]
 struct Cli {
+    /// Also print the loop's debug messages (to standard error).
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Watch running jobs over Flink's REST API for a window and print what each vertex needs.
+    /// Run the plugin's coordinator loop from outside the cluster: decide for every job over
+    /// Flink's REST API, print the AUTOTUNE lines and write the per-job files, until Ctrl-C.
+    Watch {
+        /// The JobManager's REST address, e.g. http://127.0.0.1:8081
+        #[arg(long, alias = "rest-url")]
+        rest: String,
+        /// Watch only this job (default: every job).
+        #[arg(long)]
+        job: Option<String>,
+        /// Stop after this long (default: run until Ctrl-C).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Give up on a REST request after this long.
+        #[arg(long, default_value = "5 s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        options: LoopFlags,
+    },
+    /// One round of the loop: watch the running jobs for one window and print what each
+    /// vertex needs, the TaskManagers' memory plan and the failures found.
     Analyze {
         /// The JobManager's REST address, e.g. http://127.0.0.1:8081
-        #[arg(long)]
+        #[arg(long, alias = "rest-url")]
         rest: String,
         /// Analyze only this job (default: every running job).
         #[arg(long)]
         job: Option<String>,
-        /// How long to watch, in Flink's duration syntax.
-        #[arg(long, default_value = "60 s", value_parser = parse_duration)]
-        duration: Duration,
+        /// How long to watch (the decision window).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
         /// How often to poll during the window.
-        #[arg(long, default_value = "5 s", value_parser = parse_duration)]
-        interval: Duration,
-        /// Busy ratio each vertex should run at after scaling.
-        #[arg(long, default_value_t = ScalingConfig::default().target_utilization)]
-        target_utilization: f64,
-        /// Time in which an existing source backlog should be consumed.
-        #[arg(long, default_value = "5 min", value_parser = parse_duration)]
-        catch_up: Duration,
+        #[arg(long, value_parser = parse_duration)]
+        interval: Option<Duration>,
         /// Give up on a REST request after this long.
         #[arg(long, default_value = "5 s", value_parser = parse_duration)]
         timeout: Duration,
-        /// Print JSON (one document: the window's metrics and the decision per job).
+        /// Print JSON (one document per job: the window's metrics, the decision, the memory plan).
         #[arg(long)]
         json: bool,
         /// Also write what was polled to this file (JSON lines, one job a line) for `replay`.
         #[arg(long)]
         record: Option<PathBuf>,
+        #[command(flatten)]
+        options: LoopFlags,
     },
-    /// Run the models again on a recording made by `analyze --record` (deterministic).
+    /// Decide again on a recording (`analyze --record`, or the plugin's `record: true`):
+    /// consecutive windows carry the loop's history, so it says what the plugin said.
     Replay {
         /// The recording; `-` reads standard input.
         file: PathBuf,
-        #[arg(long, default_value_t = ScalingConfig::default().target_utilization)]
-        target_utilization: f64,
-        #[arg(long, default_value = "5 min", value_parser = parse_duration)]
-        catch_up: Duration,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        options: LoopFlags,
     },
     /// List the Flink metrics the plugin reads, by the scope they live in.
-    Catalogue,
+    #[command(alias = "catalogue")]
+    Metrics,
+    /// Print the plugin's options as the README's configuration table (Markdown).
+    Options,
     /// List the known failures of the diagnosis catalogue (built in, plus your file).
     Signatures {
         /// A catalogue file of your own that adds or replaces signatures.
@@ -99,9 +118,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Catalogue => {
-            print_catalogue();
+    let cli = Cli::parse();
+    let level = if cli.verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Warn
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .target(env_logger::Target::Stderr)
+        .init();
+    match cli.command {
+        Command::Metrics => {
+            print_metrics();
+            ExitCode::SUCCESS
+        }
+        Command::Options => {
+            print!("{}", options::markdown_rows());
             ExitCode::SUCCESS
         }
         Command::Signatures { catalogue } => {
@@ -116,52 +149,40 @@ fn main() -> ExitCode {
             "diagnose",
             diagnose::diagnose(&files, json, catalogue.as_deref(), flink_version),
         ),
+        Command::Watch {
+            rest,
+            job,
+            duration,
+            timeout,
+            options,
+        } => finish(
+            "watch",
+            runs::watch(runs::Target { rest, job, timeout }, duration, &options),
+        ),
         Command::Analyze {
             rest,
             job,
             duration,
             interval,
-            target_utilization,
-            catch_up,
             timeout,
             json,
             record,
-        } => {
-            let config = ScalingConfig {
-                target_utilization,
-                catch_up,
-                ..ScalingConfig::default()
-            };
-            let window = Window {
-                duration,
-                interval,
-                timeout,
-            };
-            finish(
-                "analyze",
-                analyze(
-                    &rest,
-                    job.as_deref(),
-                    &window,
-                    &config,
-                    json,
-                    record.as_deref(),
-                ),
-            )
-        }
+            options,
+        } => finish(
+            "analyze",
+            runs::analyze(
+                runs::Target { rest, job, timeout },
+                runs::AnalyzeWindow { duration, interval },
+                &options,
+                json,
+                record.as_deref(),
+            ),
+        ),
         Command::Replay {
             file,
-            target_utilization,
-            catch_up,
             json,
-        } => {
-            let config = ScalingConfig {
-                target_utilization,
-                catch_up,
-                ..ScalingConfig::default()
-            };
-            finish("replay", replay(&file, &config, json))
-        }
+            options,
+        } => finish("replay", runs::replay(&file, &options, json)),
     }
 }
 
@@ -175,151 +196,15 @@ fn finish(command: &str, result: Result<(), String>) -> ExitCode {
     }
 }
 
-struct Window {
-    duration: Duration,
-    interval: Duration,
-    timeout: Duration,
-}
-
-/// Runs the scaling model on one recorded window and prints or collects the result.
-fn decide_and_print(
-    recording: &Recording,
-    config: &ScalingConfig,
-    json: bool,
-    documents: &mut Vec<serde_json::Value>,
-) -> Result<(), String> {
-    let snapshot = recording.snapshot();
-    let now_ms = recording.samples.last().map(|s| s.at_ms).unwrap_or(0);
-    let decision = decide(&snapshot, config, &mut ScalingHistory::default(), now_ms)
-        .map_err(|e| e.to_string())?;
-    if json {
-        documents.push(serde_json::json!({ "snapshot": snapshot, "decision": decision }));
-    } else {
-        for line in decision.log_lines(&snapshot) {
-            println!("{line}");
-        }
-    }
-    Ok(())
-}
-
-fn print_documents(json: bool, documents: &[serde_json::Value]) -> Result<(), String> {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(documents).map_err(|e| e.to_string())?
-        );
-    }
-    Ok(())
-}
-
-fn replay(file: &Path, config: &ScalingConfig, json: bool) -> Result<(), String> {
-    let text = if file == Path::new("-") {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| format!("reading standard input: {e}"))?
-    } else {
-        fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
-    };
-    let mut documents = Vec::new();
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let recording: Recording = serde_json::from_str(line)
-            .map_err(|e| format!("{} line {}: not a recording: {e}", file.display(), n + 1))?;
-        if recording.format != Recording::FORMAT {
-            return Err(format!(
-                "{} line {}: recording format {} (this tool reads {})",
-                file.display(),
-                n + 1,
-                recording.format,
-                Recording::FORMAT
-            ));
-        }
-        if recording.samples.len() < 2 {
-            return Err(format!(
-                "{} line {}: a window needs at least two samples",
-                file.display(),
-                n + 1
-            ));
-        }
-        decide_and_print(&recording, config, json, &mut documents)?;
-    }
-    if documents.is_empty() && json {
-        return Err(format!("{} holds no recording", file.display()));
-    }
-    print_documents(json, &documents)
-}
-
-fn analyze(
-    base: &str,
-    only: Option<&str>,
-    window: &Window,
-    config: &ScalingConfig,
-    json: bool,
-    record: Option<&Path>,
-) -> Result<(), String> {
-    let rest = FlinkRest::new(base, window.timeout);
-    let jobs: Vec<String> = match only {
-        Some(id) => vec![id.to_string()],
-        None => rest
-            .jobs()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|j| j.state == "RUNNING")
-            .map(|j| j.jid)
-            .collect(),
-    };
-    if jobs.is_empty() {
-        return Err(format!("no running job at {base}"));
-    }
-    let mut documents = Vec::new();
-    let mut recorded = String::new();
-    for job_id in jobs {
-        let (shape, samples) = collect(
-            &rest,
-            &job_id,
-            window.duration,
-            window.interval,
-            3,
-            &mut |pause| {
-                std::thread::sleep(pause);
-                true
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        let overview = rest.overview().map_err(|e| e.to_string())?;
-        // Slots this job may use: the free ones plus those it holds (one slot sharing group).
-        let held: u32 = shape.vertices.iter().map(|v| v.2).max().unwrap_or(0);
-        let recording = Recording {
-            format: Recording::FORMAT,
-            rest: base.to_string(),
-            shape,
-            samples,
-            available_slots: Some(overview.slots_available + held),
-            slots_per_taskmanager: rest.slots_per_taskmanager().map_err(|e| e.to_string())?,
-        };
-        if record.is_some() {
-            recorded.push_str(&serde_json::to_string(&recording).map_err(|e| e.to_string())?);
-            recorded.push('\n');
-        }
-        decide_and_print(&recording, config, json, &mut documents)?;
-    }
-    if let Some(path) = record {
-        fs::write(path, recorded).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-    print_documents(json, &documents)
-}
-
-fn print_catalogue() {
+fn print_metrics() {
     let groups: [(&str, &[&str]); 4] = [
-        ("task (per subtask of a vertex)", catalogue::TASK_METRICS),
+        ("task (per subtask of a vertex)", metrics::TASK_METRICS),
         (
             "operator (per subtask of an operator)",
-            catalogue::OPERATOR_METRICS,
+            metrics::OPERATOR_METRICS,
         ),
-        ("job (JobManager)", catalogue::JOB_METRICS),
-        ("jobmanager", catalogue::JOBMANAGER_METRICS),
+        ("job (JobManager)", metrics::JOB_METRICS),
+        ("jobmanager", metrics::JOBMANAGER_METRICS),
     ];
     for (scope, names) in groups {
         println!("{scope}:");
@@ -328,7 +213,7 @@ fn print_catalogue() {
         }
     }
     println!("taskmanager and jobmanager (by prefix):");
-    for prefix in catalogue::PROCESS_PREFIXES {
+    for prefix in metrics::PROCESS_PREFIXES {
         println!("  {prefix}");
     }
 }

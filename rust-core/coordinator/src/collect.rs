@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use autotune_model::scaling::{Edge, JobSnapshot, ShipStrategy, VertexSnapshot};
 use serde::{Deserialize, Serialize};
 
+use crate::pools::MemoryView;
 use crate::rest::{FlinkRest, JobDetails, RestError};
 
 #[derive(Debug)]
@@ -59,11 +60,55 @@ impl From<RestError> for CollectError {
 pub struct JobShape {
     pub job_id: String,
     pub job_name: String,
-    pub vertices: Vec<(String, String, u32, u32)>, // id, name, parallelism, max parallelism
+    pub vertices: Vec<ShapeVertex>,
     pub edges: Vec<Edge>,
     /// Per source vertex: the operator metric names for backlog and records read.
     #[serde(default)]
     pub source_metrics: HashMap<usize, SourceMetrics>,
+}
+
+/// One vertex as the window sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ShapeVertexForm")]
+pub struct ShapeVertex {
+    pub id: String,
+    pub name: String,
+    pub parallelism: u32,
+    /// Key groups; Flink's default lower bound (128) when the REST API does not say.
+    pub max_parallelism: u32,
+}
+
+/// Recordings written before vertices had names kept them as `[id, name, p, max]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ShapeVertexForm {
+    Named {
+        id: String,
+        name: String,
+        parallelism: u32,
+        max_parallelism: u32,
+    },
+    Tuple(String, String, u32, u32),
+}
+
+impl From<ShapeVertexForm> for ShapeVertex {
+    fn from(form: ShapeVertexForm) -> Self {
+        let (id, name, parallelism, max_parallelism) = match form {
+            ShapeVertexForm::Named {
+                id,
+                name,
+                parallelism,
+                max_parallelism,
+            } => (id, name, parallelism, max_parallelism),
+            ShapeVertexForm::Tuple(id, name, p, max) => (id, name, p, max),
+        };
+        ShapeVertex {
+            id,
+            name,
+            parallelism,
+            max_parallelism,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,7 +179,12 @@ impl JobShape {
                         .filter(|m| *m > 0)
                         .map(|m| m as u32)
                         .unwrap_or(128);
-                    (v.id.clone(), v.name.clone(), v.parallelism, max)
+                    ShapeVertex {
+                        id: v.id.clone(),
+                        name: v.name.clone(),
+                        parallelism: v.parallelism,
+                        max_parallelism: max,
+                    }
                 })
                 .collect(),
             edges,
@@ -153,7 +203,7 @@ impl JobShape {
             .filter(|&v| self.is_source(v))
             .collect();
         for v in sources {
-            let names = rest.vertex_metric_names(&self.job_id, &self.vertices[v].0)?;
+            let names = rest.vertex_metric_names(&self.job_id, &self.vertices[v].id)?;
             self.source_metrics.insert(v, source_metrics(&names));
         }
         Ok(())
@@ -300,7 +350,8 @@ pub fn sample(
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let mut vertices = Vec::with_capacity(shape.vertices.len());
-    for (v, (id, ..)) in shape.vertices.iter().enumerate() {
+    for (v, vertex) in shape.vertices.iter().enumerate() {
+        let id = &vertex.id;
         let aggregated = rest.subtask_metrics(
             &shape.job_id,
             id,
@@ -392,7 +443,7 @@ pub fn summarize(
         .vertices
         .iter()
         .enumerate()
-        .map(|(v, (id, name, parallelism, max_parallelism))| {
+        .map(|(v, vertex)| {
             let series = |f: &dyn Fn(&VertexSample) -> Option<f64>| -> Vec<(i64, f64)> {
                 samples
                     .iter()
@@ -421,10 +472,10 @@ pub fn summarize(
                 _ => (None, None),
             };
             VertexSnapshot {
-                id: id.clone(),
-                name: name.clone(),
-                parallelism: *parallelism,
-                max_parallelism: *max_parallelism,
+                id: vertex.id.clone(),
+                name: vertex.name.clone(),
+                parallelism: vertex.parallelism,
+                max_parallelism: vertex.max_parallelism,
                 source_partitions: shape.source_metrics.get(&v).and_then(|m| m.splits),
                 is_source,
                 records_in_rate,
@@ -451,6 +502,60 @@ pub fn summarize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vertex(id: &str, name: &str, parallelism: u32) -> ShapeVertex {
+        ShapeVertex {
+            id: id.into(),
+            name: name.into(),
+            parallelism,
+            max_parallelism: 128,
+        }
+    }
+
+    #[test]
+    fn recordings_of_either_vertex_form_read_and_broken_ones_are_refused() {
+        let old = r#"{"format":1,"rest":"r","shape":{"job_id":"j","job_name":"n","vertices":[["s","Source",1,128]],"edges":[]},"samples":[],"available_slots":null,"slots_per_taskmanager":null}"#;
+        let recording: Recording = serde_json::from_str(old).unwrap();
+        assert_eq!(recording.shape.vertices, vec![vertex("s", "Source", 1)]);
+        assert!(recording.memory.is_none());
+        let again: Recording =
+            serde_json::from_str(&serde_json::to_string(&recording).unwrap()).unwrap();
+        assert_eq!(again, recording);
+        assert!(recording
+            .check()
+            .unwrap_err()
+            .contains("at least two samples"));
+        let sample = |n: usize| Sample {
+            at_ms: 0,
+            vertices: vec![
+                VertexSample {
+                    read_records: 0.0,
+                    write_records: 0.0,
+                    source_records: None,
+                    busy_avg_ms: 0.0,
+                    busy_max_ms: 0.0,
+                    backpressure_avg_ms: 0.0,
+                    pending: None,
+                };
+                n
+            ],
+        };
+        let mut short = recording.clone();
+        short.samples = vec![sample(1), sample(0)];
+        assert_eq!(
+            short.check().unwrap_err(),
+            "sample 2 has 0 vertices, the job has 1"
+        );
+        let mut bad_edge = recording.clone();
+        bad_edge.samples = vec![sample(1), sample(1)];
+        assert!(bad_edge.check().is_ok());
+        bad_edge.shape.edges.push(Edge {
+            from: 0,
+            to: 3,
+            ship: ShipStrategy::Forward,
+        });
+        assert!(bad_edge.check().unwrap_err().contains("edge 0 -> 3"));
+    }
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -529,10 +634,7 @@ mod tests {
         let shape = JobShape {
             job_id: "j".into(),
             job_name: "job".into(),
-            vertices: vec![
-                ("s".into(), "Source".into(), 1, 128),
-                ("w".into(), "Work".into(), 2, 128),
-            ],
+            vertices: vec![vertex("s", "Source", 1), vertex("w", "Work", 2)],
             edges: vec![Edge {
                 from: 0,
                 to: 1,
@@ -586,8 +688,9 @@ mod tests {
     }
 }
 
-/// What `analyze --record` writes and `replay` reads: one job's window exactly as it was
-/// polled, so the models can be run on it again, deterministically, anywhere.
+/// What `analyze --record` and the plugin's `record` option write and `replay` reads: one
+/// job's decision window exactly as it was polled, with the TaskManagers' memory as it was,
+/// so the loop can decide on it again, deterministically, anywhere.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recording {
     /// Format version of this file.
@@ -597,10 +700,64 @@ pub struct Recording {
     pub samples: Vec<Sample>,
     pub available_slots: Option<u32>,
     pub slots_per_taskmanager: Option<u32>,
+    /// The memory plan's inputs at the end of the window (absent in older recordings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryView>,
+    /// The decision window the loop ran with: how long a pool window must be to plan on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_window_ms: Option<u64>,
 }
 
 impl Recording {
     pub const FORMAT: u32 = 1;
+
+    /// Whether the models can run on it: the format this tool reads, two samples or more,
+    /// every sample with every vertex, edges between vertices of the job.
+    pub fn check(&self) -> Result<(), String> {
+        if self.format != Self::FORMAT {
+            return Err(format!(
+                "recording format {} (this tool reads {})",
+                self.format,
+                Self::FORMAT
+            ));
+        }
+        if self.samples.len() < 2 {
+            return Err("a window needs at least two samples".into());
+        }
+        let n = self.shape.vertices.len();
+        if n == 0 {
+            return Err("the job has no vertices".into());
+        }
+        if let Some((i, s)) = self
+            .samples
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.vertices.len() != n)
+        {
+            return Err(format!(
+                "sample {} has {} vertices, the job has {n}",
+                i + 1,
+                s.vertices.len()
+            ));
+        }
+        if let Some(e) = self.shape.edges.iter().find(|e| e.from >= n || e.to >= n) {
+            return Err(format!(
+                "edge {} -> {} names a vertex the job does not have ({n} vertices)",
+                e.from, e.to
+            ));
+        }
+        if let Some(v) = self.shape.source_metrics.keys().find(|v| **v >= n) {
+            return Err(format!(
+                "source metrics for vertex {v}, which the job does not have"
+            ));
+        }
+        Ok(())
+    }
+
+    /// When the window ended: the time its decision is made at.
+    pub fn end_ms(&self) -> i64 {
+        self.samples.last().map_or(0, |s| s.at_ms)
+    }
 
     pub fn snapshot(&self) -> JobSnapshot {
         summarize(

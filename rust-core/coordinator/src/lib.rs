@@ -1,10 +1,26 @@
-//! The coordinator's I/O: the JobManager's REST API read over loopback, and windows of what
-//! it says turned into the pure models' inputs ([`autotune_model::scaling::JobSnapshot`]).
-//! Used by the plugin inside the JobManager and by `flink-autotune analyze` from outside.
+//! The coordinator: the loop that decides for every job of a Flink cluster over its REST
+//! API (collect → decide → plan memory → diagnose → say and write → apply), and the I/O it
+//! needs. The plugin runs it inside the JobManager, `flink-autotune watch` as a process,
+//! `analyze` for one round and `replay` on recordings; see [`rounds`].
 
+pub mod announce;
 pub mod collect;
+pub mod job_diagnosis;
 pub mod logfollow;
-pub mod memory;
+pub mod memory_step;
 pub mod outputs;
+pub mod pools;
+pub mod process_diagnosis;
 pub mod rest;
+pub mod rounds;
+pub mod scaling_step;
+pub mod settings;
+pub mod stop;
 pub mod webhook;
+
+/// Now, in milliseconds since the epoch: the one clock of the loop's timestamps.
+pub fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

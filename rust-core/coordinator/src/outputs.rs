@@ -7,11 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use std::collections::BTreeMap;
-
-use autotune_model::diagnosis::Diagnosis;
-use autotune_model::memory::MemoryPlan;
-use autotune_model::scaling::{JobDecision, JobSnapshot};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::collect::Recording;
 
@@ -29,6 +25,68 @@ pub struct Recommendation {
     pub memory: Vec<(&'static str, String)>,
     /// Keys that fix what the diagnosis found (known failures, checkpoint advice).
     pub diagnosis: BTreeMap<String, String>,
+}
+
+/// Every job's recommendation and where its files go: the one place that updates them.
+#[derive(Debug, Default)]
+pub struct JobFiles {
+    /// `None`: nothing is written (lines only).
+    pub dir: Option<PathBuf>,
+    recommendations: HashMap<String, Recommendation>,
+}
+
+impl JobFiles {
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        JobFiles {
+            dir,
+            recommendations: HashMap::new(),
+        }
+    }
+
+    /// Changes the job's recommendation and rewrites its config file.
+    pub fn recommend(
+        &mut self,
+        job_id: &str,
+        job_name: &str,
+        at_ms: i64,
+        change: impl FnOnce(&mut Recommendation),
+    ) -> io::Result<()> {
+        let r = self.recommendations.entry(job_id.to_string()).or_default();
+        r.job_id = job_id.to_string();
+        r.job_name = job_name.to_string();
+        change(r);
+        match &self.dir {
+            Some(dir) => write_recommendation(dir, r, at_ms).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends one JSON document to the job's history.
+    pub fn history(&self, job_id: &str, line: &serde_json::Value) -> io::Result<()> {
+        match &self.dir {
+            Some(dir) => append_line(
+                &dir.join(job_id).join("decisions.jsonl"),
+                &line.to_string(),
+                FILE_LIMIT,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets the jobs that are gone (their files stay).
+    pub fn retain(&mut self, live: impl Fn(&str) -> bool) {
+        self.recommendations.retain(|id, _| live(id));
+    }
+
+    /// What the reader is told when writing fails.
+    pub fn cannot_write(&self, e: io::Error) -> String {
+        format!(
+            "cannot write under {}: {e} (set metrics.reporter.autotune.output-dir)",
+            self.dir
+                .as_deref()
+                .map_or_else(String::new, |d| d.display().to_string())
+        )
+    }
 }
 
 /// Writes the job's recommended configuration; returns the file written.
@@ -73,60 +131,6 @@ pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::R
     fs::write(&tmp, text)?;
     fs::rename(&tmp, &path)?;
     Ok(path)
-}
-
-/// Appends a memory plan to the job's history.
-pub fn append_memory_history(
-    dir: &Path,
-    job_id: &str,
-    job_name: &str,
-    plan: &MemoryPlan,
-    at_ms: i64,
-) -> io::Result<()> {
-    let line = serde_json::json!({ "at_ms": at_ms, "job_id": job_id, "job_name": job_name, "memory": plan });
-    append_line(
-        &dir.join(job_id).join("decisions.jsonl"),
-        &line.to_string(),
-        FILE_LIMIT,
-    )
-}
-
-/// Appends a finding of the diagnosis to the job's history.
-pub fn append_finding(
-    dir: &Path,
-    job_id: &str,
-    job_name: &str,
-    finding: &Diagnosis,
-    at_ms: i64,
-) -> io::Result<()> {
-    let line = serde_json::json!({ "at_ms": at_ms, "job_id": job_id, "job_name": job_name, "finding": finding });
-    append_line(
-        &dir.join(job_id).join("decisions.jsonl"),
-        &line.to_string(),
-        FILE_LIMIT,
-    )
-}
-
-/// Appends the decision to the job's history when it says something (a change or a finding).
-pub fn append_history(
-    dir: &Path,
-    job: &JobSnapshot,
-    decision: &JobDecision,
-    at_ms: i64,
-) -> io::Result<bool> {
-    let says_something = decision.changes().next().is_some()
-        || !decision.findings.is_empty()
-        || decision.vertices.iter().any(|v| !v.findings.is_empty());
-    if !says_something {
-        return Ok(false);
-    }
-    let line = serde_json::json!({ "at_ms": at_ms, "job_id": job.job_id, "job_name": job.job_name, "decision": decision });
-    append_line(
-        &dir.join(&job.job_id).join("decisions.jsonl"),
-        &line.to_string(),
-        FILE_LIMIT,
-    )?;
-    Ok(true)
 }
 
 /// Appends one decision window to `<job id>/recording.jsonl` (the `replay` format).

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug)]
 pub enum RestError {
@@ -181,7 +181,7 @@ struct TaskManagers {
     taskmanagers: Vec<TaskManager>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskManager {
     pub id: String,
     #[serde(rename = "slotsNumber")]
@@ -192,7 +192,7 @@ pub struct TaskManager {
 }
 
 /// `memoryConfiguration` of `/taskmanagers`, in bytes.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryConfiguration {
     pub framework_heap: u64,
@@ -414,6 +414,22 @@ impl FlinkRest {
             .into_iter()
             .find(|e| e.id == name)
             .and_then(|e| e.value))
+    }
+
+    /// Numeric metrics of one TaskManager; names it does not have are left out.
+    pub fn taskmanager_metrics(
+        &self,
+        tm_id: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, f64>, RestError> {
+        let entries: Vec<MetricEntry> = self.get(&format!(
+            "/taskmanagers/{tm_id}/metrics?get={}",
+            names.join(",")
+        ))?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?)))
+            .collect())
     }
 
     /// The cluster's configuration as the JobManager read it (`key -> value`).

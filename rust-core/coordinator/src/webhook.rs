@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use autotune_model::diagnosis::{Diagnosis, Severity};
 
+use crate::announce::Sink;
+
 /// Findings waiting for the next post; more are dropped and counted.
 pub const MAX_QUEUE: usize = 100;
 /// Findings in one post.
@@ -18,8 +20,8 @@ pub const MAX_BATCH: usize = 10;
 pub struct Webhook {
     url: String,
     agent: ureq::Agent,
-    interval_ms: u64,
-    last_post_ms: Option<u64>,
+    interval_ms: i64,
+    last_post_ms: Option<i64>,
     queue: VecDeque<(String, Diagnosis)>,
     dropped: usize,
     /// The last failure, said once until a post works again.
@@ -46,7 +48,7 @@ impl Webhook {
         Webhook {
             url,
             agent: ureq::AgentBuilder::new().timeout(timeout).build(),
-            interval_ms: interval.as_millis() as u64,
+            interval_ms: i64::try_from(interval.as_millis()).unwrap_or(i64::MAX),
             last_post_ms: None,
             queue: VecDeque::new(),
             dropped: 0,
@@ -101,18 +103,18 @@ impl Webhook {
     }
 
     /// Posts what is queued if the interval allows. Never blocks longer than the timeout.
-    pub fn flush(&mut self, now_ms: u64) {
+    pub fn flush(&mut self, now_ms: i64, sink: &dyn Sink) {
         if self
             .last_post_ms
             .is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms)
         {
             return;
         }
-        self.flush_now(now_ms);
+        self.flush_now(now_ms, sink);
     }
 
     /// Posts what is queued now, interval or not (the process is stopping).
-    pub fn flush_now(&mut self, now_ms: u64) {
+    pub fn flush_now(&mut self, now_ms: i64, sink: &dyn Sink) {
         if self.queue.is_empty() {
             return;
         }
@@ -128,13 +130,19 @@ impl Webhook {
             Ok(_) => {
                 self.dropped = 0;
                 if self.failing.take().is_some() {
-                    log::info!("AUTOTUNE WEBHOOK posting works again");
+                    sink.say(log::Level::Info, "AUTOTUNE WEBHOOK posting works again");
                 }
             }
             Err(e) => {
                 let why = describe(&e);
                 if self.failing.as_deref() != Some(why.as_str()) {
-                    log::warn!("AUTOTUNE WEBHOOK {why}; {} finding(s) not posted, retrying with the next ones", batch.len());
+                    sink.say(
+                        log::Level::Warn,
+                        &format!(
+                            "AUTOTUNE WEBHOOK {why}; {} finding(s) not posted, retrying with the next ones",
+                            batch.len()
+                        ),
+                    );
                 }
                 self.failing = Some(why);
             }
@@ -145,6 +153,7 @@ impl Webhook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::announce::LogSink;
     use std::sync::Arc;
 
     use autotune_model::diagnosis::logtext::records;
@@ -171,7 +180,7 @@ mod tests {
             "java.lang.IllegalStateException: boom\n\tat com.example.Job.map(Job.java:3)\n",
         );
         hook.push("job=\"a\"", oom.clone());
-        hook.flush(1_000);
+        hook.flush(1_000, &LogSink);
         let mut request = server
             .recv_timeout(Duration::from_secs(5))
             .unwrap()
@@ -190,7 +199,7 @@ mod tests {
         // Within the interval nothing goes out; the next post carries both.
         hook.push("job=\"a\"", oom.clone());
         hook.push("job=\"b\"", oom);
-        hook.flush(30_000);
+        hook.flush(30_000, &LogSink);
         assert!(
             server
                 .recv_timeout(Duration::from_millis(300))
@@ -198,7 +207,7 @@ mod tests {
                 .is_none(),
             "rate limited"
         );
-        hook.flush(61_000);
+        hook.flush(61_000, &LogSink);
         let mut request = server
             .recv_timeout(Duration::from_secs(5))
             .unwrap()
@@ -232,7 +241,7 @@ mod tests {
                 .respond(tiny_http::Response::from_string("no").with_status_code(403))
                 .unwrap();
         });
-        hook.flush(0);
+        hook.flush(0, &LogSink);
         answer.join().unwrap();
         let why = hook.failing.clone().unwrap();
         assert_eq!(why, "the webhook answered HTTP 403");
@@ -244,7 +253,7 @@ mod tests {
             Duration::from_secs(1),
         );
         dead.push("job", hook_finding());
-        dead.flush(0);
+        dead.flush(0, &LogSink);
         let why = dead.failing.unwrap();
         assert!(
             !why.contains("SECRETTOKEN") && !why.contains("127.0.0.1"),

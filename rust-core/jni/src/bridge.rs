@@ -75,8 +75,8 @@ impl From<jni::errors::Error> for Error {
     }
 }
 
-impl From<autotune_model::catalogue::CatalogueError> for Error {
-    fn from(e: autotune_model::catalogue::CatalogueError) -> Self {
+impl From<autotune_model::metrics::MetricError> for Error {
+    fn from(e: autotune_model::metrics::MetricError) -> Self {
         Error::Invalid(e.0)
     }
 }

@@ -9,9 +9,6 @@
 
 mod alloc;
 mod bridge;
-mod coordinator;
-mod diagnostics;
-mod jobdiagnosis;
 mod logging;
 pub mod reporter;
 
@@ -21,7 +18,7 @@ use jni::objects::{JClass, JDoubleArray, JObjectArray, JString};
 use jni::sys::{jboolean, jdouble, jint, jlong, jstring, JNI_ERR, JNI_VERSION_1_8};
 use jni::{JNIEnv, JavaVM};
 
-use autotune_model::catalogue::{MetricKind, RawMetric};
+use autotune_model::metrics::{MetricKind, RawMetric};
 use bridge::{guard, Error};
 use reporter::Reporter;
 

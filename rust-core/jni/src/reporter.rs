@@ -1,16 +1,20 @@
 //! One reporter instance's native state and what it logs.
 
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Instant;
 
-use autotune_model::catalogue::{CatalogueError, RawMetric};
+use autotune_coordinator::announce::{Announcer, LogSink, Sink};
+use autotune_coordinator::epoch_ms;
+use autotune_coordinator::process_diagnosis::{self, MeasuredHeap, ProcessDiagnostics};
+use autotune_coordinator::rounds::Coordinator;
+use autotune_coordinator::settings::{self, LoopSettings};
+use autotune_coordinator::stop::Background;
 use autotune_model::codes::Code;
 use autotune_model::memory::{self, MemorySettings};
+use autotune_model::metrics::{MetricError, RawMetric};
 use autotune_model::options::Options;
 use autotune_model::tracker::{Registration, Role, Tracker};
-
-use crate::coordinator::{Coordinator, Settings};
-use crate::diagnostics::{self, DiagnosisThread, MeasuredHeap, ProcessDiagnostics};
 
 pub struct Reporter {
     options: Options,
@@ -24,13 +28,14 @@ pub struct Reporter {
     /// What the JobManager's Flink configuration says (set by the shim in the JobManager).
     flink_rest_url: Option<String>,
     flink_output_dir: Option<PathBuf>,
-    coordinator: Option<Coordinator>,
+    /// The coordinator's thread (a JobManager).
+    coordinator: Option<Background>,
     /// The coordinator was considered (started, or said why not): once per reporter.
     coordinator_decided: bool,
     /// The pressure findings last logged about this TaskManager's pools (codes).
     pool_pressure: Vec<Code>,
     /// A TaskManager's (or a coordinator-less JobManager's) diagnosis of its own log.
-    diagnosis: Option<DiagnosisThread>,
+    diagnosis: Option<Background>,
     diagnosis_decided: bool,
     /// This TaskManager's heap and what its live data needs, for the diagnosis's values.
     measured_heap: MeasuredHeap,
@@ -75,7 +80,7 @@ impl Reporter {
         }
     }
 
-    pub fn register(&mut self, slot: usize, raw: RawMetric<'_>) -> Result<bool, CatalogueError> {
+    pub fn register(&mut self, slot: usize, raw: RawMetric<'_>) -> Result<bool, MetricError> {
         let registration = self.tracker.register(slot, raw)?;
         Ok(registration == Registration::Tracked)
     }
@@ -92,11 +97,7 @@ impl Reporter {
 
     /// Counts the round filled through [`Self::next_round`] and logs the periodic lines.
     pub fn report(&mut self, count: usize, last_read_nanos: i64, last_cost_nanos: i64) {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        self.tracker.commit_round(now_ms);
+        self.tracker.commit_round(epoch_ms());
         if !self.started {
             // After the first round the role is known from what Flink registered.
             self.started = true;
@@ -205,17 +206,14 @@ impl Reporter {
             .output_dir
             .clone()
             .or_else(|| self.flink_output_dir.clone());
-        let mut settings = Settings::new(&self.options, rest_url, output_dir);
-        if self.options.diagnosis {
-            let catalogue = diagnostics::catalogue(&self.options);
-            settings.process_diagnostics =
-                ProcessDiagnostics::new(&self.options, catalogue.clone(), "jobmanager", None);
-            settings.catalogue = Some(catalogue);
-            settings.webhook = diagnostics::webhook(&self.options);
-        }
-        match Coordinator::start(settings) {
-            Ok(c) => {
-                self.coordinator = Some(c);
+        let sink: Arc<dyn Sink> = Arc::new(LogSink);
+        let settings = LoopSettings::from_options(&self.options, rest_url, output_dir, &LogSink);
+        let started = Background::spawn("flink-autotune-coordinator", move |stop| {
+            Coordinator::new(settings, sink).run(stop)
+        });
+        match started {
+            Ok(thread) => {
+                self.coordinator = Some(thread);
                 // The coordinator follows the JobManager's log itself.
                 self.diagnosis_decided = true;
             }
@@ -248,17 +246,24 @@ impl Reporter {
         };
         let measured =
             (self.tracker.role() == Role::TaskManager).then(|| self.measured_heap.clone());
-        let Some(process) = ProcessDiagnostics::new(
-            &self.options,
-            diagnostics::catalogue(&self.options),
-            process,
-            measured,
-        ) else {
+        let Some(log_file) = self.options.log_file.clone() else {
             log::info!("AUTOTUNE DIAGNOSIS no log file to follow (Flink logs to the console; set metrics.reporter.autotune.log-file)");
             return;
         };
-        match DiagnosisThread::start(process, diagnostics::webhook(&self.options)) {
-            Ok(t) => self.diagnosis = Some(t),
+        let process = ProcessDiagnostics::new(
+            log_file,
+            settings::catalogue(&self.options, &LogSink),
+            process,
+            self.options.flink_version,
+            self.options.diagnosis_repeat,
+            measured,
+        );
+        let announcer = Announcer::new(Arc::new(LogSink), settings::webhook(&self.options));
+        let started = Background::spawn("flink-autotune-diagnosis", move |stop| {
+            process_diagnosis::follow(process, announcer, stop)
+        });
+        match started {
+            Ok(thread) => self.diagnosis = Some(thread),
             Err(e) => log::error!("AUTOTUNE DIAGNOSIS not started: cannot create its thread: {e}"),
         }
     }

@@ -5,11 +5,11 @@
 //! clocks, so the same code runs inside Flink (through the `flink-autotune-jni`
 //! crate), in the command-line tool and in plain unit tests.
 
-pub mod catalogue;
 pub mod codes;
 pub mod diagnosis;
 pub mod duration;
 pub mod memory;
+pub mod metrics;
 pub mod options;
 pub mod scaling;
 pub mod tracker;

@@ -259,6 +259,19 @@ const MIN_METASPACE_HEADROOM: u64 = 32 * MIB;
 const POOL_FULL: f64 = 0.9;
 /// A consumer holding this share of managed memory reserved all of it (RocksDB).
 const MANAGED_RESERVED: f64 = 0.9;
+/// Flink's default `taskmanager.memory.framework.heap.size`.
+pub const FRAMEWORK_HEAP_DEFAULT: u64 = 128 * MIB;
+
+/// The task heap a TaskManager's JVM heap holds: the JVM heap minus the framework heap (as
+/// `config` sets it, else Flink's default).
+pub fn task_heap_of(jvm_heap: u64, config: &std::collections::BTreeMap<String, String>) -> u64 {
+    let framework = config
+        .get("taskmanager.memory.framework.heap.size")
+        .and_then(|v| parse_size(v))
+        .unwrap_or(FRAMEWORK_HEAP_DEFAULT);
+    jvm_heap.saturating_sub(framework)
+}
+
 /// The smallest task heap this model recommends.
 const MIN_TASK_HEAP: u64 = 64 * MIB;
 /// Heap, metaspace and managed sizes are rounded up to this step, so that small wobbles

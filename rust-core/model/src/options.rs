@@ -108,8 +108,345 @@ impl Default for Options {
     }
 }
 
-/// Options the Java shim reads itself, before the native library exists.
-pub const JAVA_SIDE_OPTIONS: &[&str] = &["native-library", "native-tmpdir"];
+/// Who reads an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionScope {
+    /// The coordinator's loop: in the JobManager, and a flag of `watch` and `analyze`.
+    Loop,
+    /// Every reporter instance (TaskManagers too).
+    Reporter,
+    /// The Java shim, before the native library exists.
+    Shim,
+}
+
+/// One option, declared once: its key, default, documentation, parser and how the START
+/// line shows it. Parsing, the README's table, the START line and the command-line flags
+/// all come from [`OPTIONS`].
+pub struct OptionSpec {
+    pub key: &'static str,
+    /// The default, as the documentation shows it.
+    pub default: &'static str,
+    /// One line of documentation (Markdown): the README's "meaning" column.
+    pub doc: &'static str,
+    pub scope: OptionScope,
+    /// The value is a credential: never shown, never echoed in a problem.
+    pub secret: bool,
+    set: fn(&mut Options, &str) -> Result<(), String>,
+    show: fn(&Options) -> String,
+}
+
+impl OptionSpec {
+    /// How the START line shows the option's value in force.
+    pub fn shown(&self, options: &Options) -> String {
+        (self.show)(options)
+    }
+}
+
+fn nothing(_: &Options) -> String {
+    String::new()
+}
+
+fn path_or(p: &Option<PathBuf>, otherwise: &str) -> String {
+    p.as_ref()
+        .map_or_else(|| otherwise.to_string(), |p| p.display().to_string())
+}
+
+/// Every option of the plugin, in the order the documentation lists them.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        key: "mode",
+        default: "`recommend`",
+        doc: "`recommend`: log and write recommendations; `apply`: also rescale in place through the adaptive scheduler (`jobmanager.scheduler: adaptive`, Flink 1.18+)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| match v.to_ascii_lowercase().as_str() {
+            "recommend" => {
+                o.mode = Mode::Recommend;
+                Ok(())
+            }
+            "apply" => {
+                o.mode = Mode::Apply;
+                Ok(())
+            }
+            _ => Err(format!("must be 'recommend' or 'apply', using '{}'", o.mode)),
+        },
+        show: |o| o.mode.to_string(),
+    },
+    OptionSpec {
+        key: "summary-interval",
+        default: "`1 min`",
+        doc: "how often the `STATUS` line is written (at least `1 s`)",
+        scope: OptionScope::Reporter,
+        secret: false,
+        set: |o, v| duration_option(&mut o.summary_interval, v, Duration::from_secs(1)),
+        show: |o| duration::format(o.summary_interval),
+    },
+    OptionSpec {
+        key: "window-size",
+        default: "`30`",
+        doc: "report rounds kept per metric (2 to 10000); 30 rounds at 10 s is 5 minutes",
+        scope: OptionScope::Reporter,
+        secret: false,
+        set: |o, v| match v.parse::<usize>() {
+            Ok(n) if (2..=10_000).contains(&n) => {
+                o.window_size = n;
+                Ok(())
+            }
+            _ => Err(format!(
+                "must be a whole number of report rounds from 2 to 10000, using {}",
+                o.window_size
+            )),
+        },
+        show: |o| o.window_size.to_string(),
+    },
+    OptionSpec {
+        key: "output-dir",
+        default: "`<Flink log folder>/autotune`",
+        doc: "where the coordinator writes `<job id>/recommended-config.yaml` and `<job id>/decisions.jsonl` (rotated at 32 MiB)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| {
+            if v.is_empty() {
+                return Err("is empty, using the Flink log folder".to_string());
+            }
+            o.output_dir = Some(PathBuf::from(v));
+            Ok(())
+        },
+        show: |o| path_or(&o.output_dir, "<flink log dir>"),
+    },
+    OptionSpec {
+        key: "rest-url",
+        default: "from the JobManager's Flink configuration (`rest.bind-address`/`rest.port`, loopback)",
+        doc: "the REST API the coordinator reads",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err("must start with http:// or https://, using the Flink configuration's".to_string());
+            }
+            o.rest_url = Some(v.trim_end_matches('/').to_string());
+            Ok(())
+        },
+        show: |o| o.rest_url.clone().unwrap_or_else(|| "<flink config>".into()),
+    },
+    OptionSpec {
+        key: "stabilization",
+        default: "`1 min`",
+        doc: "time after a job's (re)deployment before its metrics count",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.stabilization, v, Duration::ZERO),
+        show: |o| duration::format(o.stabilization),
+    },
+    OptionSpec {
+        key: "decision-window",
+        default: "`1 min`",
+        doc: "how long the coordinator watches a job for one decision (stretched until the REST values were refreshed twice)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.decision_window, v, MIN_DECISION_WINDOW),
+        show: |o| duration::format(o.decision_window),
+    },
+    OptionSpec {
+        key: "decision-interval",
+        default: "`1 min`",
+        doc: "pause between decisions",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.decision_interval, v, Duration::from_secs(1)),
+        show: |o| duration::format(o.decision_interval),
+    },
+    OptionSpec {
+        key: "poll-interval",
+        default: "`5 s`",
+        doc: "REST polls within a window",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.poll_interval, v, Duration::from_millis(500)),
+        show: |o| duration::format(o.poll_interval),
+    },
+    OptionSpec {
+        key: "target-utilization",
+        default: "`0.7`",
+        doc: "busy ratio each vertex should run at after scaling",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| match v.parse::<f64>() {
+            Ok(u) if u > 0.0 && u <= 1.0 => {
+                o.target_utilization = u;
+                Ok(())
+            }
+            _ => Err(format!(
+                "must be a number above 0 and at most 1, using {}",
+                o.target_utilization
+            )),
+        },
+        show: |o| o.target_utilization.to_string(),
+    },
+    OptionSpec {
+        key: "catch-up",
+        default: "`5 min`",
+        doc: "time in which an existing source backlog should be consumed, on top of the arrivals",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.catch_up, v, Duration::ZERO),
+        show: |o| duration::format(o.catch_up),
+    },
+    OptionSpec {
+        key: "vertex-limits",
+        default: "none",
+        doc: "per-vertex parallelism limits: `<vertex id>:<min>-<max>,...` (ids as in the REST API and the PLAN line)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| vertex_limits(v).map(|limits| o.vertex_limits = limits),
+        show: |o| {
+            let limits: Vec<String> = o
+                .vertex_limits
+                .iter()
+                .map(|(id, (min, max))| format!("{id}:{min}-{max}"))
+                .collect();
+            if limits.is_empty() {
+                "<none>".into()
+            } else {
+                limits.join(",")
+            }
+        },
+    },
+    OptionSpec {
+        key: "memory-margin",
+        default: "`0.2`",
+        doc: "share added to the measured peaks of metaspace, managed and off-heap memory (0 to 4)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| ratio_option(&mut o.memory_margin, v, 0.0, 4.0),
+        show: |o| o.memory_margin.to_string(),
+    },
+    OptionSpec {
+        key: "heap-headroom",
+        default: "`1.0`",
+        doc: "room for new objects on top of the live heap, as a share of it: JVM heap = live x (1 + headroom), at least live + 256 MiB (0.1 to 10)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| ratio_option(&mut o.heap_headroom, v, 0.1, 10.0),
+        show: |o| o.heap_headroom.to_string(),
+    },
+    OptionSpec {
+        key: "record",
+        default: "`false`",
+        doc: "`true`: the coordinator also appends each decision window to `<job id>/recording.jsonl` (the `replay` format; rotated at 32 MiB)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| bool_option(&mut o.record, v),
+        show: |o| o.record.to_string(),
+    },
+    OptionSpec {
+        key: "diagnosis",
+        default: "`true`",
+        doc: "look for known failures in the process's log and, in the JobManager, in every job's exceptions and checkpoints",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| bool_option(&mut o.diagnosis, v),
+        show: |o| o.diagnosis.to_string(),
+    },
+    OptionSpec {
+        key: "diagnosis-catalogue",
+        default: "none",
+        doc: "a catalogue file of your own (same format as `rust-core/model/diagnosis/catalogue.toml`): entries with a built-in code replace it, new codes (use AT9xx) are added; a bad file is one `AUTOTUNE CONFIG` warning and the built-in catalogue is used",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| {
+            if v.is_empty() {
+                return Err("is empty; not used".to_string());
+            }
+            o.diagnosis_catalogue = Some(PathBuf::from(v));
+            Ok(())
+        },
+        show: |o| path_or(&o.diagnosis_catalogue, "<built-in>"),
+    },
+    OptionSpec {
+        key: "diagnosis-repeat",
+        default: "`10 min`",
+        doc: "a finding seen again is said again (with its count) at most this often; when its job ends, at once",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.diagnosis_repeat, v, Duration::from_secs(1)),
+        show: |o| duration::format(o.diagnosis_repeat),
+    },
+    OptionSpec {
+        key: "log-file",
+        default: "the process's own log (`log.file`)",
+        doc: "the log file the diagnosis follows (rotation and truncation are handled)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| {
+            if v.is_empty() {
+                return Err("is empty; not used".to_string());
+            }
+            o.log_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+        show: |o| path_or(&o.log_file, "<none>"),
+    },
+    OptionSpec {
+        key: "flink-version",
+        default: "the running release (the shim asks Flink)",
+        doc: "the release findings spell their keys for",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| {
+            v.parse()
+                .map(|version| o.flink_version = Some(version))
+                .map_err(|e| format!("{e}; read from the log instead"))
+        },
+        show: |o| o.flink_version.map_or_else(|| "<from the log>".into(), |v| v.to_string()),
+    },
+    OptionSpec {
+        key: "webhook-secret-url",
+        default: "none",
+        doc: "post findings to this Slack-compatible incoming webhook (`{\"text\": ...}`). The word `secret` in the key makes Flink mask the value wherever it prints its configuration (client, JobManager, TaskManagers, REST), and the plugin never writes it either",
+        scope: OptionScope::Loop,
+        secret: true,
+        set: |o, v| {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err("must start with http:// or https://; no webhook".to_string());
+            }
+            o.webhook_url = Some(v.to_string());
+            Ok(())
+        },
+        // Never the URL itself: it is a credential.
+        show: |o| if o.webhook_url.is_some() { "<set>".into() } else { "<none>".into() },
+    },
+    OptionSpec {
+        key: "webhook-interval",
+        default: "`1 min`",
+        doc: "at most one webhook post per interval; findings in between go out together (at most 10 per post)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.webhook_interval, v, Duration::from_secs(1)),
+        show: |o| duration::format(o.webhook_interval),
+    },
+    OptionSpec {
+        key: "native-library",
+        default: "(the one in the jar)",
+        doc: "load this library file instead of the bundled one",
+        scope: OptionScope::Shim,
+        secret: false,
+        set: |_, _| Ok(()),
+        show: nothing,
+    },
+    OptionSpec {
+        key: "native-tmpdir",
+        default: "`java.io.tmpdir`",
+        doc: "where the bundled library is extracted (a private folder per load); set it when `/tmp` is mounted `noexec`",
+        scope: OptionScope::Shim,
+        secret: false,
+        set: |_, _| Ok(()),
+        show: nothing,
+    },
+];
+
+/// The shortest decision window: the REST API refreshes its values every ~10 s.
+pub const MIN_DECISION_WINDOW: Duration = Duration::from_secs(5);
 
 /// Options every Flink reporter accepts; Flink handles them, we only must not warn.
 const FLINK_REPORTER_OPTIONS: &[&str] = &[
@@ -123,30 +460,19 @@ const FLINK_REPORTER_OPTIONS: &[&str] = &[
     "filter.excludes",
 ];
 
-const OPTIONS: &[&str] = &[
-    "mode",
-    "summary-interval",
-    "window-size",
-    "output-dir",
-    "rest-url",
-    "decision-window",
-    "decision-interval",
-    "poll-interval",
-    "stabilization",
-    "target-utilization",
-    "catch-up",
-    "record",
-    "vertex-limits",
-    "memory-margin",
-    "heap-headroom",
-    "diagnosis",
-    "diagnosis-catalogue",
-    "diagnosis-repeat",
-    "log-file",
-    "flink-version",
-    "webhook-secret-url",
-    "webhook-interval",
-];
+/// The option with this key, if the plugin has one.
+pub fn spec(key: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|s| s.key == key)
+}
+
+/// The README's configuration table, rows of the plugin's own options (Flink's
+/// `factory.class` and `interval` rows come first in the README, by hand).
+pub fn markdown_rows() -> String {
+    OPTIONS
+        .iter()
+        .map(|s| format!("| `{}` | {} | {} |\n", s.key, s.default, s.doc))
+        .collect()
+}
 
 fn bool_option(target: &mut bool, value: &str) -> Result<(), String> {
     match value.to_ascii_lowercase().as_str() {
@@ -221,117 +547,27 @@ impl Options {
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ParsedOptions {
         let mut o = Options::default();
         let mut problems = Vec::new();
-        let second = Duration::from_secs(1);
         for (key, value) in pairs {
             let value = value.trim();
-            let result = match key {
-                "mode" => match value.to_ascii_lowercase().as_str() {
-                    "recommend" => {
-                        o.mode = Mode::Recommend;
-                        Ok(())
-                    }
-                    "apply" => {
-                        o.mode = Mode::Apply;
-                        Ok(())
-                    }
-                    _ => Err(format!(
-                        "must be 'recommend' or 'apply', using '{}'",
-                        o.mode
-                    )),
-                },
-                "summary-interval" => duration_option(&mut o.summary_interval, value, second),
-                "decision-window" => {
-                    duration_option(&mut o.decision_window, value, Duration::from_secs(5))
-                }
-                "decision-interval" => duration_option(&mut o.decision_interval, value, second),
-                "poll-interval" => {
-                    duration_option(&mut o.poll_interval, value, Duration::from_millis(500))
-                }
-                "stabilization" => duration_option(&mut o.stabilization, value, Duration::ZERO),
-                "catch-up" => duration_option(&mut o.catch_up, value, Duration::ZERO),
-                "window-size" => match value.parse::<usize>() {
-                    Ok(n) if (2..=10_000).contains(&n) => {
-                        o.window_size = n;
-                        Ok(())
-                    }
-                    _ => Err(format!(
-                        "must be a whole number of report rounds from 2 to 10000, using {}",
-                        o.window_size
-                    )),
-                },
-                "target-utilization" => match value.parse::<f64>() {
-                    Ok(u) if u > 0.0 && u <= 1.0 => {
-                        o.target_utilization = u;
-                        Ok(())
-                    }
-                    _ => Err(format!(
-                        "must be a number above 0 and at most 1, using {}",
-                        o.target_utilization
-                    )),
-                },
-                "memory-margin" => ratio_option(&mut o.memory_margin, value, 0.0, 4.0),
-                "heap-headroom" => ratio_option(&mut o.heap_headroom, value, 0.1, 10.0),
-                "record" => bool_option(&mut o.record, value),
-                "diagnosis" => bool_option(&mut o.diagnosis, value),
-                "diagnosis-repeat" => duration_option(&mut o.diagnosis_repeat, value, second),
-                "webhook-interval" => duration_option(&mut o.webhook_interval, value, second),
-                "diagnosis-catalogue" | "log-file" if value.is_empty() => {
-                    Err("is empty; not used".to_string())
-                }
-                "diagnosis-catalogue" => {
-                    o.diagnosis_catalogue = Some(PathBuf::from(value));
-                    Ok(())
-                }
-                "log-file" => {
-                    o.log_file = Some(PathBuf::from(value));
-                    Ok(())
-                }
-                "flink-version" => value
-                    .parse()
-                    .map(|v| o.flink_version = Some(v))
-                    .map_err(|e| format!("{e}; read from the log instead")),
-                // The URL is a credential: the problem line must not repeat it. The key contains
-                // "secret" so that Flink masks it wherever it prints its configuration.
-                "webhook-secret-url"
-                    if value.starts_with("http://") || value.starts_with("https://") =>
+            let result = match spec(key) {
+                Some(spec) => (spec.set)(&mut o, value),
+                None if FLINK_REPORTER_OPTIONS.contains(&key)
+                    || key.starts_with("filter.")
+                    || key.starts_with("scope.") =>
                 {
-                    o.webhook_url = Some(value.to_string());
                     Ok(())
                 }
-                "webhook-secret-url" => {
-                    problems.push("metrics.reporter.autotune.webhook-secret-url: must start with http:// or https://; no webhook".to_string());
-                    continue;
-                }
-                "vertex-limits" => vertex_limits(value).map(|limits| o.vertex_limits = limits),
-                "output-dir" if !value.is_empty() => {
-                    o.output_dir = Some(PathBuf::from(value));
-                    Ok(())
-                }
-                "output-dir" => Err("is empty, using the Flink log folder".to_string()),
-                "rest-url" if value.starts_with("http://") || value.starts_with("https://") => {
-                    o.rest_url = Some(value.trim_end_matches('/').to_string());
-                    Ok(())
-                }
-                "rest-url" => Err(
-                    "must start with http:// or https://, using the Flink configuration's"
-                        .to_string(),
-                ),
-                k if JAVA_SIDE_OPTIONS.contains(&k) || FLINK_REPORTER_OPTIONS.contains(&k) => {
-                    Ok(())
-                }
-                k if k.starts_with("filter.") || k.starts_with("scope.") => Ok(()),
-                _ => Err(format!(
+                None => Err(format!(
                     "is not an option of this plugin (known: {})",
-                    OPTIONS.join(", ")
+                    OPTIONS.iter().map(|s| s.key).collect::<Vec<_>>().join(", ")
                 )),
             };
             if let Err(reason) = result {
-                // An unknown key's value is not repeated: it may be a credential under a
-                // mistyped name (webhook_secret_url).
-                let shown = if OPTIONS.contains(&key) {
-                    format!("'{value}' ")
-                } else {
-                    String::new()
+                // The value is repeated only for a known key that is no credential: an
+                // unknown key may be a credential under a mistyped name (webhook_secret_url).
+                let shown = match spec(key) {
+                    Some(s) if !s.secret => format!("'{value}' "),
+                    _ => String::new(),
                 };
                 problems.push(format!("metrics.reporter.autotune.{key}: {shown}{reason}"));
             }
@@ -343,32 +579,15 @@ impl Options {
     }
 }
 
+/// The START line's view: every option the native side reads, as `key=value`.
 impl fmt::Display for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "mode={} summary-interval={} window-size={} output-dir={} rest-url={} decision-window={} decision-interval={} poll-interval={} stabilization={} target-utilization={} catch-up={} record={} memory-margin={} heap-headroom={} diagnosis={} diagnosis-catalogue={} diagnosis-repeat={} log-file={} webhook={}",
-            self.mode,
-            duration::format(self.summary_interval),
-            self.window_size,
-            self.output_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<flink log dir>".into()),
-            self.rest_url.as_deref().unwrap_or("<flink config>"),
-            duration::format(self.decision_window),
-            duration::format(self.decision_interval),
-            duration::format(self.poll_interval),
-            duration::format(self.stabilization),
-            self.target_utilization,
-            duration::format(self.catch_up),
-            self.record,
-            self.memory_margin,
-            self.heap_headroom,
-            self.diagnosis,
-            self.diagnosis_catalogue.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<built-in>".into()),
-            duration::format(self.diagnosis_repeat),
-            self.log_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<none>".into()),
-            // Never the URL itself: it is a credential.
-            if self.webhook_url.is_some() { format!("<set> every {}", duration::format(self.webhook_interval)) } else { "<none>".into() },
-        )
+        let shown: Vec<String> = OPTIONS
+            .iter()
+            .filter(|s| s.scope != OptionScope::Shim)
+            .map(|s| format!("{}={}", s.key, s.shown(self)))
+            .collect();
+        f.write_str(&shown.join(" "))
     }
 }
 
@@ -395,7 +614,9 @@ mod tests {
         assert_eq!(parsed.options.webhook_url.as_deref(), Some(secret));
         let shown = parsed.options.to_string();
         assert!(
-            !shown.contains("SECRETTOKEN") && shown.contains("webhook=<set> every 5min"),
+            !shown.contains("SECRETTOKEN")
+                && shown.contains("webhook-secret-url=<set>")
+                && shown.contains("webhook-interval=5min"),
             "{shown}"
         );
         let bad = Options::parse([("webhook-secret-url", "hooks.slack.com/SECRETTOKEN")]);
@@ -430,6 +651,32 @@ mod tests {
         assert_eq!(
             off.options.diagnosis_catalogue,
             Some(PathBuf::from("/etc/flink/mine.toml"))
+        );
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_these_options() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md at the project root");
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Configuration reference"))
+            .expect("a Configuration reference section");
+        let documented: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once("` |").map(|(key, _)| key))
+            .collect();
+        let keys: Vec<&str> = ["factory.class", "interval"]
+            .into_iter()
+            .chain(OPTIONS.iter().map(|s| s.key))
+            .collect();
+        assert_eq!(documented, keys, "README's configuration table, in order");
+        assert!(
+            readme.contains(&markdown_rows()),
+            "README's rows must read as `flink-autotune options` prints them:\n{}",
+            markdown_rows()
         );
     }
 

@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use crate::catalogue::{
-    self, CatalogueError, Component, Interner, MetricIdentity, RawMetric, Scope,
-};
 use crate::memory::PoolWindow;
+use crate::metrics::{self, Component, Interner, MetricError, MetricIdentity, RawMetric, Scope};
 use crate::window::{SampleRing, Samples};
 
 /// Slot numbers are dense indexes chosen by the shim; anything larger is a bug there.
@@ -76,14 +74,14 @@ impl Tracker {
         &mut self,
         slot: usize,
         raw: RawMetric<'_>,
-    ) -> Result<Registration, CatalogueError> {
+    ) -> Result<Registration, MetricError> {
         if slot >= MAX_SLOTS {
-            return Err(CatalogueError(format!(
+            return Err(MetricError(format!(
                 "slot {slot} is out of range (max {MAX_SLOTS})"
             )));
         }
         let identity = MetricIdentity::parse(raw, &mut self.strings)?;
-        if !catalogue::is_tracked(&identity) {
+        if !metrics::is_tracked(&identity) {
             self.ignored += 1;
             return Ok(Registration::Ignored);
         }
@@ -216,7 +214,7 @@ impl Tracker {
                     w.heap_max = latest;
                     continue;
                 }
-                catalogue::HEAP_AFTER_GC_METRIC => &mut w.heap_after_gc_peak,
+                metrics::HEAP_AFTER_GC_METRIC => &mut w.heap_after_gc_peak,
                 "Status.JVM.Memory.Metaspace.Used" => &mut w.metaspace_used_peak,
                 "Status.JVM.Memory.Metaspace.Max" => {
                     w.metaspace_max = latest.filter(|m| *m > 0.0);
@@ -451,7 +449,7 @@ impl fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::MetricKind;
+    use crate::metrics::MetricKind;
 
     fn task_vars(
         job: &'static str,

@@ -4,20 +4,22 @@
 //! recommended config and history, and posted to the webhook.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use autotune_coordinator::memory::WindowCache;
-use autotune_coordinator::outputs::{self, Recommendation};
-use autotune_coordinator::rest::{FlinkRest, JobOverview};
-use autotune_coordinator::webhook::Webhook;
 use autotune_model::diagnosis::checkpoints::{self, CheckpointSample, CheckpointView};
 use autotune_model::diagnosis::logtext::{records, Record};
 use autotune_model::diagnosis::matcher::Origin;
 use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
-use autotune_model::memory::{human, MemoryPlan, MemorySettings};
+use autotune_model::memory::{self, human, MemoryPlan, MemorySettings};
 
-use crate::diagnostics::{say, ProcessDiagnostics};
+use crate::announce::Announcer;
+use crate::memory_step::JobMemory;
+use crate::outputs::JobFiles;
+use crate::pools::WindowCache;
+use crate::process_diagnosis::ProcessDiagnostics;
+use crate::rest::{FlinkRest, JobOverview};
+use crate::stop::StopFlag;
 
 /// Jobs are looked at no more often than this (the coordinator ticks at every poll).
 pub const EVERY_MS: i64 = 10_000;
@@ -38,7 +40,6 @@ struct JobDiagnosis {
 pub struct JobsDiagnosis {
     catalogue: Arc<Catalogue>,
     process: Option<ProcessDiagnostics>,
-    webhook: Option<Webhook>,
     jobs: HashMap<String, JobDiagnosis>,
     version: Option<FlinkVersion>,
     repeat_ms: u64,
@@ -53,20 +54,26 @@ impl JobsDiagnosis {
     pub fn new(
         catalogue: Arc<Catalogue>,
         process: Option<ProcessDiagnostics>,
-        webhook: Option<Webhook>,
-        repeat_ms: u64,
+        repeat: Duration,
+        memory: MemorySettings,
     ) -> Self {
         JobsDiagnosis {
             catalogue,
             process,
-            webhook,
             jobs: HashMap::new(),
             version: None,
-            repeat_ms,
+            repeat_ms: repeat.as_millis() as u64,
             last_tick_ms: None,
             bottlenecks: HashMap::new(),
-            memory: MemorySettings::default(),
+            memory,
         }
+    }
+
+    /// Forgets what it knew of jobs no longer listed.
+    fn retain_jobs(&mut self, listed: &HashSet<&str>) {
+        self.jobs.retain(|id, _| listed.contains(id.as_str()));
+        self.bottlenecks
+            .retain(|id, _| listed.contains(id.as_str()));
     }
 }
 
@@ -149,19 +156,33 @@ fn context(
     }
 }
 
+/// What a diagnosis tick reads and writes besides its own state.
+pub struct TickInputs<'a> {
+    pub rest: &'a FlinkRest,
+    pub windows: &'a WindowCache,
+    /// The job listing when the caller has one fresh; `None`: read it.
+    pub jobs: Option<&'a [JobOverview]>,
+    /// The memory plan last made per job: its keys are the values findings suggest.
+    pub plans: &'a HashMap<String, JobMemory>,
+    pub now_ms: i64,
+    pub stop: &'a StopFlag,
+}
+
 /// Looks at every job (and the JobManager's log) if it is time; says what is due.
-#[allow(clippy::too_many_arguments)]
 pub fn tick(
     diag: &mut JobsDiagnosis,
-    rest: &FlinkRest,
-    windows: &WindowCache,
-    jobs: Option<&[JobOverview]>,
-    output_dir: Option<&Path>,
-    recommendations: &mut HashMap<String, Recommendation>,
-    plans: &HashMap<String, MemoryPlan>,
-    now_ms: i64,
-    stopped: &dyn Fn() -> bool,
+    inputs: TickInputs<'_>,
+    files: &mut JobFiles,
+    announcer: &mut Announcer,
 ) {
+    let TickInputs {
+        rest,
+        windows,
+        jobs,
+        plans,
+        now_ms,
+        stop,
+    } = inputs;
     if diag
         .last_tick_ms
         .is_some_and(|last| now_ms.saturating_sub(last) < EVERY_MS)
@@ -185,11 +206,10 @@ pub fn tick(
         },
     };
     let ids: HashSet<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
-    diag.jobs.retain(|id, _| ids.contains(id.as_str()));
-    diag.bottlenecks.retain(|id, _| ids.contains(id.as_str()));
+    diag.retain_jobs(&ids);
     let repeat_ms = diag.repeat_ms;
     for job in jobs {
-        if stopped() {
+        if stop.is_stopped() {
             return;
         }
         let catalogue = diag.catalogue.clone();
@@ -210,7 +230,13 @@ pub fn tick(
         let mut ctx: Option<Context> = None;
         let mut ctx_for = |rest: &FlinkRest| -> Context {
             ctx.get_or_insert_with(|| {
-                context(rest, windows, &job.jid, diag.version, plans.get(&job.jid))
+                context(
+                    rest,
+                    windows,
+                    &job.jid,
+                    diag.version,
+                    plans.get(&job.jid).and_then(|m| m.plan.as_ref()),
+                )
             })
             .clone()
         };
@@ -267,18 +293,10 @@ pub fn tick(
                         // The heap it had (it is no longer listed with its layout).
                         let mut c = c.clone();
                         if let Some(max) = w.heap_max {
-                            let framework = c
-                                .config
-                                .get("taskmanager.memory.framework.heap.size")
-                                .and_then(|v| autotune_model::memory::parse_size(v))
-                                .unwrap_or(128 << 20);
+                            let task_heap = memory::task_heap_of(max as u64, &c.config);
                             c.config
                                 .entry("taskmanager.memory.task.heap.size".into())
-                                .or_insert_with(|| {
-                                    autotune_model::memory::size(
-                                        (max as u64).saturating_sub(framework),
-                                    )
-                                });
+                                .or_insert_with(|| memory::size(task_heap));
                         }
                         entry.diagnoser.conclude("AT300", evidence, context, &c);
                         continue;
@@ -316,21 +334,16 @@ pub fn tick(
         }
         // The end of a job is said at once, with the final counts.
         if entry.diagnoser.first_overflow() {
-            crate::diagnostics::say_overflow(&format!("job=\"{}\" ({})", job.name, job.jid));
+            announcer.overflow(&format!("job=\"{}\" ({})", job.name, job.jid));
         }
         let repeat = if terminal { 0 } else { repeat_ms };
         let due = entry.diagnoser.due(now_ms.max(0) as u64, repeat);
         if !due.is_empty() {
             let scope = format!("job=\"{}\" ({})", job.name, job.jid);
             for d in &due {
-                say(d, &scope);
-                if let Some(w) = diag.webhook.as_mut() {
-                    w.push(&scope, d.clone());
-                }
+                announcer.finding(&scope, d);
             }
-            if let Some(dir) = output_dir {
-                write(dir, job, &entry.diagnoser, &due, recommendations, now_ms);
-            }
+            write(files, job, &entry.diagnoser, &due, now_ms, announcer);
         }
         entry.done = terminal;
     }
@@ -341,36 +354,22 @@ pub fn tick(
             .values()
             .flat_map(|j| j.diagnoser.findings().iter().map(|d| d.code.clone()))
             .collect();
-        let scope = process.scope().to_string();
-        for d in process.tick(now_ms.max(0) as u64) {
-            if said.contains(&d.code) {
-                continue;
-            }
-            say(&d, &scope);
-            if let Some(w) = diag.webhook.as_mut() {
-                w.push(&scope, d);
-            }
+        let due = process.tick(now_ms, announcer);
+        for d in due.iter().filter(|d| !said.contains(&d.code)) {
+            announcer.finding(process.scope(), d);
         }
     }
-    if let Some(w) = diag.webhook.as_mut() {
-        w.flush(now_ms.max(0) as u64);
-    }
+    announcer.flush(now_ms);
 }
 
 /// When the coordinator stops: the JobManager's log one last time, and the webhook's queue.
-pub fn last_words(diag: &mut JobsDiagnosis, now_ms: i64) {
+pub fn last_words(diag: &mut JobsDiagnosis, now_ms: i64, announcer: &mut Announcer) {
     if let Some(process) = diag.process.as_mut() {
-        let scope = process.scope().to_string();
-        for d in process.flush(now_ms.max(0) as u64) {
-            say(&d, &scope);
-            if let Some(w) = diag.webhook.as_mut() {
-                w.push(&scope, d);
-            }
+        for d in process.flush(now_ms) {
+            announcer.finding(process.scope(), &d);
         }
     }
-    if let Some(w) = diag.webhook.as_mut() {
-        w.flush_now(now_ms.max(0) as u64);
-    }
+    announcer.flush_now(now_ms);
 }
 
 fn checkpoints_of(
@@ -473,22 +472,29 @@ fn start_delay(rest: &FlinkRest, job_id: &str) -> Option<(String, f64)> {
 }
 
 fn write(
-    dir: &Path,
+    files: &mut JobFiles,
     job: &JobOverview,
     diagnoser: &Diagnoser,
     due: &[Diagnosis],
-    recommendations: &mut HashMap<String, Recommendation>,
     now_ms: i64,
+    announcer: &Announcer,
 ) {
-    let r = recommendations.entry(job.jid.clone()).or_default();
-    r.job_id = job.jid.clone();
-    r.job_name = job.name.clone();
-    r.diagnosis = diagnoser.config_keys();
-    let written = outputs::write_recommendation(dir, r, now_ms).and_then(|_| {
-        due.iter()
-            .try_for_each(|d| outputs::append_finding(dir, &job.jid, &job.name, d, now_ms))
-    });
+    if files.dir.is_none() {
+        return;
+    }
+    let written = files
+        .recommend(&job.jid, &job.name, now_ms, |r| {
+            r.diagnosis = diagnoser.config_keys()
+        })
+        .and_then(|_| {
+            due.iter().try_for_each(|d| {
+                files.history(
+                    &job.jid,
+                    &serde_json::json!({ "at_ms": now_ms, "job_id": job.jid, "job_name": job.name, "finding": d }),
+                )
+            })
+        });
     if let Err(e) = written {
-        log::warn!("AUTOTUNE DIAGNOSIS cannot write under {}: {e} (set metrics.reporter.autotune.output-dir)", dir.display());
+        announcer.warn(&format!("AUTOTUNE DIAGNOSIS {}", files.cannot_write(e)));
     }
 }

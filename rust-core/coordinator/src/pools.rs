@@ -1,13 +1,18 @@
-//! The memory half of a decision: the TaskManagers' layouts and the pool windows they
-//! publish, the cluster's network settings, and the job graph, into one `memory::plan`.
+//! The TaskManagers' memory pools as the coordinator sees them: the layout Flink gave each
+//! one, the pool window the plugin publishes in it, and, for a TaskManager without the
+//! plugin, a window the coordinator builds itself from Flink's own metrics over REST. With
+//! the cluster's network settings and the job graph, they become one `memory::plan`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
-use autotune_model::catalogue::POOL_WINDOW_METRIC;
+use serde::{Deserialize, Serialize};
+
 use autotune_model::memory::{
     self, network_bytes_per_taskmanager, parse_size, MemoryError, MemoryInputs, MemoryLayout,
     MemoryPlan, MemorySettings, NetworkSettings, OverheadSettings, PoolWindow,
 };
+use autotune_model::metrics::POOL_WINDOW_METRIC;
 
 use crate::collect::JobShape;
 use crate::rest::{FlinkRest, MemoryConfiguration, RestError, TaskManager};
@@ -24,6 +29,8 @@ pub struct WindowCache {
     without_plugin: usize,
     listed: usize,
     last_poll_ms: i64,
+    /// How far back a window built from REST reaches (the decision window).
+    span: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -31,15 +38,82 @@ struct Seen {
     taskmanager: TaskManager,
     window: Option<PoolWindow>,
     at_ms: i64,
+    /// Flink's own pool metrics, sampled at each poll when the plugin is not there.
+    rest_samples: VecDeque<RestSample>,
+}
+
+/// Flink's TaskManager metrics a window is built from without the plugin. The live heap
+/// (heap left after a collection) is only measured by the plugin, so it is not here.
+const REST_POOL_METRICS: [&str; 8] = [
+    "Status.JVM.Memory.Heap.Max",
+    "Status.JVM.Memory.Metaspace.Used",
+    "Status.JVM.Memory.Metaspace.Max",
+    "Status.JVM.Memory.Direct.MemoryUsed",
+    "Status.Flink.Memory.Managed.Used",
+    "Status.Flink.Memory.Managed.Total",
+    "Status.Shuffle.Netty.UsedMemory",
+    "Status.Shuffle.Netty.TotalMemory",
+];
+
+/// Samples kept per TaskManager at most, whatever the poll interval.
+const MAX_REST_SAMPLES: usize = 1_000;
+
+#[derive(Debug, Clone)]
+struct RestSample {
+    at_ms: i64,
+    values: [Option<f64>; 8],
+}
+
+impl Seen {
+    /// The window of Flink's own metrics, once two polls were made.
+    fn rest_window(&self, span: Duration) -> Option<PoolWindow> {
+        let (first, last) = (self.rest_samples.front()?, self.rest_samples.back()?);
+        if self.rest_samples.len() < 2 {
+            return None;
+        }
+        let peak = |i: usize| {
+            self.rest_samples
+                .iter()
+                .filter_map(|s| s.values[i])
+                .filter(|v| v.is_finite())
+                .reduce(f64::max)
+        };
+        let latest = |i: usize| self.rest_samples.iter().rev().find_map(|s| s.values[i]);
+        let window_seconds = (last.at_ms - first.at_ms) as f64 / 1000.0;
+        Some(PoolWindow {
+            window_seconds,
+            samples: self.rest_samples.len() as u32,
+            full: window_seconds >= 0.9 * span.as_secs_f64(),
+            heap_max: latest(0),
+            metaspace_used_peak: peak(1),
+            metaspace_max: latest(2).filter(|m| *m > 0.0),
+            direct_used_peak: peak(3),
+            managed_used_peak: peak(4),
+            managed_total: latest(5),
+            network_used_peak: peak(6),
+            network_total: latest(7),
+            ..PoolWindow::default()
+        })
+    }
 }
 
 impl WindowCache {
+    /// Windows built from REST reach `span` back (the decision window).
+    pub fn new(span: Duration) -> Self {
+        WindowCache {
+            span,
+            ..WindowCache::default()
+        }
+    }
+
     /// Reads every TaskManager's layout and published window; TaskManagers that left stay
-    /// for [`DEPARTED_KEPT_MS`] with what they said last.
+    /// for [`DEPARTED_KEPT_MS`] with what they said last. A TaskManager without the plugin
+    /// has Flink's own pool metrics sampled instead.
     pub fn poll(&mut self, rest: &FlinkRest, now_ms: i64) -> Result<(), RestError> {
         let taskmanagers = rest.taskmanagers()?;
         let mut without_plugin = 0;
         for tm in &taskmanagers {
+            let mut plugin = true;
             let window = match rest.taskmanager_metric(&tm.id, POOL_WINDOW_METRIC) {
                 Ok(Some(json)) if !json.is_empty() => {
                     match serde_json::from_str::<PoolWindow>(&json) {
@@ -56,20 +130,44 @@ impl WindowCache {
                 Ok(Some(_)) => None, // no window yet
                 Ok(None) => {
                     without_plugin += 1;
+                    plugin = false;
                     None
                 }
                 Err(e) if e.is_not_found() => continue, // left since the listing
                 Err(e) => return Err(e),
             };
+            let rest_sample = match plugin {
+                true => None,
+                false => match rest.taskmanager_metrics(&tm.id, &REST_POOL_METRICS) {
+                    Ok(values) => Some(RestSample {
+                        at_ms: now_ms,
+                        values: REST_POOL_METRICS.map(|name| values.get(name).copied()),
+                    }),
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                },
+            };
             let entry = self.entries.entry(tm.id.clone()).or_insert_with(|| Seen {
                 taskmanager: tm.clone(),
                 window: None,
                 at_ms: now_ms,
+                rest_samples: VecDeque::new(),
             });
             entry.taskmanager = tm.clone();
             entry.at_ms = now_ms;
             if window.is_some() {
                 entry.window = window;
+                entry.rest_samples.clear();
+            }
+            if let Some(sample) = rest_sample {
+                // Two windows back: the pause between decisions must not empty it.
+                let oldest = now_ms - 2 * self.span.as_millis() as i64;
+                entry.rest_samples.push_back(sample);
+                while entry.rest_samples.len() > MAX_REST_SAMPLES
+                    || entry.rest_samples.front().is_some_and(|s| s.at_ms < oldest)
+                {
+                    entry.rest_samples.pop_front();
+                }
             }
         }
         self.entries
@@ -101,38 +199,53 @@ impl WindowCache {
         self.entries.values().map(|s| &s.taskmanager)
     }
 
-    /// What the model plans on: every TaskManager seen lately, with the cluster's settings.
+    /// What the model plans on: every TaskManager seen lately, with the memory settings of
+    /// the cluster's configuration. The plugin's windows where it publishes them; where no
+    /// TaskManager does, windows built from Flink's own metrics.
     pub fn view(&self, config: HashMap<String, String>) -> MemoryView {
+        // In the TaskManagers' order, so the same cluster gives the same view.
+        let mut seen: Vec<&Seen> = self.entries.values().collect();
+        seen.sort_by(|a, b| a.taskmanager.id.cmp(&b.taskmanager.id));
+        let published: Vec<PoolWindow> = seen.iter().filter_map(|s| s.window.clone()).collect();
+        let from_rest = published.is_empty();
+        let windows = if from_rest && self.without_plugin == self.listed {
+            seen.iter()
+                .filter_map(|s| s.rest_window(self.span))
+                .collect()
+        } else {
+            published
+        };
+        let taskmanagers = seen.iter().map(|s| s.taskmanager.clone()).collect();
         MemoryView {
-            taskmanagers: self
-                .entries
-                .values()
-                .map(|s| s.taskmanager.clone())
+            taskmanagers,
+            windows,
+            measured_by_rest: from_rest
+                && self.without_plugin > 0
+                && self.without_plugin == self.listed,
+            // Only what the memory model reads: the rest may hold credentials.
+            config: config
+                .into_iter()
+                .filter(|(k, _)| {
+                    k.starts_with("taskmanager.memory.") || k.starts_with("taskmanager.network.")
+                })
                 .collect(),
-            windows: self
-                .entries
-                .values()
-                .filter_map(|s| s.window.clone())
-                .collect(),
-            without_plugin: if self.without_plugin == self.listed {
-                self.without_plugin
-            } else {
-                0
-            },
-            config,
         }
     }
 }
 
-/// What the cluster's TaskManagers say about their memory.
-#[derive(Debug, Clone, Default)]
+/// What the cluster's TaskManagers say about their memory: what a memory plan is made from
+/// (and what a recording keeps of it, so `replay` plans the same).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryView {
     pub taskmanagers: Vec<TaskManager>,
-    /// Published windows, one per TaskManager that has one.
+    /// One window per TaskManager that has one.
     pub windows: Vec<PoolWindow>,
-    /// How many TaskManagers lack the plugin's gauge, when none has it.
-    pub without_plugin: usize,
-    pub config: HashMap<String, String>,
+    /// No TaskManager runs the plugin: the windows come from Flink's own metrics, without
+    /// the live heap.
+    #[serde(default)]
+    pub measured_by_rest: bool,
+    /// The cluster's `taskmanager.memory.*` and `taskmanager.network.*` settings.
+    pub config: std::collections::BTreeMap<String, String>,
 }
 
 impl MemoryView {
@@ -198,7 +311,7 @@ impl MemoryView {
         let (current, slots) = self.current().ok_or_else(|| {
             MemoryError("the REST API shows no TaskManager memory configuration".into())
         })?;
-        let now: Vec<u32> = job.vertices.iter().map(|v| v.2).collect();
+        let now: Vec<u32> = job.vertices.iter().map(|v| v.parallelism).collect();
         let network_now = network_bytes_per_taskmanager(&now, &job.edges, &settings.network, slots);
         let network_recommended = recommended
             .filter(|r| *r != now.as_slice())

@@ -1,4 +1,4 @@
-//! The metric catalogue: what a Flink metric *is*, from what Flink tells a reporter.
+//! The tracked metrics: what a Flink metric *is*, from what Flink tells a reporter.
 //!
 //! Flink hands a reporter the metric's name, its group's scope variables
 //! (`<job_id>`, `<task_name>`, `<subtask_index>`, ...) and its logical scope
@@ -82,15 +82,15 @@ pub struct MetricIdentity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogueError(pub String);
+pub struct MetricError(pub String);
 
-impl fmt::Display for CatalogueError {
+impl fmt::Display for MetricError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for CatalogueError {}
+impl std::error::Error for MetricError {}
 
 /// What Flink tells a reporter about a metric, as plain text.
 #[derive(Debug, Clone, Copy)]
@@ -105,9 +105,9 @@ pub struct RawMetric<'a> {
 
 impl MetricIdentity {
     /// Builds the identity of a metric from what Flink registered.
-    pub fn parse(raw: RawMetric<'_>, strings: &mut Interner) -> Result<Self, CatalogueError> {
+    pub fn parse(raw: RawMetric<'_>, strings: &mut Interner) -> Result<Self, MetricError> {
         if raw.name.is_empty() {
-            return Err(CatalogueError("metric without a name".into()));
+            return Err(MetricError("metric without a name".into()));
         }
         let var = |key: &str| {
             raw.variables
@@ -165,11 +165,11 @@ impl MetricIdentity {
             strings.intern(&format!("{}.{}", rest.join("."), raw.name))
         };
         let mut text = |key: &str| var(key).map(|v| strings.intern(v));
-        let number = |key: &str| -> Result<Option<u32>, CatalogueError> {
+        let number = |key: &str| -> Result<Option<u32>, MetricError> {
             var(key)
                 .map(|v| {
                     v.parse::<u32>().map_err(|_| {
-                        CatalogueError(format!("scope variable {key} is '{v}', not a number"))
+                        MetricError(format!("scope variable {key} is '{v}', not a number"))
                     })
                 })
                 .transpose()
@@ -457,7 +457,7 @@ mod tests {
         assert_eq!(id.rest_name(), "3.Source__Queue_Source.pendingRecords");
         assert!(is_tracked(&id));
 
-        // User sub-groups stay in the path and are not mistaken for catalogue metrics.
+        // User sub-groups stay in the path and are not mistaken for tracked metrics.
         let kafka = parse(
             &vars,
             Some("taskmanager.job.task.operator.KafkaSourceReader.topic"),

@@ -1,0 +1,112 @@
+//! Where the loop's lines go (the host decides: the Flink log in the plugin, stdout in
+//! `flink-autotune watch`), and the one place a finding is said: its line, its webhook post,
+//! and the notice that a diagnoser is full.
+
+use std::sync::{Arc, Mutex};
+
+use autotune_model::diagnosis::{Diagnosis, Severity};
+use log::Level;
+
+use crate::webhook::Webhook;
+
+/// A host's destination for `AUTOTUNE` lines.
+pub trait Sink: Send + Sync {
+    fn say(&self, level: Level, line: &str);
+}
+
+/// To the `log` crate: inside Flink the shim's SLF4J logger, so Flink's own log files.
+pub struct LogSink;
+
+impl Sink for LogSink {
+    fn say(&self, level: Level, line: &str) {
+        log::log!(level, "{line}");
+    }
+}
+
+/// Keeps every line (for tests and for hosts that print at the end).
+#[derive(Default)]
+pub struct MemorySink {
+    lines: Mutex<Vec<(Level, String)>>,
+}
+
+impl MemorySink {
+    pub fn new() -> Arc<Self> {
+        Arc::new(MemorySink::default())
+    }
+
+    /// Every line said so far, oldest first.
+    pub fn lines(&self) -> Vec<String> {
+        self.lock().iter().map(|(_, l)| l.clone()).collect()
+    }
+
+    /// The lines said so far, taken out.
+    pub fn take(&self) -> Vec<String> {
+        self.lock().drain(..).map(|(_, l)| l).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Level, String)>> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Sink for MemorySink {
+    fn say(&self, level: Level, line: &str) {
+        self.lock().push((level, line.to_string()));
+    }
+}
+
+/// Says lines and findings for the loop.
+pub struct Announcer {
+    sink: Arc<dyn Sink>,
+    webhook: Option<Webhook>,
+}
+
+impl Announcer {
+    pub fn new(sink: Arc<dyn Sink>, webhook: Option<Webhook>) -> Self {
+        Announcer { sink, webhook }
+    }
+
+    pub fn info(&self, line: &str) {
+        self.sink.say(Level::Info, line);
+    }
+
+    pub fn warn(&self, line: &str) {
+        self.sink.say(Level::Warn, line);
+    }
+
+    /// One finding about `scope` (a job, a process): its line (a warning when it is an error
+    /// or worse), and a post to the webhook when one is configured.
+    pub fn finding(&mut self, scope: &str, finding: &Diagnosis) {
+        let level = if finding.severity >= Severity::Error {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        self.sink.say(level, &finding.log_line(scope));
+        if let Some(webhook) = self.webhook.as_mut() {
+            webhook.push(scope, finding.clone());
+        }
+    }
+
+    /// Said once per diagnoser, when it is full.
+    pub fn overflow(&self, scope: &str) {
+        self.warn(&format!(
+            "AUTOTUNE DIAGNOSIS {scope}: more than {} distinct findings; new ones are counted, not said",
+            autotune_model::diagnosis::findings::MAX_FINDINGS
+        ));
+    }
+
+    /// Posts what the webhook holds, if its interval allows.
+    pub fn flush(&mut self, now_ms: i64) {
+        if let Some(webhook) = self.webhook.as_mut() {
+            webhook.flush(now_ms, self.sink.as_ref());
+        }
+    }
+
+    /// Posts what the webhook holds now (the loop is stopping).
+    pub fn flush_now(&mut self, now_ms: i64) {
+        if let Some(webhook) = self.webhook.as_mut() {
+            webhook.flush_now(now_ms, self.sink.as_ref());
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The memory half of a round: the TaskManagers' windows and the job graph at its current
+//! and recommended parallelism, into one plan, said and written when it changes.
+
+use std::time::Duration;
+
+use autotune_model::memory::{MemoryPlan, PoolWindow};
+use autotune_model::metrics::POOL_WINDOW_METRIC;
+use autotune_model::scaling::Code;
+
+use crate::announce::Announcer;
+use crate::collect::JobShape;
+use crate::outputs::JobFiles;
+use crate::pools::MemoryView;
+use crate::settings::LoopSettings;
+
+/// Windows shorter than this many samples are not planned on.
+const MIN_MEMORY_SAMPLES: u32 = 3;
+
+/// What the loop remembers about one job's memory between rounds.
+#[derive(Debug, Default)]
+pub struct JobMemory {
+    /// The last plan said: a plan close to it is not said again.
+    pub plan: Option<MemoryPlan>,
+    /// Told that the TaskManagers are measured over REST only (once).
+    told_measured_by_rest: bool,
+}
+
+/// What one memory plan is made from.
+pub struct PlanRequest<'a> {
+    pub shape: &'a JobShape,
+    /// The parallelism the scaling model recommends, per vertex in the shape's order.
+    pub recommended: Option<&'a [u32]>,
+    pub view: &'a MemoryView,
+    pub at_ms: i64,
+    /// The decision window: pool windows shorter than it are not planned on.
+    pub window: Duration,
+}
+
+/// Plans the job's TaskManager memory; `Ok(None)` when there is nothing new to say.
+pub fn plan_memory(
+    job: &mut JobMemory,
+    settings: &LoopSettings,
+    request: PlanRequest<'_>,
+    files: &mut JobFiles,
+    announcer: &Announcer,
+) -> Result<Option<MemoryPlan>, String> {
+    let PlanRequest {
+        shape,
+        recommended,
+        view,
+        at_ms,
+        window,
+    } = request;
+    let job_ref = format!("job=\"{}\" ({})", shape.job_name, shape.job_id);
+    if view.measured_by_rest && !job.told_measured_by_rest {
+        job.told_measured_by_rest = true;
+        announcer.info(&format!(
+            "AUTOTUNE {} {job_ref} | no TaskManager publishes {POOL_WINDOW_METRIC} (the plugin is not in their plugins/autotune/): their pools are measured from Flink's own metrics over REST, which do not show the live heap, so the heap is kept as it is",
+            Code::MemoryNotMeasured,
+        ));
+    }
+    if !view.windows.iter().any(|w| long_enough(w, window)) {
+        return Ok(None);
+    }
+    let memory_settings = view.settings(settings.memory.margin, settings.memory.heap_headroom);
+    let plan = match view.plan(shape, recommended, &memory_settings) {
+        Ok(plan) => plan,
+        Err(e) => {
+            log::debug!("AUTOTUNE COORDINATOR no memory plan for {job_ref}: {e}");
+            return Ok(None);
+        }
+    };
+    if job.plan.as_ref().is_some_and(|last| plan.close_to(last)) {
+        return Ok(None);
+    }
+    for line in plan.log_lines(&job_ref) {
+        announcer.info(&line);
+    }
+    files
+        .recommend(&shape.job_id, &shape.job_name, at_ms, |r| {
+            r.memory = plan.config_keys()
+        })
+        .and_then(|_| {
+            files.history(
+                &shape.job_id,
+                &serde_json::json!({ "at_ms": at_ms, "job_id": shape.job_id, "job_name": shape.job_name, "memory": plan }),
+            )
+        })
+        .map_err(|e| files.cannot_write(e))?;
+    job.plan = Some(plan.clone());
+    Ok(Some(plan))
+}
+
+/// Plan on windows as long as the decision window (or as long as they get): peaks of a few
+/// seconds after a start say little.
+fn long_enough(w: &PoolWindow, window: Duration) -> bool {
+    w.samples >= MIN_MEMORY_SAMPLES && (w.full || w.window_seconds >= 0.9 * window.as_secs_f64())
+}

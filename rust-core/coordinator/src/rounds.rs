@@ -1,0 +1,454 @@
+//! The coordinator's loop: rounds of collect → decide → plan memory → diagnose → say and
+//! write → apply, for every live job, over the JobManager's REST API. One piece of code for
+//! every host: the plugin runs [`Coordinator::run`] on a thread inside the JobManager,
+//! `flink-autotune watch` runs it as a process, `analyze` is one [`Coordinator::round`], and
+//! `replay` feeds recordings to [`Coordinator::decide_window`]. A host only schedules it and
+//! says where its lines ([`Sink`]) and files go.
+//!
+//! Nothing here blocks a Flink thread: every REST call has a timeout, a failed round is said
+//! once and retried, a panic in a round is caught, and stopping wakes every wait.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use autotune_model::duration;
+use autotune_model::memory::MemoryPlan;
+
+use crate::announce::{Announcer, Sink};
+use crate::collect::{collect, CollectError, JobShape, Recording};
+use crate::epoch_ms;
+use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
+use crate::memory_step::{plan_memory, JobMemory, PlanRequest};
+use crate::outputs::{self, JobFiles};
+use crate::pools::{MemoryView, WindowCache};
+use crate::process_diagnosis::ProcessDiagnostics;
+use crate::rest::{FlinkRest, JobDetails, JobOverview};
+use crate::scaling_step::{self, apply_if_asked, decide_on_window, Decided, JobScaling};
+use crate::settings::LoopSettings;
+use crate::stop::StopFlag;
+
+/// Job states in which the job holds TaskManager resources: memory is planned for them,
+/// including a job that keeps failing and restarting (an out-of-memory loop, say).
+const LIVE_STATES: &[&str] = &[
+    "RUNNING",
+    "RESTARTING",
+    "FAILING",
+    "CREATED",
+    "INITIALIZING",
+];
+
+/// A window in which the job restarts or rescales more often than this is given up.
+pub const MAX_RESTARTS_PER_WINDOW: u32 = 2;
+
+/// What a round did for one job: what hosts print (`analyze --json`) and record.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub job_id: String,
+    pub job_name: String,
+    /// The window decided on, as recorded.
+    pub recording: Option<Recording>,
+    pub decided: Option<Decided>,
+    /// Why there was no scaling decision (stabilizing, not running, restarted mid-window).
+    pub no_decision: Option<String>,
+    /// A memory plan made this round (a plan close to the last one is not made again).
+    pub memory: Option<MemoryPlan>,
+}
+
+impl JobReport {
+    fn new(job_id: &str, job_name: &str) -> Self {
+        JobReport {
+            job_id: job_id.to_string(),
+            job_name: job_name.to_string(),
+            recording: None,
+            decided: None,
+            no_decision: None,
+            memory: None,
+        }
+    }
+}
+
+pub struct Coordinator {
+    settings: LoopSettings,
+    rest: FlinkRest,
+    announcer: Announcer,
+    files: JobFiles,
+    /// What each TaskManager published last, refreshed at every poll.
+    windows: WindowCache,
+    /// Every job's exceptions and checkpoints, and the JobManager's log; `None`: off.
+    diagnosis: Option<JobsDiagnosis>,
+    scaling: HashMap<String, JobScaling>,
+    memory: HashMap<String, JobMemory>,
+    /// The last trouble said, so the same trouble is said once.
+    last_problem: Option<String>,
+}
+
+impl Coordinator {
+    pub fn new(settings: LoopSettings, sink: Arc<dyn Sink>) -> Self {
+        let announcer = Announcer::new(sink, settings.webhook());
+        let diagnosis = settings.catalogue.clone().map(|catalogue| {
+            let process = settings.process_log.clone().map(|log| {
+                ProcessDiagnostics::new(
+                    log,
+                    catalogue.clone(),
+                    "jobmanager",
+                    settings.flink_version,
+                    settings.diagnosis_repeat,
+                    None,
+                )
+            });
+            JobsDiagnosis::new(
+                catalogue,
+                process,
+                settings.diagnosis_repeat,
+                settings.memory.clone(),
+            )
+        });
+        Coordinator {
+            rest: FlinkRest::new(&settings.rest_url, settings.rest_timeout),
+            files: JobFiles::new(settings.output_dir.clone()),
+            windows: WindowCache::new(settings.window),
+            announcer,
+            diagnosis,
+            scaling: HashMap::new(),
+            memory: HashMap::new(),
+            last_problem: None,
+            settings,
+        }
+    }
+
+    /// Rounds until `stop`, one every decision interval; then the last words.
+    pub fn run(&mut self, stop: &StopFlag) {
+        self.say_started();
+        loop {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.round(stop)));
+            let problem = match outcome {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => {
+                    Some("a decision round panicked (see the native panic above)".to_string())
+                }
+            };
+            self.say_problem(problem);
+            if !stop.sleep(self.settings.interval) {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    fn say_started(&self) {
+        let s = &self.settings;
+        self.announcer.info(&format!(
+            "AUTOTUNE COORDINATOR started rest={} decision-window={} decision-interval={} poll-interval={} stabilization={} mode={} output-dir={}",
+            s.rest_url,
+            duration::format(s.window),
+            duration::format(s.interval),
+            duration::format(s.poll),
+            duration::format(s.stabilization),
+            s.mode,
+            s.output_dir
+                .as_ref()
+                .map_or_else(|| "<none>".into(), |p| p.display().to_string())
+        ));
+    }
+
+    /// A trouble is said when it starts or changes, and its end once.
+    fn say_problem(&mut self, problem: Option<String>) {
+        match (&problem, &self.last_problem) {
+            (Some(p), Some(last)) if p == last => {}
+            (Some(p), _) => self.announcer.warn(&format!(
+                "AUTOTUNE COORDINATOR {p}; trying again every {}",
+                duration::format(self.settings.interval)
+            )),
+            (None, Some(_)) => self.announcer.info("AUTOTUNE COORDINATOR working again"),
+            (None, None) => {}
+        }
+        self.last_problem = problem;
+    }
+
+    /// What the JobManager's log said last and what the webhook still holds (no REST:
+    /// stopping must stay quick).
+    pub fn finish(&mut self) {
+        if let Some(d) = self.diagnosis.as_mut() {
+            job_diagnosis::last_words(d, epoch_ms(), &mut self.announcer);
+        }
+        self.announcer.info("AUTOTUNE COORDINATOR stopped");
+    }
+
+    /// One round: diagnosis of every job, then a decision for every live job (parallelism
+    /// for running jobs past their stabilization, memory for all of them).
+    pub fn round(&mut self, stop: &StopFlag) -> Result<Vec<JobReport>, String> {
+        let listed = self.rest.jobs().map_err(|e| e.to_string())?;
+        self.diagnose(Some(&listed), stop);
+        let live: Vec<JobOverview> = listed
+            .into_iter()
+            .filter(|j| LIVE_STATES.contains(&j.state.as_str()))
+            .filter(|j| {
+                self.settings
+                    .only_job
+                    .as_ref()
+                    .map_or(true, |only| *only == j.jid)
+            })
+            .collect();
+        self.forget_jobs_except(&live);
+        let mut reports = Vec::new();
+        for job in &live {
+            if stop.is_stopped() {
+                break;
+            }
+            if let Some(report) = self.round_for_job(job, stop)? {
+                reports.push(report);
+            }
+        }
+        Ok(reports)
+    }
+
+    fn diagnose(&mut self, jobs: Option<&[JobOverview]>, stop: &StopFlag) {
+        if let Some(d) = self.diagnosis.as_mut() {
+            let inputs = TickInputs {
+                rest: &self.rest,
+                windows: &self.windows,
+                jobs,
+                plans: &self.memory,
+                now_ms: epoch_ms(),
+                stop,
+            };
+            job_diagnosis::tick(d, inputs, &mut self.files, &mut self.announcer);
+        }
+    }
+
+    /// Said-once state and histories of jobs that are gone are dropped: a JobManager that
+    /// runs job after job for months stays small.
+    fn forget_jobs_except(&mut self, live: &[JobOverview]) {
+        let ids: HashSet<&str> = live.iter().map(|j| j.jid.as_str()).collect();
+        scaling_step::retain(&mut self.scaling, |id| ids.contains(id));
+        self.memory.retain(|id, _| ids.contains(id.as_str()));
+        self.files.retain(|id| ids.contains(id));
+    }
+
+    fn round_for_job(
+        &mut self,
+        job: &JobOverview,
+        stop: &StopFlag,
+    ) -> Result<Option<JobReport>, String> {
+        let details = match self.rest.job(&job.jid) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(None), // gone since the listing
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut report = JobReport::new(&job.jid, &job.name);
+        if job.state == "RUNNING" {
+            match self.window_of(&details, stop)? {
+                Window::Collected(recording) => {
+                    let decided = self.decide_window(&recording)?;
+                    if let Some(d) = &decided.decided {
+                        let scaling = self.scaling.entry(job.jid.clone()).or_default();
+                        apply_if_asked(
+                            scaling,
+                            &self.settings,
+                            &self.rest,
+                            &details,
+                            d,
+                            &self.announcer,
+                        );
+                    }
+                    report.decided = decided.decided;
+                    report.memory = decided.memory;
+                    report.recording = Some(*recording);
+                    return Ok(Some(report));
+                }
+                Window::NotYet(why) => report.no_decision = Some(why),
+                Window::Stopped => return Ok(Some(report)),
+            }
+        }
+        // Memory is planned for a job that keeps restarting too, but not in its first moments.
+        if details.start_time > 0 && !self.stabilizing(details.start_time) {
+            let shape = JobShape::from_details(&details);
+            self.windows
+                .poll(&self.rest, epoch_ms())
+                .map_err(|e| e.to_string())?;
+            let config = self.rest.jobmanager_config().map_err(|e| e.to_string())?;
+            let view = self.windows.view(config);
+            report.memory = self.plan_memory(&shape, &view, epoch_ms(), self.settings.window)?;
+        }
+        Ok(Some(report))
+    }
+
+    fn stabilizing(&self, since_ms: i64) -> bool {
+        epoch_ms() - since_ms < self.settings.stabilization.as_millis() as i64
+    }
+
+    /// A window of the job, unless it is still stabilizing after a (re)deployment or does
+    /// not hold still for one.
+    fn window_of(&mut self, details: &JobDetails, stop: &StopFlag) -> Result<Window, String> {
+        let job_id = &details.jid;
+        // Metrics right after a (re)deployment describe warm-up, not the job.
+        let deployed = details
+            .vertices
+            .iter()
+            .map(|v| v.start_time)
+            .max()
+            .unwrap_or(0);
+        if deployed <= 0 || self.stabilizing(deployed) {
+            log::debug!("AUTOTUNE COORDINATOR job {job_id} is still stabilizing");
+            return Ok(Window::NotYet("the job is still stabilizing".into()));
+        }
+        let collected = {
+            let Coordinator {
+                settings,
+                rest,
+                windows,
+                diagnosis,
+                memory,
+                files,
+                announcer,
+                ..
+            } = self;
+            collect(
+                rest,
+                job_id,
+                settings.window,
+                settings.poll,
+                MAX_RESTARTS_PER_WINDOW,
+                &mut |pause| {
+                    // The TaskManagers' windows are read at every poll: one that dies of an
+                    // out-of-memory error mid-window leaves its last measurements behind.
+                    if let Err(e) = windows.poll(rest, epoch_ms()) {
+                        log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
+                    }
+                    // Failures are diagnosed while a window is read too.
+                    if let Some(d) = diagnosis.as_mut() {
+                        let inputs = TickInputs {
+                            rest,
+                            windows,
+                            jobs: None,
+                            plans: memory,
+                            now_ms: epoch_ms(),
+                            stop,
+                        };
+                        job_diagnosis::tick(d, inputs, files, announcer);
+                    }
+                    stop.sleep(pause)
+                },
+            )
+        };
+        let (shape, samples) = match collected {
+            Ok(window) => window,
+            Err(CollectError::Stopped) => return Ok(Window::Stopped),
+            // Stopped, failed or rescaled mid-window: no decision on a window that does not hold.
+            Err(e @ (CollectError::JobNotRunning { .. } | CollectError::Unstable { .. })) => {
+                self.announcer.info(&format!(
+                    "AUTOTUNE COORDINATOR no decision for job \"{}\" ({job_id}): {e}",
+                    details.name
+                ));
+                return Ok(Window::NotYet(e.to_string()));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let held = shape
+            .vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(0);
+        let recording = Recording {
+            format: Recording::FORMAT,
+            rest: self.settings.rest_url.clone(),
+            available_slots: scaling_step::available_slots(&self.rest, held),
+            slots_per_taskmanager: self.rest.slots_per_taskmanager().ok().flatten(),
+            memory: self.memory_view(),
+            decision_window_ms: Some(self.settings.window.as_millis() as u64),
+            shape,
+            samples,
+        };
+        if let (true, Some(dir)) = (self.settings.record, &self.settings.output_dir) {
+            outputs::append_recording(dir, &recording)
+                .map_err(|e| format!("cannot record under {}: {e}", dir.display()))?;
+        }
+        Ok(Window::Collected(Box::new(recording)))
+    }
+
+    /// The TaskManagers' memory now, for a window's recording.
+    fn memory_view(&mut self) -> Option<MemoryView> {
+        let polled = self
+            .windows
+            .poll(&self.rest, epoch_ms())
+            .and_then(|_| self.rest.jobmanager_config());
+        match polled {
+            Ok(config) => Some(self.windows.view(config)),
+            Err(e) => {
+                log::debug!("AUTOTUNE COORDINATOR TaskManager memory not read: {e}");
+                None
+            }
+        }
+    }
+
+    /// The decision on one window, and the memory plan it carries: what a live round does
+    /// after collecting, and what `replay` does with each recorded window.
+    pub fn decide_window(&mut self, recording: &Recording) -> Result<JobReport, String> {
+        let shape = &recording.shape;
+        let mut report = JobReport::new(&shape.job_id, &shape.job_name);
+        let scaling = self.scaling.entry(shape.job_id.clone()).or_default();
+        let decided = decide_on_window(
+            scaling,
+            &self.settings,
+            recording,
+            &mut self.files,
+            &self.announcer,
+        )?;
+        if let (true, Some(d), Some(b)) = (
+            decided.fresh,
+            self.diagnosis.as_mut(),
+            decided.decision.bottleneck,
+        ) {
+            d.bottlenecks.insert(
+                shape.job_id.clone(),
+                decided.decision.vertices[b].name.clone(),
+            );
+        }
+        report.decided = Some(decided);
+        if let Some(view) = &recording.memory {
+            let window = recording
+                .decision_window_ms
+                .map_or(self.settings.window, Duration::from_millis);
+            report.memory = self.plan_memory(shape, view, recording.end_ms(), window)?;
+        }
+        Ok(report)
+    }
+
+    fn plan_memory(
+        &mut self,
+        shape: &JobShape,
+        view: &MemoryView,
+        at_ms: i64,
+        window: Duration,
+    ) -> Result<Option<MemoryPlan>, String> {
+        let recommended = self
+            .scaling
+            .get(&shape.job_id)
+            .and_then(|s| s.parallelism.as_deref());
+        let memory = self.memory.entry(shape.job_id.clone()).or_default();
+        let request = PlanRequest {
+            shape,
+            recommended,
+            view,
+            at_ms,
+            window,
+        };
+        plan_memory(
+            memory,
+            &self.settings,
+            request,
+            &mut self.files,
+            &self.announcer,
+        )
+    }
+}
+
+enum Window {
+    Collected(Box<Recording>),
+    NotYet(String),
+    Stopped,
+}

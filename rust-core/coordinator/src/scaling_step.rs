@@ -1,0 +1,159 @@
+//! The scaling half of a round: a decision on one recorded window (its lines, its files),
+//! and applying it in place through the adaptive scheduler.
+
+use std::collections::HashMap;
+
+use autotune_model::options::Mode;
+use autotune_model::scaling::{decide, Code, JobDecision, JobSnapshot, ScalingHistory};
+
+use crate::announce::Announcer;
+use crate::collect::Recording;
+use crate::outputs::JobFiles;
+use crate::rest::{FlinkRest, JobDetails};
+use crate::settings::LoopSettings;
+
+/// What the loop remembers about one job's scaling between rounds.
+#[derive(Debug, Default)]
+pub struct JobScaling {
+    pub history: ScalingHistory,
+    /// The last decision's gist: the same decision again is not said again.
+    last_gist: Option<String>,
+    /// The last recommended parallelism, per vertex in the shape's order.
+    pub parallelism: Option<Vec<u32>>,
+    /// Said that the plan cannot be applied in place (once).
+    told_cannot_apply: bool,
+}
+
+/// A decision on one window.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub snapshot: JobSnapshot,
+    pub decision: JobDecision,
+    /// False when it is the decision made last time: nothing was said or written.
+    pub fresh: bool,
+}
+
+/// Decides on the window, says and writes the decision when it differs from the last one.
+pub fn decide_on_window(
+    job: &mut JobScaling,
+    settings: &LoopSettings,
+    recording: &Recording,
+    files: &mut JobFiles,
+    announcer: &Announcer,
+) -> Result<Decided, String> {
+    let snapshot = recording.snapshot();
+    let at_ms = recording.end_ms();
+    let decision =
+        decide(&snapshot, &settings.scaling, &mut job.history, at_ms).map_err(|e| e.to_string())?;
+    job.parallelism = Some(decision.vertices.iter().map(|v| v.recommended).collect());
+    // A job that stays as it is would otherwise fill the log with the same lines every round.
+    let gist = decision.gist();
+    if job.last_gist.as_ref() == Some(&gist) {
+        log::debug!(
+            "AUTOTUNE COORDINATOR job {} unchanged: {}",
+            snapshot.job_id,
+            decision.parallelism_overrides()
+        );
+        return Ok(Decided {
+            snapshot,
+            decision,
+            fresh: false,
+        });
+    }
+    job.last_gist = Some(gist);
+    for line in decision.log_lines(&snapshot) {
+        announcer.info(&line);
+    }
+    write(files, &snapshot, &decision, at_ms).map_err(|e| files.cannot_write(e))?;
+    Ok(Decided {
+        snapshot,
+        decision,
+        fresh: true,
+    })
+}
+
+/// The job's config file gets the overrides; its history the decision, when it says
+/// something (a change or a finding).
+fn write(
+    files: &mut JobFiles,
+    snapshot: &JobSnapshot,
+    decision: &JobDecision,
+    at_ms: i64,
+) -> std::io::Result<()> {
+    files.recommend(&snapshot.job_id, &snapshot.job_name, at_ms, |r| {
+        r.parallelism_overrides = Some(decision.parallelism_overrides())
+    })?;
+    let says_something = decision.changes().next().is_some()
+        || !decision.findings.is_empty()
+        || decision.vertices.iter().any(|v| !v.findings.is_empty());
+    if !says_something {
+        return Ok(());
+    }
+    files.history(
+        &snapshot.job_id,
+        &serde_json::json!({ "at_ms": at_ms, "job_id": snapshot.job_id, "job_name": snapshot.job_name, "decision": decision }),
+    )
+}
+
+/// In `mode: apply`, a fresh decision that changes something is sent to the adaptive
+/// scheduler (AT103); a job that cannot take it is told once why not (AT104).
+pub fn apply_if_asked(
+    job: &mut JobScaling,
+    settings: &LoopSettings,
+    rest: &FlinkRest,
+    details: &JobDetails,
+    decided: &Decided,
+    announcer: &Announcer,
+) {
+    if settings.mode != Mode::Apply || !decided.fresh || decided.decision.changes().next().is_none()
+    {
+        return;
+    }
+    let snapshot = &decided.snapshot;
+    let job_ref = format!("job=\"{}\" ({})", snapshot.job_name, snapshot.job_id);
+    let why_not = match details.scheduler_type.as_deref() {
+        Some(scheduler) if !scheduler.eq_ignore_ascii_case("adaptive") => Some(format!(
+            "the job runs with the {scheduler} scheduler; rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
+        )),
+        _ => {
+            let plan: Vec<(String, u32)> = decided
+                .decision
+                .vertices
+                .iter()
+                .map(|v| (v.id.clone(), v.recommended))
+                .collect();
+            match rest.set_parallelism(&snapshot.job_id, &plan) {
+                Ok(()) => {
+                    announcer.info(&format!(
+                        "AUTOTUNE {} {job_ref} | asked the adaptive scheduler for pipeline.jobvertex-parallelism-overrides={}",
+                        Code::Applied,
+                        decided.decision.parallelism_overrides()
+                    ));
+                    None
+                }
+                Err(e) => Some(format!(
+                    "the JobManager refused the new resource requirements ({e}); rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
+                )),
+            }
+        }
+    };
+    if let Some(reason) = why_not {
+        if !job.told_cannot_apply {
+            job.told_cannot_apply = true;
+            announcer.warn(&format!(
+                "AUTOTUNE {} {job_ref} | {reason}; the plan stays a recommendation",
+                Code::ApplyUnavailable
+            ));
+        }
+    }
+}
+
+/// Slots the job may use: the free ones plus those it holds (one slot sharing group).
+pub fn available_slots(rest: &FlinkRest, held: u32) -> Option<u32> {
+    rest.overview().ok().map(|o| o.slots_available + held)
+}
+
+/// Forgets the jobs that are gone.
+pub fn retain(jobs: &mut HashMap<String, JobScaling>, live: impl Fn(&str) -> bool) {
+    jobs.retain(|id, _| live(id));
+}

@@ -1,0 +1,135 @@
+//! What one run of the loop is told: the plugin's options (or `watch`'s flags, the same
+//! table) plus what the host knows (where the REST API and the output folder are).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autotune_model::diagnosis::{Catalogue, FlinkVersion};
+use autotune_model::memory::MemorySettings;
+use autotune_model::options::{Mode, Options};
+use autotune_model::scaling::ScalingConfig;
+
+use crate::announce::Sink;
+use crate::webhook::Webhook;
+
+/// Webhook posts give up after this long.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// REST calls from inside the JobManager give up quickly: closing waits for at most one.
+pub const REST_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct LoopSettings {
+    pub rest_url: String,
+    pub rest_timeout: Duration,
+    /// Where each job's files go; `None`: no files (lines only).
+    pub output_dir: Option<PathBuf>,
+    /// Only this job (`watch --job`, `analyze --job`); `None`: every job.
+    pub only_job: Option<String>,
+    pub window: Duration,
+    pub poll: Duration,
+    pub interval: Duration,
+    pub stabilization: Duration,
+    pub mode: Mode,
+    /// Each decision window is appended to `<job id>/recording.jsonl`.
+    pub record: bool,
+    pub scaling: ScalingConfig,
+    pub memory: MemorySettings,
+    /// The diagnosis catalogue; `None`: diagnosis is off.
+    pub catalogue: Option<Arc<Catalogue>>,
+    /// The JobManager's own log, followed by the loop.
+    pub process_log: Option<PathBuf>,
+    pub flink_version: Option<FlinkVersion>,
+    pub diagnosis_repeat: Duration,
+    pub webhook: Option<(String, Duration)>,
+}
+
+impl LoopSettings {
+    /// The loop's settings from the options; a catalogue file that cannot be read is said
+    /// on `sink` once and the built-in one is used.
+    pub fn from_options(
+        options: &Options,
+        rest_url: String,
+        output_dir: Option<PathBuf>,
+        sink: &dyn Sink,
+    ) -> Self {
+        LoopSettings {
+            rest_url,
+            rest_timeout: REST_TIMEOUT,
+            output_dir,
+            only_job: None,
+            window: options.decision_window,
+            poll: options.poll_interval,
+            interval: options.decision_interval,
+            stabilization: options.stabilization,
+            mode: options.mode,
+            record: options.record,
+            scaling: ScalingConfig {
+                target_utilization: options.target_utilization,
+                catch_up: options.catch_up,
+                vertex_limits: options.vertex_limits.clone(),
+                ..ScalingConfig::default()
+            },
+            memory: MemorySettings {
+                margin: options.memory_margin,
+                heap_headroom: options.heap_headroom,
+                ..MemorySettings::default()
+            },
+            catalogue: options.diagnosis.then(|| catalogue(options, sink)),
+            process_log: options.log_file.clone(),
+            flink_version: options.flink_version,
+            diagnosis_repeat: options.diagnosis_repeat,
+            webhook: options
+                .webhook_url
+                .clone()
+                .map(|url| (url, options.webhook_interval)),
+        }
+    }
+
+    pub fn webhook(&self) -> Option<Webhook> {
+        self.webhook
+            .as_ref()
+            .map(|(url, interval)| Webhook::new(url.clone(), *interval, WEBHOOK_TIMEOUT))
+    }
+}
+
+/// The webhook the options ask for (a process without a coordinator posts its own findings).
+pub fn webhook(options: &Options) -> Option<Webhook> {
+    options
+        .webhook_url
+        .clone()
+        .map(|url| Webhook::new(url, options.webhook_interval, WEBHOOK_TIMEOUT))
+}
+
+/// The built-in catalogue plus the user's file. A bad file is said once and left out.
+pub fn catalogue(options: &Options, sink: &dyn Sink) -> Arc<Catalogue> {
+    let Some(path) = &options.diagnosis_catalogue else {
+        return Arc::new(Catalogue::builtin());
+    };
+    let loaded = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Catalogue::builtin_with(&text).map_err(|e| e.to_string()));
+    Arc::new(match loaded {
+        Ok(catalogue) => {
+            sink.say(
+                log::Level::Info,
+                &format!(
+                    "AUTOTUNE CONFIG diagnosis catalogue {} loaded: {} signatures in all",
+                    path.display(),
+                    catalogue.signatures.len()
+                ),
+            );
+            catalogue
+        }
+        Err(e) => {
+            sink.say(
+                log::Level::Warn,
+                &format!(
+                    "AUTOTUNE CONFIG metrics.reporter.autotune.diagnosis-catalogue: {}: {e}; using the built-in catalogue",
+                    path.display()
+                ),
+            );
+            Catalogue::builtin()
+        }
+    })
+}
