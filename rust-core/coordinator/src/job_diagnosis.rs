@@ -21,8 +21,8 @@ use crate::process_diagnosis::ProcessDiagnostics;
 use crate::rest::{FlinkRest, JobOverview};
 use crate::stop::StopFlag;
 
-/// Jobs are looked at no more often than this (the coordinator ticks at every poll).
-pub const EVERY_MS: i64 = 10_000;
+/// Jobs are looked at no more often than this by default (the coordinator ticks at every poll).
+pub const EVERY: Duration = Duration::from_secs(10);
 const TERMINAL: &[&str] = &["FAILED", "CANCELED", "FINISHED", "SUSPENDED"];
 
 struct JobDiagnosis {
@@ -43,6 +43,7 @@ pub struct JobsDiagnosis {
     jobs: HashMap<String, JobDiagnosis>,
     version: Option<FlinkVersion>,
     repeat_ms: u64,
+    every_ms: i64,
     last_tick_ms: Option<i64>,
     /// The vertex the scaling model last named the bottleneck, per job.
     pub bottlenecks: HashMap<String, String>,
@@ -55,6 +56,7 @@ impl JobsDiagnosis {
         catalogue: Arc<Catalogue>,
         process: Option<ProcessDiagnostics>,
         repeat: Duration,
+        every: Duration,
         memory: MemorySettings,
     ) -> Self {
         JobsDiagnosis {
@@ -63,6 +65,7 @@ impl JobsDiagnosis {
             jobs: HashMap::new(),
             version: None,
             repeat_ms: repeat.as_millis() as u64,
+            every_ms: every.as_millis() as i64,
             last_tick_ms: None,
             bottlenecks: HashMap::new(),
             memory,
@@ -185,7 +188,7 @@ pub fn tick(
     } = inputs;
     if diag
         .last_tick_ms
-        .is_some_and(|last| now_ms.saturating_sub(last) < EVERY_MS)
+        .is_some_and(|last| now_ms.saturating_sub(last) < diag.every_ms)
     {
         return;
     }

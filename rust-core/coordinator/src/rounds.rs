@@ -102,6 +102,7 @@ impl Coordinator {
                 catalogue,
                 process,
                 settings.diagnosis_repeat,
+                settings.diagnosis_every,
                 settings.memory.clone(),
             )
         });

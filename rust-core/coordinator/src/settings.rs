@@ -41,6 +41,8 @@ pub struct LoopSettings {
     pub process_log: Option<PathBuf>,
     pub flink_version: Option<FlinkVersion>,
     pub diagnosis_repeat: Duration,
+    /// How often every job's exceptions and checkpoints are read.
+    pub diagnosis_every: Duration,
     pub webhook: Option<(String, Duration)>,
 }
 
@@ -79,6 +81,7 @@ impl LoopSettings {
             process_log: options.log_file.clone(),
             flink_version: options.flink_version,
             diagnosis_repeat: options.diagnosis_repeat,
+            diagnosis_every: crate::job_diagnosis::EVERY,
             webhook: options
                 .webhook_url
                 .clone()

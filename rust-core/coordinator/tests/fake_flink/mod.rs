@@ -1,0 +1,367 @@
+//! A Flink JobManager's REST API, faked on loopback for the loop's unit tests: jobs with
+//! vertices whose counters grow at set rates, TaskManagers with or without the plugin's
+//! pool window, exceptions, the adaptive scheduler's resource requirements, and trouble
+//! (the API down, a job that vanishes or rescales mid-window) on request.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tiny_http::{Method, Response, Server};
+
+#[derive(Debug, Clone)]
+pub struct FakeVertex {
+    pub id: String,
+    pub name: String,
+    pub parallelism: u32,
+    pub max_parallelism: i64,
+    /// Records/s in and out (for a source: read from outside and emitted).
+    pub rate_in: f64,
+    pub rate_out: f64,
+    pub busy_ms: f64,
+    pub busy_max_ms: f64,
+    pub backpressure_ms: f64,
+    /// A source's backlog: `(now, growth per second)`.
+    pub pending: Option<(f64, f64)>,
+    pub start_time: i64,
+}
+
+impl FakeVertex {
+    pub fn new(id: &str, name: &str, parallelism: u32) -> Self {
+        FakeVertex {
+            id: id.into(),
+            name: name.into(),
+            parallelism,
+            max_parallelism: 128,
+            rate_in: 0.0,
+            rate_out: 0.0,
+            busy_ms: 0.0,
+            busy_max_ms: 0.0,
+            backpressure_ms: 0.0,
+            pending: None,
+            start_time: 0,
+        }
+    }
+
+    fn operator(&self) -> String {
+        self.name.replace([' ', ':'], "_")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeJob {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub scheduler: String,
+    pub start_time: i64,
+    pub vertices: Vec<FakeVertex>,
+    /// `(from, to, ship strategy)` by vertex index.
+    pub edges: Vec<(usize, usize, &'static str)>,
+    pub exceptions: Vec<Value>,
+    /// Reads of the job's details so far.
+    pub details_read: usize,
+    /// At these reads of the details, every vertex gains a subtask (a rescale).
+    pub rescale_at: Vec<usize>,
+    /// At this read of the details, the job is gone.
+    pub vanish_at: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeTaskManager {
+    pub id: String,
+    pub slots: u32,
+    pub free_slots: u32,
+    /// The plugin's published pool window (JSON), when the plugin runs there.
+    pub pool_window: Option<String>,
+    /// Flink's own metrics, by name.
+    pub metrics: HashMap<String, f64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pub jobs: Vec<FakeJob>,
+    pub taskmanagers: Vec<FakeTaskManager>,
+    pub config: Vec<(String, String)>,
+    /// Every request answers 503.
+    pub down: bool,
+    /// Resource requirements received: `(job id, body)`.
+    pub requirements: Vec<(String, Value)>,
+    pub requests: usize,
+}
+
+pub struct FakeFlink {
+    pub url: String,
+    cluster: Arc<Mutex<Cluster>>,
+    server: Arc<Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn epoch_ms() -> i64 {
+    autotune_coordinator::epoch_ms()
+}
+
+/// The 1 GiB-heap layout a small TaskManager has, in bytes.
+pub fn memory_configuration() -> Value {
+    json!({
+        "frameworkHeap": 134217728u64, "taskHeap": 402653184u64, "frameworkOffHeap": 134217728u64,
+        "taskOffHeap": 0, "networkMemory": 134217728u64, "managedMemory": 536870912u64,
+        "jvmMetaspace": 268435456u64, "jvmOverhead": 201326592u64
+    })
+}
+
+impl FakeFlink {
+    pub fn start(cluster: Cluster) -> Self {
+        let server = Arc::new(Server::http("127.0.0.1:0").expect("a loopback port"));
+        let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let cluster = Arc::new(Mutex::new(cluster));
+        let (for_thread, serving) = (cluster.clone(), server.clone());
+        let born = Instant::now();
+        let thread = std::thread::spawn(move || {
+            for mut request in serving.incoming_requests() {
+                let mut body = String::new();
+                let _ = request.as_reader().read_to_string(&mut body);
+                let (status, answer) = {
+                    let mut c = for_thread.lock().unwrap_or_else(|p| p.into_inner());
+                    c.requests += 1;
+                    let t = born.elapsed().as_secs_f64();
+                    answer(&mut c, request.method(), request.url(), &body, t)
+                };
+                let response = Response::from_string(answer.to_string())
+                    .with_status_code(status)
+                    .with_header(
+                        "Content-Type: application/json"
+                            .parse::<tiny_http::Header>()
+                            .unwrap(),
+                    );
+                let _ = request.respond(response);
+            }
+        });
+        FakeFlink {
+            url,
+            cluster,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        self.cluster.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for FakeFlink {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn not_found(what: &str) -> (u16, Value) {
+    (
+        404,
+        json!({ "errors": [format!("org.apache.flink.runtime.rest.NotFoundException: {what} not found")] }),
+    )
+}
+
+fn answer(c: &mut Cluster, method: &Method, url: &str, body: &str, t: f64) -> (u16, Value) {
+    if c.down {
+        return (
+            503,
+            json!({ "errors": ["Service temporarily unavailable"] }),
+        );
+    }
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let wanted: Vec<&str> = query
+        .strip_prefix("get=")
+        .map(|g| g.split(',').collect())
+        .unwrap_or_default();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["jobs", "overview"] => (
+            200,
+            json!({ "jobs": c.jobs.iter().map(|j| json!({"jid": j.id, "name": j.name, "state": j.state})).collect::<Vec<_>>() }),
+        ),
+        ["overview"] => {
+            let total: u32 = c.taskmanagers.iter().map(|t| t.slots).sum();
+            let free: u32 = c.taskmanagers.iter().map(|t| t.free_slots).sum();
+            (
+                200,
+                json!({"taskmanagers": c.taskmanagers.len(), "slots-total": total, "slots-available": free, "flink-version": "1.20.3"}),
+            )
+        }
+        ["config"] => (200, json!({ "flink-version": "1.20.3" })),
+        ["jobmanager", "config"] => (
+            200,
+            Value::Array(
+                c.config
+                    .iter()
+                    .map(|(k, v)| json!({"key": k, "value": v}))
+                    .collect(),
+            ),
+        ),
+        ["taskmanagers"] => (
+            200,
+            json!({ "taskmanagers": c.taskmanagers.iter().map(|t| json!({
+                "id": t.id, "slotsNumber": t.slots, "freeSlots": t.free_slots,
+                "memoryConfiguration": memory_configuration(),
+            })).collect::<Vec<_>>() }),
+        ),
+        ["taskmanagers", id, "metrics"] => {
+            let Some(tm) = c.taskmanagers.iter().find(|t| t.id == *id) else {
+                return not_found("TaskManager");
+            };
+            let mut values = Vec::new();
+            for name in wanted {
+                if name == autotune_model::metrics::POOL_WINDOW_METRIC {
+                    if let Some(w) = &tm.pool_window {
+                        values.push(json!({"id": name, "value": w}));
+                    }
+                } else if let Some(v) = tm.metrics.get(name) {
+                    values.push(json!({"id": name, "value": v.to_string()}));
+                }
+            }
+            (200, Value::Array(values))
+        }
+        ["jobs", id] if *method == Method::Get => job_details(c, id, t),
+        ["jobs", id, "resource-requirements"] if *method == Method::Put => {
+            let Some(job) = c.jobs.iter().find(|j| j.id == *id) else {
+                return not_found("Job");
+            };
+            if !job.scheduler.eq_ignore_ascii_case("adaptive") {
+                return (
+                    500,
+                    json!({"errors": ["Operation is not supported by the scheduler"]}),
+                );
+            }
+            let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            c.requirements.push((id.to_string(), body));
+            (200, json!({}))
+        }
+        ["jobs", id, "exceptions"] => match c.jobs.iter().find(|j| j.id == *id) {
+            Some(job) => (
+                200,
+                json!({"exceptionHistory": {"entries": job.exceptions, "truncated": false}}),
+            ),
+            None => not_found("Job"),
+        },
+        ["jobs", _, "checkpoints", "config"] => not_found("Checkpointing"),
+        ["jobs", _, "checkpoints"] => (200, json!({})),
+        ["jobs", _, "execution-result"] => (200, json!({})),
+        ["jobs", id, "vertices", vid, "subtasks", "metrics"] => {
+            let Some(v) = vertex(c, id, vid) else {
+                return not_found("Vertex");
+            };
+            let aggregate = |value: f64, max: f64| json!({"min": value, "max": max, "avg": value, "sum": value * v.parallelism as f64});
+            let mut values = Vec::new();
+            for name in wanted {
+                let value = match name {
+                    "busyTimeMsPerSecond" => aggregate(v.busy_ms, v.busy_max_ms.max(v.busy_ms)),
+                    "backPressuredTimeMsPerSecond" => {
+                        aggregate(v.backpressure_ms, v.backpressure_ms)
+                    }
+                    _ => continue,
+                };
+                let mut entry = value;
+                entry["id"] = json!(name);
+                values.push(entry);
+            }
+            (200, Value::Array(values))
+        }
+        ["jobs", id, "vertices", vid, "metrics"] => {
+            let Some(v) = vertex(c, id, vid) else {
+                return not_found("Vertex");
+            };
+            let op = v.operator();
+            let mut known: Vec<(String, f64)> = Vec::new();
+            for s in 0..v.parallelism {
+                let share = v.parallelism as f64;
+                known.push((format!("{s}.{op}.numRecordsOut"), v.rate_out * t / share));
+                if let Some((pending, growth)) = v.pending {
+                    known.push((
+                        format!("{s}.{op}.pendingRecords"),
+                        (pending + growth * t) / share,
+                    ));
+                }
+            }
+            let listed: Vec<Value> = known
+                .iter()
+                .filter(|(name, _)| wanted.is_empty() || wanted.contains(&name.as_str()))
+                .map(|(name, value)| {
+                    if wanted.is_empty() {
+                        json!({"id": name})
+                    } else {
+                        json!({"id": name, "value": value.to_string()})
+                    }
+                })
+                .collect();
+            (200, Value::Array(listed))
+        }
+        _ => not_found(path),
+    }
+}
+
+fn vertex<'c>(c: &'c Cluster, job: &str, vertex: &str) -> Option<&'c FakeVertex> {
+    c.jobs
+        .iter()
+        .find(|j| j.id == job)?
+        .vertices
+        .iter()
+        .find(|v| v.id == vertex)
+}
+
+fn job_details(c: &mut Cluster, id: &str, t: f64) -> (u16, Value) {
+    let Some(index) = c.jobs.iter().position(|j| j.id == id) else {
+        return not_found("Job");
+    };
+    let job = &mut c.jobs[index];
+    job.details_read += 1;
+    if job.vanish_at == Some(job.details_read) {
+        c.jobs.remove(index);
+        return not_found("Job");
+    }
+    if job.rescale_at.contains(&job.details_read) {
+        for v in &mut job.vertices {
+            v.parallelism += 1;
+            v.start_time = epoch_ms();
+        }
+    }
+    let vertices: Vec<Value> = job
+        .vertices
+        .iter()
+        .map(|v| {
+            json!({
+                "id": v.id, "name": v.name, "parallelism": v.parallelism, "maxParallelism": v.max_parallelism,
+                "start-time": v.start_time,
+                "metrics": {"read-records": v.rate_in * t, "write-records": v.rate_out * t},
+            })
+        })
+        .collect();
+    let nodes: Vec<Value> = job
+        .vertices
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let inputs: Vec<Value> = job
+                .edges
+                .iter()
+                .filter(|e| e.1 == i)
+                .map(|e| json!({"id": job.vertices[e.0].id, "ship_strategy": e.2}))
+                .collect();
+            json!({"id": v.id, "inputs": inputs})
+        })
+        .collect();
+    (
+        200,
+        json!({
+            "jid": job.id, "name": job.name, "state": job.state, "schedulerType": job.scheduler,
+            "start-time": job.start_time, "vertices": vertices, "plan": {"nodes": nodes},
+        }),
+    )
+}

@@ -1,0 +1,483 @@
+//! The coordinator's loop against a fake JobManager REST API on loopback: no JVM, no
+//! cluster. Windows are a few hundred milliseconds long; everything else is the loop the
+//! plugin runs in the JobManager and `flink-autotune watch` runs as a process.
+
+mod fake_flink;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autotune_coordinator::announce::{LogSink, MemorySink};
+use autotune_coordinator::collect::Recording;
+use autotune_coordinator::rounds::{Coordinator, JobReport};
+use autotune_coordinator::settings::LoopSettings;
+use autotune_coordinator::stop::{Background, StopFlag};
+use autotune_model::memory::PoolWindow;
+use autotune_model::options::{Mode, Options};
+use fake_flink::{epoch_ms, Cluster, FakeFlink, FakeJob, FakeTaskManager, FakeVertex};
+use serde_json::json;
+
+const JOB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+/// Source (1 subtask, backlog growing) -> keyBy -> Work (1 subtask, saturated): Work is the
+/// bottleneck and needs 2 subtasks at 70% busy.
+fn bottleneck_job() -> FakeJob {
+    let long_ago = epoch_ms() - 120_000;
+    let mut source = FakeVertex::new("src0000000000000000000000000000", "Source: Queue", 1);
+    source.rate_in = 1000.0;
+    source.rate_out = 1000.0;
+    source.busy_ms = 100.0;
+    source.backpressure_ms = 850.0;
+    source.pending = Some((5_000.0, 50.0));
+    source.start_time = long_ago;
+    let mut work = FakeVertex::new("wrk0000000000000000000000000000", "Work", 1);
+    work.rate_in = 1000.0;
+    work.rate_out = 1000.0;
+    work.busy_ms = 1000.0;
+    work.busy_max_ms = 1000.0;
+    work.start_time = long_ago;
+    FakeJob {
+        id: JOB.into(),
+        name: "queue-job".into(),
+        state: "RUNNING".into(),
+        scheduler: "Default".into(),
+        start_time: long_ago,
+        vertices: vec![source, work],
+        edges: vec![(0, 1, "HASH")],
+        exceptions: Vec::new(),
+        details_read: 0,
+        rescale_at: Vec::new(),
+        vanish_at: None,
+    }
+}
+
+fn taskmanager(id: &str, pool_window: Option<PoolWindow>) -> FakeTaskManager {
+    let metrics = [
+        ("Status.JVM.Memory.Heap.Max", 536_870_912.0),
+        ("Status.JVM.Memory.Metaspace.Used", 60_000_000.0),
+        ("Status.JVM.Memory.Metaspace.Max", 268_435_456.0),
+        ("Status.JVM.Memory.Direct.MemoryUsed", 140_000_000.0),
+        ("Status.Flink.Memory.Managed.Used", 0.0),
+        ("Status.Flink.Memory.Managed.Total", 536_870_912.0),
+        ("Status.Shuffle.Netty.UsedMemory", 1_000_000.0),
+        ("Status.Shuffle.Netty.TotalMemory", 134_217_728.0),
+    ];
+    FakeTaskManager {
+        id: id.into(),
+        slots: 2,
+        free_slots: 1,
+        pool_window: pool_window.map(|w| serde_json::to_string(&w).unwrap()),
+        metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    }
+}
+
+/// What the plugin publishes in a TaskManager with 100 MiB of live data.
+fn published_window() -> PoolWindow {
+    PoolWindow {
+        window_seconds: 300.0,
+        samples: 30,
+        full: true,
+        heap_max: Some(536_870_912.0),
+        heap_used_peak: Some(300_000_000.0),
+        heap_after_gc_peak: Some(104_857_600.0),
+        gc_ms_per_s: Some(5.0),
+        metaspace_used_peak: Some(60_000_000.0),
+        metaspace_max: Some(268_435_456.0),
+        direct_used_peak: Some(140_000_000.0),
+        managed_used_peak: Some(0.0),
+        managed_total: Some(536_870_912.0),
+        network_used_peak: Some(1_000_000.0),
+        network_total: Some(134_217_728.0),
+    }
+}
+
+fn cluster(jobs: Vec<FakeJob>, taskmanagers: Vec<FakeTaskManager>) -> FakeFlink {
+    FakeFlink::start(Cluster {
+        jobs,
+        taskmanagers,
+        ..Cluster::default()
+    })
+}
+
+/// The plugin's defaults with windows short enough for a unit test.
+fn settings(url: &str, output_dir: Option<PathBuf>) -> LoopSettings {
+    let mut s = LoopSettings::from_options(&Options::default(), url.into(), output_dir, &LogSink);
+    s.window = Duration::from_millis(300);
+    s.poll = Duration::from_millis(50);
+    s.interval = Duration::from_millis(100);
+    s.stabilization = Duration::ZERO;
+    s.diagnosis_every = Duration::ZERO;
+    s.rest_timeout = Duration::from_secs(2);
+    s
+}
+
+fn coordinator(settings: LoopSettings) -> (Coordinator, Arc<MemorySink>) {
+    let sink = MemorySink::new();
+    (Coordinator::new(settings, sink.clone()), sink)
+}
+
+fn round(c: &mut Coordinator) -> Vec<JobReport> {
+    c.round(&StopFlag::new()).expect("a round")
+}
+
+fn with_code<'a>(lines: &'a [String], code: &str) -> Vec<&'a String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("AUTOTUNE {code} ")))
+        .collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("autotune-loop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn the_bottleneck_is_named_and_sized() {
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    let lines = sink.lines();
+    let decided = reports[0].decided.as_ref().expect("a decision");
+    let work = &decided.decision.vertices[1];
+    assert_eq!((work.current, work.recommended), (1, 2), "{lines:#?}");
+    assert_eq!(decided.decision.bottleneck, Some(1));
+    assert!(
+        with_code(&lines, "AT110")[0].contains("vertex=\"Work\""),
+        "{lines:#?}"
+    );
+    assert!(with_code(&lines, "AT100")[0].contains(
+        "pipeline.jobvertex-parallelism-overrides=src0000000000000000000000000000:1,wrk0000000000000000000000000000:2"
+    ));
+}
+
+#[test]
+fn a_job_is_not_decided_on_while_it_stabilizes() {
+    let mut job = bottleneck_job();
+    for v in &mut job.vertices {
+        v.start_time = epoch_ms();
+    }
+    let flink = cluster(vec![job], vec![]);
+    let mut s = settings(&flink.url, None);
+    s.stabilization = Duration::from_secs(30);
+    let (mut c, sink) = coordinator(s);
+    let reports = round(&mut c);
+    assert!(reports[0].decided.is_none());
+    assert!(reports[0]
+        .no_decision
+        .as_deref()
+        .unwrap()
+        .contains("stabilizing"));
+    assert!(with_code(&sink.lines(), "AT100").is_empty());
+    // Redeployed long enough ago: decided.
+    for v in &mut flink.cluster().jobs[0].vertices {
+        v.start_time = epoch_ms() - 60_000;
+    }
+    assert!(round(&mut c)[0].decided.is_some());
+    assert_eq!(with_code(&sink.lines(), "AT100").len(), 1);
+}
+
+#[test]
+fn the_same_decision_is_said_once() {
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    assert!(round(&mut c)[0].decided.as_ref().unwrap().fresh);
+    let first = sink.take();
+    assert!(!with_code(&first, "AT101").is_empty());
+    let again = round(&mut c);
+    assert!(!again[0].decided.as_ref().unwrap().fresh);
+    assert_eq!(sink.take(), Vec::<String>::new(), "nothing new to say");
+}
+
+#[test]
+fn a_rescale_mid_window_starts_the_window_again() {
+    let mut job = bottleneck_job();
+    job.rescale_at = vec![4];
+    let flink = cluster(vec![job], vec![]);
+    let (mut c, _) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    let decided = reports[0]
+        .decided
+        .as_ref()
+        .expect("a decision on the new window");
+    assert_eq!(
+        decided.snapshot.vertices[1].parallelism, 2,
+        "decided on the parallelism the job has after the rescale"
+    );
+    let samples = &reports[0].recording.as_ref().unwrap().samples;
+    assert!(samples.len() >= 2);
+
+    // Rescaled again and again: no window holds, no decision.
+    let mut job = bottleneck_job();
+    job.rescale_at = (3..40).collect();
+    let flink = cluster(vec![job], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    assert!(reports[0].decided.is_none());
+    assert!(
+        reports[0]
+            .no_decision
+            .as_deref()
+            .unwrap()
+            .contains("changed parallelism or restarted"),
+        "{reports:?}"
+    );
+    assert!(with_code(&sink.lines(), "AT100").is_empty());
+}
+
+#[test]
+fn a_job_that_vanishes_mid_window_gets_no_decision_and_no_error() {
+    let mut job = bottleneck_job();
+    job.vanish_at = Some(4);
+    let flink = cluster(vec![job], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    assert!(reports[0].decided.is_none());
+    assert!(reports[0]
+        .no_decision
+        .as_deref()
+        .unwrap()
+        .contains("is not running (gone)"));
+    assert!(sink
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("AUTOTUNE COORDINATOR no decision for job \"queue-job\"")));
+    // Gone for good: the next round has nothing to do.
+    assert!(round(&mut c).is_empty());
+}
+
+#[test]
+fn rest_down_is_said_once_and_its_end_too() {
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    flink.cluster().down = true;
+    let (c, sink) = coordinator(settings(&flink.url, None));
+    let running = Background::spawn("loop-under-test", move |stop| {
+        let mut c = c;
+        c.run(stop)
+    })
+    .unwrap();
+    let wait_for = |what: &str, found: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !found(&sink.lines()) {
+            assert!(
+                Instant::now() < deadline,
+                "waited for {what}: {:#?}",
+                sink.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let requests = |flink: &FakeFlink| flink.cluster().requests;
+    let before = requests(&flink);
+    wait_for("three failed rounds", &|_| requests(&flink) >= before + 3);
+    let down: Vec<String> = sink
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("answered 503"))
+        .collect();
+    assert_eq!(down.len(), 1, "said once: {down:#?}");
+    assert!(down[0].contains("trying again every 100ms"), "{down:?}");
+    flink.cluster().down = false;
+    wait_for("the loop working again", &|lines| {
+        lines
+            .iter()
+            .any(|l| l == "AUTOTUNE COORDINATOR working again")
+    });
+    wait_for("a decision", &|lines| {
+        lines.iter().any(|l| l.starts_with("AUTOTUNE AT100 PLAN"))
+    });
+    running.stop();
+    assert_eq!(
+        sink.lines().last().map(String::as_str),
+        Some("AUTOTUNE COORDINATOR stopped")
+    );
+}
+
+#[test]
+fn apply_asks_the_adaptive_scheduler_for_the_plan() {
+    let mut job = bottleneck_job();
+    job.scheduler = "Adaptive".into();
+    let flink = cluster(vec![job], vec![]);
+    let mut s = settings(&flink.url, None);
+    s.mode = Mode::Apply;
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    let applied = with_code(&sink.lines(), "AT103").len();
+    assert_eq!(applied, 1, "{:#?}", sink.lines());
+    let requirements = flink.cluster().requirements.clone();
+    assert_eq!(requirements.len(), 1);
+    assert_eq!(
+        requirements[0].1["wrk0000000000000000000000000000"],
+        json!({"parallelism": {"lowerBound": 1, "upperBound": 2}})
+    );
+}
+
+#[test]
+fn apply_without_the_adaptive_scheduler_says_why_once() {
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    let mut s = settings(&flink.url, None);
+    s.mode = Mode::Apply;
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    // A different decision next time (the backlog now shrinks): still said once.
+    flink.cluster().jobs[0].vertices[0].pending = Some((5_000.0, -500.0));
+    round(&mut c);
+    let lines = sink.lines();
+    let unavailable = with_code(&lines, "AT104");
+    assert_eq!(unavailable.len(), 1, "{lines:#?}");
+    assert!(unavailable[0].contains("needs jobmanager.scheduler: adaptive"));
+    assert!(with_code(&lines, "AT103").is_empty());
+    assert!(flink.cluster().requirements.is_empty());
+}
+
+#[test]
+fn memory_is_planned_from_the_published_windows() {
+    let dir = temp_dir("memory");
+    let tms = vec![
+        taskmanager("tm-1", Some(published_window())),
+        taskmanager("tm-2", Some(published_window())),
+    ];
+    let flink = cluster(vec![bottleneck_job()], tms);
+    let (mut c, sink) = coordinator(settings(&flink.url, Some(dir.clone())));
+    let reports = round(&mut c);
+    let plan = reports[0].memory.as_ref().expect("a memory plan");
+    let lines = sink.lines();
+    assert_eq!(with_code(&lines, "AT200").len(), 1, "{lines:#?}");
+    assert!(with_code(&lines, "AT207").is_empty());
+    // 100 MiB live x 2, at least + 256 MiB: a 368 MiB JVM heap, 240 MiB of task heap.
+    let keys = plan.config_keys();
+    let task_heap = keys
+        .iter()
+        .find(|(k, _)| *k == "taskmanager.memory.task.heap.size")
+        .unwrap();
+    assert_eq!(task_heap.1, "240m", "{keys:?}");
+    let config = std::fs::read_to_string(dir.join(JOB).join("recommended-config.yaml")).unwrap();
+    assert!(config.contains("pipeline.jobvertex-parallelism-overrides: src0000000000000000000000000000:1,wrk0000000000000000000000000000:2"));
+    assert!(
+        config.contains("taskmanager.memory.task.heap.size: 240m"),
+        "{config}"
+    );
+    assert!(
+        config.contains("taskmanager.memory.managed.size: 0m"),
+        "{config}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn taskmanagers_without_the_plugin_are_measured_over_rest() {
+    let dir = temp_dir("rest-memory");
+    let flink = cluster(
+        vec![bottleneck_job()],
+        vec![taskmanager("tm-1", None), taskmanager("tm-2", None)],
+    );
+    let (mut c, sink) = coordinator(settings(&flink.url, Some(dir.clone())));
+    let mut plan = None;
+    for _ in 0..3 {
+        plan = plan.or(round(&mut c)[0].memory.clone());
+    }
+    let plan = plan.expect("a memory plan from Flink's own metrics");
+    let lines = sink.lines();
+    let told = with_code(&lines, "AT207");
+    assert_eq!(told.len(), 1, "{lines:#?}");
+    assert!(told[0].contains("the heap is kept as it is"));
+    let keys = plan.config_keys();
+    let key = |name: &str| keys.iter().find(|(k, _)| *k == name).unwrap().1.clone();
+    assert_eq!(
+        key("taskmanager.memory.task.heap.size"),
+        "384m",
+        "kept: {keys:?}"
+    );
+    assert_eq!(
+        key("taskmanager.memory.managed.size"),
+        "0m",
+        "unused: {keys:?}"
+    );
+    let config = std::fs::read_to_string(dir.join(JOB).join("recommended-config.yaml")).unwrap();
+    assert!(
+        config.contains("taskmanager.memory.process.size"),
+        "{config}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_new_exception_is_diagnosed() {
+    let dir = temp_dir("diagnosis");
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, Some(dir.clone())));
+    round(&mut c);
+    assert!(sink.lines().iter().all(|l| !l.contains("AT300")));
+    flink.cluster().jobs[0].exceptions.push(json!({
+        "exceptionName": "java.lang.OutOfMemoryError",
+        "stacktrace": "java.lang.OutOfMemoryError: Java heap space\n\tat com.example.Enrich.map(Enrich.java:42)\n",
+        "timestamp": epoch_ms(),
+        "taskName": "Work (1/1)#0",
+        "endpoint": "127.0.0.1:40000",
+    }));
+    round(&mut c);
+    let lines = sink.lines();
+    let oom = with_code(&lines, "AT300");
+    assert_eq!(oom.len(), 1, "{lines:#?}");
+    assert!(oom[0].contains("job=\"queue-job\""));
+    assert!(
+        oom[0].contains("taskmanager.memory.task.heap.size"),
+        "{}",
+        oom[0]
+    );
+    let history = std::fs::read_to_string(dir.join(JOB).join("decisions.jsonl")).unwrap();
+    assert!(history.contains("\"code\":\"AT300\""));
+    // The same exception is not said again.
+    round(&mut c);
+    assert_eq!(with_code(&sink.lines(), "AT300").len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn replay_of_the_recorded_windows_says_what_the_loop_said() {
+    let dir = temp_dir("replay");
+    // Work runs 4 subtasks at 10% busy: one would do, after the scale-down delay.
+    let mut job = bottleneck_job();
+    job.vertices[0].pending = None;
+    job.vertices[0].backpressure_ms = 0.0;
+    job.vertices[1].parallelism = 4;
+    job.vertices[1].busy_ms = 100.0;
+    job.vertices[1].busy_max_ms = 120.0;
+    let flink = cluster(
+        vec![job],
+        vec![taskmanager("tm-1", Some(published_window()))],
+    );
+    let mut s = settings(&flink.url, Some(dir.clone()));
+    s.record = true;
+    s.scaling.scale_down_delay = Duration::from_millis(800);
+    let (mut c, sink) = coordinator(s);
+    for _ in 0..5 {
+        round(&mut c);
+    }
+    let said = sink.lines();
+    assert!(!with_code(&said, "AT125").is_empty(), "{said:#?}");
+    assert!(!with_code(&said, "AT102").is_empty(), "{said:#?}");
+    assert!(!with_code(&said, "AT200").is_empty(), "{said:#?}");
+
+    let recorded = std::fs::read_to_string(dir.join(JOB).join("recording.jsonl")).unwrap();
+    assert_eq!(recorded.lines().count(), 5, "every window is recorded");
+    let mut replay_settings = settings("http://replay.invalid", None);
+    replay_settings.scaling.scale_down_delay = Duration::from_millis(800);
+    replay_settings.catalogue = None;
+    let (mut replay, replayed) = coordinator(replay_settings);
+    for line in recorded.lines() {
+        let recording: Recording = serde_json::from_str(line).unwrap();
+        recording.check().unwrap();
+        replay.decide_window(&recording).unwrap();
+    }
+    let decisions = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| l.starts_with("AUTOTUNE AT1") || l.starts_with("AUTOTUNE AT2"))
+            .collect()
+    };
+    assert_eq!(decisions(replayed.lines()), decisions(said));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
