@@ -102,7 +102,8 @@ def test_watch_names_the_bottleneck_of_a_cluster_without_the_plugin(version, cli
                     "taskmanager.memory.network.max", "taskmanager.memory.managed.size"):
             assert key in keys, config
         # The TaskManagers' heap is kept: without the plugin its live data is not measured.
-        task_heap_mib = cluster.rest("/taskmanagers")["taskmanagers"][0]["memoryConfiguration"]["taskHeap"] >> 20
+        task_heap = cluster.rest("/taskmanagers")["taskmanagers"][0]["memoryConfiguration"]["taskHeap"]
+        task_heap_mib = math.ceil(task_heap / 2**20)  # written keys are whole mebibytes
         assert keys["taskmanager.memory.task.heap.size"] == f"{task_heap_mib}m", (config, task_heap_mib)
         assert (tmp_path / "autotune" / job_id / "decisions.jsonl").is_file()
         # Watching changed nothing.

@@ -555,7 +555,7 @@ fn peak(windows: &[&PoolWindow], get: impl Fn(&PoolWindow) -> Option<f64>) -> Op
 }
 
 /// One coherent recommendation for the job's TaskManagers (they share one configuration):
-/// every pool sized for the TaskManager that needs it most.
+/// every pool sized for the TaskManager that needs it most, one step per pool.
 pub fn plan(
     inputs: &MemoryInputs<'_>,
     settings: &MemorySettings,
@@ -566,237 +566,289 @@ pub fn plan(
             "no TaskManager has published a measurement window yet".into(),
         ));
     }
-    let ws = windows.as_slice();
-    let cur = inputs.current;
-    let mut rec = cur;
-    let mut pools = Vec::new();
-    let mut findings = Vec::new();
-    let window_seconds = ws
+    let window_seconds = windows
         .iter()
         .map(|w| w.window_seconds)
         .fold(f64::INFINITY, f64::min);
-
-    // Heap: the TaskManager with the most live data decides; pressure anywhere is a finding.
-    let heap = ws
-        .iter()
-        .filter_map(|w| heap_need(w, settings).map(|n| (n, w)))
-        .max_by_key(|((need, _), _)| *need);
-    if let Some(((jvm_heap, pressure), w)) = heap {
-        rec.task_heap = jvm_heap
-            .saturating_sub(cur.framework_heap)
-            .max(MIN_TASK_HEAP);
-        let evidence = format!(
-            "live {} (heap after GC, highest), peak used {}, GC {} ms/s; JVM heap = live x {:.1}, at least live + {}{}",
-            opt_human(w.heap_after_gc_peak),
-            opt_human(w.heap_used_peak),
-            w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
-            1.0 + settings.heap_headroom,
-            human(MIN_HEAP_HEADROOM as f64),
-            if pressure { ", 1.5x the current heap under pressure" } else { "" }
-        );
-        pools.push(PoolPlan {
-            pool: Pool::Heap,
-            current: cur.jvm_heap(),
-            recommended: rec.jvm_heap(),
-            evidence,
-        });
-        if pressure {
-            findings.push(Finding {
-                code: Code::HeapPressure,
-                message: format!(
-                    "heap too small: live data {} of {} max, GC {} ms/s; set taskmanager.memory.task.heap.size: {}",
-                    opt_human(w.heap_after_gc_peak),
-                    opt_human(w.heap_max),
-                    w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
-                    size(rec.task_heap)
-                ),
-            });
-        }
-    }
-
-    // Metaspace.
-    if let Some(used) = peak(ws, |w| w.metaspace_used_peak) {
-        rec.metaspace = metaspace_need(used, settings);
-        pools.push(PoolPlan {
-            pool: Pool::Metaspace,
-            current: cur.metaspace,
-            recommended: rec.metaspace,
-            evidence: format!(
-                "peak used {}; peak + {:.0}%, at least + {}",
-                human(used),
-                settings.margin * 100.0,
-                human(MIN_METASPACE_HEADROOM as f64)
-            ),
-        });
-        if cur.metaspace > 0 && used >= POOL_FULL * cur.metaspace as f64 {
-            findings.push(Finding {
-                code: Code::MetaspacePressure,
-                message: format!(
-                    "metaspace {} of {} used; set taskmanager.memory.jvm-metaspace.size: {}",
-                    human(used),
-                    human(cur.metaspace as f64),
-                    size(rec.metaspace)
-                ),
-            });
-        }
-    }
-
-    // Managed memory.
-    if let Some(used) = peak(ws, |w| w.managed_used_peak) {
-        let reserved = ws.iter().any(|w| {
-            matches!((w.managed_used_peak, w.managed_total), (Some(u), Some(t)) if t > 0.0 && u >= MANAGED_RESERVED * t)
-        });
-        let (recommended, why) = if used <= 0.0 {
-            (
-                0,
-                "nothing used it (heap state backend, no batch operators)".to_string(),
-            )
-        } else if reserved {
-            (
-                cur.managed,
-                format!(
-                    "a consumer reserved {} of it (RocksDB takes what it is given): kept",
-                    human(used)
-                ),
-            )
-        } else {
-            (
-                round_up(with_margin(used, settings.margin) as f64, STEP),
-                format!(
-                    "peak used {}; peak + {:.0}%",
-                    human(used),
-                    settings.margin * 100.0
-                ),
-            )
-        };
-        rec.managed = recommended;
-        if used <= 0.0 && cur.managed > 0 {
-            findings.push(Finding {
-                code: Code::ManagedUnused,
-                message: format!(
-                    "{} of managed memory per TaskManager, unused over {:.0} s; set taskmanager.memory.managed.size: 0m",
-                    human(cur.managed as f64),
-                    window_seconds
-                ),
-            });
-        }
-        pools.push(PoolPlan {
-            pool: Pool::Managed,
-            current: cur.managed,
-            recommended: rec.managed,
-            evidence: why,
-        });
-    }
-
-    // Network: what the graph needs, now and after the recommended rescale.
-    let measured = peak(ws, |w| w.network_used_peak).unwrap_or(0.0);
-    let need = inputs
-        .network_now
-        .max(inputs.network_recommended.unwrap_or(0))
-        .max(measured as u64);
-    rec.network = round_up(need as f64, MIB);
-    pools.push(PoolPlan {
-        pool: Pool::Network,
-        current: cur.network,
-        recommended: rec.network,
-        evidence: format!(
-            "job graph needs {} at the current parallelism{} ({} slots per TaskManager, {} buffers per channel + {} floating per gate, {} segments), peak used {}",
-            human(inputs.network_now as f64),
-            inputs
-                .network_recommended
-                .map_or(String::new(), |n| format!(", {} at the recommended one", human(n as f64))),
-            inputs.slots_per_taskmanager,
-            settings.network.buffers_per_channel,
-            settings.network.floating_buffers_per_gate,
-            human(settings.network.segment_size as f64),
-            human(measured)
-        ),
-    });
-    if let Some(needed) = inputs.network_recommended {
-        if needed > cur.network {
-            findings.push(Finding {
-                code: Code::NetworkForParallelism,
-                message: format!(
-                    "the recommended parallelism needs {} of network memory per TaskManager, it has {}: without taskmanager.memory.network.min/max: {} it fails with \"Insufficient number of network buffers\"",
-                    human(needed as f64),
-                    human(cur.network as f64),
-                    size(rec.network)
-                ),
-            });
-        }
-    }
-
-    // Off-heap: direct memory outside the network pool must fit framework + task off-heap.
-    if let Some(direct) = peak(ws, |w| w.direct_used_peak) {
-        let network_pool = peak(ws, |w| w.network_total).unwrap_or(0.0);
-        let outside = (direct - network_pool).max(0.0);
-        let off_heap = cur.framework_off_heap + cur.task_off_heap;
-        let needed = with_margin(outside, settings.margin);
-        if needed > off_heap {
-            rec.task_off_heap =
-                round_up((needed - cur.framework_off_heap) as f64, STEP).max(cur.task_off_heap);
-        }
-        let limit = cur.direct_limit() as f64;
-        if limit > 0.0 && direct >= POOL_FULL * limit {
-            findings.push(Finding {
-                code: Code::DirectPressure,
-                message: format!(
-                    "direct memory {} of its {} limit; set taskmanager.memory.task.off-heap.size: {}",
-                    human(direct),
-                    human(limit),
-                    size(rec.task_off_heap.max(round_up(cur.task_off_heap as f64 + outside * settings.margin, STEP)))
-                ),
-            });
-        }
-        pools.push(PoolPlan {
-            pool: Pool::OffHeap,
-            current: off_heap,
-            recommended: rec.framework_off_heap + rec.task_off_heap,
-            evidence: format!(
-                "direct peak {} of which the network pool {}; kept unless the rest + {:.0}% outgrows it",
-                human(direct),
-                human(network_pool),
-                settings.margin * 100.0
-            ),
-        });
-    }
-
-    // Kept pools come from Flink's fractions and need not be whole mebibytes; written keys are.
-    for pool in [
-        &mut rec.framework_heap,
-        &mut rec.task_heap,
-        &mut rec.framework_off_heap,
-        &mut rec.task_off_heap,
-        &mut rec.managed,
-        &mut rec.metaspace,
-    ] {
-        *pool = round_up(*pool as f64, MIB);
-    }
-    rec.overhead = overhead_for(rec.flink_total() + rec.metaspace, &settings.overhead);
-    pools.push(PoolPlan {
-        pool: Pool::Overhead,
-        current: cur.overhead,
-        recommended: rec.overhead,
-        evidence: format!(
-            "{:.0}% of the process, within {}..{}",
-            settings.overhead.fraction * 100.0,
-            human(settings.overhead.min as f64),
-            human(settings.overhead.max as f64)
-        ),
-    });
+    let mut planner = Planner {
+        windows: &windows,
+        settings,
+        cur: inputs.current,
+        rec: inputs.current,
+        pools: Vec::new(),
+        findings: Vec::new(),
+        window_seconds,
+    };
+    planner.heap();
+    planner.metaspace();
+    planner.managed();
+    planner.network(inputs);
+    planner.off_heap();
+    planner.round_to_mebibytes();
+    planner.overhead();
+    let Planner {
+        cur,
+        rec,
+        pools,
+        mut findings,
+        ..
+    } = planner;
     findings.sort_by_key(|f| f.code);
     Ok(MemoryPlan {
         current: cur,
         recommended: rec,
         pools,
         findings,
-        taskmanagers: ws.len(),
+        taskmanagers: windows.len(),
         window_seconds: if window_seconds.is_finite() {
             window_seconds
         } else {
             0.0
         },
     })
+}
+
+/// A plan being made: the layout now, the one recommended so far, and what was found.
+struct Planner<'a> {
+    windows: &'a [&'a PoolWindow],
+    settings: &'a MemorySettings,
+    cur: MemoryLayout,
+    rec: MemoryLayout,
+    pools: Vec<PoolPlan>,
+    findings: Vec<Finding>,
+    window_seconds: f64,
+}
+
+impl Planner<'_> {
+    /// Heap: the TaskManager with the most live data decides; pressure anywhere is a finding.
+    fn heap(&mut self) {
+        let heap = self
+            .windows
+            .iter()
+            .filter_map(|w| heap_need(w, self.settings).map(|n| (n, w)))
+            .max_by_key(|((need, _), _)| *need);
+        if let Some(((jvm_heap, pressure), w)) = heap {
+            self.rec.task_heap = jvm_heap
+                .saturating_sub(self.cur.framework_heap)
+                .max(MIN_TASK_HEAP);
+            let evidence = format!(
+                "live {} (heap after GC, highest), peak used {}, GC {} ms/s; JVM heap = live x {:.1}, at least live + {}{}",
+                opt_human(w.heap_after_gc_peak),
+                opt_human(w.heap_used_peak),
+                w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
+                1.0 + self.settings.heap_headroom,
+                human(MIN_HEAP_HEADROOM as f64),
+                if pressure { ", 1.5x the current heap under pressure" } else { "" }
+            );
+            self.pools.push(PoolPlan {
+                pool: Pool::Heap,
+                current: self.cur.jvm_heap(),
+                recommended: self.rec.jvm_heap(),
+                evidence,
+            });
+            if pressure {
+                self.findings.push(Finding {
+                    code: Code::HeapPressure,
+                    message: format!(
+                        "heap too small: live data {} of {} max, GC {} ms/s; set taskmanager.memory.task.heap.size: {}",
+                        opt_human(w.heap_after_gc_peak),
+                        opt_human(w.heap_max),
+                        w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
+                        size(self.rec.task_heap)
+                    ),
+                });
+            }
+        }
+    }
+
+    fn metaspace(&mut self) {
+        if let Some(used) = peak(self.windows, |w| w.metaspace_used_peak) {
+            self.rec.metaspace = metaspace_need(used, self.settings);
+            self.pools.push(PoolPlan {
+                pool: Pool::Metaspace,
+                current: self.cur.metaspace,
+                recommended: self.rec.metaspace,
+                evidence: format!(
+                    "peak used {}; peak + {:.0}%, at least + {}",
+                    human(used),
+                    self.settings.margin * 100.0,
+                    human(MIN_METASPACE_HEADROOM as f64)
+                ),
+            });
+            if self.cur.metaspace > 0 && used >= POOL_FULL * self.cur.metaspace as f64 {
+                self.findings.push(Finding {
+                    code: Code::MetaspacePressure,
+                    message: format!(
+                        "metaspace {} of {} used; set taskmanager.memory.jvm-metaspace.size: {}",
+                        human(used),
+                        human(self.cur.metaspace as f64),
+                        size(self.rec.metaspace)
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Managed memory: what was used plus the margin; nothing when nothing used it; kept when
+    /// a consumer reserves it all (RocksDB).
+    fn managed(&mut self) {
+        if let Some(used) = peak(self.windows, |w| w.managed_used_peak) {
+            let reserved = self.windows.iter().any(|w| {
+                matches!((w.managed_used_peak, w.managed_total), (Some(u), Some(t)) if t > 0.0 && u >= MANAGED_RESERVED * t)
+            });
+            let (recommended, why) = if used <= 0.0 {
+                (
+                    0,
+                    "nothing used it (heap state backend, no batch operators)".to_string(),
+                )
+            } else if reserved {
+                (
+                    self.cur.managed,
+                    format!(
+                        "a consumer reserved {} of it (RocksDB takes what it is given): kept",
+                        human(used)
+                    ),
+                )
+            } else {
+                (
+                    round_up(with_margin(used, self.settings.margin) as f64, STEP),
+                    format!(
+                        "peak used {}; peak + {:.0}%",
+                        human(used),
+                        self.settings.margin * 100.0
+                    ),
+                )
+            };
+            self.rec.managed = recommended;
+            if used <= 0.0 && self.cur.managed > 0 {
+                self.findings.push(Finding {
+                    code: Code::ManagedUnused,
+                    message: format!(
+                        "{} of managed memory per TaskManager, unused over {:.0} s; set taskmanager.memory.managed.size: 0m",
+                        human(self.cur.managed as f64),
+                        self.window_seconds
+                    ),
+                });
+            }
+            self.pools.push(PoolPlan {
+                pool: Pool::Managed,
+                current: self.cur.managed,
+                recommended: self.rec.managed,
+                evidence: why,
+            });
+        }
+    }
+
+    /// Network: what the graph needs, now and after the recommended rescale.
+    fn network(&mut self, inputs: &MemoryInputs<'_>) {
+        let measured = peak(self.windows, |w| w.network_used_peak).unwrap_or(0.0);
+        let need = inputs
+            .network_now
+            .max(inputs.network_recommended.unwrap_or(0))
+            .max(measured as u64);
+        self.rec.network = round_up(need as f64, MIB);
+        self.pools.push(PoolPlan {
+            pool: Pool::Network,
+            current: self.cur.network,
+            recommended: self.rec.network,
+            evidence: format!(
+                "job graph needs {} at the current parallelism{} ({} slots per TaskManager, {} buffers per channel + {} floating per gate, {} segments), peak used {}",
+                human(inputs.network_now as f64),
+                inputs
+                    .network_recommended
+                    .map_or(String::new(), |n| format!(", {} at the recommended one", human(n as f64))),
+                inputs.slots_per_taskmanager,
+                self.settings.network.buffers_per_channel,
+                self.settings.network.floating_buffers_per_gate,
+                human(self.settings.network.segment_size as f64),
+                human(measured)
+            ),
+        });
+        if let Some(needed) = inputs.network_recommended {
+            if needed > self.cur.network {
+                self.findings.push(Finding {
+                    code: Code::NetworkForParallelism,
+                    message: format!(
+                        "the recommended parallelism needs {} of network memory per TaskManager, it has {}: without taskmanager.memory.network.min/max: {} it fails with \"Insufficient number of network buffers\"",
+                        human(needed as f64),
+                        human(self.cur.network as f64),
+                        size(self.rec.network)
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Off-heap: direct memory outside the network pool must fit framework + task off-heap.
+    fn off_heap(&mut self) {
+        if let Some(direct) = peak(self.windows, |w| w.direct_used_peak) {
+            let network_pool = peak(self.windows, |w| w.network_total).unwrap_or(0.0);
+            let outside = (direct - network_pool).max(0.0);
+            let off_heap = self.cur.framework_off_heap + self.cur.task_off_heap;
+            let needed = with_margin(outside, self.settings.margin);
+            if needed > off_heap {
+                self.rec.task_off_heap =
+                    round_up((needed - self.cur.framework_off_heap) as f64, STEP)
+                        .max(self.cur.task_off_heap);
+            }
+            let limit = self.cur.direct_limit() as f64;
+            if limit > 0.0 && direct >= POOL_FULL * limit {
+                self.findings.push(Finding {
+                    code: Code::DirectPressure,
+                    message: format!(
+                        "direct memory {} of its {} limit; set taskmanager.memory.task.off-heap.size: {}",
+                        human(direct),
+                        human(limit),
+                        size(self.rec.task_off_heap.max(round_up(self.cur.task_off_heap as f64 + outside * self.settings.margin, STEP)))
+                    ),
+                });
+            }
+            self.pools.push(PoolPlan {
+                pool: Pool::OffHeap,
+                current: off_heap,
+                recommended: self.rec.framework_off_heap + self.rec.task_off_heap,
+                evidence: format!(
+                    "direct peak {} of which the network pool {}; kept unless the rest + {:.0}% outgrows it",
+                    human(direct),
+                    human(network_pool),
+                    self.settings.margin * 100.0
+                ),
+            });
+        }
+    }
+
+    /// Kept pools come from Flink's fractions and need not be whole mebibytes; written keys are.
+    fn round_to_mebibytes(&mut self) {
+        for pool in [
+            &mut self.rec.framework_heap,
+            &mut self.rec.task_heap,
+            &mut self.rec.framework_off_heap,
+            &mut self.rec.task_off_heap,
+            &mut self.rec.managed,
+            &mut self.rec.metaspace,
+        ] {
+            *pool = round_up(*pool as f64, MIB);
+        }
+    }
+
+    /// JVM overhead, with Flink's rule over the new total.
+    fn overhead(&mut self) {
+        self.rec.overhead = overhead_for(
+            self.rec.flink_total() + self.rec.metaspace,
+            &self.settings.overhead,
+        );
+        self.pools.push(PoolPlan {
+            pool: Pool::Overhead,
+            current: self.cur.overhead,
+            recommended: self.rec.overhead,
+            evidence: format!(
+                "{:.0}% of the process, within {}..{}",
+                self.settings.overhead.fraction * 100.0,
+                human(self.settings.overhead.min as f64),
+                human(self.settings.overhead.max as f64)
+            ),
+        });
+    }
 }
 
 #[cfg(test)]

@@ -318,7 +318,10 @@ const OBSERVATIONS: usize = 4;
 /// cannot make a vertex look hopeless.
 const SCALING_EXPONENT: (f64, f64) = (0.5, 1.0);
 
-/// Decides the parallelism of every vertex of a job.
+/// Decides the parallelism of every vertex of a job, in named steps: the graph, every
+/// vertex's true processing rate, the target rates carried through the DAG, one decision per
+/// vertex (sizing, hold band, skew, ineffective scale-up, delayed scale-down), the bottleneck,
+/// and the slots the plan needs.
 pub fn decide(
     job: &JobSnapshot,
     config: &ScalingConfig,
@@ -330,54 +333,90 @@ pub fn decide(
     let inputs: Vec<Vec<&Edge>> = (0..n)
         .map(|v| job.edges.iter().filter(|e| e.to == v).collect())
         .collect();
-
-    // A source is held back when a vertex downstream of it is saturated, whatever its own
-    // back-pressure metric says (FLIP-27 sources often wait on output as "idle").
-    let held_back: Vec<bool> = (0..n)
+    let true_rates = true_rates(job, config);
+    let mut targets = target_rates(job, &order, &inputs, config);
+    let mut decisions: Vec<VertexDecision> = (0..n)
         .map(|v| {
-            downstream(v, &job.edges)
-                .into_iter()
-                .any(|d| job.vertices[d].busy_max >= config.saturation)
+            let vertex = &job.vertices[v];
+            let state = history.vertices.entry(vertex.id.clone()).or_default();
+            let findings = std::mem::take(&mut targets.findings[v]);
+            let target = (targets.arrival[v], targets.catch_up[v]);
+            decide_vertex(
+                job,
+                v,
+                &inputs[v],
+                true_rates[v],
+                target,
+                findings,
+                state,
+                config,
+                now_ms,
+            )
         })
         .collect();
-    let true_rates: Vec<f64> = job
-        .vertices
+    let bottleneck = mark_bottleneck(&mut decisions, config);
+    let slots_needed = decisions.iter().map(|d| d.recommended).max().unwrap_or(0);
+    Ok(JobDecision {
+        findings: slots_short(job, slots_needed).into_iter().collect(),
+        vertices: decisions,
+        bottleneck,
+        slots_needed,
+    })
+}
+
+/// Every vertex's true processing rate. A source is held back when a vertex downstream of it
+/// is saturated, whatever its own back-pressure metric says (FLIP-27 sources often wait on
+/// output as "idle").
+fn true_rates(job: &JobSnapshot, config: &ScalingConfig) -> Vec<f64> {
+    job.vertices
         .iter()
-        .zip(&held_back)
-        .map(|(v, &held)| true_processing_rate(v, held))
-        .collect();
-    let mut arrival = vec![0.0; n];
-    let mut catch_up = vec![0.0; n];
-    let mut findings: Vec<Vec<Finding>> = vec![Vec::new(); n];
+        .enumerate()
+        .map(|(v, vertex)| {
+            let held_back = downstream(v, &job.edges)
+                .into_iter()
+                .any(|d| job.vertices[d].busy_max >= config.saturation);
+            true_processing_rate(vertex, held_back)
+        })
+        .collect()
+}
+
+/// What every vertex must sustain: arrivals and catch-up of the sources' backlog, carried
+/// through the DAG with the measured output ratios.
+struct Targets {
+    arrival: Vec<f64>,
+    catch_up: Vec<f64>,
+    /// Findings made on the way (a source without a backlog metric).
+    findings: Vec<Vec<Finding>>,
+}
+
+fn target_rates(
+    job: &JobSnapshot,
+    order: &[usize],
+    inputs: &[Vec<&Edge>],
+    config: &ScalingConfig,
+) -> Targets {
+    let n = job.vertices.len();
+    let mut t = Targets {
+        arrival: vec![0.0; n],
+        catch_up: vec![0.0; n],
+        findings: vec![Vec::new(); n],
+    };
     let catch_up_secs = config.catch_up.as_secs_f64();
-    for &v in &order {
+    for &v in order {
         let vertex = &job.vertices[v];
         if vertex.is_source || inputs[v].is_empty() {
             let consumed = finite_or(vertex.records_in_rate, 0.0);
-            if let Some(pending) = vertex.pending_records {
-                arrival[v] = (consumed + vertex.backlog_growth.unwrap_or(0.0)).max(0.0);
-                catch_up[v] = if catch_up_secs > 0.0 {
-                    pending.max(0.0) / catch_up_secs
-                } else {
-                    0.0
-                };
+            let Some(pending) = vertex.pending_records else {
+                t.arrival[v] = consumed;
+                t.findings[v].push(no_backlog_metric(vertex, consumed));
+                continue;
+            };
+            t.arrival[v] = (consumed + vertex.backlog_growth.unwrap_or(0.0)).max(0.0);
+            t.catch_up[v] = if catch_up_secs > 0.0 {
+                pending.max(0.0) / catch_up_secs
             } else {
-                arrival[v] = consumed;
-                let blocked = if vertex.backpressure >= 0.1 {
-                    format!(
-                        "; it is back-pressured {:.0}% of the time, so the real demand may be higher and shows once the bottleneck downstream is relieved",
-                        vertex.backpressure * 100.0
-                    )
-                } else {
-                    String::new()
-                };
-                findings[v].push(Finding {
-                    code: Code::NoBacklogMetric,
-                    message: format!(
-                        "source reports no pendingRecords: its arrival rate is taken as the {consumed:.1} records/s it consumed and no backlog catch-up is planned{blocked}"
-                    ),
-                });
-            }
+                0.0
+            };
         } else {
             let upstream_out: f64 = inputs[v]
                 .iter()
@@ -385,178 +424,318 @@ pub fn decide(
                 .sum();
             for edge in &inputs[v] {
                 let ratio = output_ratio(job, edge, upstream_out);
-                arrival[v] += arrival[edge.from] * ratio;
-                catch_up[v] += catch_up[edge.from] * ratio;
+                t.arrival[v] += t.arrival[edge.from] * ratio;
+                t.catch_up[v] += t.catch_up[edge.from] * ratio;
             }
         }
     }
+    t
+}
 
-    let mut decisions = Vec::with_capacity(n);
-    for v in 0..n {
-        let vertex = &job.vertices[v];
-        let current = vertex.parallelism.max(1);
-        let tpr = true_rates[v];
-        let target = arrival[v] + catch_up[v];
-        let per_subtask = tpr / current as f64;
-        let granularity = granularity(vertex, &inputs[v]);
-        let known = tpr.is_finite() && tpr > 0.0;
-        let expected_utilization = if known {
-            target / (per_subtask * granularity.effective(current))
-        } else if tpr.is_nan() {
+fn no_backlog_metric(vertex: &VertexSnapshot, consumed: f64) -> Finding {
+    let blocked = if vertex.backpressure >= 0.1 {
+        format!(
+            "; it is back-pressured {:.0}% of the time, so the real demand may be higher and shows once the bottleneck downstream is relieved",
+            vertex.backpressure * 100.0
+        )
+    } else {
+        String::new()
+    };
+    Finding {
+        code: Code::NoBacklogMetric,
+        message: format!(
+            "source reports no pendingRecords: its arrival rate is taken as the {consumed:.1} records/s it consumed and no backlog catch-up is planned{blocked}"
+        ),
+    }
+}
+
+/// What one vertex's sizing rests on: how much it does now, must do, and how it scales.
+struct Sizing {
+    current: u32,
+    true_rate: f64,
+    target: f64,
+    granularity: Granularity,
+    per_subtask: f64,
+    effective_now: f64,
+    /// How the rate grows with parallelism, learned (1: linear).
+    exponent: f64,
+    target_utilization: f64,
+}
+
+impl Sizing {
+    /// The true rate is a number: the vertex processes records and its busy time says how fast.
+    fn known(&self) -> bool {
+        self.true_rate.is_finite() && self.true_rate > 0.0
+    }
+
+    /// Records/s the vertex would sustain at parallelism p, scaling as it was seen to.
+    fn capacity_at(&self, p: u32) -> f64 {
+        let effective = self.granularity.effective(p);
+        self.per_subtask * effective * (effective / self.effective_now).powf(self.exponent - 1.0)
+    }
+
+    /// Whether p runs the target at the target utilization; processing nothing (an infinite
+    /// rate), the minimum will do.
+    fn enough(&self, p: u32) -> bool {
+        !self.known() || self.capacity_at(p) * self.target_utilization >= self.target
+    }
+
+    /// Busy ratio the vertex would have at the target rate with its current parallelism.
+    fn expected_utilization(&self) -> f64 {
+        if self.known() {
+            self.target / (self.per_subtask * self.effective_now)
+        } else if self.true_rate.is_nan() {
             f64::NAN
         } else {
             0.0
-        };
-        let (min_p, max_p) = limits(vertex, config);
-        let upper = granularity.upper(max_p);
-        let state = history.vertices.entry(vertex.id.clone()).or_default();
-        let effective_now = granularity.effective(current);
-        // Learn only from clear measurements: a nearly idle vertex's rate says little about
-        // its capacity.
-        if known && vertex.busy.is_finite() && vertex.busy >= RELIABLE_BUSY {
-            // What the vertex sustains at this parallelism, its hottest subtask's share included.
-            state.observe(effective_now, per_subtask * effective_now);
         }
-        // Records/s the vertex would sustain at parallelism p, scaling as it was seen to.
-        let exponent = if config.learn_scaling {
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_vertex(
+    job: &JobSnapshot,
+    v: usize,
+    inputs: &[&Edge],
+    true_rate: f64,
+    (arrival, catch_up): (f64, f64),
+    mut findings: Vec<Finding>,
+    state: &mut VertexHistory,
+    config: &ScalingConfig,
+    now_ms: i64,
+) -> VertexDecision {
+    let vertex = &job.vertices[v];
+    let sizing = sizing(vertex, inputs, true_rate, arrival + catch_up, state, config);
+    let current = sizing.current;
+    let expected_utilization = sizing.expected_utilization();
+    let mut recommended = smallest_sufficient(vertex, &sizing, config, &mut findings);
+    recommended = hold_band(recommended, expected_utilization, current, config);
+    recommended = hold_for_skew(recommended, job, v, inputs, config, &mut findings);
+    recommended =
+        hold_after_ineffective_scale_up(recommended, &sizing, state, config, &mut findings);
+    recommended = delay_scale_down(recommended, current, state, config, now_ms, &mut findings);
+    if recommended > current {
+        state.last_scale_up = Some(ScaleUpRecord {
+            from: current,
+            to: recommended,
+            rate_before: true_rate,
+            expected_rate: sizing.capacity_at(recommended),
+        });
+    }
+    VertexDecision {
+        id: vertex.id.clone(),
+        name: vertex.name.clone(),
+        current,
+        recommended,
+        evidence: Evidence {
+            true_rate,
+            arrival_rate: arrival,
+            catch_up_rate: catch_up,
+            records_in_rate: vertex.records_in_rate,
+            busy: vertex.busy,
+            busy_max: vertex.busy_max,
+            backpressure: vertex.backpressure,
+            pending_records: vertex.pending_records,
+            backlog_growth: vertex.backlog_growth,
+            expected_utilization,
+        },
+        findings,
+    }
+}
+
+/// The vertex's sizing inputs; what it sustains now is remembered to learn how it scales,
+/// from clear measurements only (a nearly idle vertex's rate says little about its capacity).
+fn sizing(
+    vertex: &VertexSnapshot,
+    inputs: &[&Edge],
+    true_rate: f64,
+    target: f64,
+    state: &mut VertexHistory,
+    config: &ScalingConfig,
+) -> Sizing {
+    let current = vertex.parallelism.max(1);
+    let granularity = granularity(vertex, inputs);
+    let effective_now = granularity.effective(current);
+    let per_subtask = true_rate / current as f64;
+    let known = true_rate.is_finite() && true_rate > 0.0;
+    if known && vertex.busy.is_finite() && vertex.busy >= RELIABLE_BUSY {
+        // What the vertex sustains at this parallelism, its hottest subtask's share included.
+        state.observe(effective_now, per_subtask * effective_now);
+    }
+    Sizing {
+        current,
+        true_rate,
+        target,
+        granularity,
+        per_subtask,
+        effective_now,
+        exponent: if config.learn_scaling {
             state.scaling_exponent()
         } else {
             1.0
-        };
-        let capacity_at = |p: u32| {
-            let effective = granularity.effective(p);
-            per_subtask * effective * (effective / effective_now).powf(exponent - 1.0)
-        };
+        },
+        target_utilization: config.target_utilization,
+    }
+}
 
-        // Processing nothing (an infinite rate): the minimum will do.
-        let enough = |p: u32| !known || capacity_at(p) * config.target_utilization >= target;
-        let mut recommended = if tpr.is_nan() {
-            current
-        } else {
-            granularity.smallest(enough, upper)
-        };
-        if known && !enough(upper) {
-            findings[v].push(Finding {
-                code: Code::ParallelismBound,
-                message: format!(
-                    "needs {target:.1} records/s at {:.0}% busy but cannot exceed parallelism {upper} ({}); there it would run at {:.0}% busy",
-                    config.target_utilization * 100.0,
-                    granularity.bound_reason(max_p),
-                    100.0 * target / capacity_at(upper)
-                ),
-            });
-        }
-        recommended = recommended.clamp(min_p.min(upper), upper);
-
-        let (low, high) = config.hold_band;
-        // Close enough to the target (the hottest subtask's share and the catch-up included):
-        // not worth a restart. This band is also what keeps decisions from flapping.
-        if (low..=high).contains(&expected_utilization) {
-            recommended = current;
-        }
-
-        // A saturated hottest subtask next to idle ones: more subtasks would not help.
-        if vertex.busy_max >= config.saturation
-            && vertex.busy > 0.0
-            && vertex.busy_max >= config.skew_ratio * vertex.busy
-            && current > 1
-        {
-            let keyed_by = inputs[v]
-                .iter()
-                .find(|e| e.ship == ShipStrategy::Hash)
-                .map(|e| format!("keys of the keyBy after \"{}\"", job.vertices[e.from].name));
-            findings[v].push(Finding {
-                code: Code::DataSkew,
-                message: format!(
-                    "hottest subtask {:.0}% busy while the average is {:.0}% ({:.1}x): the {} are unevenly spread over subtasks; more subtasks would not relieve the hot one, spread the hot keys instead (salt them, or pre-aggregate before the keyBy)",
-                    vertex.busy_max * 100.0,
-                    vertex.busy * 100.0,
-                    vertex.busy_max / vertex.busy,
-                    keyed_by.unwrap_or_else(|| "records".to_string())
-                ),
-            });
-            recommended = current;
-        }
-
-        if let Some(last) = state.last_scale_up {
-            let expected_gain = last.expected_rate - last.rate_before;
-            if current == last.to && last.to > last.from && expected_gain > 0.0 && tpr.is_finite() {
-                let gain = tpr - last.rate_before;
-                if gain < config.effectiveness_threshold * expected_gain && recommended > current {
-                    findings[v].push(Finding {
-                        code: Code::ExternalBottleneck,
-                        message: format!(
-                            "the scale-up from {} to {} raised its processing rate by {:.1} records/s where {:.1} were expected: something outside the vertex (an external system, a lock, I/O) limits it, so it is not scaled further",
-                            last.from, last.to, gain, expected_gain
-                        ),
-                    });
-                    recommended = current;
-                }
-            }
-        }
-
-        if recommended < current {
-            let delay_ms = config.scale_down_delay.as_millis() as i64;
-            state.pending_scale_downs.push_back((now_ms, recommended));
-            let first = state
-                .pending_scale_downs
-                .front()
-                .map(|(t, _)| *t)
-                .unwrap_or(now_ms);
-            if now_ms - first < delay_ms {
-                findings[v].push(Finding {
-                    code: Code::ScaleDownDelayed,
-                    message: format!(
-                        "{current} -> {recommended} would suffice; scale-downs wait another {}s and then take the highest parallelism recommended meanwhile",
-                        (delay_ms - (now_ms - first)) / 1000
-                    ),
-                });
-                recommended = current;
-            } else {
-                let window_start = now_ms - delay_ms;
-                recommended = state
-                    .pending_scale_downs
-                    .iter()
-                    .filter(|(t, _)| *t >= window_start)
-                    .map(|(_, p)| *p)
-                    .max()
-                    .unwrap_or(recommended);
-                state.pending_scale_downs.clear();
-            }
-        } else {
-            state.pending_scale_downs.clear();
-        }
-        if recommended > current {
-            state.last_scale_up = Some(ScaleUpRecord {
-                from: current,
-                to: recommended,
-                rate_before: tpr,
-                expected_rate: capacity_at(recommended),
-            });
-        }
-
-        decisions.push(VertexDecision {
-            id: vertex.id.clone(),
-            name: vertex.name.clone(),
-            current,
-            recommended,
-            evidence: Evidence {
-                true_rate: tpr,
-                arrival_rate: arrival[v],
-                catch_up_rate: catch_up[v],
-                records_in_rate: vertex.records_in_rate,
-                busy: vertex.busy,
-                busy_max: vertex.busy_max,
-                backpressure: vertex.backpressure,
-                pending_records: vertex.pending_records,
-                backlog_growth: vertex.backlog_growth,
-                expected_utilization,
-            },
-            findings: std::mem::take(&mut findings[v]),
+/// The smallest parallelism within the vertex's limits that runs its target at the target
+/// utilization; when none does, the upper limit and an AT123 finding.
+fn smallest_sufficient(
+    vertex: &VertexSnapshot,
+    sizing: &Sizing,
+    config: &ScalingConfig,
+    findings: &mut Vec<Finding>,
+) -> u32 {
+    let (min_p, max_p) = limits(vertex, config);
+    let upper = sizing.granularity.upper(max_p);
+    let recommended = if sizing.true_rate.is_nan() {
+        sizing.current
+    } else {
+        sizing.granularity.smallest(|p| sizing.enough(p), upper)
+    };
+    if sizing.known() && !sizing.enough(upper) {
+        findings.push(Finding {
+            code: Code::ParallelismBound,
+            message: format!(
+                "needs {:.1} records/s at {:.0}% busy but cannot exceed parallelism {upper} ({}); there it would run at {:.0}% busy",
+                sizing.target,
+                config.target_utilization * 100.0,
+                sizing.granularity.bound_reason(max_p),
+                100.0 * sizing.target / sizing.capacity_at(upper)
+            ),
         });
     }
+    recommended.clamp(min_p.min(upper), upper)
+}
 
-    // The bottleneck: the vertex that cannot keep up now (not one merely blocked by another).
+/// Close enough to the target (the hottest subtask's share and the catch-up included): not
+/// worth a restart. This band is also what keeps decisions from flapping.
+fn hold_band(
+    recommended: u32,
+    expected_utilization: f64,
+    current: u32,
+    config: &ScalingConfig,
+) -> u32 {
+    let (low, high) = config.hold_band;
+    if (low..=high).contains(&expected_utilization) {
+        current
+    } else {
+        recommended
+    }
+}
+
+/// A saturated hottest subtask next to idle ones: more subtasks would not help (AT120).
+fn hold_for_skew(
+    recommended: u32,
+    job: &JobSnapshot,
+    v: usize,
+    inputs: &[&Edge],
+    config: &ScalingConfig,
+    findings: &mut Vec<Finding>,
+) -> u32 {
+    let vertex = &job.vertices[v];
+    let current = vertex.parallelism.max(1);
+    let skewed = vertex.busy_max >= config.saturation
+        && vertex.busy > 0.0
+        && vertex.busy_max >= config.skew_ratio * vertex.busy
+        && current > 1;
+    if !skewed {
+        return recommended;
+    }
+    let keyed_by = inputs
+        .iter()
+        .find(|e| e.ship == ShipStrategy::Hash)
+        .map(|e| format!("keys of the keyBy after \"{}\"", job.vertices[e.from].name));
+    findings.push(Finding {
+        code: Code::DataSkew,
+        message: format!(
+            "hottest subtask {:.0}% busy while the average is {:.0}% ({:.1}x): the {} are unevenly spread over subtasks; more subtasks would not relieve the hot one, spread the hot keys instead (salt them, or pre-aggregate before the keyBy)",
+            vertex.busy_max * 100.0,
+            vertex.busy * 100.0,
+            vertex.busy_max / vertex.busy,
+            keyed_by.unwrap_or_else(|| "records".to_string())
+        ),
+    });
+    current
+}
+
+/// The last scale-up did not raise the vertex's rate as expected: something outside it
+/// limits it, so it is not scaled further (AT121).
+fn hold_after_ineffective_scale_up(
+    recommended: u32,
+    sizing: &Sizing,
+    state: &VertexHistory,
+    config: &ScalingConfig,
+    findings: &mut Vec<Finding>,
+) -> u32 {
+    let current = sizing.current;
+    let Some(last) = state.last_scale_up else {
+        return recommended;
+    };
+    let expected_gain = last.expected_rate - last.rate_before;
+    let scaled_to_now = current == last.to && last.to > last.from && expected_gain > 0.0;
+    if !scaled_to_now || !sizing.true_rate.is_finite() || recommended <= current {
+        return recommended;
+    }
+    let gain = sizing.true_rate - last.rate_before;
+    if gain >= config.effectiveness_threshold * expected_gain {
+        return recommended;
+    }
+    findings.push(Finding {
+        code: Code::ExternalBottleneck,
+        message: format!(
+            "the scale-up from {} to {} raised its processing rate by {:.1} records/s where {:.1} were expected: something outside the vertex (an external system, a lock, I/O) limits it, so it is not scaled further",
+            last.from, last.to, gain, expected_gain
+        ),
+    });
+    current
+}
+
+/// A scale-down waits for `scale_down_delay` (AT125) and then takes the highest parallelism
+/// recommended meanwhile; any other recommendation forgets the pending ones.
+fn delay_scale_down(
+    recommended: u32,
+    current: u32,
+    state: &mut VertexHistory,
+    config: &ScalingConfig,
+    now_ms: i64,
+    findings: &mut Vec<Finding>,
+) -> u32 {
+    if recommended >= current {
+        state.pending_scale_downs.clear();
+        return recommended;
+    }
+    let delay_ms = config.scale_down_delay.as_millis() as i64;
+    state.pending_scale_downs.push_back((now_ms, recommended));
+    let first = state
+        .pending_scale_downs
+        .front()
+        .map_or(now_ms, |(t, _)| *t);
+    if now_ms - first < delay_ms {
+        findings.push(Finding {
+            code: Code::ScaleDownDelayed,
+            message: format!(
+                "{current} -> {recommended} would suffice; scale-downs wait another {}s and then take the highest parallelism recommended meanwhile",
+                (delay_ms - (now_ms - first)) / 1000
+            ),
+        });
+        return current;
+    }
+    let window_start = now_ms - delay_ms;
+    let highest = state
+        .pending_scale_downs
+        .iter()
+        .filter(|(t, _)| *t >= window_start)
+        .map(|(_, p)| *p)
+        .max()
+        .unwrap_or(recommended);
+    state.pending_scale_downs.clear();
+    highest
+}
+
+/// The bottleneck: the vertex that cannot keep up now (not one merely blocked by another),
+/// named first among its findings (AT110).
+fn mark_bottleneck(decisions: &mut [VertexDecision], config: &ScalingConfig) -> Option<usize> {
     let bottleneck = decisions
         .iter()
         .enumerate()
@@ -570,49 +749,43 @@ pub fn decide(
                 .expected_utilization
                 .total_cmp(&b.1.evidence.expected_utilization)
         })
-        .map(|(i, _)| i);
-    if let Some(b) = bottleneck {
-        let d = &mut decisions[b];
-        let message = format!(
-            "limits the job: {:.0}% busy (hottest subtask {:.0}%), must sustain {:.1} records/s, can do {:.1} at parallelism {}",
-            d.evidence.busy * 100.0,
-            d.evidence.busy_max * 100.0,
-            d.evidence.arrival_rate + d.evidence.catch_up_rate,
-            d.evidence.true_rate,
-            d.current
-        );
-        d.findings.insert(
-            0,
-            Finding {
-                code: Code::Bottleneck,
-                message,
-            },
-        );
-    }
+        .map(|(i, _)| i)?;
+    let d = &mut decisions[bottleneck];
+    let message = format!(
+        "limits the job: {:.0}% busy (hottest subtask {:.0}%), must sustain {:.1} records/s, can do {:.1} at parallelism {}",
+        d.evidence.busy * 100.0,
+        d.evidence.busy_max * 100.0,
+        d.evidence.arrival_rate + d.evidence.catch_up_rate,
+        d.evidence.true_rate,
+        d.current
+    );
+    d.findings.insert(
+        0,
+        Finding {
+            code: Code::Bottleneck,
+            message,
+        },
+    );
+    Some(bottleneck)
+}
 
-    let slots_needed = decisions.iter().map(|d| d.recommended).max().unwrap_or(0);
-    let mut job_findings = Vec::new();
-    if let Some(available) = job.available_slots {
-        if slots_needed > available {
-            let missing = slots_needed - available;
-            let more_tms = job
-                .slots_per_taskmanager
-                .filter(|s| *s > 0)
-                .map(|s| missing.div_ceil(s));
-            job_findings.push(Finding {
-                code: Code::SlotsShort,
-                message: format!(
-                    "the recommended parallelism needs {slots_needed} task slots, the cluster has {available}: add {missing} slots{}",
-                    more_tms.map(|t| format!(" ({t} more TaskManagers)")).unwrap_or_default()
-                ),
-            });
-        }
+/// The plan needs more task slots than the cluster has (AT124).
+fn slots_short(job: &JobSnapshot, slots_needed: u32) -> Option<Finding> {
+    let available = job.available_slots?;
+    if slots_needed <= available {
+        return None;
     }
-    Ok(JobDecision {
-        vertices: decisions,
-        findings: job_findings,
-        bottleneck,
-        slots_needed,
+    let missing = slots_needed - available;
+    let more_tms = job
+        .slots_per_taskmanager
+        .filter(|s| *s > 0)
+        .map(|s| missing.div_ceil(s));
+    Some(Finding {
+        code: Code::SlotsShort,
+        message: format!(
+            "the recommended parallelism needs {slots_needed} task slots, the cluster has {available}: add {missing} slots{}",
+            more_tms.map(|t| format!(" ({t} more TaskManagers)")).unwrap_or_default()
+        ),
     })
 }
 
