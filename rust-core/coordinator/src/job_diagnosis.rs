@@ -42,7 +42,7 @@ pub struct JobsDiagnosis {
     process: Option<ProcessDiagnostics>,
     jobs: HashMap<String, JobDiagnosis>,
     version: Option<FlinkVersion>,
-    repeat_ms: u64,
+    repeat: Duration,
     every_ms: i64,
     last_tick_ms: Option<i64>,
     /// The vertex the scaling model last named the bottleneck, per job.
@@ -64,7 +64,7 @@ impl JobsDiagnosis {
             process,
             jobs: HashMap::new(),
             version: None,
-            repeat_ms: repeat.as_millis() as u64,
+            repeat,
             every_ms: every.as_millis() as i64,
             last_tick_ms: None,
             bottlenecks: HashMap::new(),
@@ -210,7 +210,7 @@ pub fn tick(
     };
     let ids: HashSet<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
     diag.retain_jobs(&ids);
-    let repeat_ms = diag.repeat_ms;
+    let repeat = diag.repeat;
     for job in jobs {
         if stop.is_stopped() {
             return;
@@ -339,8 +339,8 @@ pub fn tick(
         if entry.diagnoser.first_overflow() {
             announcer.overflow(&format!("job=\"{}\" ({})", job.name, job.jid));
         }
-        let repeat = if terminal { 0 } else { repeat_ms };
-        let due = entry.diagnoser.due(now_ms.max(0) as u64, repeat);
+        let repeat = if terminal { Duration::ZERO } else { repeat };
+        let due = entry.diagnoser.due(now_ms, repeat);
         if !due.is_empty() {
             let scope = format!("job=\"{}\" ({})", job.name, job.jid);
             for d in &due {

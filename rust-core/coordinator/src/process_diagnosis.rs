@@ -140,8 +140,7 @@ impl ProcessDiagnostics {
     }
 
     fn due(&mut self, now_ms: i64) -> Vec<Diagnosis> {
-        self.diagnoser
-            .due(now_ms.max(0) as u64, self.repeat.as_millis() as u64)
+        self.diagnoser.due(now_ms, self.repeat)
     }
 
     pub fn scope(&self) -> &str {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -50,8 +51,9 @@ pub struct Diagnosis {
     /// Count when it was last handed out to be said; 0: never.
     #[serde(skip)]
     said_count: u64,
+    /// When it was last handed out, epoch ms.
     #[serde(skip)]
-    said_at_ms: u64,
+    said_at_ms: i64,
 }
 
 impl Diagnosis {
@@ -364,9 +366,10 @@ impl Diagnoser {
         out
     }
 
-    /// Findings to say now: those never said, and those seen again since they were last said
-    /// if `repeat_ms` has passed since. Each is marked as said.
-    pub fn due(&mut self, now_ms: u64, repeat_ms: u64) -> Vec<Diagnosis> {
+    /// Findings to say now (`now_ms`: epoch ms): those never said, and those seen again since
+    /// they were last said if `repeat` has passed since. Each is marked as said.
+    pub fn due(&mut self, now_ms: i64, repeat: Duration) -> Vec<Diagnosis> {
+        let repeat_ms = i64::try_from(repeat.as_millis()).unwrap_or(i64::MAX);
         let mut out = Vec::new();
         for d in &mut self.findings {
             let new = d.said_count == 0;
@@ -450,24 +453,27 @@ mod tests {
         let mut d = diagnosed("1.20.3", 5);
         assert_eq!(d.findings().len(), 1);
         assert_eq!(d.findings()[0].count, 5);
-        assert_eq!(d.due(1_000, 600_000).len(), 1, "new: said");
-        assert!(d.due(2_000, 600_000).is_empty(), "nothing new");
+        assert_eq!(d.due(1_000, Duration::from_secs(600)).len(), 1, "new: said");
+        assert!(
+            d.due(2_000, Duration::from_secs(600)).is_empty(),
+            "nothing new"
+        );
         let ctx = Context::default();
         for r in records(FINISHED) {
             d.observe(&r, Origin::Log, None, &ctx);
         }
         assert!(
-            d.due(300_000, 600_000).is_empty(),
+            d.due(300_000, Duration::from_secs(600)).is_empty(),
             "seen again, but within the interval"
         );
-        let again = d.due(601_000, 600_000);
+        let again = d.due(601_000, Duration::from_secs(600));
         assert_eq!(
             (again.len(), again[0].count),
             (1, 6),
             "said again with its count"
         );
         assert!(
-            d.due(1_300_000, 600_000).is_empty(),
+            d.due(1_300_000, Duration::from_secs(600)).is_empty(),
             "not seen since: silent"
         );
     }
