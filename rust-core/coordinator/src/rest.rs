@@ -422,10 +422,15 @@ impl FlinkRest {
         tm_id: &str,
         names: &[&str],
     ) -> Result<HashMap<String, f64>, RestError> {
-        let entries: Vec<MetricEntry> = self.get(&format!(
+        self.numeric_metrics(&format!(
             "/taskmanagers/{tm_id}/metrics?get={}",
             names.join(",")
-        ))?;
+        ))
+    }
+
+    /// A metrics endpoint's values that are numbers, by name.
+    fn numeric_metrics(&self, path: &str) -> Result<HashMap<String, f64>, RestError> {
+        let entries: Vec<MetricEntry> = self.get(path)?;
         Ok(entries
             .into_iter()
             .filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?)))
@@ -513,14 +518,10 @@ impl FlinkRest {
         if names.is_empty() {
             return Ok(HashMap::new());
         }
-        let entries: Vec<MetricEntry> = self.get(&format!(
+        self.numeric_metrics(&format!(
             "/jobs/{job_id}/vertices/{vertex_id}/metrics?get={}",
             names.join(",")
-        ))?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?)))
-            .collect())
+        ))
     }
 }
 
