@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the demo need beyond a new machine's toolchains
-# (Rust, Java 17, Python 3): Debian's Gradle and the Python test libraries. Flink
-# distributions are installed on first use by tests/harness/flink.py (from PyPI).
+# (Rust, Java 17, Python 3): Debian's Gradle and Maven, and the Python test libraries. Flink
+# distributions are installed on first use by tests/harness/flink.py (from PyPI); the Kafka
+# broker and Flink's Kafka connector by tests/harness/kafka.py (from Maven Central, with Maven).
 # Idempotent and quiet when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +18,15 @@ if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy 
   rustup component add rustfmt clippy >/dev/null
 fi
 
-if ! command -v gradle >/dev/null 2>&1; then
-  echo "bootstrap: installing Gradle from Debian's packages"
+missing=()
+command -v gradle >/dev/null 2>&1 || missing+=(gradle)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]} from Debian's packages"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends gradle >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! python3 -c 'import pytest, yaml' >/dev/null 2>&1; then

@@ -93,6 +93,24 @@ def build_example_job(flink_home: Path, out_dir: Path) -> Path:
     return jar
 
 
+KAFKA_BUILD_SCRIPT = REPO_ROOT / "examples" / "kafka-job" / "build.sh"
+
+
+def build_kafka_job(flink_home: Path, out_dir: Path, connector_jars: list[Path]) -> Path:
+    """Build examples/kafka-job against `flink_home` and the Kafka connector's jars."""
+    out_dir = Path(out_dir)
+    jar = out_dir / f"kafka-job-{flink_version(flink_home)}.jar"
+    sources = [KAFKA_BUILD_SCRIPT, *REPO_ROOT.joinpath("examples").rglob("*.java")]
+    if jar.is_file() and jar.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return jar
+    out_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["bash", str(KAFKA_BUILD_SCRIPT), str(flink_home), str(jar), *map(str, connector_jars)],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the Kafka job failed:\n{_tail(proc.stdout + proc.stderr)}")
+    return jar
+
+
 def _flatten(tree, prefix: str = "") -> dict:
     """Nested config.yaml -> flat dotted keys (Flink treats both forms the same)."""
     flat = {}
@@ -138,7 +156,7 @@ class FlinkCluster:
     def __init__(self, flink_home: Path, workdir: Path, *, taskmanagers: int = 2, slots: int = 2,
                  conf_format: str = "auto", conf: dict[str, str] | None = None,
                  plugin_jar: Path | None = None, tm_process_size: str = "1024m",
-                 jm_process_size: str = "1024m"):
+                 jm_process_size: str = "1024m", lib_jars: list[Path] | None = None):
         self.dist = Path(flink_home).resolve()
         self.workdir = Path(workdir).resolve()
         self.version = flink_version(self.dist)
@@ -154,6 +172,8 @@ class FlinkCluster:
         self.slots = slots
         self.extra_conf = dict(conf or {})
         self.plugin_jar = Path(plugin_jar) if plugin_jar else None
+        # Jars added to the cluster's lib/ (a connector the job uses, say).
+        self.lib_jars = [Path(j) for j in lib_jars or []]
         self.tm_process_size = tm_process_size
         self.jm_process_size = jm_process_size
         self.home = self.workdir / "flink"
@@ -194,6 +214,8 @@ class FlinkCluster:
             plugin_dir = self.home / "plugins" / "autotune"
             plugin_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy(self.plugin_jar, plugin_dir / self.plugin_jar.name)
+        for jar in self.lib_jars:
+            shutil.copy(jar, self.home / "lib" / jar.name)
 
         self._script("jobmanager.sh", "start")
         for _ in range(self.taskmanagers):

@@ -1,0 +1,95 @@
+package dev.flinkautotune.examples;
+
+import java.nio.ByteBuffer;
+import java.util.Map;
+
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.serialization.DeserializationSchema;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.connector.kafka.source.KafkaSource;
+import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+
+/**
+ * The sample job on a real Kafka topic: Kafka Source -> keyBy -> Work -> Sink. Work burns
+ * {@code --cost-us} of CPU per record (the known bottleneck); with {@code --deserialize-cost-us}
+ * the source's deserializer burns CPU too, so the source itself can be the bottleneck (the
+ * case where busy time understates a Kafka reader, whose fetcher runs in its own thread).
+ *
+ * <pre>
+ * --bootstrap 127.0.0.1:9092 --topic events --group autotune --cost-us 1500
+ * --deserialize-cost-us 0 --work-parallelism 1 --source-parallelism 1 --keys 1024
+ * --job-name autotune-kafka-job
+ * </pre>
+ */
+public final class KafkaJob {
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> opts = QueueJob.parseArgs(args);
+        String bootstrap = opts.getOrDefault("bootstrap", "127.0.0.1:9092");
+        String topic = opts.getOrDefault("topic", "events");
+        long costUs = Long.parseLong(opts.getOrDefault("cost-us", "0"));
+        long deserializeCostUs = Long.parseLong(opts.getOrDefault("deserialize-cost-us", "0"));
+        int keys = Integer.parseInt(opts.getOrDefault("keys", "1024"));
+
+        KafkaSource<Tuple2<Long, Long>> source = KafkaSource.<Tuple2<Long, Long>>builder()
+                .setBootstrapServers(bootstrap)
+                .setTopics(topic)
+                .setGroupId(opts.getOrDefault("group", "autotune"))
+                .setStartingOffsets(OffsetsInitializer.earliest())
+                .setValueOnlyDeserializer(new CostlyRecords(deserializeCostUs * 1000, keys))
+                // Offsets are committed with checkpoints; without checkpoints, periodically.
+                .setProperty("enable.auto.commit", "true")
+                .setProperty("auto.commit.interval.ms", "1000")
+                .build();
+
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        int workParallelism = Integer.parseInt(opts.getOrDefault("work-parallelism", "1"));
+        env.fromSource(source, WatermarkStrategy.noWatermarks(), "Kafka Source")
+                .uid("kafka-source")
+                .setParallelism(Integer.parseInt(opts.getOrDefault("source-parallelism", "1")))
+                .keyBy(new QueueJob.ByKey(), Types.LONG)
+                .map(new QueueJob.BusyWork(costUs * 1000))
+                .name("Work")
+                .uid("work")
+                .setParallelism(workParallelism)
+                .sinkTo(new DiscardingSink<>())
+                .name("Sink")
+                .uid("sink")
+                .setParallelism(workParallelism);
+        env.execute(opts.getOrDefault("job-name", "autotune-kafka-job"));
+    }
+
+    /** A record's value as (key, value), after burning the given CPU time. */
+    static final class CostlyRecords implements DeserializationSchema<Tuple2<Long, Long>> {
+        private final long costNanos;
+        private final int keys;
+
+        CostlyRecords(long costNanos, int keys) {
+            this.costNanos = costNanos;
+            this.keys = keys;
+        }
+
+        @Override
+        public Tuple2<Long, Long> deserialize(byte[] message) {
+            long hash = message == null ? 0 : java.util.Arrays.hashCode(message);
+            if (message != null && message.length >= 8) {
+                hash ^= ByteBuffer.wrap(message).getLong();
+            }
+            return QueueJob.BusyWork.spin(costNanos, Tuple2.of(Math.floorMod(hash, (long) keys), hash));
+        }
+
+        @Override
+        public boolean isEndOfStream(Tuple2<Long, Long> next) {
+            return false;
+        }
+
+        @Override
+        public TypeInformation<Tuple2<Long, Long>> getProducedType() {
+            return Types.TUPLE(Types.LONG, Types.LONG);
+        }
+    }
+}

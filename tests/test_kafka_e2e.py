@@ -1,0 +1,89 @@
+"""A real Kafka broker (a KRaft node on loopback) feeding the sample job through Flink's Kafka
+source, with the plugin in the cluster: the plugin sees the topic's partitions and the
+consumer's backlog (`pendingRecords`) and names the bottleneck downstream of the source.
+
+The source-sizing scenarios of issue 11 (catch-up and back down, the source as the
+bottleneck, restarts, a stalled broker) build on this harness."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import FLINK_VERSIONS
+from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.flink import FlinkCluster, build_kafka_job
+from harness.kafka import KafkaBroker, kafka_connector_jars
+
+PARTITIONS = 8
+BACKLOG = 30_000  # records waiting before the job starts
+RATE = 300  # records/s arriving while it runs
+COST_US = 2500  # Work: 400 records/s per subtask
+CONF = {
+    "metrics.reporter.autotune.factory.class": "dev.flinkautotune.AutotuneReporterFactory",
+    "metrics.reporter.autotune.interval": "5 s",
+    "metrics.reporter.autotune.stabilization": "20 s",
+    "metrics.reporter.autotune.decision-window": "30 s",
+    "metrics.reporter.autotune.decision-interval": "15 s",
+    "metrics.reporter.autotune.poll-interval": "3 s",
+    "metrics.reporter.autotune.record": "true",
+}
+
+
+@pytest.fixture(scope="module")
+def kafka_job(plugin_jar, flink_home, tmp_path_factory):
+    version = FLINK_VERSIONS[-1]
+    workdir = tmp_path_factory.mktemp(f"kafka-{version}")
+    connector = kafka_connector_jars(version)
+    job_jar = build_kafka_job(flink_home(version), workdir / "jobs", connector)
+    with KafkaBroker(workdir / "kafka") as broker:
+        broker.create_topic("events", PARTITIONS)
+        broker.produce("events", BACKLOG)
+        # Arrivals for at most 6 minutes: the producer stops by itself.
+        broker.produce("events", RATE * 360, rate=RATE, wait=False)
+        with FlinkCluster(flink_home(version), workdir / "flink", taskmanagers=2, slots=2, conf=CONF,
+                          plugin_jar=plugin_jar, lib_jars=connector) as cluster:
+            args = ["--bootstrap", broker.bootstrap, "--topic", "events", "--group", "autotune-e2e",
+                    "--cost-us", str(COST_US), "--job-name", "autotune-kafka"]
+            job_id = cluster.submit(job_jar, args)
+            cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
+
+            def planned():
+                lines = autotune_lines(cluster.jobmanager_log())
+                return lines if any(l.startswith("AUTOTUNE AT100 PLAN") and job_id in l for l in lines) else None
+
+            lines = wait_for(planned, timeout=300, what="the plugin's first decision on the Kafka job",
+                             cluster=cluster, interval=3)
+            yield cluster, broker, job_id, lines
+
+
+def test_the_plugin_sees_the_topics_partitions_and_backlog(kafka_job):
+    cluster, broker, job_id, lines = kafka_job
+    recording = cluster.log_dir / "autotune" / job_id / "recording.jsonl"
+    window = json.loads(recording.read_text().splitlines()[0])
+    vertices = window["shape"]["vertices"]
+    source = next(i for i, v in enumerate(vertices) if v["name"].startswith("Source"))
+    found = window["shape"]["source_metrics"][str(source)]
+    assert found["splits"] == PARTITIONS, found
+    assert found["pending"], "the Kafka reader's pendingRecords"
+    backlog = [s["vertices"][source]["pending"] for s in window["samples"]]
+    print(f"source backlog over the first window: {backlog}; consumer group lag now {broker.lag('autotune-e2e')}")
+    assert all(b is not None and b >= 0 for b in backlog), backlog
+    assert max(backlog) > 0, "a backlog is waiting"
+
+
+def test_the_bottleneck_downstream_of_the_kafka_source_is_named(kafka_job):
+    cluster, _, job_id, lines = kafka_job
+    print("\n".join(l for l in lines if job_id in l))
+    bottleneck = [l for l in lines if l.startswith("AUTOTUNE AT110 BOTTLENECK") and job_id in l]
+    assert bottleneck and 'vertex="Work' in bottleneck[0], lines
+    work_up = next(l for l in lines if l.startswith("AUTOTUNE AT101 SCALE_UP") and 'vertex="Work' in l)
+    arrival = float(re.search(r"arrival=([\d.]+)/s", work_up).group(1))
+    recommended = int(re.search(r"parallelism=1->(\d+)", work_up).group(1))
+    print(f"first decision: Work 1 -> {recommended}, arrival read as {arrival:.0f}/s (producer: {RATE}/s)")
+    assert recommended > 1
+    # The source is held back by Work, not short of capacity, and cannot exceed its partitions.
+    assert not any(l.startswith("AUTOTUNE AT101") and 'vertex="Source' in l for l in lines), lines
+    assert plugin_trouble(cluster) == []
