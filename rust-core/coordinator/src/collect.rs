@@ -74,8 +74,9 @@ pub struct ShapeVertex {
     pub id: String,
     pub name: String,
     pub parallelism: u32,
-    /// Key groups; Flink's default lower bound (128) when the REST API does not say.
-    pub max_parallelism: u32,
+    /// Key groups; `None` when the REST API does not say (older releases): not invented.
+    #[serde(default)]
+    pub max_parallelism: Option<u32>,
 }
 
 /// Recordings written before vertices had names kept them as `[id, name, p, max]`.
@@ -86,7 +87,8 @@ enum ShapeVertexForm {
         id: String,
         name: String,
         parallelism: u32,
-        max_parallelism: u32,
+        #[serde(default)]
+        max_parallelism: Option<u32>,
     },
     Tuple(String, String, u32, u32),
 }
@@ -100,7 +102,7 @@ impl From<ShapeVertexForm> for ShapeVertex {
                 parallelism,
                 max_parallelism,
             } => (id, name, parallelism, max_parallelism),
-            ShapeVertexForm::Tuple(id, name, p, max) => (id, name, p, max),
+            ShapeVertexForm::Tuple(id, name, p, max) => (id, name, p, Some(max)),
         };
         ShapeVertex {
             id,
@@ -173,12 +175,12 @@ impl JobShape {
                 .vertices
                 .iter()
                 .map(|v| {
-                    // -1 or absent: Flink's default lower bound of key groups.
+                    // Absent (older releases), -1, or below the parallelism it runs at (which
+                    // Flink never allows): unknown, not a guess.
                     let max = v
                         .max_parallelism
-                        .filter(|m| *m > 0)
-                        .map(|m| m as u32)
-                        .unwrap_or(128);
+                        .and_then(|m| u32::try_from(m).ok())
+                        .filter(|m| *m >= v.parallelism.max(1));
                     ShapeVertex {
                         id: v.id.clone(),
                         name: v.name.clone(),
@@ -266,12 +268,17 @@ pub fn collect(
     'window: loop {
         let details = running(rest, job_id)?;
         let mut shape = JobShape::from_details(&details);
+        let deployed = deployments(&details);
         shape.discover_source_metrics(rest)?;
         let started = Instant::now();
-        let mut samples = Vec::new();
+        let mut samples: Vec<Sample> = Vec::new();
         loop {
             let details = running(rest, job_id)?;
-            if JobShape::from_details(&details).vertices != shape.vertices {
+            // Rescaled, or restarted at the same parallelism (its tasks redeployed): the
+            // window so far measured another run of the job.
+            let changed = JobShape::from_details(&details).vertices != shape.vertices
+                || deployments(&details) != deployed;
+            if changed {
                 restarts += 1;
                 if restarts > max_restarts {
                     return Err(CollectError::Unstable {
@@ -290,7 +297,22 @@ pub fn collect(
             {
                 shape.discover_source_metrics(rest)?;
             }
-            samples.push(sample(rest, &shape, &details)?);
+            let next = sample(rest, &shape, &details)?;
+            // Counters that go back: the tasks restarted between two refreshes of their start.
+            if samples
+                .last()
+                .is_some_and(|last| counters_went_back(last, &next))
+            {
+                restarts += 1;
+                if restarts > max_restarts {
+                    return Err(CollectError::Unstable {
+                        job_id: job_id.to_string(),
+                        restarts,
+                    });
+                }
+                continue 'window;
+            }
+            samples.push(next);
             // The REST API refreshes its values every ~10 s: a window must have seen the
             // counters change twice to measure a rate, so a short one is stretched (to at
             // most three times its length).
@@ -308,6 +330,21 @@ pub fn collect(
             }
         }
     }
+}
+
+/// When each vertex's tasks were (re)deployed: a restart changes it.
+fn deployments(details: &JobDetails) -> Vec<i64> {
+    details.vertices.iter().map(|v| v.start_time).collect()
+}
+
+/// Whether a cumulative counter of any vertex is lower than before.
+fn counters_went_back(before: &Sample, after: &Sample) -> bool {
+    let back = |a: f64, b: f64| a.is_finite() && b.is_finite() && b < a;
+    before.vertices.iter().zip(&after.vertices).any(|(a, b)| {
+        back(a.read_records, b.read_records)
+            || back(a.write_records, b.write_records)
+            || matches!((a.source_records, b.source_records), (Some(x), Some(y)) if back(x, y))
+    })
 }
 
 /// How many times the job's counters were refreshed during the samples.
@@ -508,7 +545,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             parallelism,
-            max_parallelism: 128,
+            max_parallelism: Some(128),
         }
     }
 

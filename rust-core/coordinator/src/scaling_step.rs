@@ -22,6 +22,8 @@ pub struct JobScaling {
     pub parallelism: Option<Vec<u32>>,
     /// Said that the plan cannot be applied in place (once).
     told_cannot_apply: bool,
+    /// Said that the REST API gives no max parallelism for some vertex (once).
+    told_max_parallelism_unknown: bool,
 }
 
 /// A decision on one window.
@@ -43,6 +45,7 @@ pub fn decide_on_window(
 ) -> Result<Decided, String> {
     let snapshot = recording.snapshot();
     let at_ms = recording.end_ms();
+    say_unknown_max_parallelism(job, recording, announcer);
     let decision =
         decide(&snapshot, &settings.scaling, &mut job.history, at_ms).map_err(|e| e.to_string())?;
     job.parallelism = Some(decision.vertices.iter().map(|v| v.recommended).collect());
@@ -70,6 +73,31 @@ pub fn decide_on_window(
         decision,
         fresh: true,
     })
+}
+
+/// Vertices whose max parallelism the REST API does not give (older releases) are sized
+/// without key groups: said once per job.
+fn say_unknown_max_parallelism(job: &mut JobScaling, recording: &Recording, announcer: &Announcer) {
+    if job.told_max_parallelism_unknown {
+        return;
+    }
+    let unknown: Vec<String> = recording
+        .shape
+        .vertices
+        .iter()
+        .filter(|v| v.max_parallelism.is_none())
+        .map(|v| format!("vertex \"{}\" ({})", v.name, v.id))
+        .collect();
+    if unknown.is_empty() {
+        return;
+    }
+    job.told_max_parallelism_unknown = true;
+    announcer.info(&format!(
+        "AUTOTUNE COORDINATOR job=\"{}\" ({}): the REST API gives no max parallelism for {}: their key groups are not taken into account (set pipeline.max-parallelism to have them)",
+        recording.shape.job_name,
+        recording.shape.job_id,
+        unknown.join(", ")
+    ));
 }
 
 /// The job's config file gets the overrides; its history the decision, when it says

@@ -49,6 +49,8 @@ fn bottleneck_job() -> FakeJob {
         details_read: 0,
         rescale_at: Vec::new(),
         vanish_at: None,
+        restart_at: Vec::new(),
+        epoch_s: 0.0,
     }
 }
 
@@ -242,6 +244,54 @@ fn a_rescale_mid_window_starts_the_window_again() {
         "{reports:?}"
     );
     assert!(with_code(&sink.lines(), "AT100").is_empty());
+}
+
+#[test]
+fn a_restart_mid_window_at_the_same_parallelism_starts_the_window_again() {
+    let mut job = bottleneck_job();
+    job.restart_at = vec![5];
+    let flink = cluster(vec![job], vec![]);
+    let (mut c, _) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    let recording = reports[0]
+        .recording
+        .as_ref()
+        .expect("a window after the restart");
+    // Every sample is from after the restart: the counters only grow, from near zero.
+    let written: Vec<f64> = recording
+        .samples
+        .iter()
+        .map(|s| s.vertices[1].write_records)
+        .collect();
+    assert!(written.windows(2).all(|w| w[1] >= w[0]), "{written:?}");
+    assert!(written[0] < 1000.0 * 0.5, "started again: {written:?}");
+    let work = &reports[0].decided.as_ref().unwrap().decision.vertices[1];
+    assert_eq!(
+        (work.current, work.recommended),
+        (1, 2),
+        "the rate is not halved"
+    );
+}
+
+#[test]
+fn an_unknown_max_parallelism_is_said_once_and_not_invented() {
+    let mut job = bottleneck_job();
+    job.vertices[1].max_parallelism = -1;
+    let flink = cluster(vec![job], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    let shape = &reports[0].recording.as_ref().unwrap().shape;
+    assert_eq!(shape.vertices[1].max_parallelism, None);
+    assert_eq!(shape.vertices[0].max_parallelism, Some(128));
+    flink.cluster().jobs[0].vertices[0].pending = Some((5_000.0, -500.0));
+    round(&mut c);
+    let told: Vec<String> = sink
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("gives no max parallelism"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(told[0].contains("vertex \"Work\""), "{}", told[0]);
 }
 
 #[test]

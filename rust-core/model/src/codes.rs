@@ -34,6 +34,8 @@ pub enum Code {
     SlotsShort,
     /// AT125: a scale-down waits for its delay.
     ScaleDownDelayed,
+    /// AT126: a source with a backlog reads nothing: stalled, not idle.
+    SourceStalled,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -77,6 +79,7 @@ impl Code {
             Code::ParallelismBound => "AT123",
             Code::SlotsShort => "AT124",
             Code::ScaleDownDelayed => "AT125",
+            Code::SourceStalled => "AT126",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -107,6 +110,7 @@ impl Code {
             Code::ParallelismBound => "PARALLELISM_BOUND",
             Code::SlotsShort => "SLOTS_SHORT",
             Code::ScaleDownDelayed => "SCALE_DOWN_DELAYED",
+            Code::SourceStalled => "SOURCE_STALLED",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",

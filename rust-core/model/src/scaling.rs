@@ -58,8 +58,8 @@ pub struct VertexSnapshot {
     pub id: String,
     pub name: String,
     pub parallelism: u32,
-    /// Key groups (the vertex's max parallelism).
-    pub max_parallelism: u32,
+    /// Key groups (the vertex's max parallelism); `None` when Flink does not say.
+    pub max_parallelism: Option<u32>,
     /// Partitions (or splits) of a source, where known.
     pub source_partitions: Option<u32>,
     pub is_source: bool,
@@ -334,24 +334,23 @@ pub fn decide(
         .map(|v| job.edges.iter().filter(|e| e.to == v).collect())
         .collect();
     let true_rates = true_rates(job, config);
+    let stalled = stalled_flows(job, &order, &inputs);
     let mut targets = target_rates(job, &order, &inputs, config);
     let mut decisions: Vec<VertexDecision> = (0..n)
         .map(|v| {
             let vertex = &job.vertices[v];
             let state = history.vertices.entry(vertex.id.clone()).or_default();
             let findings = std::mem::take(&mut targets.findings[v]);
-            let target = (targets.arrival[v], targets.catch_up[v]);
-            decide_vertex(
+            let case = VertexCase {
                 job,
                 v,
-                &inputs[v],
-                true_rates[v],
-                target,
-                findings,
-                state,
-                config,
-                now_ms,
-            )
+                inputs: &inputs[v],
+                true_rate: true_rates[v],
+                arrival: targets.arrival[v],
+                catch_up: targets.catch_up[v],
+                stalled: stalled[v],
+            };
+            decide_vertex(case, findings, state, config, now_ms)
         })
         .collect();
     let bottleneck = mark_bottleneck(&mut decisions, config);
@@ -367,7 +366,7 @@ pub fn decide(
 /// Every vertex's true processing rate. A source is held back when a vertex downstream of it
 /// is saturated, whatever its own back-pressure metric says (FLIP-27 sources often wait on
 /// output as "idle").
-fn true_rates(job: &JobSnapshot, config: &ScalingConfig) -> Vec<f64> {
+fn true_rates(job: &JobSnapshot, config: &ScalingConfig) -> Vec<TrueRate> {
     job.vertices
         .iter()
         .enumerate()
@@ -455,7 +454,8 @@ struct Sizing {
     true_rate: f64,
     target: f64,
     granularity: Granularity,
-    per_subtask: f64,
+    /// Records/s per unit of effective parallelism at 100% busy.
+    per_unit: f64,
     effective_now: f64,
     /// How the rate grows with parallelism, learned (1: linear).
     exponent: f64,
@@ -471,7 +471,7 @@ impl Sizing {
     /// Records/s the vertex would sustain at parallelism p, scaling as it was seen to.
     fn capacity_at(&self, p: u32) -> f64 {
         let effective = self.granularity.effective(p);
-        self.per_subtask * effective * (effective / self.effective_now).powf(self.exponent - 1.0)
+        self.per_unit * effective * (effective / self.effective_now).powf(self.exponent - 1.0)
     }
 
     /// Whether p runs the target at the target utilization; processing nothing (an infinite
@@ -483,7 +483,7 @@ impl Sizing {
     /// Busy ratio the vertex would have at the target rate with its current parallelism.
     fn expected_utilization(&self) -> f64 {
         if self.known() {
-            self.target / (self.per_subtask * self.effective_now)
+            self.target / (self.per_unit * self.effective_now)
         } else if self.true_rate.is_nan() {
             f64::NAN
         } else {
@@ -492,18 +492,34 @@ impl Sizing {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decide_vertex(
-    job: &JobSnapshot,
+/// One vertex's measurements and what it must sustain.
+struct VertexCase<'a> {
+    job: &'a JobSnapshot,
     v: usize,
-    inputs: &[&Edge],
-    true_rate: f64,
-    (arrival, catch_up): (f64, f64),
+    inputs: &'a [&'a Edge],
+    true_rate: TrueRate,
+    arrival: f64,
+    catch_up: f64,
+    /// The vertex is a stalled source or fed by one.
+    stalled: bool,
+}
+
+fn decide_vertex(
+    case: VertexCase<'_>,
     mut findings: Vec<Finding>,
     state: &mut VertexHistory,
     config: &ScalingConfig,
     now_ms: i64,
 ) -> VertexDecision {
+    let VertexCase {
+        job,
+        v,
+        inputs,
+        true_rate,
+        arrival,
+        catch_up,
+        stalled,
+    } = case;
     let vertex = &job.vertices[v];
     let sizing = sizing(vertex, inputs, true_rate, arrival + catch_up, state, config);
     let current = sizing.current;
@@ -513,12 +529,13 @@ fn decide_vertex(
     recommended = hold_for_skew(recommended, job, v, inputs, config, &mut findings);
     recommended =
         hold_after_ineffective_scale_up(recommended, &sizing, state, config, &mut findings);
+    recommended = hold_while_stalled(recommended, vertex, stalled, state, &mut findings);
     recommended = delay_scale_down(recommended, current, state, config, now_ms, &mut findings);
     if recommended > current {
         state.last_scale_up = Some(ScaleUpRecord {
             from: current,
             to: recommended,
-            rate_before: true_rate,
+            rate_before: true_rate.value,
             expected_rate: sizing.capacity_at(recommended),
         });
     }
@@ -528,7 +545,7 @@ fn decide_vertex(
         current,
         recommended,
         evidence: Evidence {
-            true_rate,
+            true_rate: true_rate.value,
             arrival_rate: arrival,
             catch_up_rate: catch_up,
             records_in_rate: vertex.records_in_rate,
@@ -543,12 +560,47 @@ fn decide_vertex(
     }
 }
 
+/// A stalled source says nothing about the parallelism it or anything after it needs: both
+/// keep what they have (no scale-down of a job whose input is stuck), and the source is named
+/// (AT126).
+fn hold_while_stalled(
+    recommended: u32,
+    vertex: &VertexSnapshot,
+    stalled_flow: bool,
+    state: &mut VertexHistory,
+    findings: &mut Vec<Finding>,
+) -> u32 {
+    if stalled(vertex) {
+        findings.push(Finding {
+            code: Code::SourceStalled,
+            message: format!(
+                "reads nothing while {:.0} records wait: the source is stalled (its reader, its connection or the external system), not idle; parallelism is kept until it reads again",
+                vertex.pending_records.unwrap_or(0.0)
+            ),
+        });
+    }
+    if !stalled_flow {
+        return recommended;
+    }
+    state.pending_scale_downs.clear();
+    recommended.max(vertex.parallelism.max(1))
+}
+
+/// Per vertex: whether it is a stalled source or fed, directly or not, by one.
+fn stalled_flows(job: &JobSnapshot, order: &[usize], inputs: &[Vec<&Edge>]) -> Vec<bool> {
+    let mut flows = vec![false; job.vertices.len()];
+    for &v in order {
+        flows[v] = stalled(&job.vertices[v]) || inputs[v].iter().any(|e| flows[e.from]);
+    }
+    flows
+}
+
 /// The vertex's sizing inputs; what it sustains now is remembered to learn how it scales,
 /// from clear measurements only (a nearly idle vertex's rate says little about its capacity).
 fn sizing(
     vertex: &VertexSnapshot,
     inputs: &[&Edge],
-    true_rate: f64,
+    true_rate: TrueRate,
     target: f64,
     state: &mut VertexHistory,
     config: &ScalingConfig,
@@ -556,18 +608,24 @@ fn sizing(
     let current = vertex.parallelism.max(1);
     let granularity = granularity(vertex, inputs);
     let effective_now = granularity.effective(current);
-    let per_subtask = true_rate / current as f64;
-    let known = true_rate.is_finite() && true_rate > 0.0;
+    // A rate observed at the hottest subtask's limit already is what the effective
+    // parallelism does; a rate from busy time is what every subtask would do at 100%.
+    let per_unit = if true_rate.hottest_limited {
+        true_rate.value / effective_now
+    } else {
+        true_rate.value / current as f64
+    };
+    let known = true_rate.value.is_finite() && true_rate.value > 0.0;
     if known && vertex.busy.is_finite() && vertex.busy >= RELIABLE_BUSY {
         // What the vertex sustains at this parallelism, its hottest subtask's share included.
-        state.observe(effective_now, per_subtask * effective_now);
+        state.observe(effective_now, per_unit * effective_now);
     }
     Sizing {
         current,
-        true_rate,
+        true_rate: true_rate.value,
         target,
         granularity,
-        per_subtask,
+        per_unit,
         effective_now,
         exponent: if config.learn_scaling {
             state.scaling_exponent()
@@ -789,20 +847,45 @@ fn slots_short(job: &JobSnapshot, slots_needed: u32) -> Option<Finding> {
     })
 }
 
+/// What a vertex could process at 100% busy, and what that figure stands for.
+#[derive(Debug, Clone, Copy)]
+struct TrueRate {
+    /// Records/s.
+    value: f64,
+    /// The rate was observed at the vertex's limit with its hottest subtask the one falling
+    /// behind: it already is what the effective parallelism (the hottest subtask's share)
+    /// allows, so that share must not be applied again.
+    hottest_limited: bool,
+}
+
+impl TrueRate {
+    fn all_subtasks(value: f64) -> Self {
+        TrueRate {
+            value,
+            hottest_limited: false,
+        }
+    }
+}
+
 /// Records/s the vertex could process at 100% busy.
 ///
-/// From busy time where Flink measures it. Sources get two corrections, because a source's
-/// task thread is not where all its work happens (Kafka-style readers fetch in their own
-/// threads, so busy time understates them): a source that is *not* held back by
-/// back-pressure while its backlog grows is reading as fast as it can, so its rate is its
-/// capacity; a source held back by back-pressure could do at least its rate over the time
-/// it was not blocked. NaN when nothing tells (no busy time, no back-pressure, no backlog).
-fn true_processing_rate(v: &VertexSnapshot, held_back: bool) -> f64 {
+/// From busy time where Flink measures it. Sources get corrections, because a source's task
+/// thread is not where all its work happens (Kafka-style readers fetch in their own threads,
+/// so busy time understates them):
+/// - a source falling behind (its backlog grows) without being held back is at its limit: its
+///   rate is its capacity, limited by its hottest subtask;
+/// - a source held back by back-pressure could do at least its rate over the time it was not
+///   blocked.
+///
+/// NaN when nothing tells (no busy time, no back-pressure, no backlog), and for a source that
+/// reads nothing while a backlog waits (stalled, see [`stalled`]).
+fn true_processing_rate(v: &VertexSnapshot, held_back: bool) -> TrueRate {
     let rate = finite_or(v.records_in_rate, 0.0);
     if rate <= 0.0 {
         // Busy without records: the window saw no fresh counters; nothing can be said.
         let busy = v.busy.is_finite() && v.busy >= 0.1;
-        return if busy { f64::NAN } else { f64::INFINITY }; // idle: any parallelism keeps up
+        let unknown = busy || stalled(v);
+        return TrueRate::all_subtasks(if unknown { f64::NAN } else { f64::INFINITY });
     }
     let from_busy = if v.busy.is_finite() {
         rate / v.busy.max(MEASURABLE)
@@ -810,21 +893,33 @@ fn true_processing_rate(v: &VertexSnapshot, held_back: bool) -> f64 {
         f64::NAN
     };
     if !v.is_source {
-        return from_busy;
+        return TrueRate::all_subtasks(from_busy);
     }
     let backpressure = finite_or(v.backpressure, 0.0);
+    let unblocked = rate / (1.0 - backpressure).max(MEASURABLE);
+    let falling_behind = v.backlog_growth.is_some_and(|g| g > 0.05 * rate);
+    if !held_back && falling_behind && backpressure < 0.1 {
+        return TrueRate {
+            value: rate,
+            hottest_limited: true,
+        };
+    }
     if backpressure >= 0.1 {
-        let unblocked = rate / (1.0 - backpressure).max(MEASURABLE);
-        return if from_busy.is_nan() {
+        return TrueRate::all_subtasks(if from_busy.is_nan() {
             unblocked
         } else {
             from_busy.max(unblocked)
-        };
+        });
     }
-    if !held_back && v.backlog_growth.is_some_and(|g| g > 0.05 * rate) {
-        return rate; // falling behind without being held back: at its limit
-    }
-    from_busy
+    TrueRate::all_subtasks(from_busy)
+}
+
+/// A source that reads nothing while records wait for it: its reader, its connection or the
+/// external system is stuck. Not idle: no parallelism follows from it.
+fn stalled(v: &VertexSnapshot) -> bool {
+    v.is_source
+        && finite_or(v.records_in_rate, 0.0) <= 0.0
+        && v.pending_records.is_some_and(|p| p > 0.0)
 }
 
 /// Share of the upstream vertex's input that arrives at the downstream vertex over this edge.
@@ -882,11 +977,12 @@ impl Granularity {
         }
     }
 
-    /// The smallest parallelism up to `upper` that is `enough` (monotone in p); `upper` if
-    /// none is.
+    /// The smallest parallelism up to `upper` that is `enough` (monotone in p); if none is,
+    /// the smallest that does as much as `upper` (200 partitions: 100 subtasks get 2 each,
+    /// as 128 would).
     fn smallest(self, enough: impl Fn(u32) -> bool, upper: u32) -> u32 {
         if !enough(upper) {
-            return upper;
+            return self.smallest_as_wide_as(upper);
         }
         let (mut lo, mut hi) = (1u32, upper);
         while lo < hi {
@@ -898,6 +994,17 @@ impl Granularity {
             }
         }
         lo
+    }
+
+    /// The smallest parallelism whose hottest subtask gets no more than at `p`.
+    fn smallest_as_wide_as(self, p: u32) -> u32 {
+        match self {
+            Granularity::Even => p,
+            Granularity::Units { units, .. } => {
+                let hottest = units.div_ceil(p.min(units).max(1));
+                units.div_ceil(hottest)
+            }
+        }
     }
 
     fn bound_reason(self, limit: u32) -> String {
@@ -959,9 +1066,12 @@ fn granularity(vertex: &VertexSnapshot, inputs: &[&Edge]) -> Granularity {
             partitions: true,
         };
     }
-    if inputs.iter().any(|e| e.ship == ShipStrategy::Hash) {
+    if let (true, Some(key_groups)) = (
+        inputs.iter().any(|e| e.ship == ShipStrategy::Hash),
+        vertex.max_parallelism,
+    ) {
         return Granularity::Units {
-            units: vertex.max_parallelism.max(1),
+            units: key_groups.max(1),
             partitions: false,
         };
     }
@@ -974,7 +1084,9 @@ fn limits(vertex: &VertexSnapshot, config: &ScalingConfig) -> (u32, u32) {
         .get(&vertex.id)
         .copied()
         .unwrap_or((config.min_parallelism, config.max_parallelism));
-    let max = max.min(vertex.max_parallelism.max(1)).max(1);
+    let max = max
+        .min(vertex.max_parallelism.map_or(u32::MAX, |m| m.max(1)))
+        .max(1);
     (min.max(1).min(max), max)
 }
 

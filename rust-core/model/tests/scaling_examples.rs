@@ -161,7 +161,7 @@ fn key_groups_are_honoured_without_blocking_the_scale_up() {
     // hottest with 6 key groups (21.3 effective); 26 gives 5 each at most (25.6 effective).
     let up = vertex("up", 16, 1000.0, 0.5);
     let mut keyed = vertex("keyed", 16, 1000.0, 1.0);
-    keyed.max_parallelism = 128;
+    keyed.max_parallelism = Some(128);
     let job = job(vec![up, keyed], vec![edge(0, 1, ShipStrategy::Hash)]);
     let mut src = job.clone();
     src.vertices[0].is_source = true;
@@ -173,9 +173,21 @@ fn key_groups_are_honoured_without_blocking_the_scale_up() {
 
 #[test]
 fn source_partitions_bound_and_align_the_source() {
-    let mut s = source("s", 7, 700.0, 1.0, 0.0, 140.0); // needs 1.2x
+    // Falling behind at 7 subtasks on 15 partitions: its 700/s are what the hottest subtask
+    // (3 partitions) allows. It needs 1.2x: 8 subtasks give the hottest 2 partitions, 1.5x.
+    // The hottest subtask's share is counted once: not 15, and no 267% for a 120% need.
+    let mut s = source("s", 7, 700.0, 1.0, 0.0, 140.0);
     s.source_partitions = Some(15);
-    assert_eq!(one(&job(vec![s.clone()], vec![]), &eager(1.0)), 15);
+    let d = decide(
+        &job(vec![s.clone()], vec![]),
+        &eager(1.0),
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 8);
+    assert!((d.vertices[0].evidence.expected_utilization - 1.2).abs() < 1e-9);
+    assert!(!d.vertices[0].has(Code::ParallelismBound));
 
     s.parallelism = 6;
     s.records_in_rate = 600.0;
@@ -428,4 +440,75 @@ fn the_same_decision_again_has_the_same_gist() {
     rescaled.vertices[1].parallelism = 3;
     let after = decide(&rescaled, &config, &mut ScalingHistory::default(), 120_000).unwrap();
     assert_ne!(first.gist(), after.gist());
+}
+
+#[test]
+fn an_unreachable_target_takes_the_smallest_parallelism_that_does_as_much() {
+    // 200 partitions, at most 128 subtasks: 100 give every subtask 2 partitions, as 128
+    // would; the 28 slots more buy nothing.
+    let mut s = source("s", 10, 1000.0, 1.0, 0.0, 100_000.0);
+    s.source_partitions = Some(200);
+    let mut config = eager(0.7);
+    config.max_parallelism = 128;
+    let d = decide(
+        &job(vec![s], vec![]),
+        &config,
+        &mut ScalingHistory::default(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(d.vertices[0].recommended, 100);
+    finding(
+        &d.vertices[0],
+        Code::ParallelismBound,
+        &["cannot exceed parallelism 128"],
+    );
+}
+
+#[test]
+fn a_stalled_source_is_named_and_nothing_after_it_scales_down() {
+    // A backlog waits and nothing is read (the broker is gone): not idle.
+    let mut src = source("kafka", 4, 0.0, 0.0, 50_000.0, 0.0);
+    src.records_out_rate = 0.0;
+    let mut work = vertex("work", 4, 0.0, 0.0);
+    work.records_out_rate = 0.0;
+    let job = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]);
+    let config = ScalingConfig::default();
+    let mut history = ScalingHistory::default();
+    for minute in 0..15 {
+        let d = decide(&job, &config, &mut history, minute * 60_000).unwrap();
+        assert_eq!(
+            d.vertices.iter().map(|v| v.recommended).collect::<Vec<_>>(),
+            vec![4, 4],
+            "minute {minute}"
+        );
+        finding(
+            &d.vertices[0],
+            Code::SourceStalled,
+            &["50000 records wait", "stalled"],
+        );
+        assert!(
+            !d.vertices[1].has(Code::ScaleDownDelayed),
+            "{:?}",
+            d.vertices[1]
+        );
+        assert_eq!(d.bottleneck, None);
+    }
+}
+
+#[test]
+fn an_unknown_max_parallelism_is_not_invented() {
+    // The REST API of an older release does not say: the keyed vertex is sized evenly and
+    // not bounded by 128 key groups that may not exist.
+    let up = vertex("up", 1, 1000.0, 0.2);
+    let mut keyed = vertex("keyed", 100, 1000.0, 1.0);
+    keyed.max_parallelism = None;
+    let job = job(vec![up, keyed], vec![edge(0, 1, ShipStrategy::Hash)]);
+    let mut src = job.clone();
+    src.vertices[0].is_source = true;
+    src.vertices[0].pending_records = Some(0.0);
+    src.vertices[0].backlog_growth = Some(500.0); // arrivals 1500/s
+    let d = decide(&src, &eager(1.0), &mut ScalingHistory::default(), 0).unwrap();
+    assert_eq!(d.vertices[1].recommended, 150);
+    assert!(!d.vertices[1].has(Code::ParallelismBound));
 }

@@ -196,7 +196,7 @@ impl Scenario {
                     id: format!("v{v}"),
                     name: format!("vertex {v}"),
                     parallelism: p,
-                    max_parallelism: x.key_groups,
+                    max_parallelism: Some(x.key_groups),
                     source_partitions: x.source.as_ref().and_then(|s| s.partitions),
                     is_source: x.source.is_some(),
                     records_in_rate: flow[v],

@@ -69,6 +69,11 @@ pub struct FakeJob {
     pub rescale_at: Vec<usize>,
     /// At this read of the details, the job is gone.
     pub vanish_at: Option<usize>,
+    /// At these reads of the details, the job restarts at the same parallelism: its tasks are
+    /// redeployed and its counters start again from zero.
+    pub restart_at: Vec<usize>,
+    /// When its counters last started from zero (seconds on the fake's clock).
+    pub epoch_s: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +283,11 @@ fn answer(c: &mut Cluster, method: &Method, url: &str, body: &str, t: f64) -> (u
             let Some(v) = vertex(c, id, vid) else {
                 return not_found("Vertex");
             };
+            let t = t - c
+                .jobs
+                .iter()
+                .find(|j| j.id == *id)
+                .map_or(0.0, |j| j.epoch_s);
             let op = v.operator();
             let mut known: Vec<(String, f64)> = Vec::new();
             for s in 0..v.parallelism {
@@ -332,6 +342,13 @@ fn job_details(c: &mut Cluster, id: &str, t: f64) -> (u16, Value) {
             v.start_time = epoch_ms();
         }
     }
+    if job.restart_at.contains(&job.details_read) {
+        job.epoch_s = t;
+        for v in &mut job.vertices {
+            v.start_time = epoch_ms();
+        }
+    }
+    let t = t - job.epoch_s;
     let vertices: Vec<Value> = job
         .vertices
         .iter()

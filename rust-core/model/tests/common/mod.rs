@@ -13,7 +13,7 @@ pub fn vertex(id: &str, p: u32, rate: f64, busy: f64) -> VertexSnapshot {
         id: id.to_string(),
         name: id.to_string(),
         parallelism: p,
-        max_parallelism: 32_768,
+        max_parallelism: Some(32_768),
         source_partitions: None,
         is_source: false,
         records_in_rate: rate,
