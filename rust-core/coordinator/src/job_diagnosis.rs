@@ -49,6 +49,8 @@ pub struct JobsDiagnosis {
     pub bottlenecks: HashMap<String, String>,
     /// How the memory model judges heap pressure (the same margins).
     pub memory: MemorySettings,
+    /// Only this job is diagnosed (`watch --job`); `None`: every job.
+    pub only_job: Option<String>,
 }
 
 impl JobsDiagnosis {
@@ -69,6 +71,7 @@ impl JobsDiagnosis {
             last_tick_ms: None,
             bottlenecks: HashMap::new(),
             memory,
+            only_job: None,
         }
     }
 
@@ -208,6 +211,10 @@ pub fn tick(
             Err(_) => return,
         },
     };
+    let jobs: Vec<&JobOverview> = jobs
+        .iter()
+        .filter(|j| diag.only_job.as_ref().map_or(true, |only| *only == j.jid))
+        .collect();
     let ids: HashSet<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
     diag.retain_jobs(&ids);
     let repeat = diag.repeat;

@@ -98,13 +98,15 @@ impl Coordinator {
                     None,
                 )
             });
-            JobsDiagnosis::new(
+            let mut diagnosis = JobsDiagnosis::new(
                 catalogue,
                 process,
                 settings.diagnosis_repeat,
                 settings.diagnosis_every,
                 settings.memory.clone(),
-            )
+            );
+            diagnosis.only_job = settings.only_job.clone();
+            diagnosis
         });
         Coordinator {
             rest: FlinkRest::new(&settings.rest_url, settings.rest_timeout),
