@@ -274,11 +274,30 @@ pub fn collect(
         let mut samples: Vec<Sample> = Vec::new();
         loop {
             let details = running(rest, job_id)?;
-            // Rescaled, or restarted at the same parallelism (its tasks redeployed): the
-            // window so far measured another run of the job.
-            let changed = JobShape::from_details(&details).vertices != shape.vertices
+            // Rescaled, or restarted at the same parallelism (its tasks redeployed, or its
+            // counters gone back between two refreshes of their start): the window so far
+            // measured another run of the job.
+            let redeployed = JobShape::from_details(&details).vertices != shape.vertices
                 || deployments(&details) != deployed;
-            if changed {
+            let next = if redeployed {
+                None
+            } else {
+                // The JobManager lists a vertex's metrics only after its metric fetcher has
+                // run: look again while a source shows none.
+                if shape
+                    .source_metrics
+                    .values()
+                    .any(|m| m.records_out.is_empty())
+                {
+                    shape.discover_source_metrics(rest)?;
+                }
+                Some(sample(rest, &shape, &details)?)
+            };
+            let Some(next) = next.filter(|n| {
+                !samples
+                    .last()
+                    .is_some_and(|last| counters_went_back(last, n))
+            }) else {
                 restarts += 1;
                 if restarts > max_restarts {
                     return Err(CollectError::Unstable {
@@ -287,31 +306,7 @@ pub fn collect(
                     });
                 }
                 continue 'window;
-            }
-            // The JobManager lists a vertex's metrics only after its metric fetcher has run:
-            // look again while a source shows none.
-            if shape
-                .source_metrics
-                .values()
-                .any(|m| m.records_out.is_empty())
-            {
-                shape.discover_source_metrics(rest)?;
-            }
-            let next = sample(rest, &shape, &details)?;
-            // Counters that go back: the tasks restarted between two refreshes of their start.
-            if samples
-                .last()
-                .is_some_and(|last| counters_went_back(last, &next))
-            {
-                restarts += 1;
-                if restarts > max_restarts {
-                    return Err(CollectError::Unstable {
-                        job_id: job_id.to_string(),
-                        restarts,
-                    });
-                }
-                continue 'window;
-            }
+            };
             samples.push(next);
             // The REST API refreshes its values every ~10 s: a window must have seen the
             // counters change twice to measure a rate, so a short one is stretched (to at

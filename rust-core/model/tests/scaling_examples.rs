@@ -7,8 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use autotune_model::scaling::{decide, Code, ScalingConfig, ScalingHistory, ShipStrategy};
+use autotune_model::scaling::{
+    decide, Code, JobDecision, JobSnapshot, ScalingConfig, ScalingHistory, ShipStrategy,
+};
 use common::*;
+
+/// One decision with no history, at time 0.
+fn decided(job: &JobSnapshot, config: &ScalingConfig) -> JobDecision {
+    decide(job, config, &mut ScalingHistory::default(), 0).unwrap()
+}
 
 fn one(job: &autotune_model::scaling::JobSnapshot, config: &ScalingConfig) -> u32 {
     decide(job, config, &mut ScalingHistory::default(), 0)
@@ -35,7 +42,7 @@ fn flink_min_and_max_parallelism_limits() {
     let mut config = eager(1.0);
     config.max_parallelism = 10;
     let job = evaluated(10, 500.0, 100.0);
-    let decision = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    let decision = decided(&job, &config);
     assert_eq!(decision.vertices[0].recommended, 10);
     // Not silently: the vertex needs 50 and says why it cannot have it.
     assert!(
@@ -55,7 +62,7 @@ fn flink_lag_based_source_target_rates_propagate_with_the_output_ratio() {
     let job = job(vec![src, sink], vec![edge(0, 1, ShipStrategy::Rebalance)]);
     let mut config = eager(0.7);
     config.catch_up = Duration::from_secs(2);
-    let d = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    let d = decided(&job, &config);
     let (source, sink) = (&d.vertices[0].evidence, &d.vertices[1].evidence);
     assert!((source.arrival_rate - 150.0).abs() < 1e-9, "{source:?}");
     assert!((sink.arrival_rate - 300.0).abs() < 1e-9, "{sink:?}");
@@ -63,7 +70,7 @@ fn flink_lag_based_source_target_rates_propagate_with_the_output_ratio() {
     assert!((sink.catch_up_rate - 1000.0).abs() < 1e-9);
 
     config.catch_up = Duration::ZERO;
-    let d = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    let d = decided(&job, &config);
     assert_eq!(d.vertices[1].evidence.catch_up_rate, 0.0);
 }
 
@@ -76,7 +83,7 @@ fn flink_backlog_based_scaling_end_to_end() {
     let job = job(vec![src, sink], vec![edge(0, 1, ShipStrategy::Rebalance)]);
     let mut config = eager(0.8);
     config.catch_up = Duration::from_secs(2);
-    let d = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    let d = decided(&job, &config);
     assert_eq!(
         d.vertices.iter().map(|v| v.recommended).collect::<Vec<_>>(),
         vec![4, 4]
@@ -167,7 +174,7 @@ fn key_groups_are_honoured_without_blocking_the_scale_up() {
     src.vertices[0].is_source = true;
     src.vertices[0].pending_records = Some(0.0);
     src.vertices[0].backlog_growth = Some(500.0); // arrivals 1500/s
-    let d = decide(&src, &eager(1.0), &mut ScalingHistory::default(), 0).unwrap();
+    let d = decided(&src, &eager(1.0));
     assert_eq!(d.vertices[1].recommended, 26);
 }
 
@@ -255,13 +262,7 @@ fn a_skewed_vertex_is_reported_not_scaled() {
     let mut agg = vertex("agg", 4, 1000.0, 0.3);
     agg.busy_max = 1.0;
     let job = job(vec![src, agg], vec![edge(0, 1, ShipStrategy::Hash)]);
-    let d = decide(
-        &job,
-        &ScalingConfig::default(),
-        &mut ScalingHistory::default(),
-        0,
-    )
-    .unwrap();
+    let d = decided(&job, &ScalingConfig::default());
     let agg = &d.vertices[1];
     assert_eq!(agg.recommended, 4);
     finding(
@@ -299,7 +300,7 @@ fn too_few_slots_say_how_many_taskmanagers_more() {
     let mut j = evaluated(2, 700.0, 200.0); // needs 7 at 100%
     j.available_slots = Some(4);
     j.slots_per_taskmanager = Some(2);
-    let d = decide(&j, &eager(1.0), &mut ScalingHistory::default(), 0).unwrap();
+    let d = decided(&j, &eager(1.0));
     assert_eq!(d.slots_needed, 7);
     assert_eq!(d.findings[0].code, Code::SlotsShort);
     assert!(d.findings[0]
@@ -410,13 +411,7 @@ fn a_source_behind_a_saturated_vertex_is_held_back_even_if_it_looks_idle() {
     src.backpressure = 0.05;
     let work = vertex("work", 1, 700.0, 0.91);
     let j = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]);
-    let d = decide(
-        &j,
-        &ScalingConfig::default(),
-        &mut ScalingHistory::default(),
-        0,
-    )
-    .unwrap();
+    let d = decided(&j, &ScalingConfig::default());
     assert_eq!(d.vertices[0].recommended, 1, "{:?}", d.vertices[0]);
     assert_eq!(d.bottleneck, Some(1));
     assert!(d.vertices[1].recommended > 1);
@@ -432,7 +427,7 @@ fn the_same_decision_again_has_the_same_gist() {
     src.backpressure = 0.9;
     let work = vertex("work", 1, 500.0, 1.0);
     let j = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]);
-    let first = decide(&j, &config, &mut ScalingHistory::default(), 0).unwrap();
+    let first = decided(&j, &config);
     let again = decide(&j, &config, &mut ScalingHistory::default(), 60_000).unwrap();
     assert_eq!(first.gist(), again.gist());
     // Once Work runs at 3, the decision is a different one.
@@ -508,7 +503,7 @@ fn an_unknown_max_parallelism_is_not_invented() {
     src.vertices[0].is_source = true;
     src.vertices[0].pending_records = Some(0.0);
     src.vertices[0].backlog_growth = Some(500.0); // arrivals 1500/s
-    let d = decide(&src, &eager(1.0), &mut ScalingHistory::default(), 0).unwrap();
+    let d = decided(&src, &eager(1.0));
     assert_eq!(d.vertices[1].recommended, 150);
     assert!(!d.vertices[1].has(Code::ParallelismBound));
 }
