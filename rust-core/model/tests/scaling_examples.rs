@@ -120,9 +120,11 @@ fn flink_scale_down_after_its_interval_takes_the_highest_recommendation() {
 
 #[test]
 fn flink_ineffective_scaling_detection() {
-    // Flink's test runs without its observed-scalability learning.
+    // Flink's test runs without its observed-scalability learning, and with its threshold
+    // (10%; ours is 30%).
     let config = ScalingConfig {
         learn_scaling: false,
+        effectiveness_threshold: 0.1,
         ..eager(1.0)
     };
     let mut history = ScalingHistory::default();
@@ -144,6 +146,51 @@ fn flink_ineffective_scaling_detection() {
     );
     // +10 of +90 is past the 10% threshold: scaling goes on.
     assert_eq!(step(20, 180.0, 100.0).recommended, 36);
+}
+
+#[test]
+fn a_scale_up_that_bought_far_less_stops_the_climbing() {
+    // Reported on a 2-core machine: arrivals misread as 3969.7/s; 1 -> 13 asked, the adaptive
+    // scheduler gave the 11 slots the cluster had, and at 11 the vertex did 1148.8/s, 2.6
+    // times its rate at 1. The step is judged at 11: +706.9 of the +4418 expected there.
+    let config = eager(0.7);
+    let mut history = ScalingHistory::default();
+    let mut step = |p, target, tpr| {
+        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
+            .unwrap()
+            .vertices
+            .remove(0)
+    };
+    assert_eq!(step(1, 3969.7, 441.8).recommended, 13);
+    let held = step(11, 3969.7, 1148.8);
+    assert_eq!(held.recommended, 11, "{held:?}");
+    finding(
+        &held,
+        Code::ExternalBottleneck,
+        &["from 1 to 11 (asked: 13)", "16% of the"],
+    );
+}
+
+#[test]
+fn a_scale_up_that_would_not_pay_is_not_made() {
+    // Seen at 10 (60/s) and at 5 (50/s): the vertex scales as p^0.26. 200/s would take
+    // 977 subtasks for 4 times the rate.
+    let config = eager(1.0);
+    let mut history = ScalingHistory::default();
+    let mut step = |p, target, tpr| {
+        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
+            .unwrap()
+            .vertices
+            .remove(0)
+    };
+    assert_eq!(step(10, 30.0, 60.0).recommended, 5);
+    let held = step(5, 200.0, 50.0);
+    assert_eq!(held.recommended, 5, "{held:?}");
+    finding(
+        &held,
+        Code::ExternalBottleneck,
+        &["would raise its rate 4.0 times", "parallelism^0.26"],
+    );
 }
 
 #[test]
