@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use autotune_model::options::Mode;
-use autotune_model::scaling::{decide, Code, JobDecision, JobSnapshot, ScalingHistory};
+use autotune_model::scaling::{decide, overrides, Code, JobDecision, JobSnapshot, ScalingHistory};
 
 use crate::announce::Announcer;
 use crate::collect::Recording;
@@ -144,18 +144,20 @@ pub fn apply_if_asked(
             "the job runs with the {scheduler} scheduler; rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
         )),
         _ => {
-            let plan: Vec<(String, u32)> = decided
-                .decision
-                .vertices
-                .iter()
-                .map(|v| (v.id.clone(), v.recommended))
-                .collect();
-            match rest.set_parallelism(&snapshot.job_id, &plan) {
+            let step = step_to_apply(&decided.decision, settings.apply_max_step);
+            match rest.set_parallelism(&snapshot.job_id, &step.plan) {
                 Ok(()) => {
+                    let bounded = if step.bounded.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; a step of the plan: {}", step.bounded.join(", "))
+                    };
+                    let beyond = beyond_slots(&step.plan, snapshot.available_slots);
                     announcer.info(&format!(
-                        "AUTOTUNE {} {job_ref} | asked the adaptive scheduler for pipeline.jobvertex-parallelism-overrides={}",
+                        "AUTOTUNE {} {job_ref} | asked the adaptive scheduler for pipeline.jobvertex-parallelism-overrides={}{bounded}{}",
                         Code::Applied,
-                        decided.decision.parallelism_overrides()
+                        overrides(step.plan.iter().map(|(id, p)| (id.as_str(), *p))),
+                        beyond.unwrap_or_default()
                     ));
                     None
                 }
@@ -174,6 +176,50 @@ pub fn apply_if_asked(
             ));
         }
     }
+}
+
+/// What is sent to the scheduler: per vertex, the recommended parallelism, or a step
+/// towards it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedStep {
+    pub plan: Vec<(String, u32)>,
+    /// Why a vertex gets less than recommended, one phrase each.
+    pub bounded: Vec<String>,
+}
+
+/// A scale-up grows a vertex at most `max_step` times: the next decision, made on what the
+/// step bought, goes on, so a misread rate cannot take a job to its limit at once.
+pub fn step_to_apply(decision: &JobDecision, max_step: f64) -> AppliedStep {
+    let mut bounded = Vec::new();
+    let plan = decision
+        .vertices
+        .iter()
+        .map(|v| {
+            let (current, recommended) = (v.current.max(1), v.recommended);
+            let by_step = ((current as f64 * max_step).floor() as u32).max(current + 1);
+            if recommended <= by_step {
+                return (v.id.clone(), recommended);
+            }
+            bounded.push(format!(
+                "vertex \"{}\" ({}) {current}->{by_step} of {current}->{recommended} by apply-max-step {max_step}",
+                v.name, v.id
+            ));
+            (v.id.clone(), by_step)
+        })
+        .collect();
+    AppliedStep { plan, bounded }
+}
+
+/// More slots than the cluster has are asked for only after AT124 said so: on a cluster
+/// that starts TaskManagers on demand (native Kubernetes, YARN) they come; elsewhere the
+/// scheduler runs with what it has, and the next decision judges what that bought.
+fn beyond_slots(plan: &[(String, u32)], available_slots: Option<u32>) -> Option<String> {
+    let needed = plan.iter().map(|(_, p)| *p).max()?;
+    let available = available_slots.filter(|s| needed > *s)?;
+    Some(format!(
+        "; it needs {needed} task slots where the cluster has {available} ({})",
+        Code::SlotsShort
+    ))
 }
 
 /// Slots the job may use: the free ones plus those it holds (one slot sharing group).

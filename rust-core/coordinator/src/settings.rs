@@ -31,6 +31,8 @@ pub struct LoopSettings {
     pub interval: Duration,
     pub stabilization: Duration,
     pub mode: Mode,
+    /// In `mode: apply`, how many times its parallelism a vertex may grow in one step.
+    pub apply_max_step: f64,
     /// Each decision window is appended to `<job id>/recording.jsonl`.
     pub record: bool,
     pub scaling: ScalingConfig,
@@ -65,6 +67,7 @@ impl LoopSettings {
             interval: options.decision_interval,
             stabilization: options.stabilization,
             mode: options.mode,
+            apply_max_step: options.apply_max_step,
             record: options.record,
             scaling: ScalingConfig {
                 target_utilization: options.target_utilization,

@@ -382,6 +382,37 @@ fn apply_asks_the_adaptive_scheduler_for_the_plan() {
 }
 
 #[test]
+fn apply_takes_a_bounded_step_and_says_first_what_the_cluster_lacks() {
+    // Arrivals of 10,000/s need Work at 16; one applied step grows it at most 4 times, and
+    // the one slot the job has is said (AT124) before the scheduler is asked for 4.
+    let mut job = bottleneck_job();
+    job.scheduler = "Adaptive".into();
+    job.vertices[0].pending = Some((0.0, 9_000.0));
+    let flink = cluster(vec![job], vec![]);
+    let mut s = settings(&flink.url, None);
+    s.mode = Mode::Apply;
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    let lines = sink.lines();
+    let applied = with_code(&lines, "AT103");
+    assert_eq!(applied.len(), 1, "{lines:#?}");
+    assert!(
+        applied[0].contains("wrk0000000000000000000000000000:4")
+            && applied[0].contains("1->4 of 1->16 by apply-max-step 4")
+            && applied[0].contains("needs 4 task slots where the cluster has 1 (AT124"),
+        "{}",
+        applied[0]
+    );
+    let said_first = lines.iter().position(|l| l.starts_with("AUTOTUNE AT124 "));
+    let asked = lines.iter().position(|l| l.starts_with("AUTOTUNE AT103 "));
+    assert!(said_first < asked, "{lines:#?}");
+    assert_eq!(
+        flink.cluster().requirements[0].1["wrk0000000000000000000000000000"],
+        json!({"parallelism": {"lowerBound": 1, "upperBound": 4}})
+    );
+}
+
+#[test]
 fn apply_without_the_adaptive_scheduler_says_why_once() {
     let flink = cluster(vec![bottleneck_job()], vec![]);
     let mut s = settings(&flink.url, None);

@@ -56,6 +56,8 @@ pub struct Options {
     pub record: bool,
     /// Per-vertex parallelism limits: vertex id -> (min, max).
     pub vertex_limits: BTreeMap<String, (u32, u32)>,
+    /// In `mode: apply`, how many times its parallelism a vertex may grow in one step.
+    pub apply_max_step: f64,
     /// Share added to measured peaks of metaspace, managed and off-heap memory.
     pub memory_margin: f64,
     /// Room for new objects on top of the live heap, as a share of it.
@@ -94,6 +96,7 @@ impl Default for Options {
             catch_up: ScalingConfig::default().catch_up,
             record: false,
             vertex_limits: BTreeMap::new(),
+            apply_max_step: 4.0,
             // The memory model's own defaults: one place for them.
             memory_margin: MemorySettings::default().margin,
             heap_headroom: MemorySettings::default().heap_headroom,
@@ -311,6 +314,15 @@ pub const OPTIONS: &[OptionSpec] = &[
                 limits.join(",")
             }
         },
+    },
+    OptionSpec {
+        key: "apply-max-step",
+        default: "`4`",
+        doc: "in `mode: apply`, a vertex's parallelism grows at most this many times in one step; the next decision, made on what the step bought, goes on. More task slots than the cluster has are asked for only after AT124 said so (1 to 1000)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| ratio_option(&mut o.apply_max_step, v, 1.0, 1000.0),
+        show: |o| o.apply_max_step.to_string(),
     },
     OptionSpec {
         key: "memory-margin",

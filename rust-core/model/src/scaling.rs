@@ -296,16 +296,19 @@ impl JobDecision {
 
     /// `pipeline.jobvertex-parallelism-overrides` for every vertex: `id:p,id:p`.
     pub fn parallelism_overrides(&self) -> String {
-        self.vertices
-            .iter()
-            .map(|v| format!("{}:{}", v.id, v.recommended))
-            .collect::<Vec<_>>()
-            .join(",")
+        overrides(self.vertices.iter().map(|v| (v.id.as_str(), v.recommended)))
     }
 
     pub fn changes(&self) -> impl Iterator<Item = &VertexDecision> {
         self.vertices.iter().filter(|v| v.recommended != v.current)
     }
+}
+
+/// `pipeline.jobvertex-parallelism-overrides` of a plan: `id:p,id:p`.
+pub fn overrides<'a>(plan: impl Iterator<Item = (&'a str, u32)>) -> String {
+    plan.map(|(id, p)| format!("{id}:{p}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -761,7 +764,8 @@ fn hold_after_ineffective_scale_up(
     };
     let reached = last.from < current && current <= last.to;
     let expected_gain = last.expected_gain_at(current);
-    if !reached || !(expected_gain > 0.0) || !sizing.known() || recommended <= current {
+    let gains_expected = expected_gain.is_finite() && expected_gain > 0.0;
+    if !reached || !gains_expected || !sizing.known() || recommended <= current {
         return recommended;
     }
     let gain = sizing.true_rate - last.rate_before;
