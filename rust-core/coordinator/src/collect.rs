@@ -5,11 +5,11 @@
 //! back-pressured time are averaged over the window's samples; a source's backlog growth is
 //! the change of its `pendingRecords` over the window.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use autotune_model::scaling::{Edge, JobSnapshot, ShipStrategy, VertexSnapshot};
+use autotune_model::scaling::{Edge, JobSnapshot, PartialBacklog, ShipStrategy, VertexSnapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::pools::MemoryView;
@@ -121,6 +121,22 @@ pub struct SourceMetrics {
     /// FLIP-27 sources register (`<subtask>.<operator>.split.<split id>.watermark.*`).
     #[serde(default)]
     pub splits: Option<u32>,
+    /// Per-partition read positions of Kafka readers
+    /// (`<subtask>.<operator>.KafkaSourceReader.topic.<t>.partition.<p>.currentOffset`, -1
+    /// until the reader has read from the partition): they tell whether `pendingRecords`
+    /// covers every partition yet.
+    #[serde(default)]
+    pub offsets: Vec<String>,
+}
+
+impl SourceMetrics {
+    /// Subtasks that hold partitions (they report read positions) but no backlog yet.
+    pub fn silent_subtasks(&self) -> u32 {
+        let subtask = |n: &String| n.split('.').next().map(str::to_string);
+        let holding: BTreeSet<String> = self.offsets.iter().filter_map(subtask).collect();
+        let reporting: BTreeSet<String> = self.pending.iter().filter_map(subtask).collect();
+        holding.difference(&reporting).count() as u32
+    }
 }
 
 /// One poll of one vertex.
@@ -137,6 +153,9 @@ pub struct VertexSample {
     #[serde(with = "nan_as_null")]
     pub backpressure_avg_ms: f64,
     pub pending: Option<f64>,
+    /// Partitions whose read position is still -1: not in `pending` yet.
+    #[serde(default)]
+    pub unread_partitions: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,7 +254,19 @@ pub fn source_metrics(names: &[String]) -> SourceMetrics {
             .collect(),
         None => Vec::new(),
     };
-    let split_ids: std::collections::BTreeSet<&str> = names
+    let offsets = match &operator {
+        Some(op) => names
+            .iter()
+            .filter(|n| {
+                n.starts_with(&format!("{}.{op}.KafkaSourceReader.topic.", subtask_of(n)))
+                    && n.contains(".partition.")
+                    && n.ends_with(".currentOffset")
+            })
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    let split_ids: BTreeSet<&str> = names
         .iter()
         .filter_map(|n| {
             let parts: Vec<&str> = n.split('.').collect();
@@ -250,7 +281,12 @@ pub fn source_metrics(names: &[String]) -> SourceMetrics {
         pending,
         records_out,
         splits: (!split_ids.is_empty()).then_some(split_ids.len() as u32),
+        offsets,
     }
+}
+
+fn subtask_of(name: &str) -> &str {
+    name.split('.').next().unwrap_or_default()
 }
 
 /// Polls the job every `interval` for `window`. A rescale or restart inside the window
@@ -397,21 +433,28 @@ pub fn sample(
             .get("backPressuredTimeMsPerSecond")
             .copied()
             .unwrap_or_default();
-        let (mut pending, mut source_records) = (None, None);
+        let (mut pending, mut source_records, mut unread_partitions) = (None, None, None);
         if let Some(names) = shape.source_metrics.get(&v) {
             let wanted: Vec<String> = names
                 .pending
                 .iter()
                 .chain(&names.records_out)
+                .chain(&names.offsets)
                 .cloned()
                 .collect();
             let values = rest.vertex_metrics(&shape.job_id, id, &wanted)?;
+            let found = |of: &[String]| -> Vec<f64> {
+                of.iter().filter_map(|n| values.get(n).copied()).collect()
+            };
             let sum = |of: &[String]| -> Option<f64> {
-                let found: Vec<f64> = of.iter().filter_map(|n| values.get(n).copied()).collect();
+                let found = found(of);
                 (!found.is_empty()).then(|| found.iter().sum())
             };
             pending = sum(&names.pending);
             source_records = sum(&names.records_out);
+            let offsets = found(&names.offsets);
+            unread_partitions =
+                (!offsets.is_empty()).then(|| offsets.iter().filter(|o| **o < 0.0).count() as u32);
         }
         let counters = &details.vertices[v].metrics;
         vertices.push(VertexSample {
@@ -422,6 +465,7 @@ pub fn sample(
             busy_max_ms: busy.max,
             backpressure_avg_ms: backpressure.avg,
             pending,
+            unread_partitions,
         });
     }
     Ok(Sample { at_ms, vertices })
@@ -503,6 +547,7 @@ pub fn summarize(
                 (Some(p), None) => (Some(p), Some(0.0)),
                 _ => (None, None),
             };
+            let backlog_partial = pending.and(partial_backlog(shape, v, samples));
             VertexSnapshot {
                 id: vertex.id.clone(),
                 name: vertex.name.clone(),
@@ -518,6 +563,7 @@ pub fn summarize(
                     / 1000.0,
                 pending_records: pending,
                 backlog_growth: growth,
+                backlog_partial,
             }
         })
         .collect();
@@ -529,6 +575,23 @@ pub fn summarize(
         available_slots,
         slots_per_taskmanager,
     }
+}
+
+/// What the source's backlog metric left out at any point of the window.
+fn partial_backlog(shape: &JobShape, v: usize, samples: &[Sample]) -> Option<PartialBacklog> {
+    let silent_subtasks = shape
+        .source_metrics
+        .get(&v)
+        .map_or(0, SourceMetrics::silent_subtasks);
+    let unread_partitions = samples
+        .iter()
+        .filter_map(|s| s.vertices[v].unread_partitions)
+        .max()
+        .unwrap_or(0);
+    (silent_subtasks > 0 || unread_partitions > 0).then_some(PartialBacklog {
+        unread_partitions,
+        silent_subtasks,
+    })
 }
 
 #[cfg(test)]
@@ -568,6 +631,7 @@ mod tests {
                     busy_max_ms: 0.0,
                     backpressure_avg_ms: 0.0,
                     pending: None,
+                    unread_partitions: None,
                 };
                 n
             ],
@@ -621,6 +685,65 @@ mod tests {
                 "0.Source__Queue_Source.numRecordsOut",
                 "1.Source__Queue_Source.numRecordsOut"
             ])
+        );
+    }
+
+    #[test]
+    fn a_kafka_backlog_that_leaves_partitions_or_subtasks_out_is_partial() {
+        let op = "Source__Kafka_Source";
+        let mut list = vec![
+            format!("0.{op}.pendingRecords"),
+            format!("0.{op}.numRecordsOut"),
+            format!("1.{op}.numRecordsOut"),
+        ];
+        for p in 0..8 {
+            list.push(format!(
+                "{}.{op}.KafkaSourceReader.topic.events.partition.{p}.currentOffset",
+                p / 4
+            ));
+            list.push(format!(
+                "{}.{op}.KafkaSourceReader.topic.events.partition.{p}.committedOffset",
+                p / 4
+            ));
+        }
+        let found = source_metrics(&list);
+        assert_eq!(found.offsets.len(), 8);
+        assert!(found.offsets.iter().all(|n| n.ends_with(".currentOffset")));
+        // Subtask 1 holds partitions 4..7 and has not read yet: no pendingRecords.
+        assert_eq!(found.silent_subtasks(), 1);
+
+        let shape = JobShape {
+            job_id: "j".into(),
+            job_name: "job".into(),
+            vertices: vec![vertex("s", "Source", 2)],
+            edges: Vec::new(),
+            source_metrics: HashMap::from([(0, found)]),
+        };
+        let at = |ms, pending: f64, unread| Sample {
+            at_ms: ms,
+            vertices: vec![VertexSample {
+                read_records: 0.0,
+                write_records: ms as f64,
+                source_records: Some(ms as f64),
+                busy_avg_ms: 100.0,
+                busy_max_ms: 100.0,
+                backpressure_avg_ms: 0.0,
+                pending: Some(pending),
+                unread_partitions: Some(unread),
+            }],
+        };
+        let snap = summarize(
+            &shape,
+            &[at(0, 400.0, 6), at(10_000, 4300.0, 5)],
+            None,
+            None,
+        );
+        assert_eq!(
+            snap.vertices[0].backlog_partial,
+            Some(PartialBacklog {
+                unread_partitions: 6,
+                silent_subtasks: 1
+            })
         );
     }
 
@@ -685,6 +808,7 @@ mod tests {
                     busy_max_ms: 10.0,
                     backpressure_avg_ms: 900.0,
                     pending: Some(pending),
+                    unread_partitions: None,
                 },
                 VertexSample {
                     read_records: read,
@@ -694,6 +818,7 @@ mod tests {
                     busy_max_ms: busy,
                     backpressure_avg_ms: 0.0,
                     pending: None,
+                    unread_partitions: None,
                 },
             ],
         };

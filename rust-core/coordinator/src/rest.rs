@@ -515,19 +515,54 @@ impl FlinkRest {
         vertex_id: &str,
         names: &[String],
     ) -> Result<HashMap<String, f64>, RestError> {
-        if names.is_empty() {
-            return Ok(HashMap::new());
+        let mut values = HashMap::new();
+        for chunk in url_sized_chunks(names) {
+            values.extend(self.numeric_metrics(&format!(
+                "/jobs/{job_id}/vertices/{vertex_id}/metrics?get={}",
+                chunk.join(",")
+            ))?);
         }
-        self.numeric_metrics(&format!(
-            "/jobs/{job_id}/vertices/{vertex_id}/metrics?get={}",
-            names.join(",")
-        ))
+        Ok(values)
     }
+}
+
+/// Flink's REST server refuses a request line over 4,096 bytes: a hundred subtasks' or
+/// partitions' metric names are asked for in several requests.
+const MAX_NAMES_PER_REQUEST: usize = 3_000;
+
+fn url_sized_chunks(names: &[String]) -> Vec<&[String]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut length) = (0, 0);
+    for (i, name) in names.iter().enumerate() {
+        if i > start && length + name.len() + 1 > MAX_NAMES_PER_REQUEST {
+            chunks.push(&names[start..i]);
+            (start, length) = (i, 0);
+        }
+        length += name.len() + 1;
+    }
+    if start < names.len() {
+        chunks.push(&names[start..]);
+    }
+    chunks
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_name_lists_are_asked_for_in_requests_flink_accepts() {
+        let names: Vec<String> = (0..200)
+            .map(|p| format!("{}.Source__Kafka_Source.KafkaSourceReader.topic.events.partition.{p}.currentOffset", p % 100))
+            .collect();
+        let chunks = url_sized_chunks(&names);
+        assert!(chunks.len() > 1);
+        assert!(chunks
+            .iter()
+            .all(|c| c.join(",").len() <= MAX_NAMES_PER_REQUEST));
+        assert_eq!(chunks.concat(), names);
+        assert!(url_sized_chunks(&[]).is_empty());
+    }
 
     #[test]
     fn taskmanager_memory_configuration_as_flink_writes_it() {

@@ -36,6 +36,8 @@ pub enum Code {
     ScaleDownDelayed,
     /// AT126: a source with a backlog reads nothing: stalled, not idle.
     SourceStalled,
+    /// AT127: a source's backlog metric leaves out partitions or subtasks not read yet.
+    BacklogPartial,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -80,6 +82,7 @@ impl Code {
             Code::SlotsShort => "AT124",
             Code::ScaleDownDelayed => "AT125",
             Code::SourceStalled => "AT126",
+            Code::BacklogPartial => "AT127",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -111,6 +114,7 @@ impl Code {
             Code::SlotsShort => "SLOTS_SHORT",
             Code::ScaleDownDelayed => "SCALE_DOWN_DELAYED",
             Code::SourceStalled => "SOURCE_STALLED",
+            Code::BacklogPartial => "BACKLOG_PARTIAL",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",

@@ -76,6 +76,20 @@ pub struct VertexSnapshot {
     pub pending_records: Option<f64>,
     /// How fast the backlog grew over the window, records per second (negative: draining).
     pub backlog_growth: Option<f64>,
+    /// What the backlog metric left out during the window, if anything: then the backlog is
+    /// a lower bound and its growth says nothing about arrivals.
+    pub backlog_partial: Option<PartialBacklog>,
+}
+
+/// A source's backlog metric that does not cover the whole source yet. Kafka's reader sums
+/// the lag of the partitions it has read from: right after a start, and while a bottleneck
+/// keeps it on a few partitions, it leaves the others out and climbs as they join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PartialBacklog {
+    /// Partitions (splits) not read from yet.
+    pub unread_partitions: u32,
+    /// Subtasks that report no backlog at all yet.
+    pub silent_subtasks: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -424,7 +438,10 @@ fn target_rates(
                 t.findings[v].push(no_backlog_metric(vertex, consumed));
                 continue;
             };
-            t.arrival[v] = (consumed + vertex.backlog_growth.unwrap_or(0.0)).max(0.0);
+            if let Some(partial) = vertex.backlog_partial {
+                t.findings[v].push(backlog_partial(partial, pending, consumed));
+            }
+            t.arrival[v] = (consumed + trusted_growth(vertex).unwrap_or(0.0)).max(0.0);
             t.catch_up[v] = if catch_up_secs > 0.0 {
                 pending.max(0.0) / catch_up_secs
             } else {
@@ -458,6 +475,37 @@ fn no_backlog_metric(vertex: &VertexSnapshot, consumed: f64) -> Finding {
         code: Code::NoBacklogMetric,
         message: format!(
             "source reports no pendingRecords: its arrival rate is taken as the {consumed:.1} records/s it consumed and no backlog catch-up is planned{blocked}"
+        ),
+    }
+}
+
+/// The backlog's growth, when the metric covered the whole source all window: growth of a
+/// partial backlog is partitions joining the count, not arrivals.
+fn trusted_growth(vertex: &VertexSnapshot) -> Option<f64> {
+    vertex
+        .backlog_growth
+        .filter(|_| vertex.backlog_partial.is_none())
+}
+
+fn backlog_partial(partial: PartialBacklog, pending: f64, consumed: f64) -> Finding {
+    let mut left_out = Vec::new();
+    if partial.unread_partitions > 0 {
+        left_out.push(format!(
+            "{} partitions not read from yet",
+            partial.unread_partitions
+        ));
+    }
+    if partial.silent_subtasks > 0 {
+        left_out.push(format!(
+            "{} subtasks that report none yet",
+            partial.silent_subtasks
+        ));
+    }
+    Finding {
+        code: Code::BacklogPartial,
+        message: format!(
+            "pendingRecords leaves out {}: a Kafka reader counts a partition's lag only once it has read from it, so the backlog shown ({pending:.0}) is a lower bound and its growth is partitions joining the count; arrivals are taken as the {consumed:.1} records/s consumed until the metric covers every partition",
+            left_out.join(" and ")
         ),
     }
 }
@@ -966,7 +1014,7 @@ fn true_processing_rate(v: &VertexSnapshot, held_back: bool) -> TrueRate {
     }
     let backpressure = finite_or(v.backpressure, 0.0);
     let unblocked = rate / (1.0 - backpressure).max(MEASURABLE);
-    let falling_behind = v.backlog_growth.is_some_and(|g| g > 0.05 * rate);
+    let falling_behind = trusted_growth(v).is_some_and(|g| g > 0.05 * rate);
     if !held_back && falling_behind && backpressure < 0.1 {
         return TrueRate {
             value: rate,

@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use autotune_model::scaling::{
-    decide, Code, JobDecision, JobSnapshot, ScalingConfig, ScalingHistory, ShipStrategy,
+    decide, Code, JobDecision, JobSnapshot, PartialBacklog, ScalingConfig, ScalingHistory,
+    ShipStrategy,
 };
 use common::*;
 
@@ -553,4 +554,38 @@ fn an_unknown_max_parallelism_is_not_invented() {
     let d = decided(&src, &eager(1.0));
     assert_eq!(d.vertices[1].recommended, 150);
     assert!(!d.vertices[1].has(Code::ParallelismBound));
+}
+
+#[test]
+fn a_partial_backlog_is_not_taken_for_arrivals() {
+    // Measured on Flink 2.3 with 8 partitions: the reader, held to 262 records/s by Work, had
+    // read 3 partitions; its pendingRecords jumped from 378 to 4289 as the next one joined
+    // while the real lag was 20,000 and shrinking. That jump is not 900 records/s arriving.
+    let mut src = source("src", 1, 262.0, 0.2, 4289.0, 900.0);
+    src.backlog_partial = Some(PartialBacklog {
+        unread_partitions: 5,
+        silent_subtasks: 0,
+    });
+    src.source_partitions = Some(8);
+    let work = vertex("work", 1, 262.0, 1.0);
+    let partial = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Rebalance)]);
+    let d = decided(&partial, &eager(0.7));
+    assert!((d.vertices[1].evidence.arrival_rate - 262.0).abs() < 1e-9);
+    finding(
+        &d.vertices[0],
+        Code::BacklogPartial,
+        &[
+            "5 partitions not read from yet",
+            "lower bound",
+            "262.0 records/s",
+        ],
+    );
+    // The source is not "falling behind" on a growth it cannot vouch for.
+    assert!(!d.vertices[0].has(Code::Bottleneck));
+
+    let mut whole = partial.clone();
+    whole.vertices[0].backlog_partial = None;
+    let d = decided(&whole, &eager(0.7));
+    assert!((d.vertices[1].evidence.arrival_rate - 1162.0).abs() < 1e-9);
+    assert!(!d.vertices[0].has(Code::BacklogPartial));
 }

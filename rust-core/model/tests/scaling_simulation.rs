@@ -206,6 +206,7 @@ impl Scenario {
                     backpressure: if blocked { 1.0 - busy } else { 0.0 },
                     pending_records: pending,
                     backlog_growth: growth,
+                    backlog_partial: None,
                 }
             })
             .collect();

@@ -23,6 +23,7 @@ pub fn vertex(id: &str, p: u32, rate: f64, busy: f64) -> VertexSnapshot {
         backpressure: 0.0,
         pending_records: None,
         backlog_growth: None,
+        backlog_partial: None,
     }
 }
 
