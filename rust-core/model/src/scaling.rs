@@ -340,6 +340,10 @@ impl std::error::Error for ScalingError {}
 const MEASURABLE: f64 = 0.01;
 /// Busy ratio from which a vertex's measured rate tells its capacity well enough to learn from.
 const RELIABLE_BUSY: f64 = 0.02;
+/// A source whose backlog is this much of what it reads is catching up: at its limit unless
+/// something downstream holds it back (Flink's autoscaler: `observed-true-processing-rate.
+/// lag-threshold`).
+const CATCHING_UP_BACKLOG: Duration = Duration::from_secs(30);
 /// Parallelisms remembered per vertex to learn how it scales.
 const OBSERVATIONS: usize = 4;
 /// Scaling exponents learned are kept in this range: no superlinear promises; a vertex that
@@ -986,13 +990,15 @@ impl TrueRate {
 
 /// Records/s the vertex could process at 100% busy.
 ///
-/// From busy time where Flink measures it. Sources get corrections, because a source's task
-/// thread is not where all its work happens (Kafka-style readers fetch in their own threads,
-/// so busy time understates them):
-/// - a source falling behind (its backlog grows) without being held back is at its limit: its
-///   rate is its capacity, limited by its hottest subtask;
-/// - a source held back by back-pressure could do at least its rate over the time it was not
-///   blocked.
+/// From busy time where Flink measures it. Sources get a correction, because a source's task
+/// thread is not where all its work happens (Kafka readers fetch in their own threads, so
+/// busy time understates them): a source catching up (its backlog grows, or is 30 s or more
+/// of what it reads) and not held back by a saturated vertex downstream is at its limit, so
+/// what it reads when not back-pressured is its capacity (hardly blocked, already limited by
+/// its hottest subtask). Flink's autoscaler keeps the busy-time rate when it is within 15% of the
+/// observed one; here the observed rate is always taken, since a busy-time average sized
+/// over uneven partitions would count the hottest subtask's share twice. A source held back
+/// could do at least its rate over the time it was not blocked.
 ///
 /// NaN when nothing tells (no busy time, no back-pressure, no backlog), and for a source that
 /// reads nothing while a backlog waits (stalled, see [`stalled`]).
@@ -1013,19 +1019,24 @@ fn true_processing_rate(v: &VertexSnapshot, held_back: bool) -> TrueRate {
         return TrueRate::all_subtasks(from_busy);
     }
     let backpressure = finite_or(v.backpressure, 0.0);
-    let unblocked = rate / (1.0 - backpressure).max(MEASURABLE);
+    let observed = rate / (1.0 - backpressure).max(MEASURABLE);
     let falling_behind = trusted_growth(v).is_some_and(|g| g > 0.05 * rate);
-    if !held_back && falling_behind && backpressure < 0.1 {
+    let standing_backlog = v
+        .pending_records
+        .is_some_and(|p| p >= CATCHING_UP_BACKLOG.as_secs_f64() * rate);
+    if !held_back && (falling_behind || standing_backlog) {
+        // Hardly blocked, the rate is what the hottest subtask allows; blocked, the rate over
+        // the unblocked time is an average over subtasks, like busy time.
         return TrueRate {
-            value: rate,
-            hottest_limited: true,
+            value: observed,
+            hottest_limited: backpressure < 0.1,
         };
     }
     if backpressure >= 0.1 {
         return TrueRate::all_subtasks(if from_busy.is_nan() {
-            unblocked
+            observed
         } else {
-            from_busy.max(unblocked)
+            from_busy.max(observed)
         });
     }
     TrueRate::all_subtasks(from_busy)

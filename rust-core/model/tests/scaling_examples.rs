@@ -421,17 +421,39 @@ fn a_source_falling_behind_unblocked_is_at_its_limit_whatever_its_busy_time() {
 
 #[test]
 fn a_source_held_back_by_back_pressure_is_not_scaled_up() {
-    // Idle most of the time and blocked 14% of it: the bottleneck is elsewhere.
+    // Measured on the sample job: idle most of the time and blocked 14% of it, its backlog
+    // growing, behind a saturated Work: the bottleneck is Work, not the source.
     let mut src = source("queue", 1, 660.0, 0.0, 20_000.0, 340.0);
     src.backpressure = 0.14;
+    let work = vertex("work", 1, 660.0, 0.99);
     let d = decide(
-        &job(vec![src], vec![]),
+        &job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]),
         &ScalingConfig::default(),
         &mut ScalingHistory::default(),
         0,
     )
     .unwrap();
     assert_eq!(d.vertices[0].recommended, 1);
+    assert_eq!(d.bottleneck, Some(1));
+}
+
+#[test]
+fn a_standing_backlog_sizes_the_source_by_what_it_reads() {
+    // Issue 11: 10 million records of lag, 900/s consumed, 30% busy, 10% back-pressured and
+    // nothing downstream saturated. Busy time says 3,000/s per subtask; what it reads when
+    // not blocked says 1,000/s. Flink's autoscaler takes the observed rate here too.
+    let mut src = source("kafka", 1, 900.0, 0.3, 10_000_000.0, 0.0);
+    src.backpressure = 0.1;
+    let sink = vertex("sink", 1, 900.0, 0.5);
+    let d = decided(
+        &job(vec![src, sink], vec![edge(0, 1, ShipStrategy::Forward)]),
+        &eager(0.7),
+    );
+    let s = &d.vertices[0];
+    assert!((s.evidence.true_rate - 1000.0).abs() < 1e-6, "{s:?}");
+    // 900/s + 10M over 5 min = 34,233/s at 700/s per subtask: 49.
+    assert_eq!(s.recommended, 49);
+    assert_eq!(d.bottleneck, Some(0));
 }
 
 #[test]
