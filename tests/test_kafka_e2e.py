@@ -97,4 +97,16 @@ def test_the_first_decision_on_the_kafka_job(kafka_job):
     arrival = re.search(r"arrival=([\d.]+)/s", work[0]).group(1) if work else "n/a"
     print(f"first decision: {plan.split(' pipeline')[0]}; Work scaled: {bool(work)}, arrival read as {arrival}/s "
           f"(produced: {RATE}/s); consumer group lag {broker.lag('autotune-e2e')}")
+    # Under back-pressure the reader drains one partition at a time and its pendingRecords
+    # leaves the partitions it has not read from out: the first decision says so (AT127)
+    # instead of taking the backlog's climb for arrivals.
+    recording = cluster.log_dir / "autotune" / job_id / "recording.jsonl"
+    first = json.loads(recording.read_text().splitlines()[0])
+    source = next(i for i, v in enumerate(first["shape"]["vertices"]) if v["name"].startswith("Source"))
+    unread = [s["vertices"][source].get("unread_partitions") for s in first["samples"]]
+    partial = [l for l in lines if l.startswith("AUTOTUNE AT127 BACKLOG_PARTIAL") and job_id in l]
+    print(f"partitions not read from yet, per poll of the first window: {unread}")
+    if any(u for u in unread if u):
+        assert partial and 'vertex="Source' in partial[0], lines
+        assert "arrivals are taken as the" in partial[0], partial[0]
     assert plugin_trouble(cluster) == []

@@ -188,6 +188,17 @@ class KafkaBroker:
             raise RuntimeError(f"producing {records} records to {topic} failed; see {out.name}")
         return None
 
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Each partition's end offset (the next offset to be written)."""
+        out = self._java("org.apache.kafka.tools.GetOffsetShell", "--bootstrap-server", self.bootstrap,
+                         "--topic", topic, "--time", "-1").stdout
+        ends = {}
+        for line in out.splitlines():
+            parts = line.strip().split(":")
+            if len(parts) == 3 and parts[0] == topic and parts[1].isdigit() and parts[2].isdigit():
+                ends[int(parts[1])] = int(parts[2])
+        return ends
+
     def lag(self, group: str) -> int:
         """Records the consumer group has yet to read, over all partitions (its committed offsets)."""
         out = self._java("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server",
