@@ -72,6 +72,7 @@ impl LoopSettings {
             scaling: ScalingConfig {
                 target_utilization: options.target_utilization,
                 catch_up: options.catch_up,
+                scale_down_delay: options.scale_down_delay,
                 vertex_limits: options.vertex_limits.clone(),
                 ..ScalingConfig::default()
             },

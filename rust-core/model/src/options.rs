@@ -52,6 +52,8 @@ pub struct Options {
     pub target_utilization: f64,
     /// Time in which an existing source backlog should be consumed.
     pub catch_up: Duration,
+    /// How long a scale-down is recommended before it is made.
+    pub scale_down_delay: Duration,
     /// Keep what each decision window read (for `flink-autotune replay` and bug reports).
     pub record: bool,
     /// Per-vertex parallelism limits: vertex id -> (min, max).
@@ -94,6 +96,7 @@ impl Default for Options {
             // The scaling model's own defaults: one place for them.
             target_utilization: ScalingConfig::default().target_utilization,
             catch_up: ScalingConfig::default().catch_up,
+            scale_down_delay: ScalingConfig::default().scale_down_delay,
             record: false,
             vertex_limits: BTreeMap::new(),
             apply_max_step: 4.0,
@@ -294,6 +297,15 @@ pub const OPTIONS: &[OptionSpec] = &[
         secret: false,
         set: |o, v| duration_option(&mut o.catch_up, v, Duration::ZERO),
         show: |o| duration::format(o.catch_up),
+    },
+    OptionSpec {
+        key: "scale-down-delay",
+        default: "`10 min`",
+        doc: "a scale-down is made only after it was recommended for this long, and then to the highest parallelism recommended meanwhile (AT125)",
+        scope: OptionScope::Loop,
+        secret: false,
+        set: |o, v| duration_option(&mut o.scale_down_delay, v, Duration::ZERO),
+        show: |o| duration::format(o.scale_down_delay),
     },
     OptionSpec {
         key: "vertex-limits",
