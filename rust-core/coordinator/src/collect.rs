@@ -140,7 +140,7 @@ impl SourceMetrics {
 }
 
 /// One poll of one vertex.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VertexSample {
     pub read_records: f64,
     pub write_records: f64,
@@ -153,9 +153,14 @@ pub struct VertexSample {
     #[serde(with = "nan_as_null")]
     pub backpressure_avg_ms: f64,
     pub pending: Option<f64>,
-    /// Partitions whose read position is still -1: not in `pending` yet.
-    #[serde(default)]
-    pub unread_partitions: Option<u32>,
+    /// The reader's position in each partition (`SourceMetrics::offsets`, in order; NaN when
+    /// not served): -1 until it has read from it.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "nan_as_null_vec"
+    )]
+    pub positions: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -433,7 +438,7 @@ pub fn sample(
             .get("backPressuredTimeMsPerSecond")
             .copied()
             .unwrap_or_default();
-        let (mut pending, mut source_records, mut unread_partitions) = (None, None, None);
+        let (mut pending, mut source_records, mut positions) = (None, None, Vec::new());
         if let Some(names) = shape.source_metrics.get(&v) {
             let wanted: Vec<String> = names
                 .pending
@@ -452,9 +457,11 @@ pub fn sample(
             };
             pending = sum(&names.pending);
             source_records = sum(&names.records_out);
-            let offsets = found(&names.offsets);
-            unread_partitions =
-                (!offsets.is_empty()).then(|| offsets.iter().filter(|o| **o < 0.0).count() as u32);
+            positions = names
+                .offsets
+                .iter()
+                .map(|n| values.get(n).copied().unwrap_or(f64::NAN))
+                .collect();
         }
         let counters = &details.vertices[v].metrics;
         vertices.push(VertexSample {
@@ -465,7 +472,7 @@ pub fn sample(
             busy_max_ms: busy.max,
             backpressure_avg_ms: backpressure.avg,
             pending,
-            unread_partitions,
+            positions,
         });
     }
     Ok(Sample { at_ms, vertices })
@@ -577,21 +584,65 @@ pub fn summarize(
     }
 }
 
-/// What the source's backlog metric left out at any point of the window.
+/// What the source's backlog metric left out during the window: partitions not read from
+/// yet (position -1; a Kafka reader counts a partition's lag only once it has read from it),
+/// partitions not read from during the window (their lag is as old as their last read: under
+/// back-pressure a Kafka reader drains one partition's fetch at a time), and subtasks holding
+/// partitions that report no backlog yet.
 fn partial_backlog(shape: &JobShape, v: usize, samples: &[Sample]) -> Option<PartialBacklog> {
     let silent_subtasks = shape
         .source_metrics
         .get(&v)
         .map_or(0, SourceMetrics::silent_subtasks);
-    let unread_partitions = samples
+    let positions: Vec<&[f64]> = samples
         .iter()
-        .filter_map(|s| s.vertices[v].unread_partitions)
+        .map(|s| s.vertices[v].positions.as_slice())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let unread_partitions = positions
+        .iter()
+        .map(|p| p.iter().filter(|x| **x < 0.0).count() as u32)
         .max()
         .unwrap_or(0);
-    (silent_subtasks > 0 || unread_partitions > 0).then_some(PartialBacklog {
-        unread_partitions,
-        silent_subtasks,
-    })
+    let stale_partitions = match (positions.first(), positions.last()) {
+        (Some(first), Some(last)) if positions.len() >= 2 && first.len() == last.len() => {
+            let moved = |a: f64, b: f64| a.is_finite() && b.is_finite() && b != a;
+            let idle: Vec<bool> = first
+                .iter()
+                .zip(last.iter())
+                .map(|(a, b)| *a >= 0.0 && !moved(*a, *b))
+                .collect();
+            let any_moved = first.iter().zip(last.iter()).any(|(a, b)| moved(*a, *b));
+            if any_moved {
+                idle.iter().filter(|i| **i).count() as u32
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    };
+    (silent_subtasks > 0 || unread_partitions > 0 || stale_partitions > 0).then_some(
+        PartialBacklog {
+            unread_partitions,
+            stale_partitions,
+            silent_subtasks,
+        },
+    )
+}
+
+/// NaN positions (a metric the REST API did not serve) as JSON null.
+mod nan_as_null_vec {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let shown: Vec<Option<f64>> = values.iter().map(|v| v.is_finite().then_some(*v)).collect();
+        shown.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let read: Vec<Option<f64>> = Vec::deserialize(d)?;
+        Ok(read.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    }
 }
 
 #[cfg(test)]
@@ -631,7 +682,7 @@ mod tests {
                     busy_max_ms: 0.0,
                     backpressure_avg_ms: 0.0,
                     pending: None,
-                    unread_partitions: None,
+                    positions: Vec::new(),
                 };
                 n
             ],
@@ -719,7 +770,7 @@ mod tests {
             edges: Vec::new(),
             source_metrics: HashMap::from([(0, found)]),
         };
-        let at = |ms, pending: f64, unread| Sample {
+        let at = |ms, pending: f64, positions: [f64; 8]| Sample {
             at_ms: ms,
             vertices: vec![VertexSample {
                 read_records: 0.0,
@@ -729,22 +780,46 @@ mod tests {
                 busy_max_ms: 100.0,
                 backpressure_avg_ms: 0.0,
                 pending: Some(pending),
-                unread_partitions: Some(unread),
+                positions: positions.to_vec(),
             }],
         };
-        let snap = summarize(
-            &shape,
-            &[at(0, 400.0, 6), at(10_000, 4300.0, 5)],
-            None,
-            None,
-        );
+        // Partitions 0-5 unread at first; 6 and 7 read before the window, then only 7 moves:
+        // 6's lag is as old as its last read. Then partition 0 joins.
+        let nan = f64::NAN;
+        let first = [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 900.0, 400.0];
+        let middle = [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 900.0, nan];
+        let last = [10.0, -1.0, -1.0, -1.0, -1.0, -1.0, 900.0, 2400.0];
+        let samples = [
+            at(0, 400.0, first),
+            at(5_000, 900.0, middle),
+            at(10_000, 4300.0, last),
+        ];
+        let snap = summarize(&shape, &samples, None, None);
         assert_eq!(
             snap.vertices[0].backlog_partial,
             Some(PartialBacklog {
                 unread_partitions: 6,
+                stale_partitions: 1,
                 silent_subtasks: 1
             })
         );
+        // Positions are kept in recordings (a metric not served reads back as NaN).
+        let json = serde_json::to_string(&samples[1]).unwrap();
+        let back: Sample = serde_json::from_str(&json).unwrap();
+        assert!(back.vertices[0].positions[7].is_nan());
+        assert_eq!(back.vertices[0].positions[6], 900.0);
+
+        // Every partition read and moving: the backlog is whole.
+        let moving = |ms, base: f64| at(ms, 100.0, [base; 8]);
+        let mut whole = shape.clone();
+        whole
+            .source_metrics
+            .get_mut(&0)
+            .unwrap()
+            .pending
+            .push(format!("1.{op}.pendingRecords"));
+        let snap = summarize(&whole, &[moving(0, 10.0), moving(10_000, 20.0)], None, None);
+        assert_eq!(snap.vertices[0].backlog_partial, None);
     }
 
     #[test]
@@ -808,7 +883,7 @@ mod tests {
                     busy_max_ms: 10.0,
                     backpressure_avg_ms: 900.0,
                     pending: Some(pending),
-                    unread_partitions: None,
+                    positions: Vec::new(),
                 },
                 VertexSample {
                     read_records: read,
@@ -818,7 +893,7 @@ mod tests {
                     busy_max_ms: busy,
                     backpressure_avg_ms: 0.0,
                     pending: None,
-                    unread_partitions: None,
+                    positions: Vec::new(),
                 },
             ],
         };

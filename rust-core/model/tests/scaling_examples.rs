@@ -586,6 +586,7 @@ fn a_partial_backlog_is_not_taken_for_arrivals() {
     let mut src = source("src", 1, 262.0, 0.2, 4289.0, 900.0);
     src.backlog_partial = Some(PartialBacklog {
         unread_partitions: 5,
+        stale_partitions: 0,
         silent_subtasks: 0,
     });
     src.source_partitions = Some(8);
