@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -32,10 +35,11 @@ CONF = {
 }
 
 
-@pytest.fixture(scope="module")
-def kafka_job(plugin_jar, flink_home, tmp_path_factory):
-    version = FLINK_VERSIONS[-1]
-    workdir = tmp_path_factory.mktemp(f"kafka-{version}")
+@contextmanager
+def kafka_job_running(plugin_jar, flink_home, workdir: Path, version: str, *, name: str, cost_us: int,
+                      deserialize_us: int = 0):
+    """A broker with a backlog and steady arrivals, a cluster with the plugin, the Kafka job
+    running, and the plugin's first decision on it: (cluster, broker, job id, lines)."""
     connector = kafka_connector_jars(version)
     job_jar = build_kafka_job(flink_home(version), workdir / "jobs", connector)
     with KafkaBroker(workdir / "kafka") as broker:
@@ -45,8 +49,8 @@ def kafka_job(plugin_jar, flink_home, tmp_path_factory):
         broker.produce("events", RATE * 360, rate=RATE, wait=False)
         with FlinkCluster(flink_home(version), workdir / "flink", taskmanagers=2, slots=2, conf=CONF,
                           plugin_jar=plugin_jar, lib_jars=connector) as cluster:
-            args = ["--bootstrap", broker.bootstrap, "--topic", "events", "--group", "autotune-e2e",
-                    "--cost-us", str(COST_US), "--job-name", "autotune-kafka"]
+            args = ["--bootstrap", broker.bootstrap, "--topic", "events", "--group", name,
+                    "--cost-us", str(cost_us), "--deserialize-cost-us", str(deserialize_us), "--job-name", name]
             job_id = cluster.submit(job_jar, args)
             cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
 
@@ -54,9 +58,17 @@ def kafka_job(plugin_jar, flink_home, tmp_path_factory):
                 lines = autotune_lines(cluster.jobmanager_log())
                 return lines if any(l.startswith("AUTOTUNE AT100 PLAN") and job_id in l for l in lines) else None
 
-            lines = wait_for(planned, timeout=300, what="the plugin's first decision on the Kafka job",
+            lines = wait_for(planned, timeout=300, what=f"the plugin's first decision on {name}",
                              cluster=cluster, interval=3)
             yield cluster, broker, job_id, lines
+
+
+@pytest.fixture(scope="module")
+def kafka_job(plugin_jar, flink_home, tmp_path_factory):
+    version = FLINK_VERSIONS[-1]
+    with kafka_job_running(plugin_jar, flink_home, tmp_path_factory.mktemp(f"kafka-{version}"), version,
+                           name="autotune-kafka", cost_us=COST_US) as running:
+        yield running
 
 
 def test_the_plugin_sees_the_topics_partitions_and_backlog(kafka_job):
@@ -109,4 +121,63 @@ def test_the_first_decision_on_the_kafka_job(kafka_job):
     if any(u for u in unread if u):
         assert partial and 'vertex="Source' in partial[0], lines
         assert "arrivals are taken as the" in partial[0], partial[0]
+    assert plugin_trouble(cluster) == []
+
+
+# The source as the bottleneck: deserializing costs 2.5 ms a record (400 records/s per source
+# subtask) and Work almost nothing. The reader falls behind the backlog on its own.
+DESERIALIZE_US = 2500
+
+
+@pytest.fixture(scope="module")
+def kafka_source_bottleneck(plugin_jar, flink_home, tmp_path_factory):
+    version = FLINK_VERSIONS[-1]
+    with kafka_job_running(plugin_jar, flink_home, tmp_path_factory.mktemp(f"kafka-source-{version}"), version,
+                           name="autotune-kafka-source", cost_us=50, deserialize_us=DESERIALIZE_US) as running:
+        yield running
+
+
+def test_a_costly_source_is_the_bottleneck_and_is_sized_within_its_partitions(kafka_source_bottleneck):
+    cluster, broker, job_id, lines = kafka_source_bottleneck
+    mine = [l for l in lines if job_id in l]
+    print("\n".join(mine))
+    bottleneck = [l for l in mine if l.startswith("AUTOTUNE AT110 BOTTLENECK")]
+    assert bottleneck and all('vertex="Source' in l for l in bottleneck), mine
+    scaled = [l for l in mine if l.startswith("AUTOTUNE AT101 SCALE_UP") and 'vertex="Source' in l]
+    assert scaled, mine
+    wanted = int(re.search(r"parallelism=1->(\d+)", scaled[0]).group(1))
+    assert 1 < wanted <= PARTITIONS, scaled[0]
+    if wanted == PARTITIONS:
+        assert any(l.startswith("AUTOTUNE AT123") for l in mine), mine
+    assert plugin_trouble(cluster) == []
+
+
+@pytest.fixture(scope="module")
+def kafka_recommend_1x(plugin_jar, flink_home, tmp_path_factory):
+    version = FLINK_VERSIONS[0]
+    with kafka_job_running(plugin_jar, flink_home, tmp_path_factory.mktemp(f"kafka-{version}"), version,
+                           name="autotune-kafka-1x", cost_us=COST_US) as running:
+        yield running
+
+
+def test_recommend_mode_on_flink_1x_from_the_log_and_from_analyze(kafka_recommend_1x, cli):
+    """Flink 1.x, `flink-conf.yaml`, the plugin in its default mode: the recommendation for the
+    Kafka job is in the JobManager's log, and `flink-autotune analyze` gives the same one."""
+    cluster, broker, job_id, lines = kafka_recommend_1x
+    assert (cluster.conf_dir / "flink-conf.yaml").exists()
+    mine = [l for l in lines if job_id in l]
+    assert any(l.startswith("AUTOTUNE AT110 BOTTLENECK") and 'vertex="Work' in l for l in mine), mine
+    assert not any(l.startswith("AUTOTUNE AT103") for l in lines), "recommend mode never applies"
+    run = subprocess.run([str(cli), "analyze", "--rest", cluster.rest_url, "--job", job_id, "--duration", "30 s",
+                          "--interval", "3 s", "--json"], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    [document] = json.loads(run.stdout)
+    vertices = {v["name"]: v for v in document["decision"]["vertices"]}
+    source = next(v for name, v in vertices.items() if name.startswith("Source"))
+    work = next(v for name, v in vertices.items() if name.startswith("Work"))
+    print(f"analyze: Source {source['current']} -> {source['recommended']}, Work {work['current']} -> "
+          f"{work['recommended']}; findings {[f['code'] for v in vertices.values() for f in v['findings']]}")
+    assert source["recommended"] <= PARTITIONS
+    assert work["recommended"] >= work["current"] == 1
+    assert "AT110" in [f["code"] for f in work["findings"]], work
     assert plugin_trouble(cluster) == []
