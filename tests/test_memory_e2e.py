@@ -171,17 +171,19 @@ def under_provisioned(plugin_jar, flink_home, example_job, tmp_path_factory):
     conf = {**PLUGIN, **RESTARTS, **SMALL_HEAP}
     with FlinkCluster(flink_home(version), workdir, taskmanagers=1, slots=1, conf=conf, plugin_jar=plugin_jar,
                       tm_process_size="900m") as cluster:
+        # Read while the TaskManager lives: the OutOfMemoryError below may take it down.
+        memory = cluster.rest("/taskmanagers")["taskmanagers"][0]["memoryConfiguration"]
         job_id = cluster.submit(example_job(version), BIG_STATE_JOB)
         wait_for(lambda: out_of_memory(cluster), timeout=120, what="the job to run out of heap", cluster=cluster)
         plan = wait_for(lambda: memory_plan(cluster, job_id, lambda l: True) and
                         any(l.startswith("AUTOTUNE AT202") for l in autotune_lines(cluster.jobmanager_log())) and
                         memory_plan(cluster, job_id),
                         timeout=240, what="a memory plan with heap pressure", cluster=cluster, interval=3)
-        yield cluster, job_id, plan, recommended_config(cluster, job_id), version, workdir
+        yield cluster, job_id, plan, recommended_config(cluster, job_id), version, workdir, memory
 
 
 def test_heap_pressure_is_found_where_it_happens_and_in_the_plan(under_provisioned):
-    cluster, job_id, plan, config, _, _ = under_provisioned
+    cluster, job_id, plan, config, _, _, current = under_provisioned
     jm = [l for l in autotune_lines(cluster.jobmanager_log()) if l.startswith("AUTOTUNE AT20")]
     print("\n".join(jm))
     [tm_log] = cluster.taskmanager_logs().values()
@@ -192,14 +194,13 @@ def test_heap_pressure_is_found_where_it_happens_and_in_the_plan(under_provision
     keys = memory_keys(config)
     assert_keys_consistent(keys)
     heap = parse_size(keys["taskmanager.memory.framework.heap.size"]) + parse_size(keys["taskmanager.memory.task.heap.size"])
-    current = cluster.rest("/taskmanagers")["taskmanagers"][0]["memoryConfiguration"]
     assert heap >= 1.5 * (current["frameworkHeap"] + current["taskHeap"]), (heap, current)
     # The process total may still shrink: metaspace and network were oversized by defaults.
     assert f"taskmanager.memory.task.heap.size={keys['taskmanager.memory.task.heap.size']}" in plan
 
 
 def test_the_recommended_heap_lets_the_same_job_run(under_provisioned, plugin_jar, flink_home, example_job):
-    cluster, _, _, config, version, workdir = under_provisioned
+    cluster, _, _, config, version, workdir, _ = under_provisioned
     keys = memory_keys(config)
     cluster.stop()
     conf = {**PLUGIN, **RESTARTS, **SMALL_HEAP, **keys}
