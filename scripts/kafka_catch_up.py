@@ -58,14 +58,15 @@ def plugin_jar() -> Path:
     return jar
 
 
-def reader_positions(cluster: FlinkCluster, job_id: str, source_id: str) -> int:
-    """Records the Kafka reader has read: the sum over partitions of currentOffset + 1."""
+def reader_positions(cluster: FlinkCluster, job_id: str, source_id: str, partitions: int) -> int | None:
+    """Records the Kafka reader has read: the sum over partitions of currentOffset + 1; None
+    while not every partition reports one (the job is restarting)."""
     base = f"/jobs/{job_id}/vertices/{source_id}/metrics"
     names = [m["id"] for m in cluster.rest(base)
              if ".KafkaSourceReader.topic." in m["id"] and m["id"].endswith(".currentOffset")]
-    if not names:
-        return 0
-    values = cluster.rest(f"{base}?get={','.join(names)}")
+    values = cluster.rest(f"{base}?get={','.join(names)}") if names else []
+    if len(values) < partitions:
+        return None
     return sum(int(float(v["value"])) + 1 for v in values)
 
 
@@ -115,13 +116,13 @@ def main() -> int:
                                                   "--group", "catch-up", "--cost-us", str(args.cost_us),
                                                   "--job-name", "kafka-catch-up"])
                 cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
-                timeline = follow(cluster, broker, job_id, run_s)
+                timeline = follow(cluster, broker, job_id, run_s, args.partitions)
                 lines = [l for l in autotune_lines(cluster.jobmanager_log()) if job_id in l]
         report(args, timeline, lines, backlog, run_s)
     return 0
 
 
-def follow(cluster: FlinkCluster, broker: KafkaBroker, job_id: str, run_s: float):
+def follow(cluster: FlinkCluster, broker: KafkaBroker, job_id: str, run_s: float, partitions: int):
     """(seconds, real backlog, {vertex name: parallelism}) every 15 s until run_s."""
     start = time.monotonic()
     timeline = []
@@ -131,10 +132,10 @@ def follow(cluster: FlinkCluster, broker: KafkaBroker, job_id: str, run_s: float
         vertices = {v["name"].split(" ->")[0][:24]: v["parallelism"] for v in job["vertices"]}
         source_id = job["vertices"][0]["id"]
         try:
-            real = sum(broker.end_offsets(TOPIC).values()) - reader_positions(cluster, job_id, source_id)
-        except Exception as e:  # a restarting job has no reader metrics for a moment
-            print(f"{elapsed:6.0f} (no reading: {e})")
-            real = None
+            read = reader_positions(cluster, job_id, source_id, partitions)
+        except Exception:  # a restarting job may not answer for a moment
+            read = None
+        real = None if read is None else sum(broker.end_offsets(TOPIC).values()) - read
         timeline.append((elapsed, real, vertices))
         shown = f"{real:8d}" if real is not None else f"{'-':>8}"
         print(f"{elapsed:6.0f} {shown}  " + ", ".join(f"{k}={v}" for k, v in vertices.items()), flush=True)
@@ -150,9 +151,11 @@ def report(args, timeline, lines, backlog: int, run_s: float) -> None:
     slots = [(t, max(v.values())) for t, _, v in timeline]
     slot_seconds = sum((t2 - t1) * p for (t1, p), (t2, _) in zip(slots, slots[1:]))
     largest = max(p for _, p in slots)
-    settled_from = (drained_at or run_s) + 5 * 60
-    late = [p for t, p in slots if t >= settled_from]
-    late_changes = sum(1 for a, b in zip(late, late[1:]) if a != b)
+    # After the drain: the scale-down (once, after its delay), then nothing should change.
+    after = [(t, p) for t, p in slots if drained_at is not None and t >= drained_at]
+    changes = [(t2, a, b) for (_, a), (t2, b) in zip(after, after[1:]) if a != b]
+    first_down = next((t for t, a, b in changes if b < a), None)
+    settled = [(t, a, b) for t, a, b in changes if first_down is not None and t > first_down]
     print("\nAUTOTUNE decisions on the job:")
     for line in lines:
         if re.match(r"AUTOTUNE AT1(0[1-4]|2\d) ", line):
@@ -166,8 +169,9 @@ def report(args, timeline, lines, backlog: int, run_s: float) -> None:
     optimum_same_span = analytic_optimum(args.rate, backlog, capacity, catch_up_s, measured_over)[0]
     print(f"  slot-minutes: {slot_seconds / 60:.1f} over {measured_over / 60:.1f} min "
           f"(analytic optimum {optimum_same_span / 60:.1f}, {slot_seconds / max(optimum_same_span, 1):.2f}x)")
-    print(f"  parallelism changes from 5 min after the drain on: {late_changes} over "
-          f"{max(0.0, measured_over - settled_from) / 60:.1f} min")
+    print("  after the drain: " + (", ".join(f"{a}->{b} at {t:.0f} s" for t, a, b in changes) or "no change"))
+    if first_down is not None:
+        print(f"  changes after the scale-down: {len(settled)} over {(measured_over - first_down) / 60:.1f} min")
 
 
 if __name__ == "__main__":
