@@ -9,6 +9,7 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.connector.kafka.source.KafkaSource;
+import org.apache.flink.connector.kafka.source.KafkaSourceBuilder;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
@@ -25,7 +26,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * <pre>
  * --bootstrap 127.0.0.1:9092 --topic events --group autotune --cost-us 1500
  * --deserialize-cost-us 0 --work-parallelism 1 --source-parallelism 1 --keys 1024
- * --checkpoint-ms 10000 --job-name autotune-kafka-job
+ * --checkpoint-ms 10000 [--fetch-bytes 16384] --job-name autotune-kafka-job
  * </pre>
  */
 public final class KafkaJob {
@@ -38,13 +39,19 @@ public final class KafkaJob {
         long deserializeCostUs = Long.parseLong(opts.getOrDefault("deserialize-cost-us", "0"));
         int keys = Integer.parseInt(opts.getOrDefault("keys", "1024"));
 
-        KafkaSource<Tuple2<Long, Long>> source = KafkaSource.<Tuple2<Long, Long>>builder()
+        KafkaSourceBuilder<Tuple2<Long, Long>> builder = KafkaSource.<Tuple2<Long, Long>>builder()
                 .setBootstrapServers(bootstrap)
                 .setTopics(topic)
                 .setGroupId(opts.getOrDefault("group", "autotune"))
                 .setStartingOffsets(OffsetsInitializer.earliest())
-                .setValueOnlyDeserializer(new CostlyRecords(deserializeCostUs * 1000, keys))
-                .build();
+                .setValueOnlyDeserializer(new CostlyRecords(deserializeCostUs * 1000, keys));
+        String fetchBytes = opts.get("fetch-bytes");
+        if (fetchBytes != null) {
+            // Small fetches: the reader buffers little, so it runs dry soon after the broker stops.
+            builder.setProperty("max.partition.fetch.bytes", fetchBytes)
+                    .setProperty("fetch.max.bytes", fetchBytes);
+        }
+        KafkaSource<Tuple2<Long, Long>> source = builder.build();
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         // The offsets live in checkpoints (and are committed to the group on completion).

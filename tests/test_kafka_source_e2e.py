@@ -1,0 +1,41 @@
+"""The source as the bottleneck, on a real broker (issue 11, scenario b): a costly
+deserializer makes Flink's Kafka reader the vertex that limits the job. It gets more
+parallelism, never beyond the topic's partitions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import FLINK_VERSIONS
+from harness.autotune_log import plugin_trouble
+from harness.kafka_job import PARTITIONS, kafka_job_running
+
+
+# The source as the bottleneck: deserializing costs 2.5 ms a record (400 records/s per source
+# subtask) and Work almost nothing. The reader falls behind the backlog on its own.
+DESERIALIZE_US = 2500
+
+
+@pytest.fixture(scope="module")
+def kafka_source_bottleneck(plugin_jar, flink_home, tmp_path_factory):
+    version = FLINK_VERSIONS[-1]
+    with kafka_job_running(plugin_jar, flink_home, tmp_path_factory.mktemp(f"kafka-source-{version}"), version,
+                           name="autotune-kafka-source", cost_us=50, deserialize_us=DESERIALIZE_US) as running:
+        yield running
+
+
+def test_a_costly_source_is_the_bottleneck_and_is_sized_within_its_partitions(kafka_source_bottleneck):
+    cluster, broker, job_id, lines = kafka_source_bottleneck
+    mine = [l for l in lines if job_id in l]
+    print("\n".join(mine))
+    bottleneck = [l for l in mine if l.startswith("AUTOTUNE AT110 BOTTLENECK")]
+    assert bottleneck and all('vertex="Source' in l for l in bottleneck), mine
+    scaled = [l for l in mine if l.startswith("AUTOTUNE AT101 SCALE_UP") and 'vertex="Source' in l]
+    assert scaled, mine
+    wanted = int(re.search(r"parallelism=1->(\d+)", scaled[0]).group(1))
+    assert 1 < wanted <= PARTITIONS, scaled[0]
+    if wanted == PARTITIONS:
+        assert any(l.startswith("AUTOTUNE AT123") for l in mine), mine
+    assert plugin_trouble(cluster) == []
