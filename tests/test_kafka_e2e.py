@@ -18,12 +18,17 @@ from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
 from harness.kafka_job import COST_US, PARTITIONS, RATE, kafka_job_running
 
 
+FAIL_AT_S = 95  # seconds after Work's first record: stabilization 20 s + a 30 s window + 15 s pause + ...
+
+
 @pytest.fixture(scope="module")
 def kafka_job(plugin_jar, flink_home, tmp_path_factory):
     version = FLINK_VERSIONS[-1]
-    # Small fetches, so that the reader runs dry soon after the broker stops (the last test).
+    # Small fetches, so that the reader runs dry soon after the broker stops (the last test);
+    # Work fails once, after the first decision, most likely inside the second window.
     with kafka_job_running(plugin_jar, flink_home, tmp_path_factory.mktemp(f"kafka-{version}"), version,
-                           name="autotune-kafka", cost_us=COST_US, job_args=("--fetch-bytes", "16384")) as running:
+                           name="autotune-kafka", cost_us=COST_US,
+                           job_args=("--fetch-bytes", "16384", "--fail-at-s", str(FAIL_AT_S))) as running:
         yield running
 
 
@@ -79,6 +84,35 @@ def test_the_first_decision_on_the_kafka_job(kafka_job):
         assert partial and 'vertex="Source' in partial[0], lines
         assert "arrivals are taken as the" in partial[0], partial[0]
     assert plugin_trouble(cluster) == []
+
+
+def test_a_task_failure_inside_a_window_gets_no_decision_from_it(kafka_job):
+    """Work fails once (issue 11, scenario d): the job restarts from its checkpoint, and no
+    recorded window, hence no decision, mixes the run before the failure with the one after."""
+    cluster, broker, job_id, _ = kafka_job
+
+    def failed_at():
+        history = cluster.rest(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+        injected = [e["timestamp"] for e in history if "injected task failure" in e.get("stacktrace", "")]
+        return min(injected) if injected else None
+
+    failure_ms = wait_for(failed_at, timeout=240, what="the injected task failure", cluster=cluster, interval=3)
+    recording = cluster.log_dir / "autotune" / job_id / "recording.jsonl"
+
+    def windows():
+        return [json.loads(l) for l in recording.read_text().splitlines()]
+
+    def decided_after_restart():
+        found = [w for w in windows() if w["samples"] and w["samples"][0]["at_ms"] > failure_ms]
+        return found or None
+
+    wait_for(decided_after_restart, timeout=240, what="a decision window after the restart", cluster=cluster,
+             interval=3)
+    spans = [(w["samples"][0]["at_ms"], w["samples"][-1]["at_ms"]) for w in windows() if w["samples"]]
+    print(f"failure at {failure_ms}; recorded windows (ms from the failure): "
+          f"{[(a - failure_ms, b - failure_ms) for a, b in spans]}")
+    assert not [s for s in spans if s[0] < failure_ms < s[1]], spans
+    assert cluster.rest(f"/jobs/{job_id}")["state"] == "RUNNING"
 
 
 def test_a_stopped_broker_stalls_the_source_and_nothing_is_scaled_down(kafka_job):

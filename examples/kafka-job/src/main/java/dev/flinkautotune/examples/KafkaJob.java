@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.util.Map;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -11,6 +12,7 @@ import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.KafkaSourceBuilder;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 
@@ -26,7 +28,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * <pre>
  * --bootstrap 127.0.0.1:9092 --topic events --group autotune --cost-us 1500
  * --deserialize-cost-us 0 --work-parallelism 1 --source-parallelism 1 --keys 1024
- * --checkpoint-ms 10000 [--fetch-bytes 16384] --job-name autotune-kafka-job
+ * --checkpoint-ms 10000 [--fetch-bytes 16384] [--fail-at-s 75] --job-name autotune-kafka-job
  * </pre>
  */
 public final class KafkaJob {
@@ -60,19 +62,52 @@ public final class KafkaJob {
             env.enableCheckpointing(checkpointMs);
         }
         int workParallelism = Integer.parseInt(opts.getOrDefault("work-parallelism", "1"));
-        env.fromSource(source, WatermarkStrategy.noWatermarks(), "Kafka Source")
+        DataStream<Tuple2<Long, Long>> worked = env.fromSource(source, WatermarkStrategy.noWatermarks(), "Kafka Source")
                 .uid("kafka-source")
                 .setParallelism(Integer.parseInt(opts.getOrDefault("source-parallelism", "1")))
                 .keyBy(new QueueJob.ByKey(), Types.LONG)
                 .map(new QueueJob.BusyWork(costUs * 1000))
                 .name("Work")
                 .uid("work")
-                .setParallelism(workParallelism)
-                .sinkTo(new DiscardingSink<>())
+                .setParallelism(workParallelism);
+        String failAtS = opts.get("fail-at-s");
+        if (failAtS != null) {
+            worked = worked.map(new FailOnce(Long.parseLong(failAtS) * 1_000_000_000L))
+                    .name("FailOnce")
+                    .uid("fail-once")
+                    .setParallelism(workParallelism);
+        }
+        worked.sinkTo(new DiscardingSink<>())
                 .name("Sink")
                 .uid("sink")
                 .setParallelism(workParallelism);
         env.execute(opts.getOrDefault("job-name", "autotune-kafka-job"));
+    }
+
+    /**
+     * Fails the task once, the given time after its first record (a task failure inside a
+     * decision window); the restarted attempt runs on.
+     */
+    static final class FailOnce extends RichMapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        private final long afterNanos;
+        private transient long firstRecordNanos;
+
+        FailOnce(long afterNanos) {
+            this.afterNanos = afterNanos;
+        }
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> value) {
+            long now = System.nanoTime();
+            if (firstRecordNanos == 0) {
+                firstRecordNanos = now;
+            }
+            boolean firstAttempt = getRuntimeContext().getTaskInfo().getAttemptNumber() == 0;
+            if (firstAttempt && now - firstRecordNanos > afterNanos) {
+                throw new IllegalStateException("injected task failure (--fail-at-s)");
+            }
+            return value;
+        }
     }
 
     /** A record's value as (key, value), after burning the given CPU time. */
