@@ -132,9 +132,8 @@ pub struct SourceMetrics {
 impl SourceMetrics {
     /// Subtasks that hold partitions (they report read positions) but no backlog yet.
     pub fn silent_subtasks(&self) -> u32 {
-        let subtask = |n: &String| n.split('.').next().map(str::to_string);
-        let holding: BTreeSet<String> = self.offsets.iter().filter_map(subtask).collect();
-        let reporting: BTreeSet<String> = self.pending.iter().filter_map(subtask).collect();
+        let holding: BTreeSet<&str> = self.offsets.iter().map(|n| subtask_of(n)).collect();
+        let reporting: BTreeSet<&str> = self.pending.iter().map(|n| subtask_of(n)).collect();
         holding.difference(&reporting).count() as u32
     }
 }
@@ -554,7 +553,12 @@ pub fn summarize(
                 (Some(p), None) => (Some(p), Some(0.0)),
                 _ => (None, None),
             };
-            let backlog_partial = pending.and(partial_backlog(shape, v, samples));
+            let busy_max = mean(&mut samples.iter().map(|s| s.vertices[v].busy_max_ms)) / 1000.0;
+            let backpressure =
+                mean(&mut samples.iter().map(|s| s.vertices[v].backpressure_avg_ms)) / 1000.0;
+            // Behind: it has more to read than it reads (held back, or at its own limit).
+            let behind = backpressure >= 0.1 || busy_max >= 0.9;
+            let backlog_partial = pending.and(partial_backlog(shape, v, samples, behind));
             VertexSnapshot {
                 id: vertex.id.clone(),
                 name: vertex.name.clone(),
@@ -565,9 +569,8 @@ pub fn summarize(
                 records_in_rate,
                 records_out_rate,
                 busy: mean(&mut samples.iter().map(|s| s.vertices[v].busy_avg_ms)) / 1000.0,
-                busy_max: mean(&mut samples.iter().map(|s| s.vertices[v].busy_max_ms)) / 1000.0,
-                backpressure: mean(&mut samples.iter().map(|s| s.vertices[v].backpressure_avg_ms))
-                    / 1000.0,
+                busy_max,
+                backpressure,
                 pending_records: pending,
                 backlog_growth: growth,
                 backlog_partial,
@@ -584,12 +587,22 @@ pub fn summarize(
     }
 }
 
-/// What the source's backlog metric left out during the window: partitions not read from
-/// yet (position -1; a Kafka reader counts a partition's lag only once it has read from it),
-/// partitions not read from during the window (their lag is as old as their last read: under
-/// back-pressure a Kafka reader drains one partition's fetch at a time), and subtasks holding
-/// partitions that report no backlog yet.
-fn partial_backlog(shape: &JobShape, v: usize, samples: &[Sample]) -> Option<PartialBacklog> {
+/// What the source's backlog metric left out during the window, while the reader was behind
+/// (back-pressured, or its hottest subtask saturated): partitions not read from yet (position
+/// -1; a Kafka reader counts a partition's lag only once it has read from it), partitions not
+/// read from during the window while others were (their lag is as old as their last read: a
+/// reader that is behind drains one partition's fetch at a time), and subtasks holding
+/// partitions that report no backlog yet. A reader that keeps up reads every partition with
+/// data, so an empty or quiet partition says nothing then.
+fn partial_backlog(
+    shape: &JobShape,
+    v: usize,
+    samples: &[Sample],
+    behind: bool,
+) -> Option<PartialBacklog> {
+    if !behind {
+        return None;
+    }
     let silent_subtasks = shape
         .source_metrics
         .get(&v)
@@ -606,15 +619,16 @@ fn partial_backlog(shape: &JobShape, v: usize, samples: &[Sample]) -> Option<Par
         .unwrap_or(0);
     let stale_partitions = match (positions.first(), positions.last()) {
         (Some(first), Some(last)) if positions.len() >= 2 && first.len() == last.len() => {
-            let moved = |a: f64, b: f64| a.is_finite() && b.is_finite() && b != a;
-            let idle: Vec<bool> = first
-                .iter()
-                .zip(last.iter())
-                .map(|(a, b)| *a >= 0.0 && !moved(*a, *b))
-                .collect();
-            let any_moved = first.iter().zip(last.iter()).any(|(a, b)| moved(*a, *b));
+            let pairs = || {
+                first
+                    .iter()
+                    .zip(last.iter())
+                    .filter(|(a, b)| a.is_finite() && b.is_finite())
+            };
+            let any_moved = pairs().any(|(a, b)| a != b);
+            let idle = pairs().filter(|(a, b)| **a >= 0.0 && a == b).count() as u32;
             if any_moved {
-                idle.iter().filter(|i| **i).count() as u32
+                idle
             } else {
                 0
             }
@@ -770,6 +784,7 @@ mod tests {
             edges: Vec::new(),
             source_metrics: HashMap::from([(0, found)]),
         };
+        // Back-pressured 80% of the time: the reader is behind.
         let at = |ms, pending: f64, positions: [f64; 8]| Sample {
             at_ms: ms,
             vertices: vec![VertexSample {
@@ -778,7 +793,7 @@ mod tests {
                 source_records: Some(ms as f64),
                 busy_avg_ms: 100.0,
                 busy_max_ms: 100.0,
-                backpressure_avg_ms: 0.0,
+                backpressure_avg_ms: 800.0,
                 pending: Some(pending),
                 positions: positions.to_vec(),
             }],
@@ -808,6 +823,19 @@ mod tests {
         let back: Sample = serde_json::from_str(&json).unwrap();
         assert!(back.vertices[0].positions[7].is_nan());
         assert_eq!(back.vertices[0].positions[6], 900.0);
+
+        // A reader that keeps up reads every partition with data: an empty (-1) or quiet
+        // partition says nothing then.
+        let keeping_up: Vec<Sample> = samples
+            .iter()
+            .cloned()
+            .map(|mut s| {
+                s.vertices[0].backpressure_avg_ms = 0.0;
+                s
+            })
+            .collect();
+        let snap = summarize(&shape, &keeping_up, None, None);
+        assert_eq!(snap.vertices[0].backlog_partial, None);
 
         // Every partition read and moving: the backlog is whole.
         let moving = |ms, base: f64| at(ms, 100.0, [base; 8]);

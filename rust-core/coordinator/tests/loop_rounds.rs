@@ -405,7 +405,7 @@ fn apply_takes_a_bounded_step_and_says_first_what_the_cluster_lacks() {
     );
     let said_first = lines.iter().position(|l| l.starts_with("AUTOTUNE AT124 "));
     let asked = lines.iter().position(|l| l.starts_with("AUTOTUNE AT103 "));
-    assert!(said_first < asked, "{lines:#?}");
+    assert!(said_first.unwrap() < asked.unwrap(), "{lines:#?}");
     assert_eq!(
         flink.cluster().requirements[0].1["wrk0000000000000000000000000000"],
         json!({"parallelism": {"lowerBound": 1, "upperBound": 4}})

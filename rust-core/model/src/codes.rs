@@ -24,7 +24,8 @@ pub enum Code {
     Bottleneck,
     /// AT120: the hottest subtask is saturated while the others are not.
     DataSkew,
-    /// AT121: the last scale-up did not raise the vertex's rate: something outside limits it.
+    /// AT121: the last scale-up bought too little at the parallelism it reached, or the next
+    /// one would by how the vertex was seen to scale: something outside limits it.
     ExternalBottleneck,
     /// AT122: a source without a backlog metric: its arrival rate is only what it consumed.
     NoBacklogMetric,
@@ -36,7 +37,8 @@ pub enum Code {
     ScaleDownDelayed,
     /// AT126: a source with a backlog reads nothing: stalled, not idle.
     SourceStalled,
-    /// AT127: a source's backlog metric leaves out partitions or subtasks not read yet.
+    /// AT127: a source's backlog metric leaves out partitions not read yet or not during the
+    /// window, or subtasks that report none yet.
     BacklogPartial,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,

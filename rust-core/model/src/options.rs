@@ -330,7 +330,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "apply-max-step",
         default: "`4`",
-        doc: "in `mode: apply`, a vertex's parallelism grows at most this many times in one step; the next decision, made on what the step bought, goes on. More task slots than the cluster has are asked for only after AT124 said so (1 to 1000)",
+        doc: "in `mode: apply`, a vertex's parallelism grows at most this many times in one step (by one subtask at least); the next decision, made on what the step bought, goes on. More task slots than the cluster has are asked for only after AT124 said so (1 to 1000)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| ratio_option(&mut o.apply_max_step, v, 1.0, 1000.0),

@@ -350,9 +350,10 @@ const RELIABLE_BUSY: f64 = 0.02;
 const CATCHING_UP_BACKLOG: Duration = Duration::from_secs(30);
 /// Parallelisms remembered per vertex to learn how it scales.
 const OBSERVATIONS: usize = 4;
-/// Scaling exponents learned are kept in this range: no superlinear promises; a vertex that
-/// scales far below linear is sized for what it does (and held by the effectiveness check).
-const SCALING_EXPONENT: (f64, f64) = (0.2, 1.0);
+/// Scaling exponents learned are kept in this range: no superlinear promises, and noise (a
+/// rate learned at a few percent busy) cannot make a vertex look hopeless; a vertex that
+/// scales worse is caught by the effectiveness check on what its last step bought.
+const SCALING_EXPONENT: (f64, f64) = (0.5, 1.0);
 
 /// Decides the parallelism of every vertex of a job, in named steps: the graph, every
 /// vertex's true processing rate, the target rates carried through the DAG, one decision per

@@ -174,8 +174,8 @@ fn a_scale_up_that_bought_far_less_stops_the_climbing() {
 
 #[test]
 fn a_scale_up_that_would_not_pay_is_not_made() {
-    // Seen at 10 (60/s) and at 5 (50/s): the vertex scales as p^0.26. 200/s would take
-    // 977 subtasks for 4 times the rate.
+    // Seen at 10 (60/s) and at 5 (50/s): the vertex scales as p^0.26, taken as p^0.5 at
+    // best. 200/s would take 80 subtasks for 4 times the rate.
     let config = eager(1.0);
     let mut history = ScalingHistory::default();
     let mut step = |p, target, tpr| {
@@ -190,7 +190,10 @@ fn a_scale_up_that_would_not_pay_is_not_made() {
     finding(
         &held,
         Code::ExternalBottleneck,
-        &["would raise its rate 4.0 times", "parallelism^0.26"],
+        &[
+            "would raise its rate 4.0 times for 16.0 times the slots",
+            "parallelism^0.50",
+        ],
     );
 }
 
@@ -590,7 +593,9 @@ fn a_partial_backlog_is_not_taken_for_arrivals() {
         silent_subtasks: 0,
     });
     src.source_partitions = Some(8);
-    let work = vertex("work", 1, 262.0, 1.0);
+    // Work keeps up: nothing downstream holds the source back, so only its own growth could
+    // make it look at its limit.
+    let work = vertex("work", 1, 262.0, 0.5);
     let partial = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Rebalance)]);
     let d = decided(&partial, &eager(0.7));
     assert!((d.vertices[1].evidence.arrival_rate - 262.0).abs() < 1e-9);
@@ -611,4 +616,6 @@ fn a_partial_backlog_is_not_taken_for_arrivals() {
     let d = decided(&whole, &eager(0.7));
     assert!((d.vertices[1].evidence.arrival_rate - 1162.0).abs() < 1e-9);
     assert!(!d.vertices[0].has(Code::BacklogPartial));
+    // Trusted, the same growth says the source falls behind at its limit.
+    assert!(d.vertices[0].has(Code::Bottleneck));
 }

@@ -684,8 +684,8 @@ fn kafka_sources_are_sized_on_their_partitions_backlog_and_stalls() {
     let median = drain_over_catch_up[drain_over_catch_up.len() / 2];
     let worst = drain_over_catch_up.last().copied().unwrap_or(f64::NAN);
     println!(
-        "sources: {runs} falling behind at their limit, busy time showing 20-100%: 100% at the optimum in one decision, \
-         {uneven_exact}/{uneven} of them on partitions their parallelism does not divide, none past its partitions; \
+        "sources: {runs} falling behind at their limit, busy time showing 20-100%: 100% at the optimum in one decision \
+         (asserted), {uneven_exact}/{uneven} of them on partitions their parallelism does not divide, none past its partitions; \
          {runs} with a standing backlog of 2-60 min: 100% at the optimum in one decision, backlog drained in \
          {median:.2}x catch-up (median), {worst:.2}x at most; {stalled_named} stalled sources named, none scaled down; \
          {unknown_max} jobs without max parallelism, no key groups invented"
