@@ -20,19 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from harness.flink import FlinkCluster, build_kafka_job, ensure_flink  # noqa: E402
 from harness.kafka import KafkaBroker, kafka_connector_jars  # noqa: E402
+from harness.kafka_job import reader_view, real_backlog  # noqa: E402
 
 TOPIC, PARTITIONS, BACKLOG, RATE = "events", 8, 30_000, 300
-
-
-def reader_metrics(cluster: FlinkCluster, job_id: str, source_id: str) -> tuple[float | None, list[int]]:
-    base = f"/jobs/{job_id}/vertices/{source_id}/metrics"
-    names = [m["id"] for m in cluster.rest(base)]
-    wanted = [n for n in names if n.endswith(".pendingRecords") or
-              (".KafkaSourceReader.topic." in n and n.endswith(".currentOffset"))]
-    values = {m["id"]: float(m["value"]) for m in cluster.rest(f"{base}?get={','.join(wanted)}")} if wanted else {}
-    pending = [v for n, v in values.items() if n.endswith(".pendingRecords")]
-    positions = [int(v) for n, v in sorted(values.items()) if n.endswith(".currentOffset")]
-    return (sum(pending) if pending else None), positions
 
 
 def main() -> None:
@@ -58,11 +48,8 @@ def main() -> None:
                 print("seconds  real backlog  pendingRecords  pendingRecords/real  unread partitions")
                 start = time.time()
                 while time.time() - start < args.seconds:
-                    pending, positions = reader_metrics(cluster, job_id, source_id)
-                    ends = broker.end_offsets(TOPIC)
-                    # A position is the last offset read; -1: nothing read, the whole partition waits.
-                    read = sum(p + 1 for p in positions)
-                    real = sum(ends.values()) - read
+                    pending, positions = reader_view(cluster, job_id, source_id)
+                    real = real_backlog(broker, TOPIC, positions)
                     unread = sum(1 for p in positions if p < 0)
                     ratio = f"{pending / real:.2f}" if pending is not None and real > 0 else "n/a"
                     shown = f"{pending:.0f}" if pending is not None else "none"

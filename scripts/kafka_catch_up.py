@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from harness.autotune_log import autotune_lines  # noqa: E402
 from harness.flink import FlinkCluster, build_kafka_job, ensure_flink  # noqa: E402
 from harness.kafka import KafkaBroker, kafka_connector_jars  # noqa: E402
+from harness.kafka_job import reader_view, real_backlog  # noqa: E402
 
 TOPIC = "events"
 TARGET_UTILIZATION = 0.7  # the plugin's default
@@ -56,18 +57,6 @@ def plugin_jar() -> Path:
     if not jar.exists():
         sys.exit(f"{jar} is missing: run scripts/build.sh first")
     return jar
-
-
-def reader_positions(cluster: FlinkCluster, job_id: str, source_id: str, partitions: int) -> int | None:
-    """Records the Kafka reader has read: the sum over partitions of currentOffset + 1; None
-    while not every partition reports one (the job is restarting)."""
-    base = f"/jobs/{job_id}/vertices/{source_id}/metrics"
-    names = [m["id"] for m in cluster.rest(base)
-             if ".KafkaSourceReader.topic." in m["id"] and m["id"].endswith(".currentOffset")]
-    values = cluster.rest(f"{base}?get={','.join(names)}") if names else []
-    if len(values) < partitions:
-        return None
-    return sum(int(float(v["value"])) + 1 for v in values)
 
 
 def analytic_optimum(rate: float, backlog: float, capacity: float, catch_up_s: float, run_s: float):
@@ -132,10 +121,11 @@ def follow(cluster: FlinkCluster, broker: KafkaBroker, job_id: str, run_s: float
         vertices = {v["name"].split(" ->")[0][:24]: v["parallelism"] for v in job["vertices"]}
         source_id = job["vertices"][0]["id"]
         try:
-            read = reader_positions(cluster, job_id, source_id, partitions)
+            _, positions = reader_view(cluster, job_id, source_id)
         except Exception:  # a restarting job may not answer for a moment
-            read = None
-        real = None if read is None else sum(broker.end_offsets(TOPIC).values()) - read
+            positions = []
+        # Only a reading of every partition: while the job restarts, some report none.
+        real = real_backlog(broker, TOPIC, positions) if len(positions) == partitions else None
         timeline.append((elapsed, real, vertices))
         shown = f"{real:8d}" if real is not None else f"{'-':>8}"
         print(f"{elapsed:6.0f} {shown}  " + ", ".join(f"{k}={v}" for k, v in vertices.items()), flush=True)

@@ -53,3 +53,22 @@ def kafka_job_running(plugin_jar, flink_home, workdir: Path, version: str, *, na
             lines = wait_for(planned, timeout=300, what=f"the plugin's first decision on {name}",
                              cluster=cluster, interval=3)
             yield cluster, broker, job_id, lines
+
+
+def reader_view(cluster: FlinkCluster, job_id: str, source_id: str) -> tuple[float | None, list[int]]:
+    """The Kafka reader's `pendingRecords` (summed over subtasks; None before it reports) and
+    its position in each partition (`currentOffset`: the last offset read, -1 before any)."""
+    base = f"/jobs/{job_id}/vertices/{source_id}/metrics"
+    names = [m["id"] for m in cluster.rest(base)]
+    wanted = [n for n in names if n.endswith(".pendingRecords") or
+              (".KafkaSourceReader.topic." in n and n.endswith(".currentOffset"))]
+    values = {m["id"]: float(m["value"]) for m in cluster.rest(f"{base}?get={','.join(wanted)}")} if wanted else {}
+    pending = [v for n, v in values.items() if n.endswith(".pendingRecords")]
+    positions = [int(v) for n, v in sorted(values.items()) if n.endswith(".currentOffset")]
+    return (sum(pending) if pending else None), positions
+
+
+def real_backlog(broker: KafkaBroker, topic: str, positions: list[int]) -> int:
+    """Records waiting: the topic's end offsets minus what the reader has read (a position of
+    -1: nothing read from that partition)."""
+    return sum(broker.end_offsets(topic).values()) - sum(p + 1 for p in positions)
