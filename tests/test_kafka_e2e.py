@@ -112,7 +112,10 @@ def test_a_task_failure_inside_a_window_gets_no_decision_from_it(kafka_job):
     spans = [(w["samples"][0]["at_ms"], w["samples"][-1]["at_ms"]) for w in windows() if w["samples"]]
     print(f"failure at {failure_ms}; recorded windows (ms from the failure): "
           f"{[(a - failure_ms, b - failure_ms) for a, b in spans]}")
-    assert not [s for s in spans if s[0] < failure_ms < s[1]], spans
+    # Flink's REST API serves a job as its cache saw it up to `web.refresh-interval` (3 s)
+    # earlier: a window may end that long after the failure on the old run's values alone.
+    stale_ms = 3000
+    assert not [s for s in spans if s[0] < failure_ms and s[1] > failure_ms + stale_ms], spans
     assert cluster.rest(f"/jobs/{job_id}")["state"] == "RUNNING"
 
 
