@@ -65,7 +65,7 @@ def analytic_optimum(rate: float, backlog: float, capacity: float, catch_up_s: f
     catching = math.ceil((rate + backlog / catch_up_s) / (capacity * TARGET_UTILIZATION))
     steady = max(1, math.ceil(rate / (capacity * TARGET_UTILIZATION)))
     drain = backlog / (catching * capacity - rate)
-    return catching * drain + steady * max(0.0, run_s - drain), drain, (catching, steady)
+    return catching * min(drain, run_s) + steady * max(0.0, run_s - drain), drain, (catching, steady)
 
 
 def main() -> int:
@@ -151,9 +151,10 @@ def report(args, timeline, lines, backlog: int, run_s: float) -> None:
         if re.match(r"AUTOTUNE AT1(0[1-4]|2\d) ", line):
             print("  " + line[:260])
     print("\nfigures:")
-    drained = f"{drained_at:.0f} s ({drained_at / catch_up_s:.2f}x catch-up)" if drained_at else "not drained"
-    print(f"  backlog drained (under 10 s of arrivals) after {drained}; analytic optimum "
-          f"{optimum_drain:.0f} s at parallelism {catching} ({optimum_drain / catch_up_s:.2f}x)")
+    drained = (f"drained (under 10 s of arrivals) after {drained_at:.0f} s ({drained_at / catch_up_s:.2f}x catch-up)"
+               if drained_at else "not drained within the run")
+    print(f"  backlog {drained}; analytic optimum {optimum_drain:.0f} s at parallelism {catching} "
+          f"({optimum_drain / catch_up_s:.2f}x)")
     print(f"  largest parallelism used: {largest} (optimum while catching up: {catching}, then {steady})")
     measured_over = slots[-1][0] if slots else 0.0
     optimum_same_span = analytic_optimum(args.rate, backlog, capacity, catch_up_s, measured_over)[0]
