@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use autotune_model::scaling::{
     decide, Code, JobDecision, JobSnapshot, PartialBacklog, ScalingConfig, ScalingHistory,
-    ShipStrategy,
+    ShipStrategy, VertexDecision,
 };
 use common::*;
 
@@ -23,6 +23,20 @@ fn one(job: &autotune_model::scaling::JobSnapshot, config: &ScalingConfig) -> u3
         .unwrap()
         .vertices[0]
         .recommended
+}
+
+/// Successive decisions on one lone vertex, with the history they build:
+/// `step(parallelism, target rate, true processing rate)`.
+fn decisions_on_one_vertex(
+    config: &ScalingConfig,
+) -> impl FnMut(u32, f64, f64) -> VertexDecision + '_ {
+    let mut history = ScalingHistory::default();
+    move |p, target, tpr| {
+        decide(&evaluated(p, target, tpr), config, &mut history, 0)
+            .unwrap()
+            .vertices
+            .remove(0)
+    }
 }
 
 #[test]
@@ -128,13 +142,7 @@ fn flink_ineffective_scaling_detection() {
         effectiveness_threshold: 0.1,
         ..eager(1.0)
     };
-    let mut history = ScalingHistory::default();
-    let mut step = |p, target, tpr| {
-        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
-            .unwrap()
-            .vertices
-            .remove(0)
-    };
+    let mut step = decisions_on_one_vertex(&config);
     assert_eq!(step(5, 100.0, 50.0).recommended, 10);
     assert_eq!(step(10, 180.0, 90.0).recommended, 20);
     // 20 subtasks process 94 where 180 were expected from 90: +4 of +90.
@@ -155,13 +163,7 @@ fn a_scale_up_that_bought_far_less_stops_the_climbing() {
     // scheduler gave the 11 slots the cluster had, and at 11 the vertex did 1148.8/s, 2.6
     // times its rate at 1. The step is judged at 11: +706.9 of the +4418 expected there.
     let config = eager(0.7);
-    let mut history = ScalingHistory::default();
-    let mut step = |p, target, tpr| {
-        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
-            .unwrap()
-            .vertices
-            .remove(0)
-    };
+    let mut step = decisions_on_one_vertex(&config);
     assert_eq!(step(1, 3969.7, 441.8).recommended, 13);
     let held = step(11, 3969.7, 1148.8);
     assert_eq!(held.recommended, 11, "{held:?}");
@@ -177,13 +179,7 @@ fn a_scale_up_that_would_not_pay_is_not_made() {
     // Seen at 10 (60/s) and at 5 (50/s): the vertex scales as p^0.26, taken as p^0.5 at
     // best. 200/s would take 80 subtasks for 4 times the rate.
     let config = eager(1.0);
-    let mut history = ScalingHistory::default();
-    let mut step = |p, target, tpr| {
-        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
-            .unwrap()
-            .vertices
-            .remove(0)
-    };
+    let mut step = decisions_on_one_vertex(&config);
     assert_eq!(step(10, 30.0, 60.0).recommended, 5);
     let held = step(5, 200.0, 50.0);
     assert_eq!(held.recommended, 5, "{held:?}");
@@ -202,13 +198,7 @@ fn how_a_vertex_really_scales_is_learned() {
     // 5 -> 10 subtasks raised the rate from 50 to only 90 records/s (exponent 0.85): to reach
     // 180 it needs 23 subtasks, not the 20 a linear model would give (and then miss).
     let config = eager(1.0);
-    let mut history = ScalingHistory::default();
-    let mut step = |p, target, tpr| {
-        decide(&evaluated(p, target, tpr), &config, &mut history, 0)
-            .unwrap()
-            .vertices
-            .remove(0)
-    };
+    let mut step = decisions_on_one_vertex(&config);
     assert_eq!(step(5, 100.0, 50.0).recommended, 10);
     assert_eq!(step(10, 180.0, 90.0).recommended, 23);
 }
