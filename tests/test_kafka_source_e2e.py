@@ -9,7 +9,7 @@ import re
 import pytest
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import plugin_trouble
+from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
 from harness.kafka_job import PARTITIONS, kafka_job_running
 
 
@@ -27,8 +27,17 @@ def kafka_source_bottleneck(plugin_jar, flink_home, tmp_path_factory):
 
 
 def test_a_costly_source_is_the_bottleneck_and_is_sized_within_its_partitions(kafka_source_bottleneck):
-    cluster, broker, job_id, lines = kafka_source_bottleneck
-    mine = [l for l in lines if job_id in l]
+    cluster, broker, job_id, _ = kafka_source_bottleneck
+
+    # The first window may mix the job's first seconds with its steady state: wait for the
+    # decision that scales the source.
+    def scaled_source():
+        lines = [l for l in autotune_lines(cluster.jobmanager_log()) if job_id in l]
+        found = any(l.startswith("AUTOTUNE AT101") and 'vertex="Source' in l for l in lines)
+        return lines if found else None
+
+    mine = wait_for(scaled_source, timeout=240, what="the plugin to scale the Kafka source", cluster=cluster,
+                    interval=3)
     print("\n".join(mine))
     bottleneck = [l for l in mine if l.startswith("AUTOTUNE AT110 BOTTLENECK")]
     assert bottleneck and all('vertex="Source' in l for l in bottleneck), mine
