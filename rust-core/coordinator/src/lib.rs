@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod collect;
+pub mod flamegraphs;
 pub mod job_diagnosis;
 pub mod logfollow;
 pub mod memory_step;
@@ -23,4 +24,15 @@ pub fn epoch_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A time as people read it: `2026-11-28T17:30:05Z` (UTC).
+pub fn readable_time(epoch_ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// A time in a file name, sorting as it reads: `20261128T173005Z`.
+pub fn file_time(epoch_ms: i64) -> String {
+    readable_time(epoch_ms).replace(['-', ':'], "")
 }

@@ -95,9 +95,11 @@ pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::R
     fs::create_dir_all(&job_dir)?;
     let path = job_dir.join("recommended-config.yaml");
     let mut text = format!(
-        "# flink-autotune recommendation for job \"{}\" ({}), updated at {} (epoch ms).\n\
+        "# flink-autotune recommendation for job \"{}\" ({}), updated at {}.\n\
          # Flat Flink keys: merge into flink-conf.yaml or config.yaml, or pass with -D when resubmitting.\n",
-        r.job_name, r.job_id, at_ms
+        r.job_name,
+        r.job_id,
+        crate::readable_time(at_ms)
     );
     if let Some(overrides) = &r.parallelism_overrides {
         text.push_str(&format!(
@@ -126,11 +128,22 @@ pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::R
             text.push_str(&format!("{key}: {value}\n"));
         }
     }
-    // Readers never see half a file: write beside it, then rename over it.
-    let tmp = job_dir.join(".recommended-config.yaml.tmp");
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, &path)?;
+    replace_file(&path, text.as_bytes())?;
     Ok(path)
+}
+
+/// Replaces a file's content so that readers never see half of it: written beside it, then
+/// renamed over it.
+pub fn replace_file(path: &Path, content: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{} is not a file", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    fs::write(&tmp, content)?;
+    fs::rename(&tmp, path)
 }
 
 /// Appends one decision window to `<job id>/recording.jsonl` (the `replay` format).

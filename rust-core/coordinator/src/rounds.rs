@@ -19,6 +19,7 @@ use autotune_model::memory::MemoryPlan;
 use crate::announce::{Announcer, Sink};
 use crate::collect::{collect, CollectError, JobShape, Recording};
 use crate::epoch_ms;
+use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
 use crate::memory_step::{plan_memory, JobMemory, PlanRequest};
 use crate::outputs::{self, JobFiles};
@@ -80,6 +81,7 @@ pub struct Coordinator {
     diagnosis: Option<JobsDiagnosis>,
     scaling: HashMap<String, JobScaling>,
     memory: HashMap<String, JobMemory>,
+    flamegraphs: FlameGraphs,
     /// The last trouble said, so the same trouble is said once.
     last_problem: Option<String>,
 }
@@ -116,6 +118,7 @@ impl Coordinator {
             diagnosis,
             scaling: HashMap::new(),
             memory: HashMap::new(),
+            flamegraphs: FlameGraphs::default(),
             last_problem: None,
             settings,
         }
@@ -229,6 +232,7 @@ impl Coordinator {
         scaling_step::retain(&mut self.scaling, |id| ids.contains(id));
         self.memory.retain(|id, _| ids.contains(id.as_str()));
         self.files.retain(|id| ids.contains(id));
+        self.flamegraphs.retain(|id| ids.contains(id));
     }
 
     fn round_for_job(
@@ -247,6 +251,7 @@ impl Coordinator {
                 Window::Collected(recording) => {
                     let decided = self.decide_window(&recording)?;
                     if let Some(d) = &decided.decided {
+                        self.flame_graph_of_bottleneck(d);
                         let scaling = self.scaling.entry(job.jid.clone()).or_default();
                         apply_if_asked(
                             scaling,
@@ -277,6 +282,26 @@ impl Coordinator {
             report.memory = self.plan_memory(&shape, &view, epoch_ms(), self.settings.window)?;
         }
         Ok(Some(report))
+    }
+
+    /// The bottleneck's flame graph, from what the TaskManagers sampled (live rounds only:
+    /// a replayed window has no TaskManagers to read).
+    fn flame_graph_of_bottleneck(&mut self, d: &Decided) {
+        let Some(vertex) = d.decision.bottleneck.map(|b| &d.decision.vertices[b]) else {
+            return;
+        };
+        let bottleneck = Bottleneck {
+            job_id: &d.snapshot.job_id,
+            job_name: &d.snapshot.job_name,
+            vertex_id: &vertex.id,
+            vertex_name: &vertex.name,
+        };
+        self.flamegraphs.after_decision(
+            &self.rest,
+            self.settings.output_dir.as_deref(),
+            &bottleneck,
+            &self.announcer,
+        );
     }
 
     fn stabilizing(&self, since_ms: i64) -> bool {

@@ -240,3 +240,16 @@ pub fn strings(env: &mut JNIEnv<'_>, array: &JObjectArray<'_>) -> Result<Vec<Str
     }
     Ok(out)
 }
+
+/// A new `String[]` holding `values`; one local reference at a time.
+pub fn new_strings<'l>(env: &mut JNIEnv<'l>, values: &[String]) -> Result<JObjectArray<'l>, Error> {
+    let len = i32::try_from(values.len())
+        .map_err(|_| Error::Invalid(format!("{} strings do not fit an array", values.len())))?;
+    let array = env.new_object_array(len, "java/lang/String", JObject::null())?;
+    for (i, value) in values.iter().enumerate() {
+        let element = env.new_string(value)?;
+        env.set_object_array_element(&array, i as i32, &element)?;
+        env.delete_local_ref(element)?;
+    }
+    Ok(array)
+}

@@ -15,10 +15,11 @@ pub mod reporter;
 use std::ffi::c_void;
 
 use jni::objects::{JClass, JDoubleArray, JObjectArray, JString};
-use jni::sys::{jboolean, jdouble, jint, jlong, jstring, JNI_ERR, JNI_VERSION_1_8};
+use jni::sys::{jboolean, jdouble, jint, jlong, jobjectArray, jstring, JNI_ERR, JNI_VERSION_1_8};
 use jni::{JNIEnv, JavaVM};
 
 use autotune_model::metrics::{MetricKind, RawMetric};
+use autotune_model::profile::Sampled;
 use bridge::{guard, Error};
 use reporter::Reporter;
 
@@ -143,6 +144,9 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_unregister<'l>(
 /// `last_read_nanos` is what reading the values cost the shim in the previous round (Flink's
 /// own gauges run there), `last_cost_nanos` what the whole previous round cost;
 /// `log_level` is the SLF4J level in force (0 off .. 5 trace).
+///
+/// Returns null, or the task threads to sample now: `[samples, pause ms, max depth]`
+/// followed by `job id, vertex id, vertex name, thread-name prefix` per vertex.
 #[no_mangle]
 pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
     mut env: JNIEnv<'l>,
@@ -153,19 +157,86 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_report<'l>(
     last_read_nanos: jlong,
     last_cost_nanos: jlong,
     log_level: jint,
-) {
-    guard(&mut env, (), |env| {
+) -> jobjectArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
         logging::set_level(log_level);
         let count = usize::try_from(count)
             .map_err(|_| Error::Invalid(format!("negative count {count}")))?;
-        bridge::with_reporter(handle, |r| -> Result<(), Error> {
+        let request = bridge::with_reporter(handle, |r| -> Result<Vec<String>, Error> {
             let row: &mut [jdouble] = r.next_round(count);
             // A JVM-side bounds error stays the pending ArrayIndexOutOfBoundsException,
             // and the half-filled row is not counted as a round.
             env.get_double_array_region(&values, 0, row)?;
-            r.report(count, last_read_nanos, last_cost_nanos);
-            Ok(())
-        })?
+            let targets = r.report(count, last_read_nanos, last_cost_nanos);
+            if targets.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut request: Vec<String> =
+                r.sampling_parameters().iter().map(u64::to_string).collect();
+            for t in targets {
+                request.push(t.job_id.to_string());
+                request.push(t.vertex_id.to_string());
+                request.push(t.vertex_name.to_string());
+                request.push(t.thread_prefix());
+            }
+            Ok(request)
+        })??;
+        if request.is_empty() {
+            return Ok(std::ptr::null_mut());
+        }
+        Ok(bridge::new_strings(env, &request)?.into_raw())
+    })
+}
+
+/// What the shim sampled of one vertex's task threads: one folded stack (`root;...;leaf`)
+/// per thread sample; `threads` 0 when no task thread of the vertex was found.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_profile<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    job_id: JString<'l>,
+    vertex_id: JString<'l>,
+    vertex_name: JString<'l>,
+    stacks: JObjectArray<'l>,
+    threads: jint,
+    sampling_nanos: jlong,
+    sampling_max_nanos: jlong,
+) {
+    guard(&mut env, (), |env| {
+        let job_id = bridge::string(env, &job_id)?;
+        let vertex_id = bridge::string(env, &vertex_id)?;
+        let vertex_name = bridge::string(env, &vertex_name)?;
+        let stacks = bridge::strings(env, &stacks)?;
+        let sampled = Sampled {
+            job_id: &job_id,
+            vertex_id: &vertex_id,
+            vertex_name: &vertex_name,
+            at_ms: autotune_coordinator::epoch_ms(),
+            stacks: &stacks,
+            threads: u32::try_from(threads).unwrap_or(0),
+            sampling_us: (sampling_nanos.max(0) / 1_000) as u64,
+            sampling_max_us: (sampling_max_nanos.max(0) / 1_000) as u64,
+        };
+        bridge::with_reporter(handle, |r| r.add_profile(&sampled))
+    })
+}
+
+/// The profiles this TaskManager sampled last, as JSON (`[profile::Profile]`), or null when
+/// there are none. Called when Flink reads the published gauge.
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_profiles<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let json = bridge::with_reporter(handle, |r| r.profiles_json().map(str::to_owned))?;
+        match json {
+            Some(json) => Ok(env.new_string(json)?.into_raw()),
+            None => Ok(std::ptr::null_mut()),
+        }
     })
 }
 

@@ -1,5 +1,6 @@
 //! One reporter instance's native state and what it logs.
 
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +15,9 @@ use autotune_model::codes::Code;
 use autotune_model::memory::{self, MemorySettings};
 use autotune_model::metrics::{MetricError, RawMetric};
 use autotune_model::options::Options;
+use autotune_model::profile::{
+    Profile, ProfileLimits, Sampled, SamplingSchedule, SamplingTarget, MAX_PROFILES_PER_TASKMANAGER,
+};
 use autotune_model::tracker::{Registration, Role, Tracker};
 
 pub struct Reporter {
@@ -39,6 +43,13 @@ pub struct Reporter {
     diagnosis_decided: bool,
     /// This TaskManager's heap and what its live data needs, for the diagnosis's values.
     measured_heap: MeasuredHeap,
+    /// When this TaskManager's saturated vertices were last sampled.
+    sampling: SamplingSchedule,
+    /// The latest profile of each vertex sampled here, newest last, and their gauge value.
+    profiles: VecDeque<Profile>,
+    profiles_json: Option<String>,
+    /// Vertices whose task threads could not be found, said once each.
+    told_unsampled: HashSet<(String, String)>,
 }
 
 impl Reporter {
@@ -77,6 +88,10 @@ impl Reporter {
             diagnosis: None,
             diagnosis_decided: false,
             measured_heap: MeasuredHeap::default(),
+            sampling: SamplingSchedule::default(),
+            profiles: VecDeque::new(),
+            profiles_json: None,
+            told_unsampled: HashSet::new(),
         }
     }
 
@@ -96,8 +111,15 @@ impl Reporter {
     }
 
     /// Counts the round filled through [`Self::next_round`] and logs the periodic lines.
-    pub fn report(&mut self, count: usize, last_read_nanos: i64, last_cost_nanos: i64) {
-        self.tracker.commit_round(epoch_ms());
+    /// Returns the vertices whose task threads the shim should sample now.
+    pub fn report(
+        &mut self,
+        count: usize,
+        last_read_nanos: i64,
+        last_cost_nanos: i64,
+    ) -> Vec<SamplingTarget> {
+        let now_ms = epoch_ms();
+        self.tracker.commit_round(now_ms);
         if !self.started {
             // After the first round the role is known from what Flink registered.
             self.started = true;
@@ -128,6 +150,60 @@ impl Reporter {
             );
         }
         self.check_pools();
+        self.sampling_due(now_ms)
+    }
+
+    /// In a TaskManager: the saturated vertices due for sampling, once per decision.
+    fn sampling_due(&mut self, now_ms: i64) -> Vec<SamplingTarget> {
+        if !self.options.flamegraph || self.tracker.role() == Role::JobManager {
+            return Vec::new();
+        }
+        let every = self
+            .options
+            .decision_window
+            .max(self.options.decision_interval);
+        self.sampling.due(
+            self.tracker.vertex_loads(),
+            now_ms,
+            every.as_millis() as i64,
+        )
+    }
+
+    /// How the shim samples: stack samples per thread, the pause between two (ms), and the
+    /// frames it reads of each stack.
+    pub fn sampling_parameters(&self) -> [u64; 3] {
+        [
+            u64::from(self.options.flamegraph_samples),
+            self.options.flamegraph_sample_interval.as_millis() as u64,
+            ProfileLimits::GAUGE.max_depth as u64,
+        ]
+    }
+
+    /// Keeps what the shim sampled of a vertex's task threads for the coordinator to read.
+    pub fn add_profile(&mut self, sampled: &Sampled<'_>) {
+        if sampled.threads == 0 {
+            let key = (sampled.job_id.to_string(), sampled.vertex_id.to_string());
+            if self.told_unsampled.insert(key) {
+                log::info!(
+                    "AUTOTUNE FLAMEGRAPH vertex \"{}\" ({}) of job {} not sampled here: no task thread named \"{} (<subtask>/<parallelism>)#<attempt>\" in the thread group \"Flink Task Threads\"",
+                    sampled.vertex_name, sampled.vertex_id, sampled.job_id, sampled.vertex_name
+                );
+            }
+            return;
+        }
+        let profile = Profile::fold(sampled, ProfileLimits::GAUGE);
+        self.profiles
+            .retain(|p| !(p.job_id == profile.job_id && p.vertex_id == profile.vertex_id));
+        self.profiles.push_back(profile);
+        while self.profiles.len() > MAX_PROFILES_PER_TASKMANAGER {
+            self.profiles.pop_front();
+        }
+        self.profiles_json = serde_json::to_string(&self.profiles).ok();
+    }
+
+    /// The published profiles (JSON array of `profile::Profile`); none until one is sampled.
+    pub fn profiles_json(&self) -> Option<&str> {
+        self.profiles_json.as_deref()
     }
 
     /// In a TaskManager: says when one of its own pools is too small, with the number to

@@ -86,23 +86,15 @@ fn jvm() -> &'static JavaVM {
 /// A Java exception, as "class: message".
 type Thrown = String;
 
-fn call_static(
-    env: &mut JNIEnv,
+fn call_static<'l>(
+    env: &mut JNIEnv<'l>,
     class: &str,
     name: &str,
     sig: &str,
     args: &[JValue],
-) -> Result<JValueOwned<'static>, Thrown> {
+) -> Result<JValueOwned<'l>, Thrown> {
     match env.call_static_method(class, name, sig, args) {
-        Ok(value) if !env.exception_check().unwrap() => {
-            // SAFETY-free: primitives and null carry no local reference worth keeping.
-            Ok(match value {
-                JValueOwned::Long(v) => JValueOwned::Long(v),
-                JValueOwned::Bool(v) => JValueOwned::Bool(v),
-                JValueOwned::Void => JValueOwned::Void,
-                other => panic!("unexpected return {other:?}"),
-            })
-        }
+        Ok(value) if !env.exception_check().unwrap() => Ok(value),
         _ => {
             let throwable = env.exception_occurred().unwrap();
             env.exception_clear().unwrap();
@@ -206,12 +198,13 @@ fn register_in_frame(
     call_static(env, NATIVE, "register", REGISTER_SIG, &args).map(|v| v.z().unwrap())
 }
 
+/// One round; returns the sampling request, if any (see `AutotuneNative.report`).
 fn report_in_frame(
     env: &mut JNIEnv,
     handle: i64,
     values: &[f64],
     count: i32,
-) -> Result<(), Thrown> {
+) -> Result<Option<Vec<String>>, Thrown> {
     let array = env.new_double_array(values.len() as i32).unwrap();
     env.set_double_array_region(&array, 0, values).unwrap();
     let args = [
@@ -222,8 +215,25 @@ fn report_in_frame(
         JValue::Long(42_000),
         JValue::Int(3),
     ];
-    call_static(env, NATIVE, "report", "(J[DIJJI)V", &args).map(|_| ())
+    let request = call_static(env, NATIVE, "report", REPORT_SIG, &args)?
+        .l()
+        .unwrap();
+    if request.is_null() {
+        return Ok(None);
+    }
+    let request = JObjectArray::from(request);
+    let len = env.get_array_length(&request).unwrap();
+    Ok(Some(
+        (0..len)
+            .map(|i| {
+                let s = JString::from(env.get_object_array_element(&request, i).unwrap());
+                env.get_string(&s).unwrap().into()
+            })
+            .collect(),
+    ))
 }
+
+const REPORT_SIG: &str = "(J[DIJJI)[Ljava/lang/String;";
 
 /// Runs a helper inside its own JNI local frame, so the test thread (attached, with no Java
 /// frame of its own) never piles up local references.
@@ -250,7 +260,12 @@ fn register(
     })
 }
 
-fn report(env: &mut JNIEnv, handle: i64, values: &[f64], count: i32) -> Result<(), Thrown> {
+fn report(
+    env: &mut JNIEnv,
+    handle: i64,
+    values: &[f64],
+    count: i32,
+) -> Result<Option<Vec<String>>, Thrown> {
     framed(env, |env| report_in_frame(env, handle, values, count))
 }
 
@@ -374,6 +389,105 @@ fn a_reporter_lives_registers_reports_and_logs_through_java() {
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
     assert!(logs(&mut env).contains("AUTOTUNE STOP role=taskmanager rounds=1 tracked=2"));
 }
+
+/// A saturated vertex is asked to be sampled once per decision; what the shim sampled comes
+/// back as the published profiles, and a vertex without task threads is said once.
+#[test]
+fn a_saturated_vertex_is_sampled_and_its_profile_published() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let handle = open(&mut env, &[("flamegraph-samples", "20")]).unwrap();
+    register(
+        &mut env,
+        handle,
+        0,
+        &task_vars("0"),
+        Some("taskmanager.job.task"),
+        "busyTimeMsPerSecond",
+        3,
+    )
+    .unwrap();
+    let requests: Vec<Option<Vec<String>>> = (0..4)
+        .map(|_| report(&mut env, handle, &[900.0], 1).unwrap())
+        .collect();
+    assert_eq!(
+        requests[..2],
+        [None, None],
+        "too few rounds to call it saturated"
+    );
+    let request = requests[2]
+        .clone()
+        .expect("sampling requested at the third round");
+    assert_eq!(
+        request,
+        [
+            "20",
+            "30",
+            "256",
+            "0f0e0d0c0b0a09080706050403020100",
+            "cbc357ccb763df2852fee8c4fc7d55f2",
+            "Work -> Sink",
+            "Work -> Sink ("
+        ]
+    );
+    assert_eq!(requests[3], None, "once per decision");
+
+    let profiles = |env: &mut JNIEnv| -> Option<String> {
+        framed(env, |env| {
+            let json = call_static(
+                env,
+                NATIVE,
+                "profiles",
+                "(J)Ljava/lang/String;",
+                &[JValue::Long(handle)],
+            )
+            .unwrap()
+            .l()
+            .unwrap();
+            (!json.is_null()).then(|| env.get_string(&JString::from(json)).unwrap().into())
+        })
+    };
+    assert_eq!(profiles(&mut env), None);
+    let sample = |env: &mut JNIEnv, stacks: &[&str], threads: i32| {
+        framed(env, |env| {
+            let job = env.new_string("0f0e0d0c0b0a09080706050403020100").unwrap();
+            let vertex = env.new_string("cbc357ccb763df2852fee8c4fc7d55f2").unwrap();
+            let name = env.new_string("Work -> Sink").unwrap();
+            let stacks = string_array(env, stacks);
+            let args = [
+                JValue::Long(handle),
+                JValue::Object(&job),
+                JValue::Object(&vertex),
+                JValue::Object(&name),
+                JValue::Object(&stacks),
+                JValue::Int(threads),
+                JValue::Long(3_000_000),
+                JValue::Long(200_000),
+            ];
+            call_static(env, NATIVE, "profile", PROFILE_SIG, &args).unwrap();
+        })
+    };
+    sample(&mut env, &[], 0);
+    sample(&mut env, &[], 0);
+    let said = logs(&mut env)
+        .matches("AUTOTUNE FLAMEGRAPH vertex \"Work -> Sink\" (cbc357ccb763df2852fee8c4fc7d55f2) of job 0f0e0d0c0b0a09080706050403020100 not sampled here")
+        .count();
+    assert_eq!(said, 1);
+    sample(
+        &mut env,
+        &["java.lang.Thread.run;dev.example.Work.spin"; 3],
+        1,
+    );
+    let json = profiles(&mut env).expect("a profile once sampled");
+    assert!(json.contains("\"dev.example.Work.spin\""), "{json}");
+    assert!(
+        json.contains("\"samples\":3") && json.contains("\"sampling_max_us\":200"),
+        "{json}"
+    );
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+}
+
+const PROFILE_SIG: &str =
+    "(JLjava/lang/String;Ljava/lang/String;Ljava/lang/String;[Ljava/lang/String;IJJ)V";
 
 #[test]
 fn a_panic_becomes_the_shims_exception_and_the_library_keeps_working() {
@@ -620,7 +734,7 @@ fn xcheck_jni_finds_nothing_to_complain_about() {
         output.status.success(),
         "the JNI tests failed under -Xcheck:jni:\n{text}"
     );
-    assert!(text.contains("test result: ok. 7 passed"), "{text}");
+    assert!(text.contains("test result: ok. 8 passed"), "{text}");
     for complaint in [
         "WARNING in native method",
         "JNI local refs",

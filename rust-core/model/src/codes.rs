@@ -22,6 +22,8 @@ pub enum Code {
     ScaleDown,
     /// AT110: the vertex that limits the job now.
     Bottleneck,
+    /// AT111: the bottleneck's flame graph was written: the file and the code that burns the time.
+    FlameGraph,
     /// AT120: the hottest subtask is saturated while the others are not.
     DataSkew,
     /// AT121: the last scale-up bought too little at the parallelism it reached, or the next
@@ -77,6 +79,7 @@ impl Code {
             Code::ApplyUnavailable => "AT104",
             Code::ScaleDown => "AT102",
             Code::Bottleneck => "AT110",
+            Code::FlameGraph => "AT111",
             Code::DataSkew => "AT120",
             Code::ExternalBottleneck => "AT121",
             Code::NoBacklogMetric => "AT122",
@@ -109,6 +112,7 @@ impl Code {
             Code::ApplyUnavailable => "APPLY_UNAVAILABLE",
             Code::ScaleDown => "SCALE_DOWN",
             Code::Bottleneck => "BOTTLENECK",
+            Code::FlameGraph => "FLAMEGRAPH",
             Code::DataSkew => "DATA_SKEW",
             Code::ExternalBottleneck => "EXTERNAL_BOTTLENECK",
             Code::NoBacklogMetric => "NO_BACKLOG_METRIC",

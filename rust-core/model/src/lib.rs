@@ -11,6 +11,7 @@ pub mod duration;
 pub mod memory;
 pub mod metrics;
 pub mod options;
+pub mod profile;
 pub mod scaling;
 pub mod tracker;
 pub mod window;

@@ -302,6 +302,10 @@ pub const HEAP_AFTER_GC_METRIC: &str = "Status.JVM.Memory.Heap.AutotuneAfterGc";
 /// every TaskManager for the coordinator to read over REST.
 pub const POOL_WINDOW_METRIC: &str = "Status.JVM.Memory.Heap.AutotunePools";
 
+/// The flame-graph samples a TaskManager took of its saturated vertices (JSON of
+/// `[profile::Profile]`), a gauge beside the pool window.
+pub const PROFILES_METRIC: &str = "Status.JVM.Memory.Heap.AutotuneProfiles";
+
 /// JobManager process metrics about the cluster's capacity.
 pub const JOBMANAGER_METRICS: &[&str] = &[
     "numRegisteredTaskManagers",
@@ -316,7 +320,7 @@ pub fn is_tracked(id: &MetricIdentity) -> bool {
     let path: &str = &id.path;
     match id.scope {
         // The plugin's own published window: read by the coordinator, not by this process.
-        Scope::Process if path == POOL_WINDOW_METRIC => false,
+        Scope::Process if path == POOL_WINDOW_METRIC || path == PROFILES_METRIC => false,
         Scope::Process => {
             PROCESS_PREFIXES
                 .iter()

@@ -79,6 +79,12 @@ pub struct Options {
     pub webhook_url: Option<String>,
     /// At most one webhook post per this interval.
     pub webhook_interval: Duration,
+    /// Whether TaskManagers sample the task threads of saturated vertices (flame graphs).
+    pub flamegraph: bool,
+    /// Stack samples per task thread in one sampling.
+    pub flamegraph_samples: u32,
+    /// Pause between two stack samples.
+    pub flamegraph_sample_interval: Duration,
 }
 
 impl Default for Options {
@@ -110,6 +116,9 @@ impl Default for Options {
             flink_version: None,
             webhook_url: None,
             webhook_interval: Duration::from_secs(60),
+            flamegraph: true,
+            flamegraph_samples: 100,
+            flamegraph_sample_interval: Duration::from_millis(30),
         }
     }
 }
@@ -450,6 +459,42 @@ pub const OPTIONS: &[OptionSpec] = &[
         show: |o| duration::format(o.webhook_interval),
     },
     OptionSpec {
+        key: "flamegraph",
+        default: "`true`",
+        doc: "TaskManagers sample the task threads of a vertex that stays at least 50% busy (at most once per the longer of `decision-window` and `decision-interval`, on a thread of its own); the coordinator writes the bottleneck's flame graph to `<job id>/flamegraphs/` (AT111). Flink's own `rest.flamegraph.enabled` is not needed",
+        scope: OptionScope::Reporter,
+        secret: false,
+        set: |o, v| bool_option(&mut o.flamegraph, v),
+        show: |o| o.flamegraph.to_string(),
+    },
+    OptionSpec {
+        key: "flamegraph-samples",
+        default: "`100`",
+        doc: "stack samples of each task thread per flame graph (10 to 1000)",
+        scope: OptionScope::Reporter,
+        secret: false,
+        set: |o, v| match v.parse::<u32>() {
+            Ok(n) if (10..=1_000).contains(&n) => {
+                o.flamegraph_samples = n;
+                Ok(())
+            }
+            _ => Err(format!(
+                "must be a whole number from 10 to 1000, using {}",
+                o.flamegraph_samples
+            )),
+        },
+        show: |o| o.flamegraph_samples.to_string(),
+    },
+    OptionSpec {
+        key: "flamegraph-sample-interval",
+        default: "`30 ms`",
+        doc: "pause between two stack samples (at least 5 ms): 100 samples 30 ms apart take 3 s",
+        scope: OptionScope::Reporter,
+        secret: false,
+        set: |o, v| duration_option(&mut o.flamegraph_sample_interval, v, Duration::from_millis(5)),
+        show: |o| duration::format(o.flamegraph_sample_interval),
+    },
+    OptionSpec {
         key: "native-library",
         default: "(the one in the jar)",
         doc: "load this library file instead of the bundled one",
@@ -714,9 +759,16 @@ mod tests {
             ("factory.class", "dev.flinkautotune.AutotuneReporterFactory"),
             ("interval", "10 SECONDS"),
             ("native-tmpdir", "/opt/tmp"),
+            ("flamegraph", "false"),
+            ("flamegraph-samples", "50"),
+            ("flamegraph-sample-interval", "20 ms"),
         ]);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         let o = parsed.options;
+        assert!(!o.flamegraph);
+        assert_eq!(o.flamegraph_samples, 50);
+        assert_eq!(o.flamegraph_sample_interval, Duration::from_millis(20));
+        assert!(Options::parse([("flamegraph-samples", "5")]).problems[0].contains("10 to 1000"));
         assert_eq!(o.mode, Mode::Apply);
         assert_eq!(o.summary_interval, Duration::from_secs(30));
         assert_eq!(o.window_size, 12);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::memory::PoolWindow;
 use crate::metrics::{self, Component, Interner, MetricError, MetricIdentity, RawMetric, Scope};
+use crate::profile::{SamplingTarget, VertexLoad};
 use crate::window::{SampleRing, Samples};
 
 /// Slot numbers are dense indexes chosen by the shim; anything larger is a bug there.
@@ -193,6 +194,45 @@ impl Tracker {
             m.as_ref()
                 .map(|m| (&m.identity, self.ring.samples(slot, m.since_round)))
         })
+    }
+
+    /// Each vertex's hottest subtask here: its busy share over the last rounds (at least
+    /// three), what decides which task threads are worth sampling.
+    pub fn vertex_loads(&self) -> Vec<VertexLoad> {
+        const RECENT_ROUNDS: usize = 6;
+        let mut loads: Vec<VertexLoad> = Vec::new();
+        for (id, window) in self.metrics() {
+            let (Scope::Task, "busyTimeMsPerSecond", Some(job_id), Some(vertex_id)) =
+                (id.scope, id.path.as_ref(), &id.job_id, &id.vertex_id)
+            else {
+                continue;
+            };
+            let recent: Vec<f64> = window
+                .values()
+                .rev()
+                .filter(|v| v.is_finite())
+                .take(RECENT_ROUNDS)
+                .collect();
+            if recent.len() < 3 {
+                continue;
+            }
+            let busy = recent.iter().sum::<f64>() / recent.len() as f64 / 1000.0;
+            match loads
+                .iter_mut()
+                .find(|l| l.target.job_id == *job_id && l.target.vertex_id == *vertex_id)
+            {
+                Some(l) => l.busy = l.busy.max(busy),
+                None => loads.push(VertexLoad {
+                    target: SamplingTarget {
+                        job_id: job_id.clone(),
+                        vertex_id: vertex_id.clone(),
+                        vertex_name: id.vertex_name.clone().unwrap_or_else(|| vertex_id.clone()),
+                    },
+                    busy,
+                }),
+            }
+        }
+        loads
     }
 
     /// This TaskManager's memory pools over the window (peaks, live heap, GC time), from the
@@ -564,6 +604,45 @@ mod tests {
             "job strings released, left: {}",
             t.strings.len()
         );
+    }
+
+    #[test]
+    fn vertex_loads_are_the_hottest_subtask_over_recent_rounds() {
+        let mut t = Tracker::new(30);
+        let w0 = task_vars("j1", "v-work", "Work", "0");
+        let w1 = task_vars("j1", "v-work", "Work", "1");
+        let s0 = task_vars("j1", "v-src", "Source: Queue Source", "0");
+        for (slot, vars) in [&w0, &w1, &s0].into_iter().enumerate() {
+            register(
+                &mut t,
+                slot,
+                vars,
+                "taskmanager.job.task",
+                "busyTimeMsPerSecond",
+            );
+        }
+        t.record_round(0, &[900.0, 100.0, 50.0]);
+        t.record_round(1, &[900.0, 100.0, 50.0]);
+        assert!(t.vertex_loads().is_empty(), "two rounds say too little");
+        // An old idle stretch does not dilute the recent rounds; a NaN is skipped.
+        for round in 2..12 {
+            t.record_round(
+                round,
+                &[if round < 6 { 0.0 } else { 800.0 }, f64::NAN, 50.0],
+            );
+        }
+        let loads = t.vertex_loads();
+        let work = loads
+            .iter()
+            .find(|l| l.target.vertex_id.as_ref() == "v-work")
+            .unwrap();
+        assert!((work.busy - 0.8).abs() < 1e-9, "{}", work.busy);
+        assert_eq!(work.target.thread_prefix(), "Work (");
+        let source = loads
+            .iter()
+            .find(|l| l.target.vertex_id.as_ref() == "v-src")
+            .unwrap();
+        assert!((source.busy - 0.05).abs() < 1e-9);
     }
 
     #[test]

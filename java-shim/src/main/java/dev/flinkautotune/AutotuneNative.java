@@ -47,9 +47,23 @@ public final class AutotuneNative {
      * @param lastReadNanos what reading the metrics cost in the previous round (Flink's gauges run here)
      * @param lastCostNanos what the whole previous round cost, read plus native call
      * @param logLevel the SLF4J level in force, one of the LEVEL_* constants
+     * @return null, or the task threads to sample now: {@code [samples, pause ms, max depth]}
+     *     followed by {@code job id, vertex id, vertex name, thread-name prefix} per vertex
      */
-    public static native void report(
+    public static native String[] report(
             long handle, double[] values, int count, long lastReadNanos, long lastCostNanos, int logLevel);
+
+    /**
+     * What sampling one vertex's task threads gave: one folded stack ({@code root;...;leaf}) per
+     * thread sample, the threads found (0: none, which is said once), and what the sampling calls
+     * took in total and at most.
+     */
+    public static native void profile(
+            long handle, String jobId, String vertexId, String vertexName, String[] stacks, int threads,
+            long samplingNanos, long samplingMaxNanos);
+
+    /** The profiles this TaskManager sampled last, as JSON; null when there are none. */
+    public static native String profiles(long handle);
 
     /**
      * This TaskManager's memory pools over its window, as JSON (peaks, live heap, GC time);

@@ -37,6 +37,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     static final String HEAP_GROUP_SCOPE = "taskmanager.Status.JVM.Memory.Heap";
     static final String AFTER_GC_GAUGE = "AutotuneAfterGc";
     static final String POOLS_GAUGE = "AutotunePools";
+    static final String PROFILES_GAUGE = "AutotuneProfiles";
 
     private static final Logger LOG = LoggerFactory.getLogger(AutotuneReporter.class);
     /** The level of this logger (and its children) is the level native code logs at. */
@@ -53,6 +54,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     private long lastCostNanos; // metric thread only
     /** A TaskManager heap group seen at registration, waiting for the plugin's gauges. */
     private final AtomicReference<MetricGroup> heapGroupToPublish = new AtomicReference<>();
+    private final TaskThreadSampler sampler = new TaskThreadSampler();
 
     @Override
     public void open(MetricConfig config) {
@@ -99,6 +101,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
 
     @Override
     public void close() {
+        sampler.close();
         synchronized (nativeLock) {
             long h = handle;
             handle = 0;
@@ -172,10 +175,15 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         try {
             values = table.read(values);
             long read = System.nanoTime() - start;
+            String[] toSample = null;
             synchronized (nativeLock) {
                 if (handle != 0) {
-                    AutotuneNative.report(handle, values.values, values.count, lastReadNanos, lastCostNanos, logLevel());
+                    toSample = AutotuneNative.report(
+                            handle, values.values, values.count, lastReadNanos, lastCostNanos, logLevel());
                 }
+            }
+            if (toSample != null) {
+                sampler.submit(toSample, this::profileSampled);
             }
             lastReadNanos = read;
         } catch (RuntimeException e) {
@@ -198,6 +206,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         try {
             group.gauge(AFTER_GC_GAUGE, new HeapAfterGc());
             group.gauge(POOLS_GAUGE, (Gauge<String>) this::poolWindowJson);
+            group.gauge(PROFILES_GAUGE, (Gauge<String>) this::profilesJson);
         } catch (RuntimeException e) {
             logNativeFailure("publishing the pool gauges", e);
         }
@@ -214,6 +223,38 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
                 return json == null ? "" : json;
             } catch (RuntimeException e) {
                 logNativeFailure("poolWindow", e);
+                return "";
+            }
+        }
+    }
+
+    /** On the sampler's thread: hands a vertex's samples to the native side. */
+    private void profileSampled(String jobId, String vertexId, String vertexName, String[] stacks, int threads,
+            long samplingNanos, long samplingMaxNanos) {
+        synchronized (nativeLock) {
+            if (handle == 0) {
+                return;
+            }
+            try {
+                AutotuneNative.profile(handle, jobId, vertexId, vertexName, stacks, threads, samplingNanos,
+                        samplingMaxNanos);
+            } catch (RuntimeException e) {
+                logNativeFailure("profile", e);
+            }
+        }
+    }
+
+    /** The published flame-graph samples; empty when there are none (yet) or the plugin is off. */
+    private String profilesJson() {
+        synchronized (nativeLock) {
+            if (handle == 0) {
+                return "";
+            }
+            try {
+                String json = AutotuneNative.profiles(handle);
+                return json == null ? "" : json;
+            } catch (RuntimeException e) {
+                logNativeFailure("profiles", e);
                 return "";
             }
         }

@@ -69,7 +69,10 @@ public class AutotuneReporterTest {
         assertThat(published).isEmpty(); // not from inside Flink's registration
 
         reporter.report();
-        assertThat(published).containsOnlyKeys(AutotuneReporter.AFTER_GC_GAUGE, AutotuneReporter.POOLS_GAUGE);
+        assertThat(published).containsOnlyKeys(
+                AutotuneReporter.AFTER_GC_GAUGE, AutotuneReporter.POOLS_GAUGE, AutotuneReporter.PROFILES_GAUGE);
+        // Nothing sampled yet.
+        assertThat(((Gauge<?>) published.get(AutotuneReporter.PROFILES_GAUGE)).getValue()).isEqualTo("");
         // The live heap is read like Flink's own metrics; the window is for the JobManager only.
         assertThat(reporter.trackedMetrics()).isEqualTo(2);
         System.gc();
@@ -79,8 +82,47 @@ public class AutotuneReporterTest {
         String window = (String) ((Gauge<?>) published.get(AutotuneReporter.POOLS_GAUGE)).getValue();
         assertThat(window).contains("\"samples\":3").contains("\"heap_used_peak\":").contains("\"heap_after_gc_peak\":");
         reporter.report();
-        assertThat(published).hasSize(2); // published once
+        assertThat(published).hasSize(3); // published once
         assertThat(reporter.nativeCallFailed()).isFalse();
+    }
+
+    /** A vertex busy in this TaskManager gets its task thread sampled, and the profile published. */
+    @Test
+    public void aSaturatedVertexIsSampledOffTheMetricThreadAndPublished() throws Exception {
+        MetricConfig config = config();
+        config.setProperty("flamegraph-samples", "10");
+        config.setProperty("flamegraph-sample-interval", "5 ms");
+        reporter.open(config);
+        ScopedGroup heap = new ScopedGroup(AutotuneReporter.HEAP_GROUP_SCOPE, "<host>", "127.0.0.1", "<tm_id>", "tm-1");
+        Map<String, Metric> published = new HashMap<>();
+        heap.onAdded = (name, metric) -> published.put(name, metric);
+        reporter.notifyOfAddedMetric((Gauge<Long>) () -> 1L, "Used", heap);
+        ScopedGroup task = ScopedGroup.task("job-1", "v-work", "Work", 0);
+        reporter.notifyOfAddedMetric((Gauge<Double>) () -> 900.0, "busyTimeMsPerSecond", task);
+        ThreadGroup taskThreads = new ThreadGroup(TaskThreadSampler.TASK_THREAD_GROUP);
+        Thread work = new Thread(taskThreads, () -> {
+            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (System.nanoTime() < until && !Thread.currentThread().isInterrupted()) {
+                Thread.onSpinWait();
+            }
+        }, "Work (1/1)#0");
+        work.setDaemon(true);
+        work.start();
+        try {
+            Gauge<?> profiles = null;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+            String json = "";
+            while (System.nanoTime() < deadline && !json.contains("\"samples\":10")) {
+                reporter.report();
+                profiles = (Gauge<?>) published.get(AutotuneReporter.PROFILES_GAUGE);
+                json = profiles == null ? "" : (String) profiles.getValue();
+                Thread.sleep(100);
+            }
+            assertThat(json).contains("\"vertex_id\":\"v-work\"").contains("\"threads\":1").contains("\"samples\":10");
+            assertThat(reporter.nativeCallFailed()).isFalse();
+        } finally {
+            work.interrupt();
+        }
     }
 
     @Test
