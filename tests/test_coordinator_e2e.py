@@ -9,6 +9,10 @@ import math
 import re
 import subprocess
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -85,6 +89,60 @@ def test_the_recommended_config_and_history_are_written_beside_the_logs(coordina
     assert any(v["recommended"] != v["current"] for v in history[0]["decision"]["vertices"])
 
 
+def test_the_bottleneck_gets_a_flame_graph_that_names_the_costly_code(coordinated, cli, tmp_path):
+    cluster, job_id, lines = coordinated
+    work = next(v for v in cluster.rest(f"/jobs/{job_id}")["vertices"] if v["name"].startswith("Work"))
+    # Flink's own flame graphs stay off (rest.flamegraph.enabled: false, the default).
+    try:
+        url = f"{cluster.rest_url}/jobs/{job_id}/vertices/{work['id']}/flamegraph"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = json.load(resp)
+        assert not body.get("data"), body
+    except urllib.error.HTTPError:
+        pass
+
+    def flame_line():
+        found = [l for l in autotune_lines(cluster.jobmanager_log()) if l.startswith("AUTOTUNE AT111 FLAMEGRAPH")]
+        return found[0] if found else None
+
+    # Within one decision after the AT110 line (window 30 s + interval 15 s, and some slack).
+    line = wait_for(flame_line, timeout=90, what="the bottleneck's flame graph (AT111)", cluster=cluster, interval=3)
+    print(line)
+    assert f'vertex="{work["name"]}" ({work["id"]})' in line
+    # The busy-spinning user function is named first, before any of Flink's or the JDK's frames.
+    top = re.search(r"top-frames=\[([^\]]*)\]", line).group(1)
+    assert top.startswith("dev.flinkautotune.examples.QueueJob$BusyWork.spin "), top
+    share = int(re.match(r"\S+ (\d+)%", top).group(1))
+    assert share >= 50, top
+    svg = Path(re.search(r" svg=(\S+)", line).group(1))
+    folded = Path(re.search(r" folded=(\S+)", line).group(1))
+    assert svg.parent == cluster.log_dir / "autotune" / job_id / "flamegraphs"
+    assert svg.name.startswith(work["id"] + "-")
+    # The SVG is well-formed XML with the frame in it; the folded file is Brendan Gregg's format.
+    root = ElementTree.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    assert "QueueJob$BusyWork.spin" in svg.read_text()
+    samples = int(re.search(r" samples=(\d+)", line).group(1))
+    counted = 0
+    for stack in folded.read_text().splitlines():
+        frames, count = re.fullmatch(r"(.+) (\d+)", stack).groups()
+        assert all(frames.split(";")), stack
+        counted += int(count)
+    assert counted == samples > 0
+    # The folded file renders again, as a user would re-render it.
+    again = subprocess.run([str(cli), "flamegraph", "--folded", str(folded), "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    rendered = list(tmp_path.glob("*.svg"))
+    assert len(rendered) == 1 and "QueueJob$BusyWork.spin" in rendered[0].read_text()
+    ElementTree.parse(rendered[0])
+    # From outside, Flink's own endpoint is off here: one line says how to turn it on.
+    off = subprocess.run([str(cli), "flamegraph", "--rest", cluster.rest_url, "--job", job_id, "--vertex", "Work"],
+                         capture_output=True, text=True, timeout=60)
+    assert off.returncode == 2 and "rest.flamegraph.enabled: true" in off.stderr, off.stderr
+    assert len(off.stderr.strip().splitlines()) == 1
+
+
 def test_the_cluster_is_unharmed(coordinated):
     cluster, job_id, _ = coordinated
     assert plugin_trouble(cluster) == []
@@ -113,7 +171,8 @@ APPLY_OPTIMUM = math.ceil(APPLY_RATE * COST_US / 1e6 / 0.7)  # 1.2 cores at 70% 
 def applied(plugin_jar, flink_home, example_job, tmp_path_factory):
     version = FLINK_VERSIONS[-1]
     workdir = tmp_path_factory.mktemp(f"apply-{version}")
-    conf = dict(CONF, **{"jobmanager.scheduler": "adaptive"})
+    # Flink's own flame graphs on, for `flink-autotune flamegraph` from outside.
+    conf = dict(CONF, **{"jobmanager.scheduler": "adaptive", "rest.flamegraph.enabled": "true"})
     with FlinkCluster(flink_home(version), workdir, taskmanagers=2, slots=2, conf=conf, plugin_jar=plugin_jar) as cluster:
         args = ["--rate", str(APPLY_RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4",
                 "--job-name", "autotune-apply"]
@@ -158,6 +217,19 @@ def test_apply_rescales_the_bottleneck_in_place_and_the_backlog_drains(applied):
     assert all(cluster.alive().values())
 
 
+def test_the_cli_captures_flinks_own_flame_graph_when_it_is_enabled(applied, cli, tmp_path):
+    cluster, job_id, work = applied
+    run = subprocess.run([str(cli), "flamegraph", "--rest", cluster.rest_url, "--job", job_id, "--vertex", "Work",
+                          "--type", "on_cpu", "--out", str(tmp_path)], capture_output=True, text=True, timeout=180)
+    print(run.stdout, run.stderr)
+    assert run.returncode == 0, run.stderr
+    svg = next(tmp_path.glob(f"{work['id']}-*.svg"))
+    folded = svg.with_suffix(".folded")
+    ElementTree.parse(svg)
+    assert "QueueJob$BusyWork.spin" in folded.read_text()
+    assert "top frames [dev.flinkautotune.examples.QueueJob$BusyWork.spin" in run.stdout
+
+
 def test_the_recorded_window_replays_to_the_same_first_decision(coordinated, cli, tmp_path):
     cluster, job_id, lines = coordinated
     recording = cluster.log_dir / "autotune" / job_id / "recording.jsonl"
@@ -166,15 +238,16 @@ def test_the_recorded_window_replays_to_the_same_first_decision(coordinated, cli
     replay = subprocess.run([str(cli), "replay", str(first)], capture_output=True, text=True, timeout=60)
     assert replay.returncode == 0, replay.stderr
     # The coordinator's first decision, as logged: its AT1xx lines up to the first PLAN.
-    decision = [l for l in lines if re.match(r"AUTOTUNE AT1\d\d ", l)]
+    decision = scaling_lines(lines)
     first_decision = decision[: next(i for i, l in enumerate(decision) if l.startswith("AUTOTUNE AT100")) + 1]
     # The memory plan the window carries is replayed too (AT2xx); the scaling lines are these.
     assert scaling_lines(replay.stdout.splitlines()) == first_decision
 
 
 def scaling_lines(lines: list[str]) -> list[str]:
-    """The scaling model's lines; applying (AT103/AT104) happens only in a live cluster."""
-    return [l for l in lines if re.match(r"AUTOTUNE AT1\d\d ", l) and not re.match(r"AUTOTUNE AT10[34] ", l)]
+    """The scaling model's lines; applying (AT103/AT104) and flame graphs (AT111) happen only
+    in a live cluster."""
+    return [l for l in lines if re.match(r"AUTOTUNE AT1\d\d ", l) and not re.match(r"AUTOTUNE AT(10[34]|111) ", l)]
 
 
 def test_the_whole_recording_replays_to_the_decisions_the_plugin_logged(coordinated, cli):

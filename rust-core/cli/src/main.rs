@@ -11,6 +11,7 @@ use autotune_model::{duration, metrics, options};
 
 mod diagnose;
 mod flags;
+mod flamegraph;
 mod runs;
 
 use flags::LoopFlags;
@@ -85,6 +86,31 @@ enum Command {
         json: bool,
         #[command(flatten)]
         options: LoopFlags,
+    },
+    /// A vertex's flame graph through Flink's own endpoint (`rest.flamegraph.enabled: true`),
+    /// written as `.folded` and `.svg`; or, with `--folded`, a folded file rendered as SVG.
+    Flamegraph {
+        /// The JobManager's REST address, e.g. http://127.0.0.1:8081
+        #[arg(long, alias = "rest-url", required_unless_present = "folded")]
+        rest: Option<String>,
+        /// The job's id.
+        #[arg(long, required_unless_present = "folded")]
+        job: Option<String>,
+        /// The vertex: its id, its name, or the start of its name.
+        #[arg(long, required_unless_present = "folded")]
+        vertex: Option<String>,
+        /// What Flink samples: threads on the CPU, off it, or both.
+        #[arg(long = "type", default_value = "full", value_parser = ["full", "on_cpu", "off_cpu"])]
+        kind: String,
+        /// Where the files go (default: the current folder; with --folded, beside the file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How long to wait for Flink to sample.
+        #[arg(long, default_value = "60 s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Render this folded file (`frame;frame;... count` lines) as SVG instead.
+        #[arg(long, conflicts_with_all = ["rest", "job", "vertex"])]
+        folded: Option<PathBuf>,
     },
     /// List the Flink metrics the plugin reads, by the scope they live in.
     #[command(alias = "catalogue")]
@@ -183,6 +209,31 @@ fn main() -> ExitCode {
             json,
             options,
         } => finish("replay", runs::replay(&file, &options, json)),
+        Command::Flamegraph {
+            rest,
+            job,
+            vertex,
+            kind,
+            out,
+            wait,
+            folded,
+        } => finish(
+            "flamegraph",
+            match (folded, rest, job, vertex) {
+                (Some(folded), ..) => flamegraph::render_folded(&folded, out.as_deref()),
+                (None, Some(rest), Some(job), Some(vertex)) => flamegraph::capture(
+                    &flamegraph::Capture {
+                        rest: &rest,
+                        job: &job,
+                        vertex: &vertex,
+                        kind: &kind,
+                        wait,
+                    },
+                    out.as_deref().unwrap_or(std::path::Path::new(".")),
+                ),
+                _ => Err("--rest, --job and --vertex, or --folded".into()),
+            },
+        ),
     }
 }
 

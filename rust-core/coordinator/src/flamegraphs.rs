@@ -74,7 +74,7 @@ impl FlameGraphs {
             }
             return;
         };
-        match write(dir, b.job_id, &merged) {
+        match write(&job_graphs(dir, b.job_id), &merged) {
             Ok(files) => {
                 self.written.insert(key, merged.at_ms);
                 announcer.info(&at111_line(b, &merged, &files));
@@ -158,11 +158,15 @@ pub fn describe_top(top: &[TopFrame]) -> String {
     format!("[{}]", listed.join(", "))
 }
 
-/// Writes the profile as `.folded` and `.svg` under `<dir>/<job id>/flamegraphs/`, then
-/// removes all but the newest [`KEEP_PER_VERTEX`] of the vertex.
-pub fn write(dir: &Path, job_id: &str, p: &Profile) -> io::Result<Written> {
-    let graphs = dir.join(job_id).join("flamegraphs");
-    fs::create_dir_all(&graphs)?;
+/// Where a job's flame graphs go: `<output dir>/<job id>/flamegraphs/`.
+pub fn job_graphs(dir: &Path, job_id: &str) -> PathBuf {
+    dir.join(job_id).join("flamegraphs")
+}
+
+/// Writes the profile as `<vertex id>-<time>.folded` and `.svg` into `graphs`, then removes
+/// all but the newest [`KEEP_PER_VERTEX`] of the vertex.
+pub fn write(graphs: &Path, p: &Profile) -> io::Result<Written> {
+    fs::create_dir_all(graphs)?;
     let stem = format!("{}-{}", file_safe(&p.vertex_id), crate::file_time(p.at_ms));
     let folded_text = p.folded();
     let svg = render_svg(p, &folded_text)?;
@@ -172,7 +176,7 @@ pub fn write(dir: &Path, job_id: &str, p: &Profile) -> io::Result<Written> {
     };
     crate::outputs::replace_file(&written.folded, folded_text.as_bytes())?;
     crate::outputs::replace_file(&written.svg, &svg)?;
-    prune(&graphs, &file_safe(&p.vertex_id), KEEP_PER_VERTEX)?;
+    prune(graphs, &file_safe(&p.vertex_id), KEEP_PER_VERTEX)?;
     Ok(written)
 }
 

@@ -77,6 +77,47 @@ pub struct JobDetails {
     pub plan: Plan,
 }
 
+/// Flink's flame graph of a vertex: a tree of frames with their samples (children included).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FlinkFlameGraph {
+    #[serde(rename = "endTimestamp", default)]
+    pub end_timestamp: i64,
+    #[serde(default)]
+    pub data: Option<FlameNode>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FlameNode {
+    pub name: String,
+    #[serde(default)]
+    pub value: u64,
+    #[serde(default)]
+    pub children: Vec<FlameNode>,
+}
+
+impl FlameNode {
+    /// Every stack of the tree with its own samples (a node's value less its children's),
+    /// root first, without the tree's synthetic root.
+    pub fn stacks(&self) -> Vec<(String, u64)> {
+        fn walk(node: &FlameNode, path: &mut Vec<String>, out: &mut Vec<(String, u64)>) {
+            path.push(node.name.clone());
+            let children: u64 = node.children.iter().map(|c| c.value).sum();
+            if node.value > children {
+                out.push((path.join(";"), node.value - children));
+            }
+            for child in &node.children {
+                walk(child, path, out);
+            }
+            path.pop();
+        }
+        let mut out = Vec::new();
+        for child in &self.children {
+            walk(child, &mut Vec::new(), &mut out);
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobVertex {
     pub id: String,
@@ -389,6 +430,21 @@ impl FlinkRest {
             .put(&url)
             .send_json(serde_json::Value::Object(body));
         request.map(|_| ()).map_err(|e| failure(url, e))
+    }
+
+    /// Flink's own flame graph of a vertex (`rest.flamegraph.enabled: true`); `kind` is
+    /// `full`, `on_cpu` or `off_cpu`. The first request starts sampling: the graph comes with
+    /// a later one.
+    pub fn flame_graph(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+        kind: &str,
+    ) -> Result<FlinkFlameGraph, RestError> {
+        self.get(&format!(
+            "/jobs/{job_id}/vertices/{vertex_id}/flamegraph?type={}",
+            kind.to_ascii_uppercase()
+        ))
     }
 
     pub fn overview(&self) -> Result<ClusterOverview, RestError> {

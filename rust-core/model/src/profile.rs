@@ -107,6 +107,26 @@ impl Profile {
         profile
     }
 
+    /// A bounded profile of folded stacks (`root;...;leaf`) with their samples; the caller
+    /// fills in what it describes.
+    pub fn from_folded<'a>(
+        stacks: impl IntoIterator<Item = (&'a str, u64)>,
+        limits: ProfileLimits,
+    ) -> Profile {
+        let mut counts: HashMap<Vec<String>, u64> = HashMap::new();
+        let mut samples = 0;
+        for (stack, count) in stacks {
+            *counts
+                .entry(bounded_stack(stack.split(';'), limits))
+                .or_default() += count;
+            samples += count;
+        }
+        Profile {
+            samples,
+            ..Profile::from_counts(counts, limits)
+        }
+    }
+
     /// Merges profiles of one vertex (its subtasks on several TaskManagers) into one.
     pub fn merge<'a>(
         profiles: impl IntoIterator<Item = &'a Profile>,
