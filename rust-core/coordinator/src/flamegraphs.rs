@@ -264,17 +264,11 @@ mod tests {
         let stacks = vec!["java.lang.Thread.run;dev.example.Work.spin".to_string(); 10];
         let mut last = None;
         for i in 0..7 {
-            last = Some(
-                write(
-                    &dir,
-                    "job",
-                    &profile(1_700_000_000_000 + i * 60_000, &stacks),
-                )
-                .unwrap(),
-            );
+            let p = profile(1_700_000_000_000 + i * 60_000, &stacks);
+            last = Some(write(&job_graphs(&dir, "job"), &p).unwrap());
         }
         let last = last.unwrap();
-        let graphs = dir.join("job").join("flamegraphs");
+        let graphs = job_graphs(&dir, "job");
         assert_eq!(
             of_vertex(&graphs, "cbc357ccb763df2852fee8c4fc7d55f2")
                 .unwrap()
