@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the demo need beyond a new machine's toolchains
-# (Rust, Java 17, Python 3): Debian's Gradle and Maven, and the Python test libraries. Flink
+# (Rust, Java 17, Python 3): Debian's Gradle, Maven and Chromium, and the Python test libraries. Flink
 # distributions are installed on first use by tests/harness/flink.py (from PyPI); the Kafka
 # broker and Flink's Kafka connector by tests/harness/kafka.py (from Maven Central, with Maven).
 # Idempotent and quiet when everything is there.
@@ -21,6 +21,8 @@ fi
 missing=()
 command -v gradle >/dev/null 2>&1 || missing+=(gradle)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# The report's test opens the page in a real browser.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} from Debian's packages"
   sudo_cmd=""

@@ -112,6 +112,19 @@ enum Command {
         #[arg(long, conflicts_with_all = ["rest", "job", "vertex"])]
         folded: Option<PathBuf>,
     },
+    /// Render a job's page (`report.html`: graph, figures over time, memory, findings, flame
+    /// graph, decisions) from its files, or from a recording decided again.
+    Report {
+        /// A job's folder (`<output dir>/<job id>`), the output folder (every job), or a
+        /// recording (`recording.jsonl`).
+        path: PathBuf,
+        /// Write the page here (default: `report.html` in the job's folder; for a recording,
+        /// `<recording>.report.html` beside it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        options: LoopFlags,
+    },
     /// List the Flink metrics the plugin reads, by the scope they live in.
     #[command(alias = "catalogue")]
     Metrics,
@@ -209,6 +222,9 @@ fn main() -> ExitCode {
             json,
             options,
         } => finish("replay", runs::replay(&file, &options, json)),
+        Command::Report { path, out, options } => {
+            finish("report", runs::report(&path, out.as_deref(), &options))
+        }
         Command::Flamegraph {
             rest,
             job,

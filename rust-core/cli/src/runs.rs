@@ -18,6 +18,127 @@ use autotune_model::options::Options;
 
 use crate::flags::LoopFlags;
 
+/// Decides on every window of a recording, in order, as the loop did.
+fn replay_windows(
+    file: &Path,
+    options: &Options,
+    sink: Arc<dyn Sink>,
+) -> Result<Vec<JobReport>, String> {
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("reading standard input: {e}"))?
+    } else {
+        fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
+    };
+    let target = Target {
+        rest: "http://replay.invalid".into(),
+        job: None,
+        timeout: Duration::from_secs(1),
+    };
+    let mut coordinator = Coordinator::new(settings(&target, options, sink.as_ref()), sink);
+    let mut reports = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let at = format!("{} line {}", file.display(), n + 1);
+        let recording: Recording =
+            serde_json::from_str(line).map_err(|e| format!("{at}: not a recording: {e}"))?;
+        recording.check().map_err(|e| format!("{at}: {e}"))?;
+        reports.push(
+            coordinator
+                .decide_window(&recording)
+                .map_err(|e| format!("{at}: {e}"))?,
+        );
+    }
+    if reports.is_empty() {
+        return Err(format!("{} holds no recording", file.display()));
+    }
+    Ok(reports)
+}
+
+/// `report`: the page of each job whose files are in `path` (a job's folder, or the output
+/// folder with one per job), or of the jobs of a recording (replayed first, beside nothing
+/// of the plugin's). Prints each page written.
+pub fn report(path: &Path, out: Option<&Path>, flags: &LoopFlags) -> Result<(), String> {
+    if path.is_dir() {
+        let jobs = job_dirs(path)?;
+        if jobs.is_empty() {
+            return Err(format!(
+                "{} holds no job's files (decisions.jsonl)",
+                path.display()
+            ));
+        }
+        for job in jobs {
+            write_page(&job, out)?;
+        }
+        return Ok(());
+    }
+    // A recording: decided again in a folder of its own, so nothing of the plugin's changes.
+    let scratch =
+        std::env::temp_dir().join(format!("flink-autotune-report-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    let options = flags.options(&[
+        ("diagnosis", "false".to_string()),
+        ("output-dir", scratch.display().to_string()),
+    ])?;
+    let replayed = replay_windows(path, &options, MemorySink::new());
+    let written = replayed.and_then(|_| {
+        let beside = path.with_extension("report.html");
+        job_dirs(&scratch)?.iter().try_for_each(|job| {
+            // The flame graphs the plugin wrote beside the recording belong on the page.
+            copy_flame_graphs(
+                &path.with_file_name("flamegraphs"),
+                &job.join("flamegraphs"),
+            )?;
+            write_page(job, Some(out.unwrap_or(&beside)))
+        })
+    });
+    let _ = fs::remove_dir_all(&scratch);
+    written
+}
+
+fn copy_flame_graphs(from: &Path, to: &Path) -> Result<(), String> {
+    let Ok(entries) = fs::read_dir(from) else {
+        return Ok(());
+    };
+    fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    for file in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if let Some(name) = file.file_name() {
+            fs::copy(&file, to.join(name))
+                .map_err(|e| format!("cannot copy {}: {e}", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Folders holding a job's history: `path` itself, or its sub-folders.
+fn job_dirs(path: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    if path.join("decisions.jsonl").is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = fs::read_dir(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut jobs: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("decisions.jsonl").is_file())
+        .collect();
+    jobs.sort();
+    Ok(jobs)
+}
+
+fn write_page(job: &Path, out: Option<&Path>) -> Result<(), String> {
+    let written = match out {
+        None => autotune_coordinator::report::write(job),
+        Some(out) => autotune_coordinator::report::render(job)
+            .and_then(|html| fs::write(out, html).map(|_| out.to_path_buf())),
+    };
+    let path = written.map_err(|e| format!("report of {}: {e}", job.display()))?;
+    println!("{}", path.display());
+    Ok(())
+}
+
 /// The cluster a command talks to.
 pub struct Target {
     pub rest: String,
@@ -164,43 +285,13 @@ fn print_documents(reports: &[&JobReport]) -> Result<(), String> {
 /// Every window of the recording, in order, through the loop's decision step: a window
 /// whose decision is the last one again says nothing, as in the plugin.
 pub fn replay(file: &Path, flags: &LoopFlags, json: bool) -> Result<(), String> {
-    let text = if file == Path::new("-") {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| format!("reading standard input: {e}"))?
-    } else {
-        fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
-    };
     let options = flags.options(&[("diagnosis", "false".to_string())])?;
     let sink: Arc<dyn Sink> = if json {
         MemorySink::new()
     } else {
         Arc::new(StdoutSink)
     };
-    let target = Target {
-        rest: "http://replay.invalid".into(),
-        job: None,
-        timeout: Duration::from_secs(1),
-    };
-    let mut coordinator = Coordinator::new(settings(&target, &options, sink.as_ref()), sink);
-    let mut reports = Vec::new();
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let at = format!("{} line {}", file.display(), n + 1);
-        let recording: Recording =
-            serde_json::from_str(line).map_err(|e| format!("{at}: not a recording: {e}"))?;
-        recording.check().map_err(|e| format!("{at}: {e}"))?;
-        reports.push(
-            coordinator
-                .decide_window(&recording)
-                .map_err(|e| format!("{at}: {e}"))?,
-        );
-    }
-    if reports.is_empty() {
-        return Err(format!("{} holds no recording", file.display()));
-    }
+    let reports = replay_windows(file, &options, sink)?;
     if json {
         print_documents(&reports.iter().collect::<Vec<_>>())?;
     }

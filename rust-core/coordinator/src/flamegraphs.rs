@@ -43,22 +43,23 @@ pub struct Bottleneck<'a> {
 
 impl FlameGraphs {
     /// After a decision that names `b` the bottleneck: writes its flame graph when the
-    /// TaskManagers sampled it since the last one written, and says so (AT111).
+    /// TaskManagers sampled it since the last one written, and says so (AT111). Returns
+    /// whether it wrote one.
     pub fn after_decision(
         &mut self,
         rest: &FlinkRest,
         dir: Option<&Path>,
         b: &Bottleneck<'_>,
         announcer: &Announcer,
-    ) {
-        let Some(dir) = dir else { return };
+    ) -> bool {
+        let Some(dir) = dir else { return false };
         let key = (b.job_id.to_string(), b.vertex_id.to_string());
         let since = self.written.get(&key).copied().unwrap_or(i64::MIN);
         let profiles = match sampled_profiles(rest, b.job_id, b.vertex_id) {
             Ok(p) => p,
             Err(e) => {
                 log::debug!("AUTOTUNE COORDINATOR flame-graph samples not read: {e}");
-                return;
+                return false;
             }
         };
         let newest = profiles.iter().map(|p| p.at_ms).max();
@@ -72,18 +73,22 @@ impl FlameGraphs {
                     b.vertex_name, b.vertex_id, b.job_name, b.job_id
                 ));
             }
-            return;
+            return false;
         };
         match write(&job_graphs(dir, b.job_id), &merged) {
             Ok(files) => {
                 self.written.insert(key, merged.at_ms);
                 announcer.info(&at111_line(b, &merged, &files));
+                true
             }
-            Err(e) => announcer.warn(&format!(
-                "AUTOTUNE COORDINATOR flame graph of vertex \"{}\" not written under {}: {e}",
-                b.vertex_name,
-                dir.display()
-            )),
+            Err(e) => {
+                announcer.warn(&format!(
+                    "AUTOTUNE COORDINATOR flame graph of vertex \"{}\" not written under {}: {e}",
+                    b.vertex_name,
+                    dir.display()
+                ));
+                false
+            }
         }
     }
 
@@ -202,7 +207,25 @@ pub fn render_svg(p: &Profile, folded: &str) -> io::Result<Vec<u8>> {
 /// The vertex's flame graphs, newest first (their names sort by time).
 pub fn of_vertex(graphs: &Path, vertex: &str) -> io::Result<Vec<PathBuf>> {
     let prefix = format!("{vertex}-");
-    let mut svgs: Vec<PathBuf> = match fs::read_dir(graphs) {
+    let mut svgs = svg_files(graphs, &prefix)?;
+    svgs.sort();
+    svgs.reverse();
+    Ok(svgs)
+}
+
+/// The newest flame graph of any vertex: the latest bottleneck's.
+pub fn newest(graphs: &Path) -> io::Result<Option<PathBuf>> {
+    let time = |p: &PathBuf| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.rsplit_once('-'))
+            .map(|(_, t)| t.to_string())
+    };
+    Ok(svg_files(graphs, "")?.into_iter().max_by_key(time))
+}
+
+fn svg_files(graphs: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
+    Ok(match fs::read_dir(graphs) {
         Ok(entries) => entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -210,15 +233,12 @@ pub fn of_vertex(graphs: &Path, vertex: &str) -> io::Result<Vec<PathBuf>> {
                 p.extension().is_some_and(|e| e == "svg")
                     && p.file_name()
                         .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&prefix))
+                        .is_some_and(|n| n.starts_with(prefix))
             })
             .collect(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
-    };
-    svgs.sort();
-    svgs.reverse();
-    Ok(svgs)
+    })
 }
 
 fn prune(graphs: &Path, vertex: &str, keep: usize) -> io::Result<()> {

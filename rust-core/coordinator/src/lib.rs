@@ -12,6 +12,7 @@ pub mod memory_step;
 pub mod outputs;
 pub mod pools;
 pub mod process_diagnosis;
+pub mod report;
 pub mod rest;
 pub mod rounds;
 pub mod scaling_step;

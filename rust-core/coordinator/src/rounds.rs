@@ -251,7 +251,9 @@ impl Coordinator {
                 Window::Collected(recording) => {
                     let decided = self.decide_window(&recording)?;
                     if let Some(d) = &decided.decided {
-                        self.flame_graph_of_bottleneck(d);
+                        if self.flame_graph_of_bottleneck(d) {
+                            self.write_report(&job.jid);
+                        }
                         let scaling = self.scaling.entry(job.jid.clone()).or_default();
                         apply_if_asked(
                             scaling,
@@ -285,10 +287,10 @@ impl Coordinator {
     }
 
     /// The bottleneck's flame graph, from what the TaskManagers sampled (live rounds only:
-    /// a replayed window has no TaskManagers to read).
-    fn flame_graph_of_bottleneck(&mut self, d: &Decided) {
+    /// a replayed window has no TaskManagers to read). Returns whether one was written.
+    fn flame_graph_of_bottleneck(&mut self, d: &Decided) -> bool {
         let Some(vertex) = d.decision.bottleneck.map(|b| &d.decision.vertices[b]) else {
-            return;
+            return false;
         };
         let bottleneck = Bottleneck {
             job_id: &d.snapshot.job_id,
@@ -301,7 +303,17 @@ impl Coordinator {
             self.settings.output_dir.as_deref(),
             &bottleneck,
             &self.announcer,
-        );
+        )
+    }
+
+    /// Renders the job's page again from its files (`<job id>/report.html`).
+    fn write_report(&self, job_id: &str) {
+        let Some(dir) = &self.settings.output_dir else {
+            return;
+        };
+        if let Err(e) = crate::report::write(&dir.join(job_id)) {
+            log::warn!("AUTOTUNE COORDINATOR report of job {job_id} not written: {e}");
+        }
     }
 
     fn stabilizing(&self, since_ms: i64) -> bool {
@@ -443,6 +455,7 @@ impl Coordinator {
                 .map_or(self.settings.window, Duration::from_millis);
             report.memory = self.plan_memory(shape, view, recording.end_ms(), window)?;
         }
+        self.write_report(&shape.job_id);
         Ok(report)
     }
 

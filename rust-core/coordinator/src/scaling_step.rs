@@ -49,6 +49,9 @@ pub fn decide_on_window(
     let decision =
         decide(&snapshot, &settings.scaling, &mut job.history, at_ms).map_err(|e| e.to_string())?;
     job.parallelism = Some(decision.vertices.iter().map(|v| v.recommended).collect());
+    files
+        .history(&snapshot.job_id, &window_line(&snapshot, &decision, at_ms))
+        .map_err(|e| files.cannot_write(e))?;
     // A job that stays as it is would otherwise fill the log with the same lines every round.
     let gist = decision.gist();
     if job.last_gist.as_ref() == Some(&gist) {
@@ -72,6 +75,28 @@ pub fn decide_on_window(
         snapshot,
         decision,
         fresh: true,
+    })
+}
+
+/// Every window's figures, compact: what the job's report draws over time.
+fn window_line(snapshot: &JobSnapshot, decision: &JobDecision, at_ms: i64) -> serde_json::Value {
+    let vertices: Vec<serde_json::Value> = decision
+        .vertices
+        .iter()
+        .map(|v| {
+            let e = &v.evidence;
+            serde_json::json!({
+                "id": v.id, "name": v.name, "parallelism": v.current, "recommended": v.recommended,
+                "true_rate": e.true_rate, "arrival_rate": e.arrival_rate, "catch_up_rate": e.catch_up_rate,
+                "records_in_rate": e.records_in_rate, "busy_max": e.busy_max,
+                "backpressure": e.backpressure, "pending_records": e.pending_records,
+            })
+        })
+        .collect();
+    let edges: Vec<[usize; 2]> = snapshot.edges.iter().map(|e| [e.from, e.to]).collect();
+    serde_json::json!({
+        "at_ms": at_ms, "job_id": snapshot.job_id, "job_name": snapshot.job_name,
+        "window": { "vertices": vertices, "edges": edges, "bottleneck": decision.bottleneck },
     })
 }
 
