@@ -4,6 +4,7 @@ job's recommended config file and decision history appear beside the Flink logs.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -15,8 +16,10 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from bs4 import BeautifulSoup
 
-from conftest import FLINK_VERSIONS
+from conftest import FLINK_VERSIONS, REPO
+from harness import browser
 from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
 from harness.flink import FlinkCluster
 
@@ -145,6 +148,38 @@ def test_the_bottleneck_gets_a_flame_graph_that_names_the_costly_code(coordinate
                          capture_output=True, text=True, timeout=60)
     assert off.returncode == 2 and "rest.flamegraph.enabled: true" in off.stderr, off.stderr
     assert len(off.stderr.strip().splitlines()) == 1
+
+
+def test_the_report_shows_the_job_in_a_real_browser_without_network(coordinated):
+    cluster, job_id, _ = coordinated
+    job_dir = cluster.log_dir / "autotune" / job_id
+    page = job_dir / "report.html"
+
+    def report_with_flame_graph():
+        return page.is_file() and "data:image/svg+xml;base64," in page.read_text()
+
+    wait_for(report_with_flame_graph, timeout=120, what="report.html with the flame graph", cluster=cluster, interval=3)
+    html = page.read_text()
+    # Self-contained: nothing is fetched (the only URL is the SVG namespace).
+    assert re.findall(r"(?:src|href)=\"https?://", html) == [], "no network resources"
+    dom = BeautifulSoup(browser.dump_dom(page), "html.parser")
+    vertices = {v["name"]: v for v in cluster.rest(f"/jobs/{job_id}")["vertices"]}
+    boxes = {g["data-vertex-id"]: g for g in dom.select("g.vertex")}
+    assert set(boxes) == {v["id"] for v in vertices.values()}
+    work = next(v for name, v in vertices.items() if name.startswith("Work"))
+    assert "bottleneck" in boxes[work["id"]]["class"]
+    recommended = re.search(r"parallelism 1 → (\d+)", boxes[work["id"]].select_one("text.parallelism").text)
+    assert recommended and int(recommended.group(1)) > 1
+    codes = [c.text for c in dom.select("#findings code")]
+    assert "AT110" in codes, codes
+    assert dom.select("#decisions tr") and dom.select("#memory tr")
+    flame = dom.select_one("iframe#flamegraph")["src"]
+    svg = base64.b64decode(flame.split("base64,", 1)[1]).decode()
+    assert "QueueJob$BusyWork.spin" in svg
+    ElementTree.fromstring(svg)
+    shot = browser.screenshot(page, REPO / "build" / "test-artifacts" / f"report-{cluster.version}.png")
+    print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 20_000
 
 
 def test_the_cluster_is_unharmed(coordinated):
