@@ -1,8 +1,10 @@
 """The demo: a local standalone cluster with the plugin and the sample job with a known
 bottleneck. It shows the plugin's AUTOTUNE lines as they appear in the Flink logs and ends
-with the plugin's answer: the bottleneck, the parallelism it needs, the TaskManager memory
-plan, and the recommended config file. With --apply, the plugin rescales the job in place
-and the demo shows the source's backlog draining. Stops by itself."""
+with the plugin's answer: the bottleneck, the parallelism it needs, the flame graph of the
+bottleneck and the code that burns its time, the TaskManager memory plan, the recommended
+config file, and the job's page (report.html) with the command that opens it. With --apply,
+the plugin rescales the job in place and the demo shows the source's backlog draining.
+Stops by itself."""
 
 from __future__ import annotations
 
@@ -72,7 +74,7 @@ def main() -> int:
         cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
         print(f"Job {job_id} is running. AUTOTUNE lines from the Flink logs, until the plugin has answered:\n")
         follower = LogFollower(cluster)
-        wanted = ["AT110", "AT100", "AT200"] + (["AT103"] if args.apply else [])
+        wanted = ["AT110", "AT100", "AT111", "AT200"] + (["AT103"] if args.apply else [])
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline and not follower.has_all(wanted, job_id):
             follower.show_new()
@@ -84,7 +86,8 @@ def main() -> int:
             return 1
         if args.apply:
             show_backlog(cluster, job_id, seconds=60)
-        answer(cluster, job_id, follower, time.monotonic() - started)
+        page = wait_for_report(cluster, job_id, seconds=60)
+        elapsed = time.monotonic() - started
     finally:
         if args.keep:
             bin_dir = cluster.home / "bin"
@@ -92,8 +95,20 @@ def main() -> int:
                   f"{bin_dir}/taskmanager.sh stop-all; {bin_dir}/jobmanager.sh stop-all")
         else:
             cluster.stop()
-            print("\nCluster stopped.")
+            print("\nCluster stopped; its logs and the plugin's files stay.")
+    answer(cluster, job_id, follower, elapsed, page)
     return 0
+
+
+def wait_for_report(cluster: FlinkCluster, job_id: str, seconds: int) -> Path | None:
+    """The job's page, once it shows the flame graph (rewritten with each decision)."""
+    page = cluster.log_dir / "autotune" / job_id / "report.html"
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if page.is_file() and "data:image/svg+xml" in page.read_text():
+            return page
+        time.sleep(2)
+    return page if page.is_file() else None
 
 
 class LogFollower:
@@ -154,18 +169,29 @@ def show_backlog(cluster: FlinkCluster, job_id: str, seconds: int) -> None:
         time.sleep(10)
 
 
-def answer(cluster: FlinkCluster, job_id: str, follower: LogFollower, elapsed: float) -> None:
+def answer(cluster: FlinkCluster, job_id: str, follower: LogFollower, elapsed: float, page: Path | None) -> None:
     rule = "=" * 100
     print(f"\n{rule}\nThe plugin's answer, {elapsed:.0f} s after the cluster started:\n")
     for code in ("AT110", "AT101", "AT100", "AT103", "AT200"):
         for line in follower.lines(code, job_id)[:1]:
             print(f"  {line}\n")
+    for line in follower.lines("AT111", job_id)[-1:]:
+        top = re.search(r"top-frames=\[([^\]]*)\]", line)
+        svg = re.search(r" svg=(\S+)", line)
+        print("Why the bottleneck is slow: the code that burns its time, from the TaskManagers' samples:")
+        for frame in (top.group(1).split(", ") if top else []):
+            print(f"  {frame}")
+        if svg:
+            print(f"Flame graph: {svg.group(1)}\n")
     config = cluster.log_dir / "autotune" / job_id / "recommended-config.yaml"
     if config.is_file():
         print(f"Recommended configuration ({config}):\n")
         for line in config.read_text().splitlines():
             print(f"  {line}")
-    print(f"\nEvery line: grep AUTOTUNE {cluster.log_dir}/*.log\n{rule}")
+    print(f"\nEvery line: grep AUTOTUNE {cluster.log_dir}/*.log")
+    if page:
+        print(f"The job's page: {page}\nOpen it with:  xdg-open {page}   (or: chromium {page})")
+    print(rule)
 
 
 if __name__ == "__main__":

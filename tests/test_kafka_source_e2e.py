@@ -46,3 +46,22 @@ def test_a_costly_source_is_the_bottleneck_and_is_sized_within_its_partitions(ka
     wanted = int(re.search(r"parallelism=1->(\d+)", scaled[0]).group(1))
     assert 1 < wanted <= PARTITIONS, scaled[0]
     assert plugin_trouble(cluster) == []
+
+
+def test_the_sources_flame_graph_names_the_costly_deserializer(kafka_source_bottleneck):
+    cluster, _, job_id, _ = kafka_source_bottleneck
+
+    def flame_line():
+        lines = [l for l in autotune_lines(cluster.jobmanager_log())
+                 if l.startswith("AUTOTUNE AT111 FLAMEGRAPH") and job_id in l and 'vertex="Source' in l]
+        return lines[-1] if lines else None
+
+    line = wait_for(flame_line, timeout=120, what="the Kafka source's flame graph (AT111)", cluster=cluster, interval=3)
+    print(line)
+    # Deserializing runs in the task thread (the fetcher thread only fetches): its spin comes
+    # first, called from the job's deserializer.
+    top = re.search(r"top-frames=\[([^\]]*)\]", line).group(1)
+    assert top.startswith("dev.flinkautotune.examples.QueueJob$BusyWork.spin "), top
+    folded = re.search(r" folded=(\S+)", line).group(1)
+    with open(folded) as f:
+        assert "KafkaJob$CostlyRecords.deserialize" in f.read()

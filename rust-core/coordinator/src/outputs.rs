@@ -1,7 +1,7 @@
 //! What a decision leaves on disk, per job under the output folder:
 //! `<job id>/recommended-config.yaml` (flat Flink keys, valid in flink-conf.yaml and
-//! config.yaml, replaced atomically) and `<job id>/decisions.jsonl` (one line per decision
-//! that changed something or found something).
+//! config.yaml, replaced atomically) and `<job id>/decisions.jsonl` (a line with every
+//! window's figures, and one per decision that changed something or found something).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};

@@ -217,7 +217,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "output-dir",
         default: "`<Flink log folder>/autotune`",
-        doc: "where the coordinator writes `<job id>/recommended-config.yaml` and `<job id>/decisions.jsonl` (rotated at 32 MiB)",
+        doc: "where the coordinator writes, per job, `<job id>/recommended-config.yaml`, `decisions.jsonl` (every window's figures and every decision and finding; rotated at 32 MiB), `report.html` and `flamegraphs/`",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| {

@@ -24,6 +24,8 @@ import org.slf4j.LoggerFactory;
 final class TaskThreadSampler {
     private static final Logger LOG = LoggerFactory.getLogger(TaskThreadSampler.class);
     static final String TASK_THREAD_GROUP = "Flink Task Threads";
+    /** At most 15 characters: what the kernel keeps of a thread's name. */
+    static final String THREAD_NAME = "autotune-sample";
 
     /** Receives one vertex's samples. */
     interface Sink {
@@ -32,9 +34,11 @@ final class TaskThreadSampler {
     }
 
     private final ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+    /** One thread, started at the first request and then parked between them (its CPU time is
+     * what the benchmark reads, under the name {@value #THREAD_NAME}). */
     private final ThreadPoolExecutor executor = new ThreadPoolExecutor(
-            0, 1, 30, TimeUnit.SECONDS, new ArrayBlockingQueue<>(1), runnable -> {
-                Thread t = new Thread(runnable, "flink-autotune-sampler");
+            1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(1), runnable -> {
+                Thread t = new Thread(runnable, THREAD_NAME);
                 t.setDaemon(true);
                 return t;
             }, new ThreadPoolExecutor.DiscardPolicy());
