@@ -253,3 +253,14 @@ pub fn new_strings<'l>(env: &mut JNIEnv<'l>, values: &[String]) -> Result<JObjec
     }
     Ok(array)
 }
+
+/// A Java string, or null for `None`.
+pub fn optional_jstring(
+    env: &mut JNIEnv<'_>,
+    s: Option<String>,
+) -> Result<jni::sys::jstring, Error> {
+    match s {
+        Some(s) => Ok(env.new_string(s)?.into_raw()),
+        None => Ok(std::ptr::null_mut()),
+    }
+}

@@ -233,10 +233,7 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_profiles<'l>(
 ) -> jstring {
     guard(&mut env, std::ptr::null_mut(), |env| {
         let json = bridge::with_reporter(handle, |r| r.profiles_json().map(str::to_owned))?;
-        match json {
-            Some(json) => Ok(env.new_string(json)?.into_raw()),
-            None => Ok(std::ptr::null_mut()),
-        }
+        bridge::optional_jstring(env, json)
     })
 }
 
@@ -250,10 +247,7 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_poolWindow<'l>(
 ) -> jstring {
     guard(&mut env, std::ptr::null_mut(), |env| {
         let json = bridge::with_reporter(handle, |r| r.pool_window_json())?;
-        match json {
-            Some(json) => Ok(env.new_string(json)?.into_raw()),
-            None => Ok(std::ptr::null_mut()),
-        }
+        bridge::optional_jstring(env, json)
     })
 }
 

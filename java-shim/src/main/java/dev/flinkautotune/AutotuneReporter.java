@@ -9,6 +9,7 @@ import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongFunction;
 
 import org.apache.flink.metrics.CharacterFilter;
 import org.apache.flink.metrics.Gauge;
@@ -205,24 +206,27 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         }
         try {
             group.gauge(AFTER_GC_GAUGE, new HeapAfterGc());
-            group.gauge(POOLS_GAUGE, (Gauge<String>) this::poolWindowJson);
-            group.gauge(PROFILES_GAUGE, (Gauge<String>) this::profilesJson);
+            group.gauge(POOLS_GAUGE, (Gauge<String>) () -> nativeJson("poolWindow", AutotuneNative::poolWindow));
+            group.gauge(PROFILES_GAUGE, (Gauge<String>) () -> nativeJson("profiles", AutotuneNative::profiles));
         } catch (RuntimeException e) {
             logNativeFailure("publishing the pool gauges", e);
         }
     }
 
-    /** The published pool window; empty when there is none (yet) or the plugin is off. */
-    private String poolWindowJson() {
+    /**
+     * A published gauge's JSON from the native side; empty when there is none (yet) or the
+     * plugin is off.
+     */
+    private String nativeJson(String what, LongFunction<String> call) {
         synchronized (nativeLock) {
             if (handle == 0) {
                 return "";
             }
             try {
-                String json = AutotuneNative.poolWindow(handle);
+                String json = call.apply(handle);
                 return json == null ? "" : json;
             } catch (RuntimeException e) {
-                logNativeFailure("poolWindow", e);
+                logNativeFailure(what, e);
                 return "";
             }
         }
@@ -240,22 +244,6 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
                         samplingMaxNanos);
             } catch (RuntimeException e) {
                 logNativeFailure("profile", e);
-            }
-        }
-    }
-
-    /** The published flame-graph samples; empty when there are none (yet) or the plugin is off. */
-    private String profilesJson() {
-        synchronized (nativeLock) {
-            if (handle == 0) {
-                return "";
-            }
-            try {
-                String json = AutotuneNative.profiles(handle);
-                return json == null ? "" : json;
-            } catch (RuntimeException e) {
-                logNativeFailure("profiles", e);
-                return "";
             }
         }
     }
