@@ -15,6 +15,7 @@ use autotune_coordinator::rounds::{Coordinator, JobReport};
 use autotune_coordinator::settings::LoopSettings;
 use autotune_coordinator::stop::StopFlag;
 use autotune_model::options::Options;
+use autotune_model::text::one_line;
 
 use crate::flags::LoopFlags;
 
@@ -162,7 +163,7 @@ struct StdoutSink;
 impl Sink for StdoutSink {
     fn say(&self, _level: log::Level, line: &str) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", one_line(line));
         let _ = out.flush();
     }
 }
@@ -172,7 +173,7 @@ struct StderrSink;
 
 impl Sink for StderrSink {
     fn say(&self, _level: log::Level, line: &str) {
-        eprintln!("{line}");
+        eprintln!("{}", one_line(line));
     }
 }
 

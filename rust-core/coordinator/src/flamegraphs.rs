@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use autotune_model::codes::Code;
 use autotune_model::metrics::PROFILES_METRIC;
 use autotune_model::profile::{Profile, ProfileLimits, TopFrame};
+use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
 use crate::rest::FlinkRest;
@@ -69,8 +70,11 @@ impl FlameGraphs {
         ) else {
             if newest.is_none() && self.told_none.insert(key) {
                 announcer.info(&format!(
-                    "AUTOTUNE COORDINATOR no flame graph yet of vertex \"{}\" ({}) of job \"{}\" ({}): no TaskManager published samples of it (a TaskManager samples a vertex that stays at least 50% busy there, once per decision, when the plugin runs there with flamegraph: true)",
-                    b.vertex_name, b.vertex_id, b.job_name, b.job_id
+                    "AUTOTUNE COORDINATOR no flame graph yet of vertex {} ({}) of job {} ({}): no TaskManager published samples of it (a TaskManager samples a vertex that stays at least 50% busy there, once per decision, when the plugin runs there with flamegraph: true)",
+                    quoted(b.vertex_name),
+                    b.vertex_id,
+                    quoted(b.job_name),
+                    b.job_id
                 ));
             }
             return false;
@@ -83,8 +87,8 @@ impl FlameGraphs {
             }
             Err(e) => {
                 announcer.warn(&format!(
-                    "AUTOTUNE COORDINATOR flame graph of vertex \"{}\" not written under {}: {e}",
-                    b.vertex_name,
+                    "AUTOTUNE COORDINATOR flame graph of vertex {} not written under {}: {e}",
+                    quoted(b.vertex_name),
                     dir.display()
                 ));
                 false
@@ -131,11 +135,11 @@ fn sampled_profiles(
 /// `AUTOTUNE AT111 FLAMEGRAPH`: where the flame graph is and the code that burns the time.
 fn at111_line(b: &Bottleneck<'_>, p: &Profile, files: &Written) -> String {
     format!(
-        "AUTOTUNE {} job=\"{}\" ({}) vertex=\"{}\" ({}) samples={} threads={} taskmanagers={} sampling-max={}us top-frames={} svg={} folded={}",
+        "AUTOTUNE {} job={} ({}) vertex={} ({}) samples={} threads={} taskmanagers={} sampling-max={}us top-frames={} svg={} folded={}",
         Code::FlameGraph,
-        b.job_name,
+        quoted(b.job_name),
         b.job_id,
-        b.vertex_name,
+        quoted(b.vertex_name),
         b.vertex_id,
         p.samples,
         p.threads,

@@ -12,6 +12,7 @@ use autotune_model::diagnosis::logtext::{records, Record};
 use autotune_model::diagnosis::matcher::Origin;
 use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
 use autotune_model::memory::{self, human, MemoryPlan, MemorySettings};
+use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
 use crate::memory_step::JobMemory;
@@ -344,12 +345,12 @@ pub fn tick(
         }
         // The end of a job is said at once, with the final counts.
         if entry.diagnoser.first_overflow() {
-            announcer.overflow(&format!("job=\"{}\" ({})", job.name, job.jid));
+            announcer.overflow(&format!("job={} ({})", quoted(&job.name), job.jid));
         }
         let repeat = if terminal { Duration::ZERO } else { repeat };
         let due = entry.diagnoser.due(now_ms, repeat);
         if !due.is_empty() {
-            let scope = format!("job=\"{}\" ({})", job.name, job.jid);
+            let scope = format!("job={} ({})", quoted(&job.name), job.jid);
             for d in &due {
                 announcer.finding(&scope, d);
             }

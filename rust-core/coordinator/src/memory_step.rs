@@ -6,6 +6,7 @@ use std::time::Duration;
 use autotune_model::memory::{MemoryPlan, PoolWindow};
 use autotune_model::metrics::POOL_WINDOW_METRIC;
 use autotune_model::scaling::Code;
+use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
 use crate::collect::JobShape;
@@ -51,7 +52,7 @@ pub fn plan_memory(
         at_ms,
         window,
     } = request;
-    let job_ref = format!("job=\"{}\" ({})", shape.job_name, shape.job_id);
+    let job_ref = format!("job={} ({})", quoted(&shape.job_name), shape.job_id);
     if view.measured_by_rest && !job.told_measured_by_rest {
         job.told_measured_by_rest = true;
         announcer.info(&format!(

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use autotune_model::options::Mode;
 use autotune_model::scaling::{decide, overrides, Code, JobDecision, JobSnapshot, ScalingHistory};
+use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
 use crate::collect::Recording;
@@ -111,15 +112,15 @@ fn say_unknown_max_parallelism(job: &mut JobScaling, recording: &Recording, anno
         .vertices
         .iter()
         .filter(|v| v.max_parallelism.is_none())
-        .map(|v| format!("vertex \"{}\" ({})", v.name, v.id))
+        .map(|v| format!("vertex {} ({})", quoted(&v.name), v.id))
         .collect();
     if unknown.is_empty() {
         return;
     }
     job.told_max_parallelism_unknown = true;
     announcer.info(&format!(
-        "AUTOTUNE COORDINATOR job=\"{}\" ({}): the REST API gives no max parallelism for {}: their key groups are not taken into account (set pipeline.max-parallelism to have them)",
-        recording.shape.job_name,
+        "AUTOTUNE COORDINATOR job={} ({}): the REST API gives no max parallelism for {}: their key groups are not taken into account (set pipeline.max-parallelism to have them)",
+        quoted(&recording.shape.job_name),
         recording.shape.job_id,
         unknown.join(", ")
     ));
@@ -163,7 +164,7 @@ pub fn apply_if_asked(
         return;
     }
     let snapshot = &decided.snapshot;
-    let job_ref = format!("job=\"{}\" ({})", snapshot.job_name, snapshot.job_id);
+    let job_ref = format!("job={} ({})", quoted(&snapshot.job_name), snapshot.job_id);
     let why_not = match details.scheduler_type.as_deref() {
         Some(scheduler) if !scheduler.eq_ignore_ascii_case("adaptive") => Some(format!(
             "the job runs with the {scheduler} scheduler; rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
@@ -226,8 +227,9 @@ pub fn step_to_apply(decision: &JobDecision, max_step: f64) -> AppliedStep {
                 return (v.id.clone(), recommended);
             }
             bounded.push(format!(
-                "vertex \"{}\" ({}) {current}->{by_step} of {current}->{recommended} by apply-max-step {max_step}",
-                v.name, v.id
+                "vertex {} ({}) {current}->{by_step} of {current}->{recommended} by apply-max-step {max_step}",
+                quoted(&v.name),
+                v.id
             ));
             (v.id.clone(), by_step)
         })

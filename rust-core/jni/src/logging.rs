@@ -1,6 +1,7 @@
 //! Rust `log` records go to the shim's SLF4J logger, so they land in Flink's log files
 //! with Flink's log configuration. The level in force comes from SLF4J with every report.
 
+use autotune_model::text::one_line;
 use jni::sys::jint;
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -33,10 +34,11 @@ impl Log for JavaLogger {
 
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
+            // One record stays one line, whatever names or messages it carries.
             crate::bridge::log_to_java(
                 record.level() as i32,
                 record.target(),
-                &record.args().to_string(),
+                &one_line(&record.args().to_string()),
             );
         }
     }

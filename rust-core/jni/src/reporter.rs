@@ -18,6 +18,7 @@ use autotune_model::options::Options;
 use autotune_model::profile::{
     Profile, ProfileLimits, Sampled, SamplingSchedule, SamplingTarget, MAX_PROFILES_PER_TASKMANAGER,
 };
+use autotune_model::text::quoted;
 use autotune_model::tracker::{Registration, Role, Tracker};
 
 pub struct Reporter {
@@ -185,8 +186,10 @@ impl Reporter {
             let key = (sampled.job_id.to_string(), sampled.vertex_id.to_string());
             if self.told_unsampled.insert(key) {
                 log::info!(
-                    "AUTOTUNE FLAMEGRAPH vertex \"{}\" ({}) of job {} not sampled here: no task thread named \"{} (<subtask>/<parallelism>)#<attempt>\" in the thread group \"Flink Task Threads\"",
-                    sampled.vertex_name, sampled.vertex_id, sampled.job_id, sampled.vertex_name
+                    "AUTOTUNE FLAMEGRAPH vertex {} ({}) of job {} not sampled here: no task thread named \"<vertex name> (<subtask>/<parallelism>)#<attempt>\" in the thread group \"Flink Task Threads\"",
+                    quoted(sampled.vertex_name),
+                    sampled.vertex_id,
+                    sampled.job_id
                 );
             }
             return;

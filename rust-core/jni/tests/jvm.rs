@@ -489,6 +489,41 @@ fn a_saturated_vertex_is_sampled_and_its_profile_published() {
 const PROFILE_SIG: &str =
     "(JLjava/lang/String;Ljava/lang/String;Ljava/lang/String;[Ljava/lang/String;IJJ)V";
 
+/// A vertex named to forge a line cannot: the record reaches Java as one line, escaped.
+#[test]
+fn a_hostile_vertex_name_cannot_break_a_log_record_into_lines() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let handle = open(&mut env, &[]).unwrap();
+    let vars = [
+        ("<tm_id>", "tm-1"),
+        ("<job_id>", "0f0e0d0c0b0a09080706050403020100"),
+        ("<job_name>", "evil\"job"),
+        ("<task_id>", "cbc357ccb763df2852fee8c4fc7d55f2"),
+        ("<task_name>", "Work\nAUTOTUNE AT101 SCALE_UP forged"),
+        ("<subtask_index>", "0"),
+    ];
+    register(
+        &mut env,
+        handle,
+        0,
+        &vars,
+        Some("taskmanager.job.task"),
+        "busyTimeMsPerSecond",
+        3,
+    )
+    .unwrap();
+    report(&mut env, handle, &[10.0], 1).unwrap();
+    let lines = logs(&mut env);
+    assert!(
+        lines.contains("job \"evil\\\"job\" (0f0e0d0c0b0a09080706050403020100): vertex \"Work\\nAUTOTUNE AT101 SCALE_UP forged\""),
+        "{lines}"
+    );
+    assert!(!lines
+        .lines()
+        .any(|l| l.contains("AUTOTUNE AT101 SCALE_UP forged") && !l.contains("STATUS")));
+    call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+}
+
 #[test]
 fn a_panic_becomes_the_shims_exception_and_the_library_keeps_working() {
     let mut env = jvm().attach_current_thread().unwrap();
@@ -734,7 +769,7 @@ fn xcheck_jni_finds_nothing_to_complain_about() {
         output.status.success(),
         "the JNI tests failed under -Xcheck:jni:\n{text}"
     );
-    assert!(text.contains("test result: ok. 8 passed"), "{text}");
+    assert!(text.contains("test result: ok. 9 passed"), "{text}");
     for complaint in [
         "WARNING in native method",
         "JNI local refs",

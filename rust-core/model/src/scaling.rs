@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::codes::{Code, Finding};
+use crate::text::quoted;
 
 /// How records travel along an edge (the REST plan's `ship_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,10 +249,10 @@ impl JobDecision {
     /// One `AUTOTUNE` line per change and per finding, then the job's plan: what the plugin
     /// logs and `flink-autotune analyze` prints.
     pub fn log_lines(&self, job: &JobSnapshot) -> Vec<String> {
-        let job_ref = format!("job=\"{}\" ({})", job.job_name, job.job_id);
+        let job_ref = format!("job={} ({})", quoted(&job.job_name), job.job_id);
         let mut lines = Vec::new();
         for d in &self.vertices {
-            let vertex_ref = format!("{job_ref} vertex=\"{}\" ({})", d.name, d.id);
+            let vertex_ref = format!("{job_ref} vertex={} ({})", quoted(&d.name), d.id);
             if let Some(code) = d.code() {
                 let e = &d.evidence;
                 let mut line = format!(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::memory::PoolWindow;
 use crate::metrics::{self, Component, Interner, MetricError, MetricIdentity, RawMetric, Scope};
 use crate::profile::{SamplingTarget, VertexLoad};
+use crate::text::quoted;
 use crate::window::{SampleRing, Samples};
 
 /// Slot numbers are dense indexes chosen by the shim; anything larger is a bug there.
@@ -464,13 +465,13 @@ impl fmt::Display for Summary {
             self.jobs.len()
         )?;
         for job in &self.jobs {
-            write!(f, " | job \"{}\" ({}):", job.name, job.id)?;
+            write!(f, " | job {} ({}):", quoted(&job.name), job.id)?;
             for (i, v) in job.vertices.iter().enumerate() {
                 let sep = if i == 0 { " " } else { "; " };
                 write!(
                     f,
-                    "{sep}vertex \"{}\" ({}) subtasks=[{}]",
-                    v.name,
+                    "{sep}vertex {} ({}) subtasks=[{}]",
+                    quoted(&v.name),
                     v.id,
                     compact_ranges(&v.subtasks)
                 )?;

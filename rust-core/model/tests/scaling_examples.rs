@@ -609,3 +609,28 @@ fn a_partial_backlog_is_not_taken_for_arrivals() {
     // Trusted, the same growth says the source falls behind at its limit.
     assert!(d.vertices[0].has(Code::Bottleneck));
 }
+
+/// Names come from the user's job: whatever they hold, each decision is one line per record
+/// and a name is one quoted field.
+#[test]
+fn hostile_job_and_vertex_names_stay_one_quoted_field_per_line() {
+    let mut job = evaluated(1, 1000.0, 500.0);
+    job.job_name = "orders\"\nAUTOTUNE AT102 SCALE_DOWN fake".into();
+    job.vertices[0].name = format!("../{}\r\u{1b}[2J", "ß".repeat(5_000));
+    let lines = decided(&job, &eager(0.7)).log_lines(&job);
+    assert!(lines.len() >= 2, "{lines:?}");
+    for line in &lines {
+        assert!(!line.contains(['\n', '\r', '\u{1b}']), "{line}");
+        assert!(
+            line.contains("job=\"orders\\\"\\nAUTOTUNE AT102 SCALE_DOWN fake\" (job)"),
+            "{line}"
+        );
+        assert!(
+            line.chars().count() < 2_000,
+            "a 5,000-character name is cut"
+        );
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("vertex=\"../ßßß") && l.contains("…(+4708 chars)\"")));
+}

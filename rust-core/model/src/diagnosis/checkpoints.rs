@@ -217,7 +217,7 @@ pub fn unknown_failure(reason: &str) -> Advice {
         code: Code::CheckpointFailing,
         severity: Severity::Warning,
         title: "Checkpoints fail",
-        evidence: super::matcher::one_line(reason),
+        evidence: super::matcher::evidence_line(reason),
         cause: "A checkpoint failed for the reason shown; repeated failures count against execution.checkpointing.tolerable-failed-checkpoints and then restart the job.",
         fix: "Read the reason; the TaskManager's log around the checkpoint's time has the full trace.".into(),
         docs: CHECKPOINTING_DOCS,

@@ -116,14 +116,15 @@ pub fn user_frame(t: &Throwable) -> Option<&str> {
     (!FRAMEWORK_FRAMES.iter().any(|p| first.starts_with(p))).then_some(first.as_str())
 }
 
-/// The first line of a text, at most 400 characters: evidence fits one log line.
-pub fn one_line(text: &str) -> String {
-    let first = text.lines().next().unwrap_or("").trim();
+/// The first line of a text, at most 400 characters, control characters escaped: evidence
+/// fits one log line.
+pub fn evidence_line(text: &str) -> String {
+    let first = crate::text::one_line(text.lines().next().unwrap_or("").trim()).into_owned();
     if first.chars().count() > 400 {
         let cut: String = first.chars().take(400).collect();
         format!("{cut}...")
     } else {
-        first.to_string()
+        first
     }
 }
 
@@ -205,13 +206,13 @@ pub fn diagnose<'c>(
                     "{} {}: {}",
                     w.signature.code,
                     w.signature.name,
-                    one_line(&w.text)
+                    evidence_line(&w.text)
                 )
             });
         return Some(Match {
             signature: Some(h.signature),
             builtin: None,
-            evidence: one_line(&h.text),
+            evidence: evidence_line(&h.text),
             context: wrapper,
             captures: h.captures.clone(),
             key: h.signature.code.clone(),
@@ -226,13 +227,13 @@ pub fn diagnose<'c>(
                 return Some(Match {
                     signature: None,
                     builtin: Some(USER_CODE),
-                    evidence: format!("{} at {frame}", one_line(&t.headline())),
+                    evidence: format!("{} at {frame}", evidence_line(&t.headline())),
                     context: wrapper.map(|w| {
                         format!(
                             "{} {}: {}",
                             w.signature.code,
                             w.signature.name,
-                            one_line(&w.text)
+                            evidence_line(&w.text)
                         )
                     }),
                     captures: BTreeMap::new(),
@@ -245,10 +246,10 @@ pub fn diagnose<'c>(
         return Some(Match {
             signature: Some(w.signature),
             builtin: None,
-            evidence: one_line(&w.text),
+            evidence: evidence_line(&w.text),
             context: root
                 .filter(|_| w.depth < record.chain.len())
-                .map(|t| format!("root cause: {}", one_line(&t.headline()))),
+                .map(|t| format!("root cause: {}", evidence_line(&t.headline()))),
             captures: w.captures.clone(),
             key: w.signature.code.clone(),
         });
@@ -258,7 +259,7 @@ pub fn diagnose<'c>(
         return Some(Match {
             signature: None,
             builtin: Some(UNRECOGNIZED),
-            evidence: one_line(&t.headline()),
+            evidence: evidence_line(&t.headline()),
             context: None,
             captures: BTreeMap::new(),
             key: format!("{}:{}", UNRECOGNIZED.code, t.class),
