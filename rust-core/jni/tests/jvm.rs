@@ -524,6 +524,28 @@ fn a_hostile_vertex_name_cannot_break_a_log_record_into_lines() {
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
 }
 
+/// What only Java can send (lone surrogates, NULs), huge strings, NaN and infinities, counts
+/// beyond the array: refused with a reason or taken, never a panic, never a crash.
+#[test]
+fn every_entry_point_takes_hostile_input() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    // The log is the JVM's, shared with the other tests: count what this one adds.
+    let panics = |env: &mut JNIEnv| logs(env).matches("native panic").count();
+    let before = panics(&mut env);
+    let calls = framed(&mut env, |env| {
+        call_static(
+            env,
+            "dev/flinkautotune/JniHarness",
+            "hostileCalls",
+            "()I",
+            &[],
+        )
+        .map(|v| v.i().unwrap())
+    });
+    assert!(matches!(calls, Ok(n) if n > 30), "{calls:?}");
+    assert_eq!(panics(&mut env), before, "{}", logs(&mut env));
+}
+
 #[test]
 fn a_panic_becomes_the_shims_exception_and_the_library_keeps_working() {
     let mut env = jvm().attach_current_thread().unwrap();
@@ -769,7 +791,7 @@ fn xcheck_jni_finds_nothing_to_complain_about() {
         output.status.success(),
         "the JNI tests failed under -Xcheck:jni:\n{text}"
     );
-    assert!(text.contains("test result: ok. 9 passed"), "{text}");
+    assert!(text.contains("test result: ok. 10 passed"), "{text}");
     for complaint in [
         "WARNING in native method",
         "JNI local refs",
