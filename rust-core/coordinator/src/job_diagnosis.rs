@@ -505,7 +505,5 @@ fn write(
                 )
             })
         });
-    if let Err(e) = written {
-        announcer.warn(&format!("AUTOTUNE DIAGNOSIS {}", files.cannot_write(e)));
-    }
+    files.settle(written, now_ms, announcer);
 }

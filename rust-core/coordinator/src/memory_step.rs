@@ -77,7 +77,7 @@ pub fn plan_memory(
     for line in plan.log_lines(&job_ref) {
         announcer.info(&line);
     }
-    files
+    let written = files
         .recommend(&shape.job_id, &shape.job_name, at_ms, |r| {
             r.memory = plan.config_keys()
         })
@@ -86,8 +86,8 @@ pub fn plan_memory(
                 &shape.job_id,
                 &serde_json::json!({ "at_ms": at_ms, "job_id": shape.job_id, "job_name": shape.job_name, "memory": plan }),
             )
-        })
-        .map_err(|e| files.cannot_write(e))?;
+        });
+    files.settle(written, at_ms, announcer);
     job.plan = Some(plan.clone());
     Ok(Some(plan))
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::announce::Announcer;
 use crate::collect::Recording;
 
 /// History and recording files rotate (to `<name>.1`) beyond this size: bounded disk use.
@@ -33,6 +34,8 @@ pub struct JobFiles {
     /// `None`: nothing is written (lines only).
     pub dir: Option<PathBuf>,
     recommendations: HashMap<String, Recommendation>,
+    /// Writing fails (said once): when it works again, every config file is written anew.
+    failing: bool,
 }
 
 impl JobFiles {
@@ -40,6 +43,7 @@ impl JobFiles {
         JobFiles {
             dir,
             recommendations: HashMap::new(),
+            failing: false,
         }
     }
 
@@ -78,13 +82,47 @@ impl JobFiles {
         self.recommendations.retain(|id, _| live(id));
     }
 
+    /// Takes what a write gave: a failure is said once (a full or read-only disk never stops
+    /// a decision, nor the job); when writing works again it is said too, and every job's
+    /// config file is written anew, so none stays as it was before the trouble.
+    pub fn settle(&mut self, result: io::Result<()>, at_ms: i64, announcer: &Announcer) {
+        match result {
+            Ok(()) if self.failing => {
+                let rewritten = match &self.dir {
+                    Some(dir) => self
+                        .recommendations
+                        .values()
+                        .try_for_each(|r| write_recommendation(dir, r, at_ms).map(|_| ())),
+                    None => Ok(()),
+                };
+                if rewritten.is_ok() {
+                    self.failing = false;
+                    announcer.info(&format!(
+                        "AUTOTUNE COORDINATOR writing under {} again",
+                        self.dir_shown()
+                    ));
+                }
+            }
+            Ok(()) => {}
+            Err(e) if !self.failing => {
+                self.failing = true;
+                announcer.warn(&format!("AUTOTUNE COORDINATOR {}", self.cannot_write(e)));
+            }
+            Err(e) => log::debug!("AUTOTUNE COORDINATOR still cannot write: {e}"),
+        }
+    }
+
+    fn dir_shown(&self) -> String {
+        self.dir
+            .as_deref()
+            .map_or_else(String::new, |d| d.display().to_string())
+    }
+
     /// What the reader is told when writing fails.
     pub fn cannot_write(&self, e: io::Error) -> String {
         format!(
-            "cannot write under {}: {e} (set metrics.reporter.autotune.output-dir)",
-            self.dir
-                .as_deref()
-                .map_or_else(String::new, |d| d.display().to_string())
+            "cannot write under {}: {e}; decisions go on in the log, the files follow when writing works again (or set metrics.reporter.autotune.output-dir)",
+            self.dir_shown()
         )
     }
 }

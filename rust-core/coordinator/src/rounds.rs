@@ -307,13 +307,12 @@ impl Coordinator {
     }
 
     /// Renders the job's page again from its files (`<job id>/report.html`).
-    fn write_report(&self, job_id: &str) {
+    fn write_report(&mut self, job_id: &str) {
         let Some(dir) = &self.settings.output_dir else {
             return;
         };
-        if let Err(e) = crate::report::write(&dir.join(job_id)) {
-            log::warn!("AUTOTUNE COORDINATOR report of job {job_id} not written: {e}");
-        }
+        let written = crate::report::write(&dir.join(job_id)).map(|_| ());
+        self.files.settle(written, epoch_ms(), &self.announcer);
     }
 
     fn stabilizing(&self, since_ms: i64) -> bool {

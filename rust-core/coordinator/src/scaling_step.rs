@@ -50,32 +50,33 @@ pub fn decide_on_window(
     let decision =
         decide(&snapshot, &settings.scaling, &mut job.history, at_ms).map_err(|e| e.to_string())?;
     job.parallelism = Some(decision.vertices.iter().map(|v| v.recommended).collect());
-    files
-        .history(&snapshot.job_id, &window_line(&snapshot, &decision, at_ms))
-        .map_err(|e| files.cannot_write(e))?;
     // A job that stays as it is would otherwise fill the log with the same lines every round.
     let gist = decision.gist();
-    if job.last_gist.as_ref() == Some(&gist) {
+    let fresh = job.last_gist.as_ref() != Some(&gist);
+    if fresh {
+        job.last_gist = Some(gist);
+        for line in decision.log_lines(&snapshot) {
+            announcer.info(&line);
+        }
+    } else {
         log::debug!(
             "AUTOTUNE COORDINATOR job {} unchanged: {}",
             snapshot.job_id,
             decision.parallelism_overrides()
         );
-        return Ok(Decided {
-            snapshot,
-            decision,
-            fresh: false,
-        });
     }
-    job.last_gist = Some(gist);
-    for line in decision.log_lines(&snapshot) {
-        announcer.info(&line);
-    }
-    write(files, &snapshot, &decision, at_ms).map_err(|e| files.cannot_write(e))?;
+    // A disk that refuses the files silences no decision and blocks no rescale.
+    // Both are tried: the recommendation is kept in memory even when its file is not written.
+    let decision_written = match fresh {
+        true => write(files, &snapshot, &decision, at_ms),
+        false => Ok(()),
+    };
+    let window_written = files.history(&snapshot.job_id, &window_line(&snapshot, &decision, at_ms));
+    files.settle(decision_written.and(window_written), at_ms, announcer);
     Ok(Decided {
         snapshot,
         decision,
-        fresh: true,
+        fresh,
     })
 }
 

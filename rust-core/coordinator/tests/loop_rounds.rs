@@ -559,3 +559,39 @@ fn replay_of_the_recorded_windows_says_what_the_loop_said() {
     assert_eq!(decisions(replayed.lines()), decisions(said));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file where the output folder should be (as a full or read-only disk would): the
+/// decision is still said and made, the trouble is said once, and once the folder can be
+/// written the job's config file is written anew.
+#[test]
+fn an_output_folder_that_cannot_be_written_loses_no_decision() {
+    let dir = temp_dir("unwritable");
+    std::fs::write(&dir, "not a folder").unwrap();
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, Some(dir.clone())));
+    for _ in 0..3 {
+        assert!(round(&mut c)[0].decided.is_some());
+    }
+    let lines = sink.take();
+    assert_eq!(with_code(&lines, "AT100").len(), 1, "{lines:#?}");
+    let trouble: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("cannot write under"))
+        .collect();
+    assert_eq!(trouble.len(), 1, "said once: {lines:#?}");
+    assert!(trouble[0].contains("decisions go on in the log"));
+
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    round(&mut c);
+    let lines = sink.take();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("writing under") && l.contains("again")),
+        "{lines:#?}"
+    );
+    assert_config_holds(&dir, &["pipeline.jobvertex-parallelism-overrides: src0000000000000000000000000000:1,wrk0000000000000000000000000000:2"]);
+    assert!(dir.join(JOB).join("report.html").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
