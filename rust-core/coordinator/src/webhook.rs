@@ -4,8 +4,13 @@
 //! [`MAX_BATCH`] of them (the rest are counted in the message). The same finding is not sent
 //! twice unless it came back (the diagnoser decides what is due). The URL is a secret: it is
 //! never logged, and errors are described without it.
+//!
+//! A post runs on a thread of its own, one at a time: a webhook that hangs, fails or closes
+//! the connection never holds up the diagnosis that queued the findings. Its outcome is
+//! taken at the next flush; meanwhile findings wait in the bounded queue.
 
 use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use autotune_model::diagnosis::{Diagnosis, Severity};
@@ -26,6 +31,9 @@ pub struct Webhook {
     dropped: usize,
     /// The last failure, said once until a post works again.
     failing: Option<String>,
+    /// The post under way: its outcome (the failure and the findings it carried) once done.
+    in_flight: Option<Receiver<Result<(), (String, usize)>>>,
+    timeout: Duration,
 }
 
 /// Slack's three control characters.
@@ -53,6 +61,8 @@ impl Webhook {
             queue: VecDeque::new(),
             dropped: 0,
             failing: None,
+            in_flight: None,
+            timeout,
         }
     }
 
@@ -102,19 +112,31 @@ impl Webhook {
         text
     }
 
-    /// Posts what is queued if the interval allows. Never blocks longer than the timeout.
+    /// Posts what is queued if the interval allows and no post is under way. Never blocks.
     pub fn flush(&mut self, now_ms: i64, sink: &dyn Sink) {
-        if self
-            .last_post_ms
-            .is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms)
+        self.take_outcome(Duration::ZERO, sink);
+        if self.in_flight.is_some()
+            || self
+                .last_post_ms
+                .is_some_and(|last| now_ms.saturating_sub(last) < self.interval_ms)
         {
             return;
         }
-        self.flush_now(now_ms, sink);
+        self.post(now_ms, sink);
     }
 
-    /// Posts what is queued now, interval or not (the process is stopping).
+    /// Posts what is queued now, interval or not (the process is stopping), and waits for it
+    /// (and for a post under way) at most the timeout each.
     pub fn flush_now(&mut self, now_ms: i64, sink: &dyn Sink) {
+        self.take_outcome(self.timeout, sink);
+        if self.in_flight.is_none() {
+            self.post(now_ms, sink);
+            self.take_outcome(self.timeout, sink);
+        }
+    }
+
+    /// Hands the next batch to a thread that posts it.
+    fn post(&mut self, now_ms: i64, sink: &dyn Sink) {
         if self.queue.is_empty() {
             return;
         }
@@ -126,21 +148,53 @@ impl Webhook {
             "username": "flink-autotune",
         });
         self.last_post_ms = Some(now_ms);
-        match self.agent.post(&self.url).send_json(body) {
-            Ok(_) => {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let (agent, url, findings) = (self.agent.clone(), self.url.clone(), batch.len());
+        let started = std::thread::Builder::new()
+            .name("autotune-webhook".into())
+            .spawn(move || {
+                let posted = agent.post(&url).send_json(body);
+                let _ = done.send(posted.map(|_| ()).map_err(|e| (describe(&e), findings)));
+            });
+        match started {
+            Ok(_) => self.in_flight = Some(outcome),
+            Err(e) => self.settle(
+                Err((format!("cannot start a thread ({e})"), findings)),
+                sink,
+            ),
+        }
+    }
+
+    /// The outcome of the post under way, if it came within `wait`.
+    fn take_outcome(&mut self, wait: Duration, sink: &dyn Sink) {
+        let Some(outcome) = &self.in_flight else {
+            return;
+        };
+        match outcome.recv_timeout(wait) {
+            Ok(result) => {
+                self.in_flight = None;
+                self.settle(result, sink);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.in_flight = None,
+        }
+    }
+
+    /// A post's outcome: a failure is said once (until posting works again), without the URL.
+    fn settle(&mut self, result: Result<(), (String, usize)>, sink: &dyn Sink) {
+        match result {
+            Ok(()) => {
                 self.dropped = 0;
                 if self.failing.take().is_some() {
                     sink.say(log::Level::Info, "AUTOTUNE WEBHOOK posting works again");
                 }
             }
-            Err(e) => {
-                let why = describe(&e);
+            Err((why, findings)) => {
                 if self.failing.as_deref() != Some(why.as_str()) {
                     sink.say(
                         log::Level::Warn,
                         &format!(
-                            "AUTOTUNE WEBHOOK {why}; {} finding(s) not posted, retrying with the next ones",
-                            batch.len()
+                            "AUTOTUNE WEBHOOK {why}; {findings} finding(s) not posted, retrying with the next ones"
                         ),
                     );
                 }
@@ -190,6 +244,7 @@ mod tests {
         request
             .respond(tiny_http::Response::from_string("ok"))
             .unwrap();
+        hook.take_outcome(Duration::from_secs(5), &LogSink);
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         let text = json["text"].as_str().unwrap();
         assert!(
@@ -243,6 +298,7 @@ mod tests {
         });
         hook.flush(0, &LogSink);
         answer.join().unwrap();
+        hook.take_outcome(Duration::from_secs(5), &LogSink);
         let why = hook.failing.clone().unwrap();
         assert_eq!(why, "the webhook answered HTTP 403");
         assert!(!why.contains("SECRETTOKEN"));
@@ -254,11 +310,68 @@ mod tests {
         );
         dead.push("job", hook_finding());
         dead.flush(0, &LogSink);
+        dead.take_outcome(Duration::from_secs(5), &LogSink);
         let why = dead.failing.unwrap();
         assert!(
             !why.contains("SECRETTOKEN") && !why.contains("127.0.0.1"),
             "{why}"
         );
+    }
+
+    /// A webhook that takes the post and never answers, then one that closes the connection:
+    /// flushing never waits for it, one post is under way at a time, the queue stays bounded,
+    /// and the trouble is said without the URL.
+    #[test]
+    fn a_hanging_or_closing_webhook_never_holds_up_the_caller() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/hooks/SECRETTOKEN",
+            server.server_addr().to_ip().unwrap()
+        );
+        let sink = crate::announce::MemorySink::new();
+        let mut hook = Webhook::new(url, Duration::ZERO, Duration::from_secs(2));
+        let finding = hook_finding();
+        let mut flushing = Duration::ZERO;
+        for i in 0..(3 * MAX_QUEUE) {
+            hook.push("job", finding.clone());
+            let started = std::time::Instant::now();
+            hook.flush(i as i64, sink.as_ref());
+            flushing += started.elapsed();
+        }
+        assert!(
+            flushing < Duration::from_millis(500),
+            "flushing waited {flushing:?}"
+        );
+        // The one post under way is held by the server, unanswered: nothing else went out.
+        let held = server
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("a post");
+        assert!(server
+            .recv_timeout(Duration::from_millis(200))
+            .unwrap()
+            .is_none());
+        assert_eq!(hook.queue.len(), MAX_QUEUE);
+        assert!(hook.dropped > 0);
+        // The client gives up after its timeout; the next flush says so, once.
+        std::thread::sleep(Duration::from_millis(2_500));
+        hook.flush(10_000, sink.as_ref());
+        drop(held);
+        // A connection closed without an answer.
+        let closer = std::thread::spawn(move || {
+            if let Ok(Some(request)) = server.recv_timeout(Duration::from_secs(5)) {
+                drop(request);
+            }
+        });
+        hook.take_outcome(Duration::from_secs(5), sink.as_ref());
+        closer.join().unwrap();
+        let lines = sink.lines();
+        assert!(!lines.is_empty(), "the trouble is said");
+        assert!(
+            lines.iter().all(|l| !l.contains("SECRETTOKEN")),
+            "{lines:?}"
+        );
+        assert!(lines.len() <= 3, "said once per kind of trouble: {lines:?}");
     }
 
     #[test]
