@@ -10,7 +10,7 @@ use std::time::Duration;
 use autotune_model::diagnosis::checkpoints::{self, CheckpointSample, CheckpointView};
 use autotune_model::diagnosis::logtext::{records, Record};
 use autotune_model::diagnosis::matcher::Origin;
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion, Process};
 use autotune_model::memory::{self, human, MemoryPlan, MemorySettings};
 use autotune_model::text::quoted;
 
@@ -157,6 +157,8 @@ fn context(
         }
     }
     Context {
+        // A job's exceptions are its tasks' (the JobManager's own failures are in its log).
+        process: Process::TaskManager,
         version,
         config,
         plan,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autotune_model::diagnosis::logtext::Record;
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion, Process};
 use autotune_model::memory;
 
 use crate::announce::Announcer;
@@ -56,6 +56,7 @@ impl ProcessDiagnostics {
             diagnoser: Diagnoser::new(catalogue),
             ctx: Context {
                 version,
+                process: Process::from_name(process),
                 ..Context::default()
             },
             repeat,

@@ -11,7 +11,7 @@ use super::checkpoints::Advice;
 use super::logtext::Record;
 use super::matcher::{self, Match, Origin};
 use super::signatures::Catalogue;
-use super::suggest::{self, Context, Suggestion};
+use super::suggest::{self, Context, Process, Suggestion};
 use super::{FlinkVersion, Severity};
 
 /// At most this many distinct findings are kept; more are counted, not stored.
@@ -48,6 +48,8 @@ pub struct Diagnosis {
     pub fixed_in: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flink_version: Option<FlinkVersion>,
+    /// The process it happened in: its keys are spelled for it.
+    pub process: Process,
     /// Count when it was last handed out to be said; 0: never.
     #[serde(skip)]
     said_count: u64,
@@ -113,6 +115,7 @@ impl Diagnosis {
             docs,
             fixed_in,
             flink_version: ctx.version,
+            process: ctx.process,
             said_count: 0,
             said_at_ms: 0,
         }
@@ -188,7 +191,23 @@ impl Diagnoser {
         ctx: &Context,
     ) -> Option<usize> {
         let catalogue = self.catalogue.clone();
-        let m = matcher::diagnose(&catalogue, record, origin)?;
+        let mut m = matcher::diagnose(&catalogue, record, origin)?;
+        // In a JobManager's log, a task's or job's failure happened in a TaskManager.
+        let process = process_of(record, ctx.process);
+        let owned;
+        let ctx = if process == ctx.process {
+            ctx
+        } else {
+            owned = Context {
+                process,
+                ..ctx.clone()
+            };
+            &owned
+        };
+        if process == Process::JobManager {
+            // The JobManager's own failure is a finding apart from the same in a TaskManager.
+            m.key = format!("{}@jobmanager", m.key);
+        }
         let source = source.map(|s| {
             if record.line > 0 {
                 format!("{s}:{}", record.line)
@@ -327,6 +346,7 @@ impl Diagnoser {
                     last_seen: None,
                     context: None,
                     wrapper: false,
+                    process: ctx.process,
                     cause: advice.cause.to_string(),
                     fix: advice.fix.clone(),
                     config: advice
@@ -400,6 +420,16 @@ impl Diagnoser {
     }
 }
 
+/// The process a record's failure happened in, in the log of `log_of`: in a JobManager's
+/// log, a task or job that switched state failed in a TaskManager (its exception travelled
+/// to the JobManager); anything else there is the JobManager's own.
+fn process_of(record: &Record, log_of: Process) -> Process {
+    match log_of {
+        Process::JobManager if !record.message.contains("switched from") => Process::JobManager,
+        _ => Process::TaskManager,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +449,60 @@ mod tests {
             }
         }
         d
+    }
+
+    /// In a JobManager's log: its own heap OOM is a JobManager finding with the JobManager's
+    /// key and a value from its configuration; a task's OOM reported there is the
+    /// TaskManager's, with the TaskManager's key. Two findings, not one.
+    #[test]
+    fn the_process_that_failed_decides_the_key() {
+        let log = "\
+2026-11-28 10:00:00,000 INFO  org.apache.flink.configuration.GlobalConfiguration [] - Loading dynamic configuration property: jobmanager.memory.heap.size, 469762048b
+2026-11-28 10:00:00,000 INFO  org.apache.flink.configuration.GlobalConfiguration [] - Loading configuration property: taskmanager.memory.task.heap.size, 256m
+2026-11-28 10:05:00,000 INFO  org.apache.flink.runtime.executiongraph.ExecutionGraph [] - Work (1/1)#0 (b1c2) switched from RUNNING to FAILED on 127.0.0.1:35261-7cd6c2 @ localhost (dataPort=40215).
+java.lang.OutOfMemoryError: Java heap space
+\tat com.example.Work.map(Work.java:12)
+2026-11-28 10:09:00,000 ERROR org.apache.flink.util.FatalExitExceptionHandler [] - FATAL: Thread 'flink-pekko.actor.default-dispatcher-15' produced an uncaught exception. Stopping the process...
+java.lang.OutOfMemoryError: Java heap space
+\tat java.util.Arrays.copyOf(Arrays.java:3745)
+2026-11-28 10:09:01,000 ERROR org.apache.flink.runtime.blob.BlobServerConnection [] - Error while executing BLOB connection.
+java.lang.OutOfMemoryError: Direct buffer memory
+\tat java.nio.Bits.reserveMemory(Bits.java:175)
+";
+        let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
+        let mut ctx = Context {
+            process: Process::JobManager,
+            ..Context::default()
+        };
+        for r in records(log) {
+            d.observe_log(&r, Some("jm.log"), &mut ctx);
+        }
+        let heap: Vec<&Diagnosis> = d.findings().iter().filter(|f| f.code == "AT300").collect();
+        assert_eq!(heap.len(), 2, "{:#?}", d.findings());
+        let task = heap
+            .iter()
+            .find(|f| f.process == Process::TaskManager)
+            .unwrap();
+        assert_eq!(task.config[0].key, "taskmanager.memory.task.heap.size");
+        assert_eq!(task.config[0].value.as_deref(), Some("384m"));
+        let own = heap
+            .iter()
+            .find(|f| f.process == Process::JobManager)
+            .unwrap();
+        assert_eq!(own.config[0].key, "jobmanager.memory.heap.size");
+        assert_eq!(own.config[0].value.as_deref(), Some("672m"), "448m x1.5");
+        assert_eq!(own.config[0].basis, "current x1.5");
+        let direct = d.findings().iter().find(|f| f.code == "AT302").unwrap();
+        assert_eq!(direct.process, Process::JobManager);
+        assert!(
+            direct
+                .config
+                .iter()
+                .all(|s| s.key.starts_with("jobmanager.memory.")),
+            "{:?}",
+            direct.config
+        );
+        assert_eq!(direct.config[0].key, "jobmanager.memory.off-heap.size");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use findings::{Diagnoser, Diagnosis};
 pub use signatures::{Catalogue, CatalogueError, Signature};
-pub use suggest::Context;
+pub use suggest::{Context, Process};
 
 /// How bad a finding is. Ordered: `Critical` is the greatest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

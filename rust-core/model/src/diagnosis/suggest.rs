@@ -19,9 +19,63 @@ use super::signatures::{Rename, Setting};
 use super::FlinkVersion;
 use crate::{duration, memory};
 
+/// The kind of Flink process a failure happened in: its memory keys differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Process {
+    #[default]
+    TaskManager,
+    JobManager,
+}
+
+impl Process {
+    /// `jobmanager` or `taskmanager`, as Flink's processes are named.
+    pub fn from_name(name: &str) -> Process {
+        match name {
+            "jobmanager" => Process::JobManager,
+            _ => Process::TaskManager,
+        }
+    }
+}
+
+/// A TaskManager key's counterpart in a JobManager (which has no task/framework split,
+/// no managed memory and no network pool).
+const JOBMANAGER_KEYS: &[(&str, &str)] = &[
+    (
+        "taskmanager.memory.task.heap.size",
+        "jobmanager.memory.heap.size",
+    ),
+    (
+        "taskmanager.memory.task.off-heap.size",
+        "jobmanager.memory.off-heap.size",
+    ),
+    (
+        "taskmanager.memory.jvm-metaspace.size",
+        "jobmanager.memory.jvm-metaspace.size",
+    ),
+    (
+        "taskmanager.memory.process.size",
+        "jobmanager.memory.process.size",
+    ),
+    (
+        "taskmanager.memory.jvm-overhead.fraction",
+        "jobmanager.memory.jvm-overhead.fraction",
+    ),
+    (
+        "taskmanager.memory.jvm-overhead.min",
+        "jobmanager.memory.jvm-overhead.min",
+    ),
+    (
+        "taskmanager.memory.jvm-overhead.max",
+        "jobmanager.memory.jvm-overhead.max",
+    ),
+];
+
 /// What is known about the cluster a finding comes from.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
+    /// The process the failure happened in: keys are spelled for it.
+    pub process: Process,
     /// The Flink release, when known (REST `/config`, or the log's startup banner).
     pub version: Option<FlinkVersion>,
     /// The configuration the cluster runs with (flat keys).
@@ -89,6 +143,7 @@ fn unit_of(key: &str, text: &str) -> Option<Unit> {
     // Sizes are `taskmanager.memory.*` pools and `*.size`/`framesize` keys; counts that merely
     // live under a memory prefix (buffers-per-channel) stay counts.
     let sizey = key.starts_with("taskmanager.memory.")
+        || key.starts_with("jobmanager.memory.")
         || key.ends_with(".size")
         || key.ends_with("framesize");
     if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
@@ -163,6 +218,9 @@ pub fn suggest(
     ctx: &Context,
     captures: &BTreeMap<String, String>,
 ) -> Option<Suggestion> {
+    if ctx.process == Process::JobManager && setting.key.starts_with("taskmanager.") {
+        return for_jobmanager(setting, renames, ctx, captures);
+    }
     let key = spelled(setting, renames, ctx.version)?;
     let current = current_value(setting, renames, ctx);
     for alternative in setting.value.split(" | ").map(str::trim) {
@@ -217,6 +275,36 @@ impl Suggestion {
             ),
         }
     }
+}
+
+/// A TaskManager setting for a failure in the JobManager: its JobManager key, with a value
+/// from the JobManager's own configuration (the memory plan and the defaults are the
+/// TaskManagers'); left out when the JobManager has no such pool.
+fn for_jobmanager(
+    setting: &Setting,
+    renames: &[Rename],
+    ctx: &Context,
+    captures: &BTreeMap<String, String>,
+) -> Option<Suggestion> {
+    let (_, key) = JOBMANAGER_KEYS.iter().find(|(tm, _)| *tm == setting.key)?;
+    let jobmanager = Setting {
+        key: key.to_string(),
+        value: setting
+            .value
+            .split(" | ")
+            .map(str::trim)
+            .filter(|a| *a != "plan")
+            .collect::<Vec<_>>()
+            .join(" | "),
+        default: None,
+        ..setting.clone()
+    };
+    let taskmanager_ctx = Context {
+        process: Process::TaskManager,
+        plan: BTreeMap::new(),
+        ..ctx.clone()
+    };
+    suggest(&jobmanager, renames, &taskmanager_ctx, captures)
 }
 
 #[cfg(test)]
