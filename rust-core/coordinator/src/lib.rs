@@ -18,6 +18,7 @@ pub mod rounds;
 pub mod scaling_step;
 pub mod settings;
 pub mod stop;
+pub mod trouble;
 pub mod webhook;
 
 /// Now, in milliseconds since the epoch: the one clock of the loop's timestamps.

@@ -11,7 +11,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug)]
 pub enum RestError {
     /// The REST endpoint did not answer (down, wrong address, timeout).
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        url: String,
+        /// What kind of silence: `timed out`, `connection dropped`, `connection failed`...
+        cause: &'static str,
+        reason: String,
+    },
     /// It answered with an error status: 404 for a job that is gone, for example.
     Status {
         url: String,
@@ -25,7 +30,7 @@ pub enum RestError {
 impl fmt::Display for RestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RestError::Unreachable { url, reason } => {
+            RestError::Unreachable { url, reason, .. } => {
                 write!(f, "Flink REST API not reachable at {url}: {reason}")
             }
             RestError::Status {
@@ -43,6 +48,15 @@ impl fmt::Display for RestError {
 impl std::error::Error for RestError {}
 
 impl RestError {
+    /// The kind of trouble, without the URL or the details: what an operator is told once.
+    pub fn kind(&self) -> String {
+        match self {
+            RestError::Unreachable { cause, .. } => format!("not reachable ({cause})"),
+            RestError::Status { status, .. } => format!("answered {status}"),
+            RestError::Unreadable { .. } => "unreadable answer".to_string(),
+        }
+    }
+
     /// Whether the thing asked for does not exist (any more).
     pub fn is_not_found(&self) -> bool {
         matches!(self, RestError::Status { status: 404, .. })
@@ -376,10 +390,35 @@ fn failure(url: String, error: ureq::Error) -> RestError {
                 message,
             }
         }
-        other => RestError::Unreachable {
+        ureq::Error::Transport(transport) => RestError::Unreachable {
             url,
-            reason: other.to_string(),
+            cause: silence(&transport),
+            reason: transport.to_string(),
         },
+    }
+}
+
+fn silence(transport: &ureq::Transport) -> &'static str {
+    use std::io::ErrorKind as Io;
+    match transport.kind() {
+        ureq::ErrorKind::Dns => "unknown host",
+        ureq::ErrorKind::ConnectionFailed => "connection failed",
+        ureq::ErrorKind::Io => {
+            let io = std::error::Error::source(transport)
+                .and_then(|e| e.downcast_ref::<std::io::Error>())
+                .map(|e| e.kind());
+            match io {
+                Some(Io::TimedOut | Io::WouldBlock) => "timed out",
+                Some(
+                    Io::ConnectionReset
+                    | Io::ConnectionAborted
+                    | Io::BrokenPipe
+                    | Io::UnexpectedEof,
+                ) => "connection dropped",
+                _ => "i/o error",
+            }
+        }
+        _ => "transport error",
     }
 }
 
@@ -643,5 +682,57 @@ mod tests {
         assert_eq!(entries[1].value.max, 12.5);
         assert!(entries[1].value.avg.is_infinite());
         assert!(entries[1].value.sum.is_nan());
+    }
+
+    /// A loopback server that takes one connection and does `with` to it.
+    fn serving_once(with: fn(std::net::TcpStream)) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                with(stream)
+            }
+        });
+        url
+    }
+
+    fn kind_of(url: &str, body_answer: bool) -> String {
+        let rest = FlinkRest::new(url, Duration::from_millis(300));
+        let err = if body_answer {
+            rest.overview().unwrap_err()
+        } else {
+            rest.jobs().unwrap_err()
+        };
+        err.kind()
+    }
+
+    #[test]
+    fn each_silence_and_each_garbage_has_its_kind() {
+        use std::io::{Read, Write};
+        let hang = serving_once(|s| {
+            std::thread::sleep(Duration::from_secs(2));
+            drop(s)
+        });
+        assert_eq!(kind_of(&hang, false), "not reachable (timed out)");
+        let drop = serving_once(|mut s| {
+            let _ = s.read(&mut [0u8; 1024]);
+        });
+        assert_eq!(kind_of(&drop, false), "not reachable (connection dropped)");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        assert_eq!(kind_of(&closed, false), "not reachable (connection failed)");
+        let truncated = serving_once(|mut s| {
+            let _ = s.read(&mut [0u8; 1024]);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"taskmanagers\": 1, \"slots-t");
+        });
+        assert_eq!(kind_of(&truncated, true), "unreadable answer");
+        let error = serving_once(|mut s| {
+            let _ = s.read(&mut [0u8; 1024]);
+            let _ =
+                s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}");
+        });
+        assert_eq!(kind_of(&error, false), "answered 500");
     }
 }

@@ -5,8 +5,8 @@
 //! `replay` feeds recordings to [`Coordinator::decide_window`]. A host only schedules it and
 //! says where its lines ([`Sink`]) and files go.
 //!
-//! Nothing here blocks a Flink thread: every REST call has a timeout, a failed round is said
-//! once and retried, a panic in a round is caught, and stopping wakes every wait.
+//! Nothing here blocks a Flink thread: every REST call has a timeout, a failed round's kind of
+//! trouble is said once and the round retried, a panic in a round is caught, and stopping wakes every wait.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{self, AssertUnwindSafe};
@@ -29,6 +29,8 @@ use crate::rest::{FlinkRest, JobDetails, JobOverview};
 use crate::scaling_step::{self, apply_if_asked, decide_on_window, Decided, JobScaling};
 use crate::settings::LoopSettings;
 use crate::stop::StopFlag;
+pub use crate::trouble::RoundError;
+use crate::trouble::Troubles;
 
 /// Job states in which the job holds TaskManager resources: memory is planned for them,
 /// including a job that keeps failing and restarting (an out-of-memory loop, say).
@@ -82,8 +84,8 @@ pub struct Coordinator {
     scaling: HashMap<String, JobScaling>,
     memory: HashMap<String, JobMemory>,
     flamegraphs: FlameGraphs,
-    /// The last trouble said, so the same trouble is said once.
-    last_problem: Option<String>,
+    /// Trouble said, so each kind is said once (`trouble.rs`).
+    troubles: Troubles,
 }
 
 impl Coordinator {
@@ -119,7 +121,7 @@ impl Coordinator {
             scaling: HashMap::new(),
             memory: HashMap::new(),
             flamegraphs: FlameGraphs::default(),
-            last_problem: None,
+            troubles: Troubles::default(),
             settings,
         }
     }
@@ -129,14 +131,19 @@ impl Coordinator {
         self.say_started();
         loop {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.round(stop)));
-            let problem = match outcome {
+            let trouble = match outcome {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(e),
-                Err(_) => {
-                    Some("a decision round panicked (see the native panic above)".to_string())
-                }
+                Err(_) => Some(RoundError::other(
+                    "a decision round panicked (see the native panic above)",
+                )),
             };
-            self.say_problem(problem);
+            self.troubles.after_round(
+                trouble.as_ref(),
+                epoch_ms(),
+                self.settings.interval,
+                &self.announcer,
+            );
             if !stop.sleep(self.settings.interval) {
                 break;
             }
@@ -160,20 +167,6 @@ impl Coordinator {
         ));
     }
 
-    /// A trouble is said when it starts or changes, and its end once.
-    fn say_problem(&mut self, problem: Option<String>) {
-        match (&problem, &self.last_problem) {
-            (Some(p), Some(last)) if p == last => {}
-            (Some(p), _) => self.announcer.warn(&format!(
-                "AUTOTUNE COORDINATOR {p}; trying again every {}",
-                duration::format(self.settings.interval)
-            )),
-            (None, Some(_)) => self.announcer.info("AUTOTUNE COORDINATOR working again"),
-            (None, None) => {}
-        }
-        self.last_problem = problem;
-    }
-
     /// What the JobManager's log said last and what the webhook still holds (no REST:
     /// stopping must stay quick).
     pub fn finish(&mut self) {
@@ -185,8 +178,8 @@ impl Coordinator {
 
     /// One round: diagnosis of every job, then a decision for every live job (parallelism
     /// for running jobs past their stabilization, memory for all of them).
-    pub fn round(&mut self, stop: &StopFlag) -> Result<Vec<JobReport>, String> {
-        let listed = self.rest.jobs().map_err(|e| e.to_string())?;
+    pub fn round(&mut self, stop: &StopFlag) -> Result<Vec<JobReport>, RoundError> {
+        let listed = self.rest.jobs()?;
         self.diagnose(Some(&listed), stop);
         let live: Vec<JobOverview> = listed
             .into_iter()
@@ -239,11 +232,11 @@ impl Coordinator {
         &mut self,
         job: &JobOverview,
         stop: &StopFlag,
-    ) -> Result<Option<JobReport>, String> {
+    ) -> Result<Option<JobReport>, RoundError> {
         let details = match self.rest.job(&job.jid) {
             Ok(d) => d,
             Err(e) if e.is_not_found() => return Ok(None), // gone since the listing
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         let mut report = JobReport::new(&job.jid, &job.name);
         if job.state == "RUNNING" {
@@ -276,10 +269,8 @@ impl Coordinator {
         // Memory is planned for a job that keeps restarting too, but not in its first moments.
         if details.start_time > 0 && !self.stabilizing(details.start_time) {
             let shape = JobShape::from_details(&details);
-            self.windows
-                .poll(&self.rest, epoch_ms())
-                .map_err(|e| e.to_string())?;
-            let config = self.rest.jobmanager_config().map_err(|e| e.to_string())?;
+            self.windows.poll(&self.rest, epoch_ms())?;
+            let config = self.rest.jobmanager_config()?;
             let view = self.windows.view(config);
             report.memory = self.plan_memory(&shape, &view, epoch_ms(), self.settings.window)?;
         }
@@ -321,7 +312,7 @@ impl Coordinator {
 
     /// A window of the job, unless it is still stabilizing after a (re)deployment or does
     /// not hold still for one.
-    fn window_of(&mut self, details: &JobDetails, stop: &StopFlag) -> Result<Window, String> {
+    fn window_of(&mut self, details: &JobDetails, stop: &StopFlag) -> Result<Window, RoundError> {
         let job_id = &details.jid;
         // Metrics right after a (re)deployment describe warm-up, not the job.
         let deployed = details
@@ -384,7 +375,7 @@ impl Coordinator {
                 ));
                 return Ok(Window::NotYet(e.to_string()));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(CollectError::Rest(e)) => return Err(e.into()),
         };
         let held = shape
             .vertices
