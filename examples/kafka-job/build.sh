@@ -18,7 +18,9 @@ tmp=$(mktemp -d)
 partial="$out_jar.partial.$$"
 trap 'rm -rf "$tmp" "$partial"' EXIT
 
-mapfile -t sources < <(find "$here/src/main/java" "$here/../queue-job/src/main/java" -name '*.java' | sort)
+# The Kafka connectors this job is built with need Flink 1.18+: the queue job's Sink V2 sink.
+mapfile -t sources < <(find "$here/src/main/java" "$here/../queue-job/src/main/java" \
+    "$here/../queue-job/src/sink-v2/java" -name '*.java' | sort)
 javac --release 11 -Xlint:-options -encoding UTF-8 -cp "$classpath" -d "$tmp/classes" "${sources[@]}"
 
 mkdir -p "$(dirname "$out_jar")"

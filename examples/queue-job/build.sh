@@ -9,7 +9,7 @@ if [[ $# -ne 2 ]]; then
 fi
 flink_home=$1
 out_jar=$2
-src_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/src/main/java"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if ! compgen -G "$flink_home/lib/flink-dist*.jar" >/dev/null; then
     echo "error: $flink_home/lib has no flink-dist jar; is FLINK_HOME right?" >&2
@@ -20,7 +20,13 @@ tmp=$(mktemp -d)
 partial="$out_jar.partial.$$"
 trap 'rm -rf "$tmp" "$partial"' EXIT
 
-mapfile -t sources < <(find "$src_dir" -name '*.java' | sort)
+# The sink: Sink V2's DiscardingSink where the release has it (1.18+), else the SinkFunction one.
+sink=sink-function
+if jar tf "$(compgen -G "$flink_home/lib/flink-dist*.jar" | head -1)" \
+        | grep -q '^org/apache/flink/streaming/api/functions/sink/v2/DiscardingSink.class$'; then
+    sink=sink-v2
+fi
+mapfile -t sources < <(find "$here/src/main/java" "$here/src/$sink/java" -name '*.java' | sort)
 javac --release 11 -Xlint:-options -encoding UTF-8 -cp "$flink_home/lib/*" -d "$tmp/classes" "${sources[@]}"
 
 mkdir -p "$(dirname "$out_jar")"

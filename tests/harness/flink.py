@@ -150,6 +150,19 @@ def _tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# What Flink 1.18+ sets in env.java.opts.all to run on Java 17 (conf/flink-conf.yaml).
+JAVA_17_MODULE_FLAGS = " ".join(
+    [f"--add-exports={m}=ALL-UNNAMED" for m in (
+        "java.base/sun.net.util", "java.rmi/sun.rmi.registry", "jdk.compiler/com.sun.tools.javac.api",
+        "jdk.compiler/com.sun.tools.javac.file", "jdk.compiler/com.sun.tools.javac.parser",
+        "jdk.compiler/com.sun.tools.javac.tree", "jdk.compiler/com.sun.tools.javac.util",
+        "java.security.jgss/sun.security.krb5")]
+    + [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
+        "java.lang", "java.net", "java.io", "java.nio", "sun.nio.ch", "java.lang.reflect", "java.text",
+        "java.time", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
+        "java.util.concurrent.locks")])
+
+
 class FlinkCluster:
     """A standalone session cluster (1 JobManager + N TaskManagers) running from `workdir`."""
 
@@ -259,6 +272,10 @@ class FlinkCluster:
                 if sep and not line.lstrip().startswith("#"):
                     base[key.strip()] = value.strip()
         base.pop("rest.bind-port", None)  # would override rest.port for the server side
+        if not any("--add-opens" in str(v) for k, v in base.items() if k.startswith("env.java.opts")):
+            # Releases before 1.18 do not ship the module flags Java 17 needs (their JDKs were
+            # 8 and 11; this machine has 17): give them the ones 1.18 ships.
+            base["env.java.opts"] = JAVA_17_MODULE_FLAGS
 
         self.rpc_port, self.rest_port = _free_ports(2)
         loopback = "127.0.0.1"

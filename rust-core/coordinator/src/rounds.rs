@@ -121,7 +121,7 @@ impl Coordinator {
             scaling: HashMap::new(),
             memory: HashMap::new(),
             flamegraphs: FlameGraphs::default(),
-            troubles: Troubles::default(),
+            troubles: Troubles::new(settings.startup_grace, epoch_ms()),
             settings,
         }
     }

@@ -19,9 +19,15 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
 /// REST calls from inside the JobManager give up quickly: closing waits for at most one.
 pub const REST_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long a JobManager's REST server may take to come up after the plugin starts.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(120);
+
 pub struct LoopSettings {
     pub rest_url: String,
     pub rest_timeout: Duration,
+    /// Until the REST API first answers, for this long, its silence is not trouble (a host
+    /// that starts before it); `watch` and `analyze` say a wrong address at once.
+    pub startup_grace: Duration,
     /// Where each job's files go; `None`: no files (lines only).
     pub output_dir: Option<PathBuf>,
     /// Only this job (`watch --job`, `analyze --job`); `None`: every job.
@@ -60,6 +66,7 @@ impl LoopSettings {
         LoopSettings {
             rest_url,
             rest_timeout: REST_TIMEOUT,
+            startup_grace: Duration::ZERO,
             output_dir,
             only_job: None,
             window: options.decision_window,

@@ -67,11 +67,15 @@ impl From<RoundError> for String {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Troubles {
     said: HashMap<String, Said>,
     /// Trouble was said and the loop has not worked since.
     unresolved: bool,
+    /// A round has worked once.
+    worked: bool,
+    /// Trouble before the first round that works, until then, is the host starting up.
+    quiet_until_ms: i64,
 }
 
 #[derive(Debug)]
@@ -81,6 +85,15 @@ struct Said {
 }
 
 impl Troubles {
+    pub fn new(startup_grace: Duration, now_ms: i64) -> Self {
+        Troubles {
+            said: HashMap::new(),
+            unresolved: false,
+            worked: false,
+            quiet_until_ms: now_ms.saturating_add(startup_grace.as_millis() as i64),
+        }
+    }
+
     /// Says what a round's outcome changes: a kind of trouble not said lately, or that the
     /// loop works again.
     pub fn after_round(
@@ -91,11 +104,16 @@ impl Troubles {
         announcer: &Announcer,
     ) {
         let Some(trouble) = trouble else {
+            self.worked = true;
             if std::mem::take(&mut self.unresolved) {
                 announcer.info("AUTOTUNE COORDINATOR working again");
             }
             return;
         };
+        if !self.worked && now_ms < self.quiet_until_ms {
+            log::debug!("AUTOTUNE COORDINATOR not working yet: {trouble}");
+            return;
+        }
         let repeat_ms = REPEAT.as_millis() as i64;
         if let Some(said) = self.said.get_mut(trouble.kind()) {
             if now_ms - said.at_ms < repeat_ms {
@@ -156,7 +174,7 @@ mod tests {
     fn a_flapping_api_says_each_kind_once_and_its_end_once_per_saying() {
         let sink = MemorySink::new();
         let announcer = Announcer::new(sink.clone(), None);
-        let mut troubles = Troubles::default();
+        let mut troubles = Troubles::new(Duration::ZERO, 0);
         let every = Duration::from_secs(5);
         // An hour of rounds: timeouts and 500s on various endpoints, with rounds that work
         // in between.
@@ -196,10 +214,31 @@ mod tests {
     }
 
     #[test]
+    fn a_host_starting_before_the_api_is_not_trouble_until_its_grace_ends() {
+        let sink = MemorySink::new();
+        let announcer = Announcer::new(sink.clone(), None);
+        let every = Duration::from_secs(5);
+        let grace = Duration::from_secs(120);
+        let mut starting = Troubles::new(grace, 0);
+        starting.after_round(Some(&timeout()), 5_000, every, &announcer);
+        starting.after_round(None, 10_000, every, &announcer);
+        assert!(sink.lines().is_empty(), "{:?}", sink.lines());
+        // Once it has worked, trouble is trouble at once.
+        starting.after_round(Some(&timeout()), 15_000, every, &announcer);
+        assert_eq!(sink.take().len(), 1);
+        // An API that never comes up is said when the grace ends.
+        let mut never = Troubles::new(grace, 0);
+        for at in (0..=120_000).step_by(5_000) {
+            never.after_round(Some(&timeout()), at, every, &announcer);
+        }
+        assert_eq!(sink.take().len(), 1);
+    }
+
+    #[test]
     fn a_new_kind_is_said_at_once_and_old_kinds_are_forgotten() {
         let sink = MemorySink::new();
         let announcer = Announcer::new(sink.clone(), None);
-        let mut troubles = Troubles::default();
+        let mut troubles = Troubles::new(Duration::ZERO, 0);
         let every = Duration::from_secs(5);
         for i in 0..1000i64 {
             let disk = RoundError::other(format!("cannot record under /tmp/{i}: disk full"));

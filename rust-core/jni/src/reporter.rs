@@ -286,7 +286,10 @@ impl Reporter {
             .clone()
             .or_else(|| self.flink_output_dir.clone());
         let sink: Arc<dyn Sink> = Arc::new(LogSink);
-        let settings = LoopSettings::from_options(&self.options, rest_url, output_dir, &LogSink);
+        let mut settings =
+            LoopSettings::from_options(&self.options, rest_url, output_dir, &LogSink);
+        // The JobManager opens its reporters before its REST server.
+        settings.startup_grace = settings::STARTUP_GRACE;
         let started = Background::spawn("flink-autotune-coordinator", move |stop| {
             Coordinator::new(settings, sink).run(stop)
         });

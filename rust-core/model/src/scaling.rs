@@ -1072,6 +1072,13 @@ fn output_ratio(job: &JobSnapshot, edge: &Edge, upstream_out_total: f64) -> f64 
     if up_in <= 0.0 {
         return 1.0; // nothing flows: no evidence, assume records pass through
     }
+    let only_output = job.edges.iter().filter(|e| e.from == edge.from).count() == 1;
+    if only_output && edge.ship != ShipStrategy::Broadcast && up_out > 0.0 {
+        // All it sends goes over this edge. What the downstream took in is less while the
+        // buffers between them fill (a bottleneck's first minute) and more while they
+        // drain: not what it must take.
+        return up_out / up_in;
+    }
     // The downstream input comes from all its inputs, in proportion to what each sends.
     let share = if upstream_out_total > 0.0 {
         up_out / upstream_out_total

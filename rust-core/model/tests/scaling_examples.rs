@@ -298,6 +298,34 @@ fn the_bottleneck_is_named_and_only_it_is_scaled() {
 }
 
 #[test]
+fn a_bottleneck_whose_input_buffers_still_fill_is_sized_on_what_is_sent_to_it() {
+    // The first window of a new bottleneck (seen on Flink 1.17 and 2.0): the source emits
+    // its 1000/s without back-pressure or backlog yet, because the network buffers in
+    // front of Work take the 330/s that Work, saturated, does not.
+    let src = source("src", 1, 1000.0, 0.15, 2.0, 0.0);
+    let work = vertex("work", 1, 670.0, 0.99);
+    let one_edge = job(
+        vec![src.clone(), work.clone()],
+        vec![edge(0, 1, ShipStrategy::Hash)],
+    );
+    let d = decided(&one_edge, &ScalingConfig::default());
+    // 1000/s at 677/s per subtask and 70% utilization: ceil(2.11) = 3, in one step.
+    assert_eq!(d.vertices[1].recommended, 3, "{:?}", d.vertices[1]);
+    // Where the source feeds two vertices, what each takes in is its share (a split, a side
+    // output): only that is measured, buffers or not.
+    let other = vertex("other", 1, 330.0, 0.2);
+    let split = job(
+        vec![src, work, other],
+        vec![
+            edge(0, 1, ShipStrategy::Hash),
+            edge(0, 2, ShipStrategy::Rebalance),
+        ],
+    );
+    let d = decided(&split, &ScalingConfig::default());
+    assert_eq!(d.vertices[1].recommended, 2, "{:?}", d.vertices[1]);
+}
+
+#[test]
 fn a_skewed_vertex_is_reported_not_scaled() {
     let src = source("src", 2, 1000.0, 0.1, 0.0, 200.0);
     let mut agg = vertex("agg", 4, 1000.0, 0.3);

@@ -13,7 +13,6 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 
 import java.util.HashMap;
 import java.util.Map;
@@ -72,8 +71,7 @@ public final class QueueJob {
                     .uid("pricing")
                     .setParallelism(workParallelism);
         }
-        worked.sinkTo(new DiscardingSink<>())
-                .name("Sink")
+        Discard.into(worked)
                 .uid("sink")
                 // Same parallelism + forward edge => chained into the Work task.
                 .setParallelism(workParallelism);
