@@ -403,6 +403,36 @@ class FlinkCluster:
         raise TimeoutError(f"{seen}/{self.taskmanagers} TaskManagers registered after {timeout} s "
                            f"(last REST error: {last_error})\n{self.log_tail()}")
 
+    def kill_taskmanager(self, name: str) -> None:
+        """SIGKILL one TaskManager (`taskexecutor-0`, ...), as a machine that dies would."""
+        pid = self.pids()[name]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self._is_ours(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def restart_jobmanager(self, taskmanagers: int, timeout: float = 120) -> None:
+        """Stops the JobManager and starts it again, as an operator would. A session cluster
+        without HA loses its jobs; returns once `taskmanagers` TaskManagers registered again."""
+        old = self.pids().get("standalonesession-0")
+        self._script("jobmanager.sh", "stop", timeout=60, check=False)
+        deadline = time.monotonic() + 30
+        while old and self._is_ours(old) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if old and self._is_ours(old):
+            os.kill(old, signal.SIGKILL)
+        self._script("jobmanager.sh", "start")
+        self._known_pids.update(self.pids())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if len(self.rest("/taskmanagers", timeout=5).get("taskmanagers", [])) >= taskmanagers:
+                    return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the restarted JobManager has fewer than {taskmanagers} TaskManagers\n{self.log_tail()}")
+
     # ---- jobs ------------------------------------------------------------------------------
 
     def submit(self, jar: Path, args: list[str], detached: bool = True, timeout: float = 180) -> str:
@@ -455,6 +485,7 @@ class FlinkCluster:
         return {p.name: p.read_text(errors="replace") for p in self.log_files()}
 
     def jobmanager_log(self) -> str:
+        """The running JobManager's log (a restarted one's earlier logs are `.log.1`, ...)."""
         return "".join(p.read_text(errors="replace") for p in self.log_dir.glob("*standalonesession*.log"))
 
     def taskmanager_logs(self) -> dict[str, str]:

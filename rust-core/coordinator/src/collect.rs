@@ -304,6 +304,24 @@ pub fn collect(
     max_restarts: u32,
     sleep: &mut dyn FnMut(Duration) -> bool,
 ) -> Result<(JobShape, Vec<Sample>), CollectError> {
+    collect_window(rest, job_id, window, interval, max_restarts, sleep).map_err(|e| match e {
+        // Not found between two calls of one poll: the job went away mid-window.
+        CollectError::Rest(e) if e.is_not_found() => CollectError::JobNotRunning {
+            job_id: job_id.to_string(),
+            state: "gone".into(),
+        },
+        e => e,
+    })
+}
+
+fn collect_window(
+    rest: &FlinkRest,
+    job_id: &str,
+    window: Duration,
+    interval: Duration,
+    max_restarts: u32,
+    sleep: &mut dyn FnMut(Duration) -> bool,
+) -> Result<(JobShape, Vec<Sample>), CollectError> {
     let mut restarts = 0;
     'window: loop {
         let details = running(rest, job_id)?;

@@ -202,14 +202,28 @@ fn nan() -> f64 {
     f64::NAN
 }
 
-/// Flink writes non-finite values as strings (`"NaN"`, `"Infinity"`): they read as NaN/inf,
+/// Flink writes non-finite values as strings (`"NaN"`, `"Infinity"`): they read as NaN,
 /// and anything else unreadable as NaN, so one odd metric never fails a whole poll.
 fn lenient_f64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     Ok(match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        serde_json::Value::String(s) => s.trim().parse::<f64>().unwrap_or(f64::NAN),
+        serde_json::Value::Number(n) => n.as_f64().map_or(f64::NAN, finite_or_nan),
+        serde_json::Value::String(s) => measured(&s),
         _ => f64::NAN,
     })
+}
+
+/// A metric's value as served, NaN when it is no measurement: not a number, or infinite (a
+/// backlog of "Infinity" would ask for infinite parallelism).
+fn measured(text: &str) -> f64 {
+    text.trim().parse::<f64>().map_or(f64::NAN, finite_or_nan)
+}
+
+fn finite_or_nan(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        f64::NAN
+    }
 }
 
 #[derive(Deserialize)]
@@ -528,7 +542,7 @@ impl FlinkRest {
         let entries: Vec<MetricEntry> = self.get(path)?;
         Ok(entries
             .into_iter()
-            .filter_map(|e| Some((e.id, e.value?.parse::<f64>().ok()?)))
+            .filter_map(|e| Some((e.id, finite_or_nan(e.value?.trim().parse().ok()?))))
             .collect())
     }
 
@@ -680,7 +694,7 @@ mod tests {
         let entries: Vec<AggregatedEntry> = serde_json::from_str(json).unwrap();
         assert!(entries[0].value.avg.is_nan() && entries[0].value.max.is_nan());
         assert_eq!(entries[1].value.max, 12.5);
-        assert!(entries[1].value.avg.is_infinite());
+        assert!(entries[1].value.avg.is_nan(), "infinite is no measurement");
         assert!(entries[1].value.sum.is_nan());
     }
 

@@ -443,7 +443,8 @@ fn target_rates(
         let vertex = &job.vertices[v];
         if vertex.is_source || inputs[v].is_empty() {
             let consumed = finite_or(vertex.records_in_rate, 0.0);
-            let Some(pending) = vertex.pending_records else {
+            // An infinite backlog is no measurement (a gauge gone wrong), not infinite demand.
+            let Some(pending) = vertex.pending_records.filter(|p| p.is_finite()) else {
                 t.arrival[v] = consumed;
                 t.findings[v].push(no_backlog_metric(vertex, consumed));
                 continue;
@@ -494,7 +495,7 @@ fn no_backlog_metric(vertex: &VertexSnapshot, consumed: f64) -> Finding {
 fn trusted_growth(vertex: &VertexSnapshot) -> Option<f64> {
     vertex
         .backlog_growth
-        .filter(|_| vertex.backlog_partial.is_none())
+        .filter(|g| g.is_finite() && vertex.backlog_partial.is_none())
 }
 
 fn backlog_partial(partial: PartialBacklog, pending: f64, consumed: f64) -> Finding {

@@ -326,6 +326,34 @@ fn a_bottleneck_whose_input_buffers_still_fill_is_sized_on_what_is_sent_to_it() 
 }
 
 #[test]
+fn a_backlog_or_growth_that_is_not_finite_asks_for_nothing_infinite() {
+    // Seen through a REST answer with "Infinity" for pendingRecords: Work 1 -> 128 before.
+    for (pending, growth) in [
+        (f64::INFINITY, 0.0),
+        (1000.0, f64::INFINITY),
+        (f64::NAN, f64::NAN),
+    ] {
+        let mut src = source("src", 1, 1000.0, 0.0, pending, growth);
+        src.backpressure = 1.0;
+        let work = vertex("work", 1, 700.0, 1.0);
+        let d = decided(
+            &job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]),
+            &ScalingConfig::default(),
+        );
+        let work = &d.vertices[1];
+        assert!(
+            work.evidence.arrival_rate.is_finite() && work.evidence.catch_up_rate.is_finite(),
+            "{pending} {growth}: {work:?}"
+        );
+        assert!(
+            (2..=4).contains(&work.recommended),
+            "{pending} {growth}: {work:?}"
+        );
+        assert_eq!(d.vertices[0].recommended, 1);
+    }
+}
+
+#[test]
 fn a_skewed_vertex_is_reported_not_scaled() {
     let src = source("src", 2, 1000.0, 0.1, 0.0, 200.0);
     let mut agg = vertex("agg", 4, 1000.0, 0.3);

@@ -1,0 +1,111 @@
+"""A TaskManager killed mid-window, then the JobManager restarted (issue 13, item 6).
+
+A TaskManager dies (SIGKILL, as a machine that goes away): the job restarts on the one left,
+the window it was in gets no decision, and the coordinator goes on deciding for the job, right.
+Then the JobManager is stopped and started again, as an operator would: a session cluster
+without HA loses its jobs, so the job is submitted again; the new JobManager's coordinator
+decides for it, and the first job's files are whole (every history line is JSON, the config
+file is complete YAML)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+import yaml
+
+from conftest import FLINK_VERSIONS
+from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.flink import FlinkCluster
+
+RATE, COST_US = 1000, 1500
+OPTIMUM = math.ceil(RATE * COST_US / 1e6 / 0.7)
+# One fewer when a short window reads Work less busy than it is, one more while it catches up.
+RIGHT_FOR_WORK = {OPTIMUM - 1, OPTIMUM, OPTIMUM + 1}
+CONF = {
+    "metrics.reporter.autotune.factory.class": "dev.flinkautotune.AutotuneReporterFactory",
+    "metrics.reporter.autotune.interval": "2 s",
+    "metrics.reporter.autotune.stabilization": "10 s",
+    "metrics.reporter.autotune.decision-window": "15 s",
+    "metrics.reporter.autotune.decision-interval": "5 s",
+    "metrics.reporter.autotune.poll-interval": "2 s",
+    "restart-strategy.type": "fixed-delay",
+    "restart-strategy.fixed-delay.attempts": "10",
+    "restart-strategy.fixed-delay.delay": "2 s",
+}
+JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4"]
+
+
+def windows(cluster: FlinkCluster, job_id: str) -> list[dict]:
+    path = cluster.log_dir / "autotune" / job_id / "decisions.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [dict(h["window"], at_ms=h["at_ms"]) for h in map(json.loads, lines) if "window" in h]
+
+
+def work_recommended(window: dict) -> int:
+    return next(v["recommended"] for v in window["vertices"] if v["name"].startswith("Work"))
+
+
+def source_recommended(window: dict) -> int:
+    return next(v["recommended"] for v in window["vertices"] if v["name"].startswith("Source"))
+
+
+@pytest.fixture(scope="module")
+def failover(plugin_jar, flink_home, example_job, tmp_path_factory):
+    version = FLINK_VERSIONS[0]
+    workdir = tmp_path_factory.mktemp(f"failover-{version}")
+    with FlinkCluster(flink_home(version), workdir, taskmanagers=2, slots=2, conf=CONF,
+                      plugin_jar=plugin_jar) as cluster:
+        first = cluster.submit(example_job(version), JOB_ARGS + ["--job-name", "autotune-failover"])
+        cluster.wait_for_job_state(first, "RUNNING", timeout=120)
+        wait_for(lambda: windows(cluster, first), timeout=180, what="the first decision", cluster=cluster, interval=2)
+
+        # Mid-window: the next window has begun polling by now.
+        time.sleep(6)
+        killed_at = time.time() * 1000
+        cluster.kill_taskmanager("taskexecutor-0")
+        cluster.wait_for_job_state(first, "RUNNING", timeout=120)
+        after_kill = wait_for(lambda: [w for w in windows(cluster, first) if w["at_ms"] > killed_at], timeout=180,
+                              what="a decision after the TaskManager died", cluster=cluster, interval=2)
+        survivors = len(cluster.rest("/taskmanagers")["taskmanagers"])
+        before_restart = cluster.jobmanager_log()
+
+        cluster.restart_jobmanager(taskmanagers=1)
+        second = cluster.submit(example_job(version), JOB_ARGS + ["--job-name", "autotune-after-restart"])
+        cluster.wait_for_job_state(second, "RUNNING", timeout=120)
+        wait_for(lambda: windows(cluster, second), timeout=180, what="a decision by the restarted JobManager",
+                 cluster=cluster, interval=2)
+        yield {"cluster": cluster, "first": first, "second": second, "killed_at": killed_at,
+               "after_kill": after_kill, "survivors": survivors, "before_restart": before_restart}
+
+
+def test_a_taskmanager_killed_mid_window_costs_that_window_only(failover):
+    cluster, first = failover["cluster"], failover["first"]
+    assert failover["survivors"] == 1
+    lines = autotune_lines(failover["before_restart"])
+    # The window the TaskManager died in gave no decision; the coordinator said why and went on.
+    no_decision = [l for l in lines if l.startswith("AUTOTUNE COORDINATOR no decision") and first in l]
+    print("\n".join(no_decision))
+    assert no_decision, lines
+    decided = failover["after_kill"]
+    assert all(work_recommended(w) in RIGHT_FOR_WORK and source_recommended(w) == 1 for w in decided), decided
+    # No decision was made from a window that spans the restart.
+    assert not [l for l in lines if "trying again every" in l], "a dead TaskManager is no trouble of the loop"
+
+
+def test_after_a_jobmanager_restart_decisions_resume_and_the_files_are_whole(failover):
+    cluster, first, second = failover["cluster"], failover["first"], failover["second"]
+    lines = autotune_lines(cluster.jobmanager_log())
+    assert sum(l.startswith("AUTOTUNE COORDINATOR started") for l in lines) == 1, "the restarted JobManager's"
+    assert all(work_recommended(w) in RIGHT_FOR_WORK for w in windows(cluster, second))
+    for job in (first, second):
+        folder = cluster.log_dir / "autotune" / job
+        for line in (folder / "decisions.jsonl").read_text().splitlines():
+            json.loads(line)  # every line whole
+        config = yaml.safe_load((folder / "recommended-config.yaml").read_text())
+        overrides = dict(p.split(":") for p in config["pipeline.jobvertex-parallelism-overrides"].split(","))
+        assert len(overrides) == 2, config
+        assert not list(folder.glob(".*.tmp")), "no half-written file left behind"
+    assert plugin_trouble(cluster) == []
