@@ -123,7 +123,7 @@ def test_an_over_provisioned_taskmanager_is_told_to_shrink_by_at_least_30_percen
     assert any(l.startswith("AUTOTUNE AT205 MANAGED_UNUSED") for l in lines)
     # Per-pool lines with current -> recommended and their evidence.
     for pool in ("heap", "managed", "network", "metaspace", "off-heap", "jvm-overhead"):
-        assert any(f"AT201 MEMORY_POOL" in l and f"pool={pool} " in l for l in lines), pool
+        assert any("AT201 MEMORY_POOL" in l and f"pool={pool} " in l for l in lines), pool
     # The TaskManager publishes its window; its own log has no pressure finding.
     [window] = cluster.rest(f"/taskmanagers/{cluster.rest('/taskmanagers')['taskmanagers'][0]['id']}"
                             "/metrics?get=Status.JVM.Memory.Heap.AutotunePools")

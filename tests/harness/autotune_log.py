@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.flink import FlinkCluster
 
 _VERTEX = re.compile(
     r'vertex "(?P<name>.*?)" \((?P<id>[0-9a-f]+)\) subtasks=\[(?P<subtasks>[0-9,\-]*)\]'

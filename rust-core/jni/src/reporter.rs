@@ -163,11 +163,9 @@ impl Reporter {
             .options
             .decision_window
             .max(self.options.decision_interval);
-        self.sampling.due(
-            self.tracker.vertex_loads(),
-            now_ms,
-            every.as_millis() as i64,
-        )
+        let tracker = &self.tracker;
+        self.sampling
+            .due(|| tracker.vertex_loads(), now_ms, every.as_millis() as i64)
     }
 
     /// How the shim samples: stack samples per thread, the pause between two (ms), and the

@@ -378,22 +378,31 @@ pub const SATURATED_BUSY: f64 = 0.5;
 /// Vertices sampled in one go at most (the busiest first).
 pub const VERTICES_PER_ROUND: usize = 2;
 
+/// How often within a sampling interval a TaskManager looks at its vertices' loads: a vertex
+/// that turns saturated is sampled at most a quarter interval late, and `report()` reads the
+/// loads a few times per decision instead of every round.
+pub const CHECKS_PER_INTERVAL: i64 = 4;
+
 /// When each vertex was last sampled on this TaskManager.
 #[derive(Debug, Clone, Default)]
 pub struct SamplingSchedule {
     last: HashMap<(Arc<str>, Arc<str>), i64>,
+    next_check_ms: i64,
 }
 
 impl SamplingSchedule {
     /// The saturated vertices not sampled in the last `every_ms`, the busiest first; they
-    /// count as sampled from now on.
+    /// count as sampled from now on. `loads` is read only when it is time to look.
     pub fn due(
         &mut self,
-        loads: Vec<VertexLoad>,
+        loads: impl FnOnce() -> Vec<VertexLoad>,
         now_ms: i64,
         every_ms: i64,
     ) -> Vec<SamplingTarget> {
-        let mut saturated: Vec<VertexLoad> = loads
+        if now_ms < self.next_check_ms {
+            return Vec::new();
+        }
+        let mut saturated: Vec<VertexLoad> = loads()
             .into_iter()
             .filter(|l| l.busy >= SATURATED_BUSY)
             .filter(|l| {
@@ -403,6 +412,12 @@ impl SamplingSchedule {
             })
             .collect();
         saturated.sort_by(|a, b| b.busy.total_cmp(&a.busy));
+        // Vertices left for the next round are looked at again in the next round.
+        self.next_check_ms = if saturated.len() > VERTICES_PER_ROUND {
+            now_ms
+        } else {
+            now_ms + every_ms / CHECKS_PER_INTERVAL
+        };
         saturated.truncate(VERTICES_PER_ROUND);
         // Vertices of jobs long gone are forgotten.
         self.last
@@ -566,7 +581,9 @@ mod tests {
     #[test]
     fn saturated_vertices_are_sampled_once_per_interval_busiest_first() {
         let mut schedule = SamplingSchedule::default();
+        let read = std::cell::Cell::new(0);
         let loads = || {
+            read.set(read.get() + 1);
             vec![
                 load("a", 0.6),
                 load("b", 0.95),
@@ -574,15 +591,20 @@ mod tests {
                 load("d", 0.7),
             ]
         };
-        let first = schedule.due(loads(), 0, 60_000);
+        let first = schedule.due(loads, 0, 60_000);
         let names: Vec<&str> = first.iter().map(|t| t.vertex_id.as_ref()).collect();
         assert_eq!(names, ["b", "d"]);
         assert_eq!(first[0].thread_prefix(), "b (");
         // The next round takes the one left; then nothing until the interval has passed.
-        let second = schedule.due(loads(), 5_000, 60_000);
+        let second = schedule.due(loads, 5_000, 60_000);
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].vertex_id.as_ref(), "a");
-        assert!(schedule.due(loads(), 30_000, 60_000).is_empty());
-        assert_eq!(schedule.due(loads(), 60_000, 60_000).len(), 2);
+        assert!(schedule.due(loads, 30_000, 60_000).is_empty());
+        assert_eq!(schedule.due(loads, 60_000, 60_000).len(), 2);
+        assert_eq!(read.get(), 4);
+        // Between two looks (a quarter interval), the loads are not read at all.
+        assert!(schedule.due(loads, 61_000, 60_000).is_empty());
+        assert!(schedule.due(loads, 70_000, 60_000).is_empty());
+        assert_eq!(read.get(), 4);
     }
 }
