@@ -34,6 +34,9 @@ CONF = {
     "restart-strategy.type": "fixed-delay",
     "restart-strategy.fixed-delay.attempts": "10",
     "restart-strategy.fixed-delay.delay": "2 s",
+    # A killed TaskManager is noticed in seconds rather than the default 50 s.
+    "heartbeat.interval": "2 s",
+    "heartbeat.timeout": "10 s",
 }
 JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4"]
 
@@ -52,6 +55,17 @@ def source_recommended(window: dict) -> int:
     return next(v["recommended"] for v in window["vertices"] if v["name"].startswith("Source"))
 
 
+def taskmanager_running(cluster: FlinkCluster, job_id: str, vertex_prefix: str) -> str:
+    """The daemon name (`taskexecutor-N`) of the TaskManager running the vertex's first subtask."""
+    vertex = next(v for v in cluster.rest(f"/jobs/{job_id}")["vertices"] if v["name"].startswith(vertex_prefix))
+    [where] = cluster.rest(f"/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"][:1]
+    tm_id = where["taskmanager-id"]
+    for name, text in cluster.taskmanager_logs().items():
+        if tm_id in text:
+            return name.removeprefix("flink--").rsplit("-", 1)[0]  # flink--taskexecutor-0-vm.log
+    raise AssertionError(f"no TaskManager log names {tm_id}")
+
+
 @pytest.fixture(scope="module")
 def failover(plugin_jar, flink_home, example_job, tmp_path_factory):
     version = FLINK_VERSIONS[0]
@@ -65,7 +79,7 @@ def failover(plugin_jar, flink_home, example_job, tmp_path_factory):
         # Mid-window: the next window has begun polling by now.
         time.sleep(6)
         killed_at = time.time() * 1000
-        cluster.kill_taskmanager("taskexecutor-0")
+        cluster.kill_taskmanager(taskmanager_running(cluster, first, "Work"))
 
         def restarted():
             job = cluster.rest(f"/jobs/{first}")

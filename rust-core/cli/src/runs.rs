@@ -260,7 +260,12 @@ fn why_no_decision(target: &Target, job: &str, reports: &[JobReport]) -> String 
         .find(|r| r.job_id == job)
         .and_then(|r| r.no_decision.clone())
     {
-        return format!("job {job}: {why}");
+        // Reasons from a window already name the job ("job ... is not running (gone)").
+        return if why.contains(job) {
+            why
+        } else {
+            format!("job {job}: {why}")
+        };
     }
     let state = match FlinkRest::new(&target.rest, target.timeout).job(job) {
         Ok(details) => details.state,

@@ -739,7 +739,9 @@ fn a_jobmanager_starts_its_coordinator_which_logs_from_its_own_thread_and_stops_
     report(&mut env, handle, &[4.0], 1).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut lines = logs(&mut env);
-    while !lines.contains("AUTOTUNE COORDINATOR Flink REST API not reachable at http://127.0.0.1:9")
+    // A JobManager opens its reporters before its REST server: the coordinator's rounds go
+    // on, on its own thread, and the silence is not said as trouble during the startup grace.
+    while !lines.contains("AUTOTUNE COORDINATOR started rest=http://127.0.0.1:9")
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -749,13 +751,11 @@ fn a_jobmanager_starts_its_coordinator_which_logs_from_its_own_thread_and_stops_
         lines.contains("AUTOTUNE COORDINATOR started rest=http://127.0.0.1:9"),
         "{lines}"
     );
-    assert!(
-        lines.contains("AUTOTUNE COORDINATOR Flink REST API not reachable"),
-        "{lines}"
-    );
-    // The warning is not repeated every round.
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    assert_eq!(logs(&mut env).matches("not reachable at").count(), 1);
+    assert!(
+        !logs(&mut env).contains("trying again"),
+        "not said as trouble"
+    );
     let closing = std::time::Instant::now();
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
     assert!(

@@ -247,7 +247,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "stabilization",
         default: "`1 min`",
-        doc: "time after a job's (re)deployment before its metrics count",
+        doc: "time after a job's (re)deployment before its metrics count; Flink averages busy and back-pressured time over the last minute, so below `1 min` the first window reads a just-deployed vertex less busy than it is",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.stabilization, v, Duration::ZERO),

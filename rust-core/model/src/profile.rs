@@ -402,7 +402,10 @@ impl SamplingSchedule {
         if now_ms < self.next_check_ms {
             return Vec::new();
         }
-        let mut saturated: Vec<VertexLoad> = loads()
+        let loads = loads();
+        // Too few rounds to judge any vertex yet: look again at the next round.
+        let judged = !loads.is_empty();
+        let mut saturated: Vec<VertexLoad> = loads
             .into_iter()
             .filter(|l| l.busy >= SATURATED_BUSY)
             .filter(|l| {
@@ -413,7 +416,7 @@ impl SamplingSchedule {
             .collect();
         saturated.sort_by(|a, b| b.busy.total_cmp(&a.busy));
         // Vertices left for the next round are looked at again in the next round.
-        self.next_check_ms = if saturated.len() > VERTICES_PER_ROUND {
+        self.next_check_ms = if !judged || saturated.len() > VERTICES_PER_ROUND {
             now_ms
         } else {
             now_ms + every_ms / CHECKS_PER_INTERVAL
