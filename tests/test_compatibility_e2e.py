@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from harness.autotune_log import autotune_lines, parse_status, plugin_trouble, start_fields, wait_for
+from harness.autotune_log import FAST_LOOP_CONF, autotune_lines, parse_status, plugin_trouble, start_fields, wait_for
 from harness.flink import FlinkCluster
 
 COMPAT_VERSIONS = [v for v in os.environ.get(
@@ -26,18 +26,8 @@ COMPAT_VERSIONS = [v for v in os.environ.get(
 RATE, COST_US = 1000, 1500
 OPTIMUM = math.ceil(RATE * COST_US / 1e6 / 0.7)
 
-# The shortest windows the options allow that still hold a steady state of this job.
-CONF = {
-    "metrics.reporter.autotune.factory.class": "dev.flinkautotune.AutotuneReporterFactory",
-    "metrics.reporter.autotune.interval": "2 s",
-    "metrics.reporter.autotune.summary-interval": "4 s",
-    "metrics.reporter.autotune.stabilization": "10 s",
-    "metrics.reporter.autotune.decision-window": "15 s",
-    "metrics.reporter.autotune.decision-interval": "5 s",
-    "metrics.reporter.autotune.poll-interval": "3 s",
-    # Asks every release's REST API to rescale; with the default scheduler each must refuse.
-    "metrics.reporter.autotune.mode": "apply",
-}
+# Asks every release's REST API to rescale; with the default scheduler each must refuse.
+CONF = dict(FAST_LOOP_CONF, **{"metrics.reporter.autotune.mode": "apply"})
 JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "2"]
 
 

@@ -17,42 +17,22 @@ import pytest
 import yaml
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.autotune_log import FAST_LOOP_CONF, autotune_lines, decided_windows, plugin_trouble, recommended, wait_for
 from harness.flink import FlinkCluster
 
 RATE, COST_US = 1000, 1500
 OPTIMUM = math.ceil(RATE * COST_US / 1e6 / 0.7)
 # One fewer when a short window reads Work less busy than it is, one more while it catches up.
 RIGHT_FOR_WORK = {OPTIMUM - 1, OPTIMUM, OPTIMUM + 1}
-CONF = {
-    "metrics.reporter.autotune.factory.class": "dev.flinkautotune.AutotuneReporterFactory",
-    "metrics.reporter.autotune.interval": "2 s",
-    "metrics.reporter.autotune.stabilization": "10 s",
-    "metrics.reporter.autotune.decision-window": "15 s",
-    "metrics.reporter.autotune.decision-interval": "5 s",
-    "metrics.reporter.autotune.poll-interval": "2 s",
+CONF = dict(FAST_LOOP_CONF, **{
     "restart-strategy.type": "fixed-delay",
     "restart-strategy.fixed-delay.attempts": "10",
     "restart-strategy.fixed-delay.delay": "2 s",
     # A killed TaskManager is noticed in seconds rather than the default 50 s.
     "heartbeat.interval": "2 s",
     "heartbeat.timeout": "10 s",
-}
+})
 JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4"]
-
-
-def windows(cluster: FlinkCluster, job_id: str) -> list[dict]:
-    path = cluster.log_dir / "autotune" / job_id / "decisions.jsonl"
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [dict(h["window"], at_ms=h["at_ms"]) for h in map(json.loads, lines) if "window" in h]
-
-
-def work_recommended(window: dict) -> int:
-    return next(v["recommended"] for v in window["vertices"] if v["name"].startswith("Work"))
-
-
-def source_recommended(window: dict) -> int:
-    return next(v["recommended"] for v in window["vertices"] if v["name"].startswith("Source"))
 
 
 def taskmanager_running(cluster: FlinkCluster, job_id: str, vertex_prefix: str) -> str:
@@ -74,7 +54,7 @@ def failover(plugin_jar, flink_home, example_job, tmp_path_factory):
                       plugin_jar=plugin_jar) as cluster:
         first = cluster.submit(example_job(version), JOB_ARGS + ["--job-name", "autotune-failover"])
         cluster.wait_for_job_state(first, "RUNNING", timeout=120)
-        wait_for(lambda: windows(cluster, first), timeout=180, what="the first decision", cluster=cluster, interval=2)
+        wait_for(lambda: decided_windows(cluster, first), timeout=180, what="the first decision", cluster=cluster, interval=2)
 
         # Mid-window: the next window has begun polling by now.
         time.sleep(6)
@@ -90,7 +70,7 @@ def failover(plugin_jar, flink_home, example_job, tmp_path_factory):
         job = wait_for(restarted, timeout=180, what="the job running again on the TaskManager left",
                        cluster=cluster, interval=1)
         restarted_at = max(v["start-time"] for v in job["vertices"])
-        after_restart = wait_for(lambda: [w for w in windows(cluster, first) if w["at_ms"] > restarted_at],
+        after_restart = wait_for(lambda: [w for w in decided_windows(cluster, first) if w["at_ms"] > restarted_at],
                                  timeout=180, what="a decision after the job restarted", cluster=cluster, interval=2)
         print(f"Flink restarted the job {(restarted_at - killed_at) / 1000:.1f} s after the TaskManager died")
         survivors = len(cluster.rest("/taskmanagers")["taskmanagers"])
@@ -99,7 +79,7 @@ def failover(plugin_jar, flink_home, example_job, tmp_path_factory):
         cluster.restart_jobmanager(taskmanagers=1)
         second = cluster.submit(example_job(version), JOB_ARGS + ["--job-name", "autotune-after-restart"])
         cluster.wait_for_job_state(second, "RUNNING", timeout=120)
-        wait_for(lambda: windows(cluster, second), timeout=180, what="a decision by the restarted JobManager",
+        wait_for(lambda: decided_windows(cluster, second), timeout=180, what="a decision by the restarted JobManager",
                  cluster=cluster, interval=2)
         yield {"cluster": cluster, "first": first, "second": second, "killed_at": killed_at,
                "restarted_at": restarted_at, "after_restart": after_restart, "survivors": survivors,
@@ -112,11 +92,11 @@ def test_the_coordinator_goes_on_deciding_right_when_a_taskmanager_dies(failover
     lines = autotune_lines(failover["before_restart"])
     # Until Flink notices the TaskManager gone, the REST API shows the job running with that
     # TaskManager's last values; every decision, before and after the restart, is right.
-    decided = [w for w in windows(failover["cluster"], first)]
+    decided = [w for w in decided_windows(failover["cluster"], first)]
     print(f"{len(decided)} windows decided, {len(failover['after_restart'])} after the restart: Work at "
-          f"{[work_recommended(w) for w in decided]}")
+          f"{[recommended(w, 'Work') for w in decided]}")
     assert failover["after_restart"]
-    assert all(work_recommended(w) in RIGHT_FOR_WORK and source_recommended(w) == 1 for w in decided), decided
+    assert all(recommended(w, "Work") in RIGHT_FOR_WORK and recommended(w, "Source") == 1 for w in decided), decided
     # A window the restart fell into gets no decision, said at INFO; a dead TaskManager is no
     # trouble of the loop.
     spanning = [w for w in decided if w["at_ms"] - 15_000 < failover["restarted_at"] < w["at_ms"]]
@@ -128,7 +108,7 @@ def test_after_a_jobmanager_restart_decisions_resume_and_the_files_are_whole(fai
     cluster, first, second = failover["cluster"], failover["first"], failover["second"]
     lines = autotune_lines(cluster.jobmanager_log())
     assert sum(l.startswith("AUTOTUNE COORDINATOR started") for l in lines) == 1, "the restarted JobManager's"
-    assert all(work_recommended(w) in RIGHT_FOR_WORK for w in windows(cluster, second))
+    assert all(recommended(w, "Work") in RIGHT_FOR_WORK for w in decided_windows(cluster, second))
     for job in (first, second):
         folder = cluster.log_dir / "autotune" / job
         for line in (folder / "decisions.jsonl").read_text().splitlines():

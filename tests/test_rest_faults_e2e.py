@@ -10,7 +10,6 @@ metric thread is never held up, and the loop works again when the API does."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -19,7 +18,8 @@ from collections import Counter
 import pytest
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import autotune_lines, parse_status, plugin_trouble, wait_for
+from harness.autotune_log import (FAST_LOOP_CONF, autotune_lines, decided_windows, parse_status, plugin_trouble,
+                                  recommended, wait_for)
 from harness.faulty_rest import KINDS, FaultyRest
 from harness.flink import FlinkCluster
 from test_watch_e2e import Watch
@@ -32,26 +32,6 @@ RIGHT_FOR_WORK = {2, 3, 4}
 BREAKING = tuple(k for k in KINDS if k != "nan")
 BREAKING_SECONDS, NAN_SECONDS = 60, 50
 
-CONF = {
-    "metrics.reporter.autotune.factory.class": "dev.flinkautotune.AutotuneReporterFactory",
-    "metrics.reporter.autotune.interval": "2 s",
-    "metrics.reporter.autotune.summary-interval": "4 s",
-    "metrics.reporter.autotune.stabilization": "10 s",
-    "metrics.reporter.autotune.decision-window": "15 s",
-    "metrics.reporter.autotune.decision-interval": "5 s",
-    "metrics.reporter.autotune.poll-interval": "2 s",
-}
-
-
-def decided_windows(cluster: FlinkCluster, job_id: str) -> list[dict]:
-    """Every window the coordinator decided on, from the job's decisions.jsonl."""
-    path = cluster.log_dir / "autotune" / job_id / "decisions.jsonl"
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [dict(h["window"], at_ms=h["at_ms"]) for h in map(json.loads, lines) if "window" in h]
-
-
-def recommended(window: dict, prefix: str) -> int:
-    return next(v["recommended"] for v in window["vertices"] if v["name"].startswith(prefix))
 
 
 def trouble_kind(line: str) -> str:
@@ -70,7 +50,7 @@ def faulted(plugin_jar, flink_home, example_job, cli, tmp_path_factory):
     version = FLINK_VERSIONS[-1]
     workdir = tmp_path_factory.mktemp(f"rest-faults-{version}")
     with FaultyRest() as proxy:
-        conf = dict(CONF, **{"metrics.reporter.autotune.rest-url": proxy.url})
+        conf = dict(FAST_LOOP_CONF, **{"metrics.reporter.autotune.rest-url": proxy.url})
         with FlinkCluster(flink_home(version), workdir, taskmanagers=2, slots=2, conf=conf,
                           plugin_jar=plugin_jar) as cluster:
             proxy.upstream = cluster.rest_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -104,3 +105,29 @@ def wait_for(condition, timeout: float, what: str, cluster: FlinkCluster, interv
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{cluster.log_tail()}")
+
+
+# The reporter with the shortest loop the options allow that still holds a steady state of
+# the sample job: a first decision about 30 s after the job runs.
+FAST_LOOP_CONF = {
+    "metrics.reporter.autotune.factory.class": "dev.flinkautotune.AutotuneReporterFactory",
+    "metrics.reporter.autotune.interval": "2 s",
+    "metrics.reporter.autotune.summary-interval": "4 s",
+    "metrics.reporter.autotune.stabilization": "10 s",
+    "metrics.reporter.autotune.decision-window": "15 s",
+    "metrics.reporter.autotune.decision-interval": "5 s",
+    "metrics.reporter.autotune.poll-interval": "2 s",
+}
+
+
+def decided_windows(cluster: FlinkCluster, job_id: str) -> list[dict]:
+    """Every window the coordinator decided on (`{"window": ...}` lines of the job's
+    decisions.jsonl), each with its `at_ms`."""
+    path = cluster.log_dir / "autotune" / job_id / "decisions.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [dict(h["window"], at_ms=h["at_ms"]) for h in map(json.loads, lines) if "window" in h]
+
+
+def recommended(window: dict, vertex_prefix: str) -> int:
+    """The parallelism a decided window recommends for the vertex named `vertex_prefix...`."""
+    return next(v["recommended"] for v in window["vertices"] if v["name"].startswith(vertex_prefix))
