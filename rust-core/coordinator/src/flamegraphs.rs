@@ -79,7 +79,7 @@ impl FlameGraphs {
             }
             return false;
         };
-        match write(&job_graphs(dir, b.job_id), &merged) {
+        match job_graphs(dir, b.job_id).and_then(|graphs| write(&graphs, &merged)) {
             Ok(files) => {
                 self.written.insert(key, merged.at_ms);
                 announcer.info(&at111_line(b, &merged, &files));
@@ -168,8 +168,8 @@ pub fn describe_top(top: &[TopFrame]) -> String {
 }
 
 /// Where a job's flame graphs go: `<output dir>/<job id>/flamegraphs/`.
-pub fn job_graphs(dir: &Path, job_id: &str) -> PathBuf {
-    dir.join(job_id).join("flamegraphs")
+pub fn job_graphs(dir: &Path, job_id: &str) -> std::io::Result<PathBuf> {
+    Ok(crate::outputs::job_dir(dir, job_id)?.join("flamegraphs"))
 }
 
 /// Writes the profile as `<vertex id>-<time>.folded` and `.svg` into `graphs`, then removes
@@ -289,10 +289,10 @@ mod tests {
         let mut last = None;
         for i in 0..7 {
             let p = profile(1_700_000_000_000 + i * 60_000, &stacks);
-            last = Some(write(&job_graphs(&dir, "job"), &p).unwrap());
+            last = Some(write(&job_graphs(&dir, "job").unwrap(), &p).unwrap());
         }
         let last = last.unwrap();
-        let graphs = job_graphs(&dir, "job");
+        let graphs = job_graphs(&dir, "job").unwrap();
         assert_eq!(
             of_vertex(&graphs, "cbc357ccb763df2852fee8c4fc7d55f2")
                 .unwrap()

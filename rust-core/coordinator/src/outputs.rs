@@ -69,7 +69,7 @@ impl JobFiles {
     pub fn history(&self, job_id: &str, line: &serde_json::Value) -> io::Result<()> {
         match &self.dir {
             Some(dir) => append_line(
-                &dir.join(job_id).join("decisions.jsonl"),
+                &job_dir(dir, job_id)?.join("decisions.jsonl"),
                 &line.to_string(),
                 FILE_LIMIT,
             ),
@@ -127,15 +127,37 @@ impl JobFiles {
     }
 }
 
+/// A job's folder under the output folder. Only a job id that is one plain name is taken: ids
+/// come from the REST API, but also from recordings a user hands to `replay` and `report`,
+/// and `../` in one must not write outside the folder.
+pub fn job_dir(dir: &Path, job_id: &str) -> io::Result<PathBuf> {
+    let plain = !job_id.is_empty()
+        && job_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !plain {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "job id {} is not a Flink job id: no folder is made for it",
+                autotune_model::text::quoted(job_id)
+            ),
+        ));
+    }
+    Ok(dir.join(job_id))
+}
+
 /// Writes the job's recommended configuration; returns the file written.
 pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::Result<PathBuf> {
-    let job_dir = dir.join(&r.job_id);
+    let job_dir = job_dir(dir, &r.job_id)?;
     fs::create_dir_all(&job_dir)?;
     let path = job_dir.join("recommended-config.yaml");
+    // The name is quoted and escaped: a newline in it must not end the comment and become
+    // keys of the file users merge into their configuration.
     let mut text = format!(
-        "# flink-autotune recommendation for job \"{}\" ({}), updated at {}.\n\
+        "# flink-autotune recommendation for job {} ({}), updated at {}.\n\
          # Flat Flink keys: merge into flink-conf.yaml or config.yaml, or pass with -D when resubmitting.\n",
-        r.job_name,
+        autotune_model::text::quoted(&r.job_name),
         r.job_id,
         crate::readable_time(at_ms)
     );
@@ -186,7 +208,7 @@ pub fn replace_file(path: &Path, content: &[u8]) -> io::Result<()> {
 
 /// Appends one decision window to `<job id>/recording.jsonl` (the `replay` format).
 pub fn append_recording(dir: &Path, recording: &Recording) -> io::Result<PathBuf> {
-    let path = dir.join(&recording.shape.job_id).join("recording.jsonl");
+    let path = job_dir(dir, &recording.shape.job_id)?.join("recording.jsonl");
     let line = serde_json::to_string(recording).map_err(io::Error::other)?;
     append_line(&path, &line, FILE_LIMIT)?;
     Ok(path)
@@ -226,6 +248,45 @@ mod tests {
             "{current:?} {older:?}"
         );
         assert!(current.ends_with("{\"n\":9}\n"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_hostile_job_name_stays_in_its_comment_and_a_hostile_id_makes_no_folder() {
+        let dir = std::env::temp_dir().join(format!("autotune-hostile-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let r = Recommendation {
+            job_id: "0123456789abcdef0123456789abcdef".into(),
+            job_name: "orders\npipeline.jobvertex-parallelism-overrides: evil:99\r\n# ok".into(),
+            parallelism_overrides: Some("v1:2".into()),
+            ..Recommendation::default()
+        };
+        let path = write_recommendation(&dir, &r, 0).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(": ").map(|(k, _)| k))
+            .collect();
+        assert_eq!(keys, ["pipeline.jobvertex-parallelism-overrides"], "{text}");
+        assert!(
+            text.contains("v1:2") && !text.contains(": evil:99\n"),
+            "{text}"
+        );
+        for id in ["../../etc", "a/b", "", "..", "x\\y", "id with space"] {
+            let hostile = Recommendation {
+                job_id: id.into(),
+                ..Recommendation::default()
+            };
+            let err = write_recommendation(&dir, &hostile, 0).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{id:?}");
+        }
+        let made: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(made, [std::ffi::OsString::from(&r.job_id)]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,8 +5,9 @@
 //! `replay` feeds recordings to [`Coordinator::decide_window`]. A host only schedules it and
 //! says where its lines ([`Sink`]) and files go.
 //!
-//! Nothing here blocks a Flink thread: every REST call has a timeout, a failed round's kind of
-//! trouble is said once and the round retried, a panic in a round is caught, and stopping wakes every wait.
+//! Nothing here blocks a Flink thread: every REST call has a timeout, a failed round's kind
+//! of trouble is said once and the round retried, a panic in a round is caught, and stopping
+//! wakes every wait.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{self, AssertUnwindSafe};
@@ -302,7 +303,9 @@ impl Coordinator {
         let Some(dir) = &self.settings.output_dir else {
             return;
         };
-        let written = crate::report::write(&dir.join(job_id)).map(|_| ());
+        let written = outputs::job_dir(dir, job_id)
+            .and_then(|job_dir| crate::report::write(&job_dir))
+            .map(|_| ());
         self.files.settle(written, epoch_ms(), &self.announcer);
     }
 
