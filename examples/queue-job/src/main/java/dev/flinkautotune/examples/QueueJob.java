@@ -24,7 +24,7 @@ import java.util.Map;
  *
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
  * --cost-us 0 --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
- * --state-bytes-per-key 0 --fail-after-records 0 --snapshot-ms 0
+ * --state-bytes-per-key 0 --fail-after-records 0 --snapshot-ms 0 --work-name Work
  *
  * <p>With {@code --state-bytes-per-key N}, Work keeps N bytes of keyed state per key (on the
  * heap with Flink's default state backend): keys x N bytes of live heap in all.
@@ -44,6 +44,7 @@ public final class QueueJob {
         int stateBytesPerKey = intArg(opts, "state-bytes-per-key", 0);
         long failAfter = Long.parseLong(opts.getOrDefault("fail-after-records", "0"));
         long snapshotMs = Long.parseLong(opts.getOrDefault("snapshot-ms", "0"));
+        String workName = opts.getOrDefault("work-name", "Work");
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         if (checkpointMs > 0) {
@@ -61,7 +62,7 @@ public final class QueueJob {
                 .map(stateBytesPerKey > 0
                         ? new StatefulWork(costUs * 1000, stateBytesPerKey)
                         : new BusyWork(costUs * 1000))
-                .name("Work")
+                .name(workName)
                 .uid("work")
                 .setParallelism(workParallelism);
         if (failAfter > 0 || snapshotMs > 0) {
