@@ -77,9 +77,18 @@ impl JobFiles {
         }
     }
 
-    /// Forgets the jobs that are gone (their files stay).
-    pub fn retain(&mut self, live: impl Fn(&str) -> bool) {
+    /// Forgets the jobs that are gone. Their folders stay, the newest [`KEPT_JOB_FOLDERS`]
+    /// of them: a session cluster that runs job after job for months keeps a bounded folder.
+    /// Returns the folders removed, for the caller to say.
+    pub fn retain(&mut self, live: impl Fn(&str) -> bool) -> io::Result<usize> {
+        let before = self.recommendations.len();
         self.recommendations.retain(|id, _| live(id));
+        match &self.dir {
+            Some(dir) if self.recommendations.len() < before => {
+                prune_job_folders(dir, KEPT_JOB_FOLDERS, &live)
+            }
+            _ => Ok(0),
+        }
     }
 
     /// Takes what a write gave: a failure is said once (a full or read-only disk never stops
@@ -145,6 +154,41 @@ pub fn job_dir(dir: &Path, job_id: &str) -> io::Result<PathBuf> {
         ));
     }
     Ok(dir.join(job_id))
+}
+
+/// The folders of jobs that are gone are kept up to this many, the newest.
+pub const KEPT_JOB_FOLDERS: usize = 100;
+
+/// Removes the oldest folders of jobs that are not live beyond `keep` (by last change); only
+/// folders named like a Flink job id are touched.
+pub fn prune_job_folders(
+    dir: &Path,
+    keep: usize,
+    live: &dyn Fn(&str) -> bool,
+) -> io::Result<usize> {
+    let mut gone: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0), // nothing written yet
+        entries => entries?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Only what Flink names a job (32 hex digits): the folder may hold a user's own.
+        let is_job = entry.file_type()?.is_dir()
+            && name.len() == 32
+            && name.chars().all(|c| c.is_ascii_hexdigit());
+        if is_job && !live(&name) {
+            gone.push((entry.metadata()?.modified()?, entry.path()));
+        }
+    }
+    gone.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    let mut removed = 0;
+    for (_, path) in gone.iter().skip(keep) {
+        fs::remove_dir_all(path)?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// Writes the job's recommended configuration; returns the file written.
@@ -287,6 +331,51 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(made, [std::ffi::OsString::from(&r.job_id)]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn folders_of_gone_jobs_are_kept_up_to_a_bound_the_newest() {
+        let dir = std::env::temp_dir().join(format!("autotune-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let id = |i: usize| format!("{i:032x}");
+        for i in 0..8 {
+            fs::create_dir_all(dir.join(id(i))).unwrap();
+            fs::write(dir.join(id(i)).join("decisions.jsonl"), "{}\n").unwrap();
+            // Distinct times: the filesystem's clock may be coarse.
+            let at = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_000 + i as u64);
+            fs::File::open(dir.join(id(i)))
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        }
+        fs::write(dir.join("notes.txt"), "mine").unwrap();
+        fs::create_dir_all(dir.join("backup")).unwrap();
+        let live = |job: &str| job == id(0);
+        assert_eq!(
+            prune_job_folders(&dir.join("none yet"), 3, &live).unwrap(),
+            0
+        );
+        assert_eq!(prune_job_folders(&dir, 3, &live).unwrap(), 4);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // The live job's folder, the 3 newest gone ones, and what is not a job's.
+        assert_eq!(
+            left,
+            [
+                id(0),
+                id(5),
+                id(6),
+                id(7),
+                "backup".into(),
+                "notes.txt".into()
+            ]
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -225,7 +225,9 @@ impl Coordinator {
         let ids: HashSet<&str> = live.iter().map(|j| j.jid.as_str()).collect();
         scaling_step::retain(&mut self.scaling, |id| ids.contains(id));
         self.memory.retain(|id, _| ids.contains(id.as_str()));
-        self.files.retain(|id| ids.contains(id));
+        if let Err(e) = self.files.retain(|id| ids.contains(id)) {
+            self.files.settle(Err(e), epoch_ms(), &self.announcer);
+        }
         self.flamegraphs.retain(|id| ids.contains(id));
     }
 
