@@ -168,7 +168,13 @@ SMALL_HEAP = {
 def under_provisioned(plugin_jar, flink_home, example_job, tmp_path_factory):
     version = FLINK_VERSIONS[-1]
     workdir = tmp_path_factory.mktemp(f"memory-oom-{version}")
-    conf = {**PLUGIN, **RESTARTS, **SMALL_HEAP}
+    # The heap is over 90% full only for the last seconds before the OutOfMemoryError: the
+    # JobManager's REST view of the TaskManager refreshes every second instead of 10, and
+    # the coordinator plans every few seconds, so a plan falls into them.
+    conf = {**PLUGIN, **RESTARTS, **SMALL_HEAP, "metrics.fetcher.update-interval": "1000",
+            "metrics.reporter.autotune.decision-window": "15 s",
+            "metrics.reporter.autotune.decision-interval": "2 s",
+            "metrics.reporter.autotune.poll-interval": "1 s"}
     with FlinkCluster(flink_home(version), workdir, taskmanagers=1, slots=1, conf=conf, plugin_jar=plugin_jar,
                       tm_process_size="900m") as cluster:
         # Read while the TaskManager lives: the OutOfMemoryError below may take it down.
