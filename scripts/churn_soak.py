@@ -123,7 +123,10 @@ def main() -> int:
                 next_sample += 30
             time.sleep(max(0.0, pace - (time.monotonic() - step)))
         for job in live:
-            call(cluster, "PATCH", f"/jobs/{job}?mode=cancel")
+            try:
+                call(cluster, "PATCH", f"/jobs/{job}?mode=cancel")
+            except OSError as e:  # 409: it ended already
+                print(f"  cancel {job}: {e}", flush=True)
         time.sleep(15)  # the coordinator's next rounds forget the jobs
         now = time.monotonic() - began
         for proc, figures in sample(cluster).items():
