@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -120,10 +121,23 @@ FAST_LOOP_CONF = {
 }
 
 
-def decided_windows(cluster: FlinkCluster, job_id: str) -> list[dict]:
+# The shortest loop the options allow, for tests about the plugin's files, threads and memory
+# rather than its figures: a first decision about 10 s after the job runs, one every ~7 s.
+SHORTEST_LOOP_CONF = {
+    **FAST_LOOP_CONF,
+    "metrics.reporter.autotune.summary-interval": "2 s",
+    "metrics.reporter.autotune.stabilization": "2 s",
+    "metrics.reporter.autotune.decision-window": "5 s",
+    "metrics.reporter.autotune.decision-interval": "2 s",
+    "metrics.reporter.autotune.poll-interval": "1 s",
+}
+
+
+def decided_windows(cluster: FlinkCluster, job_id: str, output_dir: Path | None = None) -> list[dict]:
     """Every window the coordinator decided on (`{"window": ...}` lines of the job's
-    decisions.jsonl), each with its `at_ms`."""
-    path = cluster.log_dir / "autotune" / job_id / "decisions.jsonl"
+    decisions.jsonl under the output folder, the cluster's log folder's by default), each
+    with its `at_ms`."""
+    path = (output_dir or cluster.log_dir / "autotune") / job_id / "decisions.jsonl"
     lines = path.read_text().splitlines() if path.is_file() else []
     return [dict(h["window"], at_ms=h["at_ms"]) for h in map(json.loads, lines) if "window" in h]
 

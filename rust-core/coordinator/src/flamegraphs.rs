@@ -45,22 +45,22 @@ pub struct Bottleneck<'a> {
 impl FlameGraphs {
     /// After a decision that names `b` the bottleneck: writes its flame graph when the
     /// TaskManagers sampled it since the last one written, and says so (AT111). Returns
-    /// whether it wrote one.
+    /// whether it wrote one; a failed write is the caller's to say, with the other files'.
     pub fn after_decision(
         &mut self,
         rest: &FlinkRest,
         dir: Option<&Path>,
         b: &Bottleneck<'_>,
         announcer: &Announcer,
-    ) -> bool {
-        let Some(dir) = dir else { return false };
+    ) -> io::Result<bool> {
+        let Some(dir) = dir else { return Ok(false) };
         let key = (b.job_id.to_string(), b.vertex_id.to_string());
         let since = self.written.get(&key).copied().unwrap_or(i64::MIN);
         let profiles = match sampled_profiles(rest, b.job_id, b.vertex_id) {
             Ok(p) => p,
             Err(e) => {
                 log::debug!("AUTOTUNE COORDINATOR flame-graph samples not read: {e}");
-                return false;
+                return Ok(false);
             }
         };
         let newest = profiles.iter().map(|p| p.at_ms).max();
@@ -77,23 +77,12 @@ impl FlameGraphs {
                     b.job_id
                 ));
             }
-            return false;
+            return Ok(false);
         };
-        match job_graphs(dir, b.job_id).and_then(|graphs| write(&graphs, &merged)) {
-            Ok(files) => {
-                self.written.insert(key, merged.at_ms);
-                announcer.info(&at111_line(b, &merged, &files));
-                true
-            }
-            Err(e) => {
-                announcer.warn(&format!(
-                    "AUTOTUNE COORDINATOR flame graph of vertex {} not written under {}: {e}",
-                    quoted(b.vertex_name),
-                    dir.display()
-                ));
-                false
-            }
-        }
+        let files = job_graphs(dir, b.job_id).and_then(|graphs| write(&graphs, &merged))?;
+        self.written.insert(key, merged.at_ms);
+        announcer.info(&at111_line(b, &merged, &files));
+        Ok(true)
     }
 
     /// Forgets the jobs that are gone (their files stay).

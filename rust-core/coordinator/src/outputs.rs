@@ -246,8 +246,12 @@ pub fn replace_file(path: &Path, content: &[u8]) -> io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    fs::write(&tmp, content)?;
-    fs::rename(&tmp, path)
+    let replaced = fs::write(&tmp, content).and_then(|()| fs::rename(&tmp, path));
+    if replaced.is_err() {
+        // A full disk leaves half of it: gone, so the folder holds only whole files.
+        let _ = fs::remove_file(&tmp);
+    }
+    replaced
 }
 
 /// Appends one decision window to `<job id>/recording.jsonl` (the `replay` format).
@@ -270,7 +274,17 @@ pub fn append_line(path: &Path, line: &str, limit: u64) -> io::Result<()> {
         fs::rename(path, PathBuf::from(rotated))?;
     }
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{line}")
+    let whole_lines = file.metadata()?.len();
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let appended = file.write_all(&bytes);
+    if appended.is_err() {
+        // A full disk may take part of the line: cut back to the whole lines, so a reader
+        // never meets half a JSON document and the next line starts where it should.
+        let _ = file.set_len(whole_lines);
+    }
+    appended
 }
 
 #[cfg(test)]

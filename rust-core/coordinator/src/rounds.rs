@@ -247,8 +247,10 @@ impl Coordinator {
                 Window::Collected(recording) => {
                     let decided = self.decide_window(&recording)?;
                     if let Some(d) = &decided.decided {
-                        if self.flame_graph_of_bottleneck(d) {
-                            self.write_report(&job.jid);
+                        match self.flame_graph_of_bottleneck(d) {
+                            Ok(true) => self.write_report(&job.jid),
+                            Ok(false) => {}
+                            Err(e) => self.files.settle(Err(e), epoch_ms(), &self.announcer),
                         }
                         let scaling = self.scaling.entry(job.jid.clone()).or_default();
                         apply_if_asked(
@@ -282,9 +284,9 @@ impl Coordinator {
 
     /// The bottleneck's flame graph, from what the TaskManagers sampled (live rounds only:
     /// a replayed window has no TaskManagers to read). Returns whether one was written.
-    fn flame_graph_of_bottleneck(&mut self, d: &Decided) -> bool {
+    fn flame_graph_of_bottleneck(&mut self, d: &Decided) -> std::io::Result<bool> {
         let Some(vertex) = d.decision.bottleneck.map(|b| &d.decision.vertices[b]) else {
-            return false;
+            return Ok(false);
         };
         let bottleneck = Bottleneck {
             job_id: &d.snapshot.job_id,
@@ -399,8 +401,9 @@ impl Coordinator {
             samples,
         };
         if let (true, Some(dir)) = (self.settings.record, &self.settings.output_dir) {
-            outputs::append_recording(dir, &recording)
-                .map_err(|e| format!("cannot record under {}: {e}", dir.display()))?;
+            // A disk that cannot take the recording does not cost the window its decision.
+            let recorded = outputs::append_recording(dir, &recording).map(|_| ());
+            self.files.settle(recorded, epoch_ms(), &self.announcer);
         }
         Ok(Window::Collected(Box::new(recording)))
     }

@@ -561,14 +561,17 @@ fn replay_of_the_recorded_windows_says_what_the_loop_said() {
 }
 
 /// A file where the output folder should be (as a full or read-only disk would): the
-/// decision is still said and made, the trouble is said once, and once the folder can be
-/// written the job's config file is written anew.
+/// decision is still said and made (the window's recording cannot be written either), the
+/// trouble is said once, and once the folder can be written the job's config file is
+/// written anew.
 #[test]
 fn an_output_folder_that_cannot_be_written_loses_no_decision() {
     let dir = temp_dir("unwritable");
     std::fs::write(&dir, "not a folder").unwrap();
     let flink = cluster(vec![bottleneck_job()], vec![]);
-    let (mut c, sink) = coordinator(settings(&flink.url, Some(dir.clone())));
+    let mut recording = settings(&flink.url, Some(dir.clone()));
+    recording.record = true;
+    let (mut c, sink) = coordinator(recording);
     for _ in 0..3 {
         assert!(round(&mut c)[0].decided.is_some());
     }
