@@ -12,17 +12,15 @@ Every finding must also reach the job's recommended config file where it has key
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from conftest import FLINK_VERSIONS
 from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
 from harness.flink import FlinkCluster
+from harness.webhook import SECRET, WebhookServer
 
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -65,28 +63,10 @@ def recommended(cluster: FlinkCluster, job_id: str) -> dict[str, str]:
     return {k: v for k, _, v in pairs}
 
 
-class Webhook(BaseHTTPRequestHandler):
-    posts: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 (http.server's name)
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        Webhook.posts.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def webhook_server():
-    Webhook.posts = []
-    server = HTTPServer(("127.0.0.1", 0), Webhook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/services/T0/B0/SECRETWEBHOOKTOKEN"
-    server.shutdown()
+    with WebhookServer() as hook:
+        yield hook
 
 
 @pytest.mark.parametrize("version", FLINK_VERSIONS)
@@ -96,7 +76,7 @@ def test_a_user_exception_that_exhausts_restarts_is_named_not_the_wrapper(
             "restart-strategy.type": "fixed-delay",
             "restart-strategy.fixed-delay.attempts": "2",
             "restart-strategy.fixed-delay.delay": "1 s",
-            "metrics.reporter.autotune.webhook-secret-url": webhook_server,
+            "metrics.reporter.autotune.webhook-secret-url": webhook_server.url,
             "metrics.reporter.autotune.webhook-interval": "1 s"}
     with FlinkCluster(flink_home(version), tmp_path, taskmanagers=1, slots=2, conf=conf, plugin_jar=plugin_jar) as cluster:
         job_id = cluster.submit(example_job(version), ["--rate", "200", "--fail-after-records", "400",
@@ -116,11 +96,11 @@ def test_a_user_exception_that_exhausts_restarts_is_named_not_the_wrapper(
         assert count >= 2, f"the failures the exception history holds: {line}"
         assert not findings(cluster.jobmanager_log(), "AT338"), "the wrapper is not a finding of its own"
         # The webhook got it; its URL appears in no log.
-        wait_for(lambda: any("AT390" in p["text"] for p in Webhook.posts), timeout=30, what="a webhook post",
+        wait_for(lambda: any("AT390" in t for t in webhook_server.texts()), timeout=30, what="a webhook post",
                  cluster=cluster)
-        assert all("username" in p for p in Webhook.posts)
+        assert all(isinstance(p, dict) and "username" in p for _, p in webhook_server.posts)
         for name, text in cluster.logs().items():
-            assert "SECRETWEBHOOKTOKEN" not in text, name
+            assert SECRET not in text, name
         assert plugin_trouble(cluster) == []
         save_run(cluster, "AT390-user-code-restarts-exhausted")
 

@@ -406,13 +406,14 @@ fn failure(url: String, error: ureq::Error) -> RestError {
         }
         ureq::Error::Transport(transport) => RestError::Unreachable {
             url,
-            cause: silence(&transport),
+            cause: why_unreachable(&transport),
             reason: transport.to_string(),
         },
     }
 }
 
-fn silence(transport: &ureq::Transport) -> &'static str {
+/// Why a host could not be reached, in a few words (no URL: a webhook's URL is a secret).
+pub(crate) fn why_unreachable(transport: &ureq::Transport) -> &'static str {
     use std::io::ErrorKind as Io;
     match transport.kind() {
         ureq::ErrorKind::Dns => "unknown host",

@@ -47,7 +47,10 @@ fn escape(text: &str) -> String {
 fn describe(error: &ureq::Error) -> String {
     match error {
         ureq::Error::Status(status, _) => format!("the webhook answered HTTP {status}"),
-        ureq::Error::Transport(t) => format!("the webhook cannot be reached ({})", t.kind()),
+        ureq::Error::Transport(t) => format!(
+            "the webhook cannot be reached ({})",
+            crate::rest::why_unreachable(t)
+        ),
     }
 }
 
@@ -372,6 +375,12 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines.len() <= 3, "said once per kind of trouble: {lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("the webhook cannot be reached (timed out)")),
+            "{lines:?}"
+        );
     }
 
     #[test]

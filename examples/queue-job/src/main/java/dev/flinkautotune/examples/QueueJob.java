@@ -24,7 +24,7 @@ import java.util.Map;
  *
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
  * --cost-us 0 --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
- * --state-bytes-per-key 0 --fail-after-records 0 --snapshot-ms 0 --work-name Work
+ * --state-bytes-per-key 0 --fail-after-records 0 --fail-message "" --snapshot-ms 0 --work-name Work
  *
  * <p>With {@code --state-bytes-per-key N}, Work keeps N bytes of keyed state per key (on the
  * heap with Flink's default state backend): keys x N bytes of live heap in all.
@@ -44,6 +44,7 @@ public final class QueueJob {
         int stateBytesPerKey = intArg(opts, "state-bytes-per-key", 0);
         long failAfter = Long.parseLong(opts.getOrDefault("fail-after-records", "0"));
         long snapshotMs = Long.parseLong(opts.getOrDefault("snapshot-ms", "0"));
+        String failMessage = opts.getOrDefault("fail-message", "");
         String workName = opts.getOrDefault("work-name", "Work");
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
@@ -67,7 +68,7 @@ public final class QueueJob {
                 .setParallelism(workParallelism);
         if (failAfter > 0 || snapshotMs > 0) {
             // Failures on purpose, from the job's own code: what the diagnosis must name.
-            worked = worked.map(new Pricing(failAfter, snapshotMs))
+            worked = worked.map(new Pricing(failAfter, snapshotMs, failMessage))
                     .name("Pricing")
                     .uid("pricing")
                     .setParallelism(workParallelism);
@@ -131,22 +132,27 @@ public final class QueueJob {
 
     /**
      * Throws from the job's own code after {@code failAfter} records (a missing price), and
-     * takes {@code snapshotMs} to snapshot its state (a slow checkpoint).
+     * takes {@code snapshotMs} to snapshot its state (a slow checkpoint). A {@code failMessage}
+     * replaces the exception's text (a hostile one, in the tests).
      */
     static final class Pricing implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>>, CheckpointedFunction {
         private final long failAfter;
         private final long snapshotMs;
+        private final String failMessage;
         private long seen;
 
-        Pricing(long failAfter, long snapshotMs) {
+        Pricing(long failAfter, long snapshotMs, String failMessage) {
             this.failAfter = failAfter;
             this.snapshotMs = snapshotMs;
+            this.failMessage = failMessage;
         }
 
         @Override
         public Tuple2<Long, Long> map(Tuple2<Long, Long> record) {
             if (failAfter > 0 && ++seen >= failAfter) {
-                throw new IllegalStateException("no price for order " + record.f1 + " of customer " + record.f0);
+                throw new IllegalStateException(failMessage.isEmpty()
+                        ? "no price for order " + record.f1 + " of customer " + record.f0
+                        : failMessage);
             }
             return record;
         }
