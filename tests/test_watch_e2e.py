@@ -21,8 +21,9 @@ from harness.flink import FlinkCluster
 RATE = 800
 COST_US = 1500
 OPTIMUM = math.ceil(RATE * COST_US / 1e6 / 0.7)  # Work at 70% busy: 2 subtasks
-FAST_LOOP = ["--stabilization", "15 s", "--decision-window", "30 s", "--decision-interval", "10 s",
-             "--poll-interval", "3 s"]
+# The in-cluster tests' loop (harness FAST_LOOP_CONF): a first decision about 30 s after the job runs.
+FAST_LOOP = ["--stabilization", "10 s", "--decision-window", "15 s", "--decision-interval", "5 s",
+             "--poll-interval", "2 s"]
 
 
 class Watch:
