@@ -3,9 +3,10 @@
 A TaskManager dies (SIGKILL, as a machine that goes away): the job restarts on the one left,
 the window it was in gets no decision, and the coordinator goes on deciding for the job, right.
 Then the JobManager is stopped and started again, as an operator would: a session cluster
-without HA loses its jobs, so the job is submitted again; the new JobManager's coordinator
-decides for it, and the first job's files are whole (every history line is JSON, the config
-file is complete YAML)."""
+without HA loses its jobs, so the job is submitted again with the same id (as HA or a fixed
+job id brings it back); the new JobManager's coordinator reads the job's scaling history back
+from its folder and goes on deciding for it, and the job's files are whole (every history line
+is JSON, the config file is complete YAML)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 import yaml
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import FAST_LOOP_CONF, autotune_lines, decided_windows, plugin_trouble, recommended, wait_for
+from harness.autotune_log import (FAST_LOOP_CONF, autotune_lines, decided_windows, no_temporary_files, plugin_trouble,
+                                  recommended, wait_for, whole_lines)
 from harness.flink import FlinkCluster
 
 RATE, COST_US = 1000, 1500
@@ -77,11 +79,14 @@ def failover(plugin_jar, flink_home, example_job, tmp_path_factory):
         before_restart = cluster.jobmanager_log()
 
         cluster.restart_jobmanager(taskmanagers=1)
-        second = cluster.submit(example_job(version), JOB_ARGS + ["--job-name", "autotune-after-restart"])
-        cluster.wait_for_job_state(second, "RUNNING", timeout=120)
-        wait_for(lambda: decided_windows(cluster, second), timeout=180, what="a decision by the restarted JobManager",
-                 cluster=cluster, interval=2)
-        yield {"cluster": cluster, "first": first, "second": second, "killed_at": killed_at,
+        back_at = time.time() * 1000
+        again = cluster.submit(example_job(version), JOB_ARGS + ["--job-name", "autotune-failover"],
+                               conf={"$internal.pipeline.job-id": first})
+        assert again == first, "the job came back with its id"
+        cluster.wait_for_job_state(first, "RUNNING", timeout=120)
+        wait_for(lambda: [w for w in decided_windows(cluster, first) if w["at_ms"] > back_at], timeout=180,
+                 what="a decision by the restarted JobManager", cluster=cluster, interval=2)
+        yield {"cluster": cluster, "first": first, "back_at": back_at, "killed_at": killed_at,
                "restarted_at": restarted_at, "after_restart": after_restart, "survivors": survivors,
                "before_restart": before_restart}
 
@@ -104,17 +109,22 @@ def test_the_coordinator_goes_on_deciding_right_when_a_taskmanager_dies(failover
     assert not [l for l in lines if "trying again every" in l and first in l], lines
 
 
-def test_after_a_jobmanager_restart_decisions_resume_and_the_files_are_whole(failover):
-    cluster, first, second = failover["cluster"], failover["first"], failover["second"]
+def test_after_a_jobmanager_restart_the_history_is_read_back_and_the_files_are_whole(failover):
+    cluster, first = failover["cluster"], failover["first"]
     lines = autotune_lines(cluster.jobmanager_log())
     assert sum(l.startswith("AUTOTUNE COORDINATOR started") for l in lines) == 1, "the restarted JobManager's"
-    assert all(recommended(w, "Work") in RIGHT_FOR_WORK for w in decided_windows(cluster, second))
-    for job in (first, second):
-        folder = cluster.log_dir / "autotune" / job
-        for line in (folder / "decisions.jsonl").read_text().splitlines():
-            json.loads(line)  # every line whole
-        config = yaml.safe_load((folder / "recommended-config.yaml").read_text())
-        overrides = dict(p.split(":") for p in config["pipeline.jobvertex-parallelism-overrides"].split(","))
-        assert len(overrides) == 2, config
-        assert not list(folder.glob(".*.tmp")), "no half-written file left behind"
+    read_back = [l for l in lines if f"job {first}: scaling history read back" in l]
+    assert len(read_back) == 1 and "(2 vertices)" in read_back[0], lines
+    windows = decided_windows(cluster, first)
+    after = [w for w in windows if w["at_ms"] > failover["back_at"]]
+    print(f"{len(windows)} windows in the job's history, {len(after)} by the restarted JobManager")
+    assert after and all(recommended(w, "Work") in RIGHT_FOR_WORK for w in after), after
+    folder = cluster.log_dir / "autotune" / first
+    for line in whole_lines(folder / "decisions.jsonl"):
+        json.loads(line)  # every line whole
+    config = yaml.safe_load((folder / "recommended-config.yaml").read_text())
+    overrides = dict(p.split(":") for p in config["pipeline.jobvertex-parallelism-overrides"].split(","))
+    assert len(overrides) == 2, config
+    assert json.loads((folder / "scaling-history.json").read_text())["vertices"], "the history kept"
+    no_temporary_files(folder, cluster)
     assert plugin_trouble(cluster) == []

@@ -421,6 +421,12 @@ class FlinkCluster:
             time.sleep(0.2)
         if old and self._is_ours(old):
             os.kill(old, signal.SIGKILL)
+            # It holds the ports until it is gone; the new one could not bind them.
+            deadline = time.monotonic() + 10
+            while self._is_ours(old) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self._is_ours(old):
+                raise RuntimeError(f"the old JobManager (pid {old}) survived SIGKILL")
         self._script("jobmanager.sh", "start")
         self._known_pids.update(self.pids())
         deadline = time.monotonic() + timeout
@@ -435,10 +441,14 @@ class FlinkCluster:
 
     # ---- jobs ------------------------------------------------------------------------------
 
-    def submit(self, jar: Path, args: list[str], detached: bool = True, timeout: float = 180) -> str:
+    def submit(self, jar: Path, args: list[str], detached: bool = True, timeout: float = 180,
+               conf: dict[str, str] | None = None) -> str:
+        """`flink run` of the jar with the job's arguments; `conf` goes to the job as `-D` options."""
         cmd = ["bash", str(self.home / "bin" / "flink"), "run"]
         if detached:
             cmd.append("-d")
+        for key, value in (conf or {}).items():
+            cmd.append(f"-D{key}={value}")
         cmd += ["-m", f"127.0.0.1:{self.rest_port}", str(jar), *map(str, args)]
         proc = self._run(cmd, timeout=timeout)
         m = re.search(r"JobID\s+([0-9a-f]{32})", proc.stdout + proc.stderr)

@@ -9,8 +9,13 @@ use std::path::{Path, PathBuf};
 
 use std::collections::{BTreeMap, HashMap};
 
+use autotune_model::scaling::ScalingHistory;
+
 use crate::announce::Announcer;
 use crate::collect::Recording;
+
+/// What the scaling model remembers of a job, under its folder.
+pub const SCALING_HISTORY: &str = "scaling-history.json";
 
 /// History and recording files rotate (to `<name>.1`) beyond this size: bounded disk use.
 pub const FILE_LIMIT: u64 = 32 * 1024 * 1024;
@@ -77,6 +82,34 @@ impl JobFiles {
         }
     }
 
+    /// The job's scaling history as kept by [`JobFiles::keep_scaling_history`]; `None` when
+    /// nothing is kept (no folder, or a job seen for the first time).
+    pub fn scaling_history(&self, job_id: &str) -> io::Result<Option<ScalingHistory>> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let path = job_dir(dir, job_id)?.join(SCALING_HISTORY);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps what the scaling model remembers of the job (pending scale-downs, the last
+    /// scale-up, how the vertices scaled), replaced whole after every decision.
+    pub fn keep_scaling_history(&self, job_id: &str, history: &ScalingHistory) -> io::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let job_dir = job_dir(dir, job_id)?;
+        fs::create_dir_all(&job_dir)?;
+        let json = serde_json::to_vec(history).map_err(io::Error::other)?;
+        replace_file(&job_dir.join(SCALING_HISTORY), &json)
+    }
+
     /// Forgets the jobs that are gone. Their folders stay, the newest [`KEPT_JOB_FOLDERS`]
     /// of them: a session cluster that runs job after job for months keeps a bounded folder.
     /// Returns the folders removed, for the caller to say.
@@ -119,6 +152,13 @@ impl JobFiles {
             }
             Err(e) => log::debug!("AUTOTUNE COORDINATOR still cannot write: {e}"),
         }
+    }
+
+    /// Where the job's scaling history is kept, for a line that names it.
+    pub fn scaling_history_shown(&self, job_id: &str) -> String {
+        self.dir.as_deref().map_or_else(String::new, |d| {
+            d.join(job_id).join(SCALING_HISTORY).display().to_string()
+        })
     }
 
     fn dir_shown(&self) -> String {

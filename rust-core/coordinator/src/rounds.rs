@@ -245,6 +245,11 @@ impl Coordinator {
         if job.state == "RUNNING" {
             match self.window_of(&details, stop)? {
                 Window::Collected(recording) => {
+                    // Live rounds only: a replay decides from its recording alone.
+                    if !self.scaling.contains_key(&job.jid) {
+                        let kept = JobScaling::read_back(&self.files, &job.jid, &self.announcer);
+                        self.scaling.insert(job.jid.clone(), kept);
+                    }
                     let decided = self.decide_window(&recording)?;
                     if let Some(d) = &decided.decided {
                         match self.flame_graph_of_bottleneck(d) {

@@ -27,6 +27,37 @@ pub struct JobScaling {
     told_max_parallelism_unknown: bool,
 }
 
+impl JobScaling {
+    /// A job seen for the first time by this coordinator: what the scaling model remembered of
+    /// it is read back from its folder when kept there (a JobManager restarted with HA, or
+    /// the job resubmitted with the same id), so pending scale-downs keep their age and a
+    /// scale-up is still judged. A history that cannot be read is said, and the job starts
+    /// afresh.
+    pub fn read_back(files: &JobFiles, job_id: &str, announcer: &Announcer) -> JobScaling {
+        match files.scaling_history(job_id) {
+            Ok(Some(history)) => {
+                announcer.info(&format!(
+                    "AUTOTUNE COORDINATOR job {job_id}: scaling history read back ({} vertices) from {}",
+                    history.vertices(),
+                    files.scaling_history_shown(job_id)
+                ));
+                JobScaling {
+                    history,
+                    ..JobScaling::default()
+                }
+            }
+            Ok(None) => JobScaling::default(),
+            Err(e) => {
+                announcer.warn(&format!(
+                    "AUTOTUNE COORDINATOR job {job_id}: scaling history in {} not read ({e}); the job starts afresh",
+                    files.scaling_history_shown(job_id)
+                ));
+                JobScaling::default()
+            }
+        }
+    }
+}
+
 /// A decision on one window.
 #[derive(Debug, Clone)]
 pub struct Decided {
@@ -72,7 +103,12 @@ pub fn decide_on_window(
         false => Ok(()),
     };
     let window_written = files.history(&snapshot.job_id, &window_line(&snapshot, &decision, at_ms));
-    files.settle(decision_written.and(window_written), at_ms, announcer);
+    let history_kept = files.keep_scaling_history(&snapshot.job_id, &job.history);
+    files.settle(
+        decision_written.and(window_written).and(history_kept),
+        at_ms,
+        announcer,
+    );
     Ok(Decided {
         snapshot,
         decision,

@@ -598,3 +598,66 @@ fn an_output_folder_that_cannot_be_written_loses_no_decision() {
     assert!(dir.join(JOB).join("report.html").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A job that comes back to a new coordinator with the same id (a JobManager restarted with
+/// HA, or the job resubmitted with a fixed id): the scaling history kept in its folder is read
+/// back, so a scale-down pending before the restart keeps its age. A history that cannot be
+/// read is said once, and the job starts afresh.
+#[test]
+fn the_scaling_history_is_read_back_by_the_next_coordinator() {
+    let dir = temp_dir("read-back");
+    // Work runs 4 subtasks at 10% busy: one would do, after the scale-down delay.
+    let mut job = bottleneck_job();
+    job.vertices[0].pending = None;
+    job.vertices[0].backpressure_ms = 0.0;
+    job.vertices[1].parallelism = 4;
+    job.vertices[1].busy_ms = 100.0;
+    job.vertices[1].busy_max_ms = 120.0;
+    let flink = cluster(vec![job], vec![]);
+    let delayed = || {
+        let mut s = settings(&flink.url, Some(dir.clone()));
+        s.scaling.scale_down_delay = Duration::from_millis(800);
+        s
+    };
+    let (mut before, said_before) = coordinator(delayed());
+    round(&mut before);
+    let lines = said_before.take();
+    assert!(
+        !with_code(&lines, "AT125").is_empty(),
+        "pending: {lines:#?}"
+    );
+    assert!(dir.join(JOB).join("scaling-history.json").is_file());
+    drop(before);
+    std::thread::sleep(Duration::from_millis(900));
+
+    let (mut after, said_after) = coordinator(delayed());
+    round(&mut after);
+    let lines = said_after.take();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("scaling history read back (2 vertices)")),
+        "{lines:#?}"
+    );
+    assert!(
+        !with_code(&lines, "AT102").is_empty(),
+        "the scale-down pending before the restart is due: {lines:#?}"
+    );
+
+    std::fs::write(
+        dir.join(JOB).join("scaling-history.json"),
+        "{\"vertices\": 7",
+    )
+    .unwrap();
+    let (mut broken, said_broken) = coordinator(delayed());
+    round(&mut broken);
+    let lines = said_broken.take();
+    let unread: Vec<_> = lines.iter().filter(|l| l.contains("not read")).collect();
+    assert_eq!(unread.len(), 1, "{lines:#?}");
+    assert!(unread[0].contains("the job starts afresh"), "{unread:?}");
+    assert!(
+        !with_code(&lines, "AT125").is_empty(),
+        "afresh: pending again: {lines:#?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -217,7 +217,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "output-dir",
         default: "`<Flink log folder>/autotune`",
-        doc: "where the coordinator writes, per job, `<job id>/recommended-config.yaml`, `decisions.jsonl` (every window's figures and every decision and finding; rotated at 32 MiB), `report.html` and `flamegraphs/`; the folders of jobs that are gone are kept, the newest 100",
+        doc: "where the coordinator writes, per job, `<job id>/recommended-config.yaml`, `decisions.jsonl` (every window's figures and every decision and finding; rotated at 32 MiB), `scaling-history.json` (what the scaling model remembers, read back when the job comes back with the same id), `report.html` and `flamegraphs/`; the folders of jobs that are gone are kept, the newest 100",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| {

@@ -156,13 +156,22 @@ impl Default for ScalingConfig {
     }
 }
 
-/// What the model remembers between decisions, per vertex id.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What the model remembers between decisions, per vertex id. Serializable: the coordinator
+/// keeps it beside the job's files and reads it back when the job comes back to a new
+/// JobManager with the same id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScalingHistory {
     vertices: BTreeMap<String, VertexHistory>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+impl ScalingHistory {
+    /// Vertices it remembers something of.
+    pub fn vertices(&self) -> usize {
+        self.vertices.len()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct VertexHistory {
     /// The last scale-up recommended: parallelism from/to, processing rate before, expected after.
     last_scale_up: Option<ScaleUpRecord>,
@@ -173,7 +182,7 @@ struct VertexHistory {
     pending_scale_downs: VecDeque<(i64, u32)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct ScaleUpRecord {
     from: u32,
     to: u32,
@@ -528,7 +537,7 @@ fn backlog_partial(partial: PartialBacklog, pending: f64, consumed: f64) -> Find
 }
 
 /// How a vertex's capacity grows with its parallelism.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Curve {
     granularity: Granularity,
     /// Records/s per unit of effective parallelism at 100% busy.
@@ -1095,7 +1104,7 @@ fn output_ratio(job: &JobSnapshot, edge: &Edge, upstream_out_total: f64) -> f64 
 
 /// How a vertex's load spreads over its subtasks: key groups behind a keyBy, partitions of a
 /// source, or evenly.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 enum Granularity {
     Even,
     /// `units` key groups or partitions dealt out to subtasks: the hottest subtask gets
