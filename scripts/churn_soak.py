@@ -35,7 +35,9 @@ def main() -> int:
     home = ensure_flink(args.version)
     job_jar = build_example_job(home, workdir / "jars")
     conf = dict(FAST_LOOP_CONF, **{"metrics.reporter.autotune.summary-interval": "10 s"})
-    with FlinkCluster(home, workdir / "cluster", taskmanagers=1, slots=2 * args.live, conf=conf,
+    # A job takes up to 3 slots (Work at parallelism 1-3); one more live job is cancelled only
+    # after the next one is submitted.
+    with FlinkCluster(home, workdir / "cluster", taskmanagers=1, slots=3 * (args.live + 1), conf=conf,
                       plugin_jar=plugin) as cluster:
         run = churn(cluster, job_jar, cluster.log_dir / "autotune", args.jobs, args.minutes, args.live,
                     log=lambda line: print(line, flush=True))
@@ -43,11 +45,16 @@ def main() -> int:
         coordinator_lines = len(autotune_lines(cluster.jobmanager_log(), "COORDINATOR"))
 
     print(f"\n{run.submitted} jobs submitted and {run.cancelled} cancelled in {run.seconds / 60:.1f} min "
-          f"({run.failed} submissions failed), {args.live} at a time, Flink {args.version}; "
-          f"plugin trouble lines: {len(trouble)}; COORDINATOR lines: {coordinator_lines}")
-    print(f"{'process':24} {'figure':16} {'first':>10} {'last':>10} {'slope/h':>10}")
+          f"({run.failed} refused by the REST API; ended by themselves: {dict(run.ended) or 0}), "
+          f"{args.live} at a time, Flink {args.version}; plugin trouble lines: {len(trouble)}; "
+          f"COORDINATOR lines: {coordinator_lines}")
+    # The first sample is taken before the plugin compiled its diagnosis catalogue: the slope
+    # is of the samples after it.
+    print(f"{'process':24} {'figure':16} {'first':>10} {'second':>10} {'last':>10} {'slope/h':>10}")
     for (proc, key), points in sorted(run.series.items()):
-        print(f"{proc:24} {key:16} {points[0][1]:10.1f} {points[-1][1]:10.1f} {slope_per_hour(points):10.1f}")
+        second = points[min(1, len(points) - 1)][1]
+        print(f"{proc:24} {key:16} {points[0][1]:10.1f} {second:10.1f} {points[-1][1]:10.1f} "
+              f"{slope_per_hour(points[1:]):10.1f}")
     print(f"(cluster files in {workdir})")
     return 0
 

@@ -20,7 +20,7 @@ from bs4 import BeautifulSoup
 
 from conftest import FLINK_VERSIONS, REPO
 from harness import browser
-from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.autotune_log import autotune_lines, plugin_trouble, wait_for, whole_lines
 from harness.flink import FlinkCluster
 
 RATE = 1000
@@ -55,6 +55,10 @@ def coordinated(plugin_jar, flink_home, example_job, tmp_path_factory):
         cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
         lines = wait_for(lambda: first_plan(cluster, job_id), timeout=240, what="the coordinator's first decision",
                          cluster=cluster, interval=3)
+        # The decision is said first, then written.
+        wait_for(lambda: any("decision" in json.loads(l)
+                             for l in whole_lines(cluster.log_dir / "autotune" / job_id / "decisions.jsonl")),
+                 timeout=30, what="the first decision in decisions.jsonl", cluster=cluster)
         yield cluster, job_id, lines
 
 
@@ -87,7 +91,7 @@ def test_the_recommended_config_and_history_are_written_beside_the_logs(coordina
     assert set(overrides) == set(vertices.values()), "every vertex is covered"
     work = next(vid for name, vid in vertices.items() if name.startswith("Work"))
     assert abs(int(overrides[work]) - OPTIMUM) <= 1
-    history = [json.loads(l) for l in (job_dir / "decisions.jsonl").read_text().splitlines()]
+    history = [json.loads(l) for l in whole_lines(job_dir / "decisions.jsonl")]
     assert history and all(h["job_id"] == job_id for h in history)
     decisions = [h["decision"] for h in history if "decision" in h]
     assert any(v["recommended"] != v["current"] for v in decisions[0]["vertices"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +23,8 @@ import pytest
 import yaml
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import SHORTEST_LOOP_CONF, autotune_lines, decided_windows, plugin_trouble, wait_for
+from harness.autotune_log import (SHORTEST_LOOP_CONF, autotune_lines, decided_windows, no_temporary_files,
+                                  plugin_trouble, wait_for, whole_lines)
 from harness.churn import call
 from harness.flink import FlinkCluster
 
@@ -68,11 +70,11 @@ def remount(disk: Path, mode: str) -> None:
 def block_folder(folder: Path) -> None:
     """Puts a file where the folder is (the plugin may make it again between the two steps)."""
     for _ in range(50):
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
+        shutil.rmtree(folder, ignore_errors=True)
         try:
             folder.write_text("not a folder")
             return
-        except IsADirectoryError:
+        except (IsADirectoryError, FileExistsError):
             time.sleep(0.1)
     raise AssertionError(f"cannot put a file at {folder}")
 
@@ -93,10 +95,10 @@ def recovered(cluster: FlinkCluster, n: int) -> None:
     wait_for(lambda: said(cluster, AGAIN)[n - 1:], timeout=90, what=f"recovery line {n}", cluster=cluster)
 
 
-def assert_whole_files(out: Path) -> None:
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], "a temporary file was left"
+def assert_whole_files(out: Path, cluster: FlinkCluster) -> None:
+    no_temporary_files(out, cluster)
     for history in out.rglob("decisions.jsonl"):
-        for i, line in enumerate(history.read_text().splitlines()):
+        for i, line in enumerate(whole_lines(history)):
             try:
                 json.loads(line)
             except ValueError:
@@ -127,7 +129,7 @@ def test_a_full_read_only_or_blocked_disk_costs_one_line_and_no_decision(
         wait_for(lambda: [l for l in autotune_lines(cluster.jobmanager_log(), "AT100") if second in l],
                  timeout=120, what="the second job's plan while the disk is full", cluster=cluster)
         assert not (out / second / "recommended-config.yaml").exists()
-        assert_whole_files(out)
+        assert_whole_files(out, cluster)
         filler.unlink()
         recovered(cluster, 1)
         wait_for(lambda: (out / second / "recommended-config.yaml").is_file(), timeout=60,
@@ -151,7 +153,7 @@ def test_a_full_read_only_or_blocked_disk_costs_one_line_and_no_decision(
                  what="the first job's config file written anew", cluster=cluster)
 
         assert len(said(cluster, TROUBLE)) == 3, "each trouble said once"
-        assert_whole_files(out)
+        assert_whole_files(out, cluster)
         assert cluster.rest(f"/jobs/{first}")["state"] == "RUNNING"
         for job in (first, second):
             config = yaml.safe_load((out / job / "recommended-config.yaml").read_text())

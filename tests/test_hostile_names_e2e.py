@@ -24,7 +24,7 @@ from bs4 import BeautifulSoup
 from conftest import FLINK_VERSIONS
 from harness import browser
 from harness.autotune_log import (FAST_LOOP_CONF, autotune_lines, decided_windows, parse_status, plugin_trouble,
-                                  recommended, wait_for)
+                                  recommended, wait_for, whole_lines)
 from harness.flink import FlinkCluster
 from harness.webhook import SECRET, WebhookServer
 
@@ -126,7 +126,7 @@ def test_the_config_file_holds_only_the_plugins_keys_and_the_history_stays_json(
     assert "evil" not in json.dumps(config), config
     overrides = dict(p.split(":") for p in config["pipeline.jobvertex-parallelism-overrides"].split(","))
     assert set(overrides) == {v["id"] for v in cluster.rest(f"/jobs/{job_id}")["vertices"]}
-    history = [json.loads(l) for l in (folder / "decisions.jsonl").read_text().splitlines()]
+    history = [json.loads(l) for l in whole_lines(folder / "decisions.jsonl")]
     assert all(h["job_name"] == JOB_NAME for h in history)
     # Work is chained with the sink: "<its name> -> Sink: Writer".
     assert any(v["name"].startswith(WORK_NAME) for w in decided_windows(cluster, job_id) for v in w["vertices"])

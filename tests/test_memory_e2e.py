@@ -57,9 +57,16 @@ def memory_keys(config: dict[str, str]) -> dict[str, str]:
 
 
 def memory_plan(cluster: FlinkCluster, job_id: str, condition=lambda line: True):
-    lines = [l for l in autotune_lines(cluster.jobmanager_log())
-             if l.startswith("AUTOTUNE AT200 MEMORY_PLAN") and job_id in l and condition(l)]
-    return lines[-1] if lines and memory_keys(recommended_config(cluster, job_id)) else None
+    plans = [l for l in autotune_lines(cluster.jobmanager_log())
+             if l.startswith("AUTOTUNE AT200 MEMORY_PLAN") and job_id in l]
+    lines = [l for l in plans if condition(l)]
+    written = memory_keys(recommended_config(cluster, job_id))
+    if not lines or not written:
+        return None
+    # A plan is said first, then written: when it is the newest, the file must hold it.
+    said = dict(re.findall(r"(taskmanager\.memory\.[\w.-]+)=(\S+)", lines[-1]))
+    newest = lines[-1] == plans[-1]
+    return lines[-1] if not newest or all(written[k] == v for k, v in said.items() if k in written) else None
 
 
 def tm_process_memory(cluster: FlinkCluster) -> list[int]:

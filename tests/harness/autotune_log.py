@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -99,13 +100,31 @@ def plugin_trouble(cluster: FlinkCluster) -> list[str]:
 
 
 def wait_for(condition, timeout: float, what: str, cluster: FlinkCluster, interval: float = 1.0):
+    """Polls `condition` until it gives something truthy, which it returns. A REST call that
+    fails or a file read half-written while the condition looks is "not yet": a JobManager
+    that is busy, restarting or rescaling answers again a moment later."""
     deadline = time.monotonic() + timeout
+    last_error = None
     while time.monotonic() < deadline:
-        result = condition()
+        try:
+            result = condition()
+        except (urllib.error.URLError, OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+            result, last_error = None, e
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{cluster.log_tail()}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                         f"{f' (last error: {last_error!r})' if last_error else ''}\n{cluster.log_tail()}")
+
+
+def no_temporary_files(folder: Path, cluster: FlinkCluster) -> None:
+    """No `.tmp` file stays: the plugin writes files beside and renames them over, so one may
+    be there for a moment, but not for seconds."""
+    def lingering() -> list[Path]:
+        return [p for p in folder.rglob("*.tmp") if p.exists()]
+    if lingering():
+        wait_for(lambda: not lingering(), timeout=10, what=f"temporary files to go: {lingering()}", cluster=cluster,
+                 interval=0.5)
 
 
 # The reporter with the shortest loop the options allow that still holds a steady state of
@@ -133,12 +152,17 @@ SHORTEST_LOOP_CONF = {
 }
 
 
+def whole_lines(path: Path) -> list[str]:
+    """The lines of a file the plugin appends to, but a last one it may be writing."""
+    return path.read_text().split("\n")[:-1]
+
+
 def decided_windows(cluster: FlinkCluster, job_id: str, output_dir: Path | None = None) -> list[dict]:
     """Every window the coordinator decided on (`{"window": ...}` lines of the job's
     decisions.jsonl under the output folder, the cluster's log folder's by default), each
     with its `at_ms`."""
     path = (output_dir or cluster.log_dir / "autotune") / job_id / "decisions.jsonl"
-    lines = path.read_text().splitlines() if path.is_file() else []
+    lines = whole_lines(path) if path.is_file() else []
     return [dict(h["window"], at_ms=h["at_ms"]) for h in map(json.loads, lines) if "window" in h]
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,10 +71,20 @@ def sample(cluster: FlinkCluster, output_dir: Path) -> dict[str, dict[str, float
         figures["native_heap_kib"] = (float(parse_status(statuses[-1]).fields["native-heap"].rstrip("KiB"))
                                       if statuses else float("nan"))
         out[name] = figures
-    files = [p for p in output_dir.rglob("*") if p.is_file()] if output_dir.is_dir() else []
-    folders = [p for p in output_dir.iterdir() if p.is_dir()] if output_dir.is_dir() else []
-    out["output folder"] = {"mib": sum(p.stat().st_size for p in files) / 2**20, "files": len(files),
-                            "job_folders": len(folders)}
+    sizes = []
+    folders = 0
+    try:
+        for p in output_dir.rglob("*"):
+            try:
+                if p.is_dir() and p.parent == output_dir:
+                    folders += 1
+                elif p.is_file() and not p.name.endswith(".tmp"):
+                    sizes.append(p.stat().st_size)
+            except FileNotFoundError:  # replaced or pruned since the listing
+                pass
+    except FileNotFoundError:  # a folder pruned while it was listed
+        pass
+    out["output folder"] = {"mib": sum(sizes) / 2**20, "files": len(sizes), "job_folders": folders}
     return out
 
 
@@ -80,7 +92,10 @@ def sample(cluster: FlinkCluster, output_dir: Path) -> dict[str, dict[str, float
 class Churn:
     submitted: int = 0
     cancelled: int = 0
+    # Submissions or cancellations the REST API refused.
     failed: int = 0
+    # Jobs that had ended by themselves when they were to be cancelled, by how they ended.
+    ended: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     # (process or "output folder", figure) -> [(seconds since the start, value)]
     series: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
@@ -108,27 +123,47 @@ def churn(cluster: FlinkCluster, job_jar: Path, output_dir: Path, jobs: int, min
         try:
             running.append(submit(cluster, jar_id, result.submitted))
             result.submitted += 1
-            if len(running) > live:
-                call(cluster, "PATCH", f"/jobs/{running.pop(0)}?mode=cancel")
-                result.cancelled += 1
         except OSError as e:
             result.failed += 1
             log(f"  submission {result.submitted}: {e}")
+        if len(running) > live:
+            cancel(cluster, running.pop(0), result, log)
         if time.monotonic() >= next_sample:
             result.record(time.monotonic() - began, sample(cluster, output_dir))
             log(f"t={time.monotonic() - began:5.0f}s submitted={result.submitted} cancelled={result.cancelled}")
             next_sample += sample_every_s
         time.sleep(max(0.0, pace - (time.monotonic() - step)))
     for job in running:
-        try:
-            call(cluster, "PATCH", f"/jobs/{job}?mode=cancel")
-            result.cancelled += 1
-        except OSError as e:  # 409: it ended already
-            log(f"  cancel {job}: {e}")
+        cancel(cluster, job, result, log)
     time.sleep(settle_s)
     result.seconds = time.monotonic() - began
     result.record(result.seconds, sample(cluster, output_dir))
     return result
+
+
+def cancel(cluster: FlinkCluster, job_id: str, result: Churn, log) -> None:
+    try:
+        call(cluster, "PATCH", f"/jobs/{job_id}?mode=cancel")
+        result.cancelled += 1
+    except urllib.error.HTTPError as e:
+        if e.code != 409:
+            raise
+        # 409: the job ended by itself (Flink failed it, say); it is counted, with why.
+        result.ended[_end_of(cluster, job_id)] += 1
+    except OSError as e:
+        result.failed += 1
+        log(f"  cancel {job_id}: {e}")
+
+
+def _end_of(cluster: FlinkCluster, job_id: str) -> str:
+    """A job's end in a few words: its state and the root exception's first line."""
+    try:
+        state = cluster.rest(f"/jobs/{job_id}")["state"]
+        root = cluster.rest(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+        cause = root[0].get("exceptionName", "") if root else ""
+        return f"{state} {cause}".strip()
+    except (OSError, ValueError, KeyError):
+        return "ended"
 
 
 def slope_per_hour(points: list[tuple[float, float]]) -> float:

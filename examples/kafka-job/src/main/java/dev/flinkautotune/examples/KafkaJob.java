@@ -46,7 +46,10 @@ public final class KafkaJob {
                 .setTopics(topic)
                 .setGroupId(opts.getOrDefault("group", "autotune"))
                 .setStartingOffsets(OffsetsInitializer.earliest())
-                .setValueOnlyDeserializer(new CostlyRecords(deserializeCostUs * 1000, keys));
+                .setValueOnlyDeserializer(new CostlyRecords(deserializeCostUs * 1000, keys))
+                // The topic exists before the job starts. The default discovery (every 5 minutes)
+                // fails the whole job when it falls while a test has the broker stopped.
+                .setProperty("partition.discovery.interval.ms", "0");
         String fetchBytes = opts.get("fetch-bytes");
         if (fetchBytes != null) {
             // Small fetches: the reader buffers little, so it runs dry soon after the broker stops.
