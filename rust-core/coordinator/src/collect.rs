@@ -468,9 +468,12 @@ pub fn sample(
             let found = |of: &[String]| -> Vec<f64> {
                 of.iter().filter_map(|n| values.get(n).copied()).collect()
             };
+            // A subtask's value that is not a number makes the sum no measurement: a missing
+            // sample, not a smaller backlog.
             let sum = |of: &[String]| -> Option<f64> {
                 let found = found(of);
-                (!found.is_empty()).then(|| found.iter().sum())
+                (!found.is_empty() && found.iter().all(|x| x.is_finite()))
+                    .then(|| found.iter().sum())
             };
             pending = sum(&names.pending);
             source_records = sum(&names.records_out);
@@ -544,10 +547,16 @@ pub fn summarize(
         .iter()
         .enumerate()
         .map(|(v, vertex)| {
+            // A poll whose value is not a number is left out: one spoiled poll (the window's
+            // last, say) must not cost the window its backlog or its rates.
             let series = |f: &dyn Fn(&VertexSample) -> Option<f64>| -> Vec<(i64, f64)> {
                 samples
                     .iter()
-                    .filter_map(|s| f(&s.vertices[v]).map(|x| (s.at_ms, x)))
+                    .filter_map(|s| {
+                        f(&s.vertices[v])
+                            .filter(|x| x.is_finite())
+                            .map(|x| (s.at_ms, x))
+                    })
                     .collect()
             };
             let is_source = shape.is_source(v);
@@ -866,6 +875,28 @@ mod tests {
             .push(format!("1.{op}.pendingRecords"));
         let snap = summarize(&whole, &[moving(0, 10.0), moving(10_000, 20.0)], None, None);
         assert_eq!(snap.vertices[0].backlog_partial, None);
+
+        // The window's last poll served the backlog and the counters as NaN (a REST answer
+        // gone wrong): the polls before it still give the backlog, its growth and the rates.
+        let spoiled = |mut s: Sample| {
+            s.vertices[0].pending = Some(f64::NAN);
+            s.vertices[0].write_records = f64::NAN;
+            s.vertices[0].source_records = Some(f64::NAN);
+            s
+        };
+        let snap = summarize(
+            &whole,
+            &[
+                moving(0, 10.0),
+                moving(5_000, 15.0),
+                spoiled(moving(10_000, 20.0)),
+            ],
+            None,
+            None,
+        );
+        let source = &snap.vertices[0];
+        assert_eq!(source.pending_records, Some(100.0));
+        assert!((source.records_in_rate - 1000.0).abs() < 1e-6, "{source:?}");
     }
 
     #[test]
