@@ -1,7 +1,7 @@
 """Every release a user runs (issue 13, item 8): on each Flink release the rest of the suite
 does not run on, a real cluster with the built jar in plugins/autotune/ starts the plugin in
 every process, the TaskManagers track the sample job, and the coordinator in the JobManager
-names the bottleneck and its parallelism. 1.20 and 2.3 run the whole suite instead.
+names the bottleneck and its parallelism. 1.20 and 2.3 run the rest of the suite instead.
 
 The releases: AUTOTUNE_COMPAT_VERSIONS (comma-separated; empty to skip), by default the
 newest patch of every minor release from 1.17 to 2.2 but 1.20.
