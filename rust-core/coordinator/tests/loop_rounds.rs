@@ -94,6 +94,17 @@ fn published_window() -> PoolWindow {
     }
 }
 
+/// Work runs 4 subtasks at 10% busy: one would do, after the scale-down delay.
+fn over_provisioned_job() -> FakeJob {
+    let mut job = bottleneck_job();
+    job.vertices[0].pending = None;
+    job.vertices[0].backpressure_ms = 0.0;
+    job.vertices[1].parallelism = 4;
+    job.vertices[1].busy_ms = 100.0;
+    job.vertices[1].busy_max_ms = 120.0;
+    job
+}
+
 fn cluster(jobs: Vec<FakeJob>, taskmanagers: Vec<FakeTaskManager>) -> FakeFlink {
     FakeFlink::start(Cluster {
         jobs,
@@ -516,13 +527,7 @@ fn a_new_exception_is_diagnosed() {
 #[test]
 fn replay_of_the_recorded_windows_says_what_the_loop_said() {
     let dir = temp_dir("replay");
-    // Work runs 4 subtasks at 10% busy: one would do, after the scale-down delay.
-    let mut job = bottleneck_job();
-    job.vertices[0].pending = None;
-    job.vertices[0].backpressure_ms = 0.0;
-    job.vertices[1].parallelism = 4;
-    job.vertices[1].busy_ms = 100.0;
-    job.vertices[1].busy_max_ms = 120.0;
+    let job = over_provisioned_job();
     let flink = cluster(
         vec![job],
         vec![taskmanager("tm-1", Some(published_window()))],
@@ -606,13 +611,7 @@ fn an_output_folder_that_cannot_be_written_loses_no_decision() {
 #[test]
 fn the_scaling_history_is_read_back_by_the_next_coordinator() {
     let dir = temp_dir("read-back");
-    // Work runs 4 subtasks at 10% busy: one would do, after the scale-down delay.
-    let mut job = bottleneck_job();
-    job.vertices[0].pending = None;
-    job.vertices[0].backpressure_ms = 0.0;
-    job.vertices[1].parallelism = 4;
-    job.vertices[1].busy_ms = 100.0;
-    job.vertices[1].busy_max_ms = 120.0;
+    let job = over_provisioned_job();
     let flink = cluster(vec![job], vec![]);
     let delayed = || {
         let mut s = settings(&flink.url, Some(dir.clone()));
