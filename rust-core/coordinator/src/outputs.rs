@@ -85,10 +85,9 @@ impl JobFiles {
     /// The job's scaling history as kept by [`JobFiles::keep_scaling_history`]; `None` when
     /// nothing is kept (no folder, or a job seen for the first time).
     pub fn scaling_history(&self, job_id: &str) -> io::Result<Option<ScalingHistory>> {
-        let Some(dir) = &self.dir else {
+        let Some(path) = self.scaling_history_path(job_id)? else {
             return Ok(None);
         };
-        let path = job_dir(dir, job_id)?.join(SCALING_HISTORY);
         match fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
@@ -101,13 +100,22 @@ impl JobFiles {
     /// Keeps what the scaling model remembers of the job (pending scale-downs, the last
     /// scale-up, how the vertices scaled), replaced whole after every decision.
     pub fn keep_scaling_history(&self, job_id: &str, history: &ScalingHistory) -> io::Result<()> {
-        let Some(dir) = &self.dir else {
+        let Some(path) = self.scaling_history_path(job_id)? else {
             return Ok(());
         };
-        let job_dir = job_dir(dir, job_id)?;
-        fs::create_dir_all(&job_dir)?;
+        if let Some(folder) = path.parent() {
+            fs::create_dir_all(folder)?;
+        }
         let json = serde_json::to_vec(history).map_err(io::Error::other)?;
-        replace_file(&job_dir.join(SCALING_HISTORY), &json)
+        replace_file(&path, &json)
+    }
+
+    /// `<output folder>/<job id>/scaling-history.json`; `None` when nothing is written.
+    fn scaling_history_path(&self, job_id: &str) -> io::Result<Option<PathBuf>> {
+        self.dir
+            .as_deref()
+            .map(|dir| job_dir(dir, job_id).map(|folder| folder.join(SCALING_HISTORY)))
+            .transpose()
     }
 
     /// Forgets the jobs that are gone. Their folders stay, the newest [`KEPT_JOB_FOLDERS`]
@@ -156,9 +164,10 @@ impl JobFiles {
 
     /// Where the job's scaling history is kept, for a line that names it.
     pub fn scaling_history_shown(&self, job_id: &str) -> String {
-        self.dir.as_deref().map_or_else(String::new, |d| {
-            d.join(job_id).join(SCALING_HISTORY).display().to_string()
-        })
+        match self.scaling_history_path(job_id) {
+            Ok(Some(path)) => path.display().to_string(),
+            _ => String::new(),
+        }
     }
 
     fn dir_shown(&self) -> String {
