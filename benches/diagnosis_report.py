@@ -2,13 +2,19 @@
 """Precision and top-1 accuracy of the diagnosis, benchmark-style (prints figures, never fails).
 
 Runs `flink-autotune diagnose --json` over
-- every fixture `rust-core/model/tests/fixtures/diagnosis/<CODE>-*.log` (real message texts);
+- every fixture `rust-core/model/tests/fixtures/diagnosis/<CODE>-*.log` (real message texts,
+  written together with the catalogue's patterns: they measure coverage);
+- every harvested fixture `.../diagnosis/harvested/*.log` (issue 14): texts read out of each
+  release's sources, labelled in `harvested/index.toml` with release, source, the expected code,
+  process and key, and a split: `train` (the patterns were written against them) and `held-out`
+  (never looked at when writing patterns: they measure generalisation);
 - every clean log there (`clean-*.log`: healthy real clusters; any finding is a false alarm);
 - every real-failure run the end-to-end tests saved under `target/diagnosis-runs/<CODE>-*/`
-  (all the logs of one real cluster, diagnosed together).
+  (all the logs of one real cluster, diagnosed together; held out by nature).
 
-For each case the expected code is in its name, and the configuration key a Flink expert
-would change first is in EXPECTED_KEY below, written by hand, apart from the catalogue.
+For the first and last kind the expected code is in the name, and the configuration key a
+Flink expert would change first is in EXPECTED_KEY below, written by hand, apart from the
+catalogue.
 
     python3 benches/diagnosis_report.py [--cli target/release/flink-autotune]
 """
@@ -21,10 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "rust-core/model/tests/fixtures/diagnosis"
+HARVESTED = FIXTURES / "harvested"
 RUNS = REPO / "target/diagnosis-runs"
 
 # The key to change first, per code (None: the fix is not a Flink key: code, jars, the OS). A
@@ -84,9 +93,35 @@ SAME_KEY = {
 }
 
 
-def key_right(code: str, key: str | None) -> bool:
+# Fixtures of a JobManager's own failure: its key is the JobManager's.
+JOBMANAGER_FIXTURES = {"AT300-heap-oom.jobmanager.log": "jobmanager.memory.heap.size"}
+
+
+@dataclass
+class Case:
+    name: str
+    group: str
+    code: str  # '' for a clean log
+    files: list[Path]
+    keys: tuple = ()  # any of them is right; () when the fix is not a key
+    process: str | None = None  # checked when known
+    found: list = field(default_factory=list)
+    lines: int = 0
+
+    @property
+    def top(self) -> dict | None:
+        return self.found[0] if self.found else None
+
+    @property
+    def top_key(self) -> str | None:
+        top = self.top
+        key = top["config"][0]["key"] if top and top["config"] else None
+        return SAME_KEY.get(key, key)
+
+
+def expected_keys(code: str) -> tuple:
     expected = EXPECTED_KEY.get(code)
-    return key in expected if isinstance(expected, tuple) else key == expected
+    return expected if isinstance(expected, tuple) else (expected,) if expected else ()
 
 
 def diagnose(cli: Path, files: list[Path]) -> dict:
@@ -95,20 +130,58 @@ def diagnose(cli: Path, files: list[Path]) -> dict:
     return json.loads(out.stdout)
 
 
-def cases() -> list[tuple[str, str, list[Path]]]:
-    """(name, expected code or '' for clean, files)"""
+def cases() -> list[Case]:
     out = []
     for f in sorted(FIXTURES.glob("*.log")):
         if f.name.startswith("clean-"):
-            out.append((f.name, "", [f]))
+            out.append(Case(f.name, "clean logs", "", [f]))
         elif f.name.startswith("AT"):
-            out.append((f.name, f.name.split("-")[0], [f]))
+            code = f.name.split("-")[0]
+            jm_key = JOBMANAGER_FIXTURES.get(f.name)
+            out.append(Case(f.name, "fixtures (written with the patterns)", code, [f],
+                            (jm_key,) if jm_key else expected_keys(code), "jobmanager" if jm_key else None))
+    index = tomllib.loads((HARVESTED / "index.toml").read_text())
+    for c in index["case"]:
+        out.append(Case(c["file"], f"harvested, {c['split']}", c["code"], [HARVESTED / c["file"]],
+                        tuple(c.get("key", ())), c["process"]))
     if RUNS.is_dir():
         for d in sorted(p for p in RUNS.iterdir() if p.is_dir()):
             logs = sorted(d.glob("*.log"))
             if logs:
-                out.append((f"real:{d.name}", d.name.split("-")[0], logs))
+                code = d.name.split("-")[0]
+                out.append(Case(f"real:{d.name}", "real-failure runs (held out)", code, logs, expected_keys(code)))
     return out
+
+
+def share(part: int, whole: int) -> str:
+    return f"{part}/{whole} = {part / max(whole, 1):.1%}"
+
+
+def summarise(group: str, subset: list[Case]) -> None:
+    answered = [c for c in subset if c.top]
+    right = [c for c in answered if c.top["code"] == c.code]
+    keyed = [c for c in subset if c.keys]
+    right_key = [c for c in keyed if c.top_key in c.keys]
+    placed = [c for c in subset if c.process]
+    right_process = [c for c in placed if c.top and c.top.get("process") == c.process]
+    print(f"{group}: {len(subset)} cases")
+    print(f"  recall (any finding)          {share(len(answered), len(subset))}")
+    print(f"  precision (top finding right) {share(len(right), len(answered))}")
+    print(f"  top-1 code accuracy           {share(len(right), len(subset))}")
+    print(f"  top-1 key accuracy            {share(len(right_key), len(keyed))}  (cases whose fix is a key)")
+    if placed:
+        print(f"  process of the top finding    {share(len(right_process), len(placed))}")
+    others = [f"{c.name}: {', '.join(sorted({f['code'] for f in c.found if f['code'] != c.code}))}"
+              for c in subset if any(f["code"] != c.code for f in c.found)]
+    print(f"  cases with other findings too   {len(others)}/{len(subset)}  (ranked below the expected one)")
+    for o in others:
+        print(f"    {o}")
+    for c in subset:
+        got_process = c.top.get("process") if c.top else None
+        if (not c.top or c.top["code"] != c.code or (c.keys and c.top_key not in c.keys)
+                or (c.process and got_process != c.process)):
+            print(f"    miss: {c.name}: expected {c.code} / {c.process or '-'} / {' or '.join(c.keys) or '-'}, "
+                  f"got {c.top['code'] if c.top else '-'} / {got_process or '-'} / {c.top_key or '-'}")
 
 
 def main() -> int:
@@ -117,43 +190,25 @@ def main() -> int:
     args = parser.parse_args()
     if not args.cli.is_file():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "flink-autotune"], cwd=REPO, check=True)
-    rows = []
-    for name, code, files in cases():
-        report = diagnose(args.cli, files)
-        found = report["findings"]
-        top = found[0] if found else None
-        top_key = top["config"][0]["key"] if top and top["config"] else None
-        others = sorted({f["code"] for f in found if f["code"] != code})
-        rows.append((name, code, top["code"] if top else "-", SAME_KEY.get(top_key, top_key), len(found), report["lines"],
-                     others))
-
-    failures = [r for r in rows if r[1]]
-    clean = [r for r in rows if not r[1]]
-    for kind, subset in (("fixtures", [r for r in failures if not r[0].startswith("real:")]),
-                         ("real-failure runs", [r for r in failures if r[0].startswith("real:")])):
-        if not subset:
-            print(f"{kind}: none")
-            continue
-        answered = [r for r in subset if r[2] != "-"]
-        right = [r for r in answered if r[2] == r[1]]
-        keyed = [r for r in subset if EXPECTED_KEY.get(r[1])]
-        right_key = [r for r in keyed if key_right(r[1], r[3])]
-        print(f"{kind}: {len(subset)} cases")
-        print(f"  recall (any finding)          {len(answered)}/{len(subset)} = {len(answered) / len(subset):.1%}")
-        print(f"  precision (top finding right) {len(right)}/{len(answered)} = {len(right) / max(len(answered), 1):.1%}")
-        print(f"  top-1 code accuracy           {len(right)}/{len(subset)} = {len(right) / len(subset):.1%}")
-        print(f"  top-1 key accuracy            {len(right_key)}/{len(keyed)} = {len(right_key) / max(len(keyed), 1):.1%}"
-              f"  (cases whose fix is a key)")
-        others = [f"{r[0]}: {', '.join(r[6])}" for r in subset if r[6]]
-        print(f"  cases with other findings too   {len(others)}/{len(subset)}  (ranked below the expected one)")
-        for o in others:
-            print(f"    {o}")
-        for r in subset:
-            if r[2] != r[1] or (EXPECTED_KEY.get(r[1]) and not key_right(r[1], r[3])):
-                print(f"    miss: {r[0]}: expected {r[1]} / {EXPECTED_KEY.get(r[1])}, got {r[2]} / {r[3]}")
-    alarms = sum(r[4] for r in clean)
-    lines = sum(r[5] for r in clean)
-    print(f"clean logs: {len(clean)} files, {lines} lines, {alarms} false alarm(s)")
+    all_cases = cases()
+    for c in all_cases:
+        report = diagnose(args.cli, c.files)
+        c.found, c.lines = report["findings"], report["lines"]
+    groups = ["fixtures (written with the patterns)", "harvested, train", "harvested, held-out",
+              "real-failure runs (held out)"]
+    for group in groups:
+        subset = [c for c in all_cases if c.group == group]
+        if subset:
+            summarise(group, subset)
+        else:
+            print(f"{group}: none")
+    clean = [c for c in all_cases if c.group == "clean logs"]
+    releases = sorted({c.name.rsplit(".", 4)[-4:-1] and ".".join(c.name.split(".")[1:-1]) for c in clean})
+    alarms = [f"{c.name}: {f['code']} {f['evidence'][:120]}" for c in clean for f in c.found]
+    print(f"clean logs: {len(clean)} files of {len(releases)} releases ({', '.join(releases)}), "
+          f"{sum(c.lines for c in clean)} lines, {len(alarms)} false alarm(s)")
+    for a in alarms:
+        print(f"    {a}")
     throughput(args.cli)
     return 0
 
