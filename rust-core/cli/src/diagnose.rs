@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use autotune_model::diagnosis::logtext::{LogReader, Record};
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion, Process};
 use serde::Serialize;
 
 /// The catalogue: the built-in one, extended by the user's file.
@@ -58,8 +58,14 @@ fn feed(
     version: Option<FlinkVersion>,
     lines: &mut u64,
 ) -> Result<Context, String> {
+    // The file's name says whose log it is until its startup banner says so.
+    let file_name = Path::new(&source.name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut ctx = Context {
         version,
+        process: Process::of_log_file(&file_name).unwrap_or_default(),
         ..Context::default()
     };
     let forced_version = version.is_some();

@@ -75,6 +75,7 @@ fn set(key: &str, value: String) -> Setting {
         default: None,
         since: None,
         until: None,
+        when: None,
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::checkpoints::Advice;
 use super::logtext::Record;
 use super::matcher::{self, Match, Origin};
-use super::signatures::Catalogue;
+use super::signatures::{Catalogue, Signature};
 use super::suggest::{self, Context, Process, Suggestion};
 use super::{FlinkVersion, Severity};
 
@@ -77,12 +77,7 @@ impl Diagnosis {
                             _ => true,
                         }
                     }),
-                    s.set
-                        .iter()
-                        .filter_map(|setting| {
-                            suggest::suggest(setting, &catalogue.renames, ctx, &m.captures)
-                        })
-                        .collect(),
+                    suggestions(s, catalogue, ctx, &m.captures),
                 ),
                 (None, Some(b)) => (
                     b.name.to_string(),
@@ -204,9 +199,10 @@ impl Diagnoser {
             };
             &owned
         };
-        if process == Process::JobManager {
-            // The JobManager's own failure is a finding apart from the same in a TaskManager.
-            m.key = format!("{}@jobmanager", m.key);
+        if process != Process::TaskManager {
+            // A JobManager's or client's own failure is a finding apart from the same in a
+            // TaskManager.
+            m.key = format!("{}@{}", m.key, process.name());
         }
         let source = source.map(|s| {
             if record.line > 0 {
@@ -228,6 +224,9 @@ impl Diagnoser {
     ) -> Option<usize> {
         if let Some(v) = super::version_in(&record.message) {
             ctx.version = Some(v);
+            if let Some(p) = super::process_in(&record.message) {
+                ctx.process = p;
+            }
         }
         if let Some((k, v)) = super::config_in(&record.message) {
             ctx.config.insert(k, v);
@@ -420,12 +419,57 @@ impl Diagnoser {
     }
 }
 
-/// The process a record's failure happened in, in the log of `log_of`: in a JobManager's
-/// log, a task or job that switched state failed in a TaskManager (its exception travelled
-/// to the JobManager); anything else there is the JobManager's own.
+/// The config changes of a signature's settings for this match: a setting bound to a part of
+/// the message (`when`) only when that part matched; a key once (a TaskManager's two off-heap
+/// pools are one pool in a JobManager).
+fn suggestions(
+    signature: &Signature,
+    catalogue: &Catalogue,
+    ctx: &Context,
+    captures: &BTreeMap<String, String>,
+) -> Vec<Suggestion> {
+    let mut out: Vec<Suggestion> = Vec::new();
+    for setting in &signature.set {
+        if setting
+            .when
+            .as_ref()
+            .is_some_and(|part| !captures.contains_key(part))
+        {
+            continue;
+        }
+        if let Some(s) = suggest::suggest(setting, &catalogue.renames, ctx, captures) {
+            if !out.iter().any(|o| o.key == s.key) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// The process a record's failure happened in, in the log of `log_of`:
+/// - a message that names its process (Flink's rewritten OOM texts, memory configuration
+///   errors) is believed;
+/// - in a JobManager's log, a task that failed on a TaskManager, or a job that failed with
+///   it, failed in a TaskManager (its exception travelled to the JobManager); a task that
+///   never got a slot, and anything else there, is the JobManager's own;
+/// - in a client's log, a job that failed while it ran failed in a TaskManager; anything
+///   else (planning, the job graph, submission) is the client's own.
 fn process_of(record: &Record, log_of: Process) -> Process {
+    let texts = std::iter::once(record.message.as_str())
+        .chain(record.chain.iter().map(|t| t.message.as_str()));
+    if let Some(named) = texts.filter_map(Process::named_in).next() {
+        return named;
+    }
+    let m = &record.message;
+    let ran_on_a_taskmanager = m.contains("switched from") && !m.contains("[unassigned resource]");
+    let job_ran = ran_on_a_taskmanager
+        || record
+            .chain
+            .iter()
+            .any(|t| t.class.ends_with("JobExecutionException"));
     match log_of {
-        Process::JobManager if !record.message.contains("switched from") => Process::JobManager,
+        Process::JobManager if !ran_on_a_taskmanager => Process::JobManager,
+        Process::Client if !job_ran => Process::Client,
         _ => Process::TaskManager,
     }
 }
@@ -503,6 +547,43 @@ java.lang.OutOfMemoryError: Direct buffer memory
             direct.config
         );
         assert_eq!(direct.config[0].key, "jobmanager.memory.off-heap.size");
+    }
+
+    /// Where the log alone would say otherwise, the message names the process: a rewritten
+    /// OOM text, a worker's container ended (in the JobManager's log), a client's own failure.
+    #[test]
+    fn the_message_names_the_process() {
+        let observe = |banner: &str, text: &str| {
+            let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
+            let mut ctx = Context::default();
+            let log = format!("2026-11-28 10:00:00,000 INFO  x [] -  Starting {banner} (Version: 2.2.1, Scala: 2.12)\n{text}");
+            for r in records(&log) {
+                d.observe_log(&r, None, &mut ctx);
+            }
+            d.ranked()
+                .first()
+                .map(|f| (f.code.clone(), f.process, f.config.first().cloned()))
+        };
+        let jm_direct = "2026-11-28 10:05:00,000 ERROR x [] - Fatal error occurred in the cluster entrypoint.\njava.lang.OutOfMemoryError: Direct buffer memory. The direct out-of-memory error has occurred. In this case 'jobmanager.memory.off-heap.size' configuration option should be increased. The Flink Master has to be shutdown...\n";
+        // The text, not the (wrongly named) TaskManager log, decides.
+        let (code, process, set) = observe("TaskManager", jm_direct).unwrap();
+        assert_eq!((code.as_str(), process), ("AT302", Process::JobManager));
+        let set = set.unwrap();
+        assert_eq!(set.key, "jobmanager.memory.off-heap.size");
+        assert_eq!(
+            (set.value.as_deref(), set.basis.as_str()),
+            (Some("256m"), "fixed")
+        );
+
+        let killed = "2026-11-28 10:05:00,000 INFO  x [] - Worker orders-taskmanager-1-3 is terminated. Diagnostics: Pod terminated, container termination statuses: [flink-main-container(exitCode=137, reason=OOMKilled, message=null)]\n";
+        let (code, process, set) = observe("KubernetesSessionClusterEntrypoint", killed).unwrap();
+        assert_eq!((code.as_str(), process), ("AT309", Process::TaskManager));
+        assert_eq!(set.unwrap().key, "taskmanager.memory.jvm-overhead.fraction");
+
+        let above_max = "2026-11-28 10:05:00,000 ERROR x [] - Error while running the command.\norg.apache.flink.runtime.JobException: Vertex Work's parallelism (300) is higher than the max parallelism (128). Please lower the parallelism or increase the max parallelism.\n";
+        let (code, process, set) = observe("Command Line Client", above_max).unwrap();
+        assert_eq!((code.as_str(), process), ("AT326", Process::Client));
+        assert_eq!(set.unwrap().value.as_deref(), Some("128"));
     }
 
     #[test]

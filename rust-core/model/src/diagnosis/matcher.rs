@@ -116,6 +116,21 @@ pub fn user_frame(t: &Throwable) -> Option<&str> {
     (!FRAMEWORK_FRAMES.iter().any(|p| first.starts_with(p))).then_some(first.as_str())
 }
 
+/// A network failure that passes by itself: a connection refused, reset or timed out.
+fn is_transient(t: &Throwable) -> bool {
+    const CLASSES: &[&str] = &[
+        "java.net.ConnectException",
+        "java.net.SocketTimeoutException",
+        "java.net.SocketException",
+        "java.net.NoRouteToHostException",
+    ];
+    CLASSES.contains(&t.class.as_str())
+        || (t.class == "java.io.IOException"
+            && ["Connection reset", "Broken pipe", "Connection refused"]
+                .iter()
+                .any(|m| t.message.contains(m)))
+}
+
 /// The first line of a text, at most 400 characters, control characters escaped: evidence
 /// fits one log line.
 pub fn evidence_line(text: &str) -> String {
@@ -222,7 +237,9 @@ pub fn diagnose<'c>(
     let wrapper = hits.iter().max_by_key(|h| h.depth);
     let failed = wrapper.is_some() || origin == Origin::JobFailure || says_failed(record);
     if failed {
-        if let Some(t) = root {
+        // Under a wrapper (restarts exhausted), a passing network failure is what restarts are
+        // for: the wrapper's fix (the restart strategy) is the finding, not the code.
+        if let Some(t) = root.filter(|t| wrapper.is_none() || !is_transient(t)) {
             if let Some(frame) = user_frame(t) {
                 return Some(Match {
                     signature: None,
@@ -281,6 +298,22 @@ mod tests {
 
     const SUPPRESSED: &str = "org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n\
 \tat org.apache.flink.runtime.executiongraph.failover.ExecutionFailureHandler.handleFailure(ExecutionFailureHandler.java:180)\n";
+
+    #[test]
+    fn restarts_exhausted_by_a_passing_network_failure_name_the_restart_strategy() {
+        let transient = format!(
+            "{SUPPRESSED}Caused by: java.io.IOException: Connection reset by peer\n\tat sun.nio.ch.FileDispatcherImpl.read0(Native Method)\n\tat com.example.PaymentsClient.call(PaymentsClient.java:88)\n"
+        );
+        let (code, _, context) = one(&transient, Origin::JobFailure).unwrap();
+        assert_eq!(code, "AT338");
+        assert!(context.unwrap().contains("Connection reset by peer"));
+        // A bug in the same code stays the code's.
+        let bug = transient.replace(
+            "java.io.IOException: Connection reset by peer",
+            "java.lang.IllegalStateException: no tier",
+        );
+        assert_eq!(one(&bug, Origin::JobFailure).unwrap().0, "AT390");
+    }
 
     #[test]
     fn the_deepest_known_cause_wins_over_its_wrapper() {

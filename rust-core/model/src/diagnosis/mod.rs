@@ -108,12 +108,40 @@ pub fn version_in(message: &str) -> Option<FlinkVersion> {
     rest[..end].parse().ok()
 }
 
+/// The kind of process a log was written by, from its startup banner (`Starting TaskManager
+/// (Version: ...)`, `Starting StandaloneSessionClusterEntrypoint (Version: ...)`,
+/// `Starting Command Line Client (Version: ...)`).
+pub fn process_in(message: &str) -> Option<Process> {
+    let name = message.trim_start().strip_prefix("Starting ")?;
+    let name = &name[..name.find(" (Version: ")?];
+    Some(if name.ends_with("ClusterEntrypoint") {
+        Process::JobManager
+    } else if name.contains("TaskManager") || name.contains("TaskExecutor") {
+        Process::TaskManager
+    } else {
+        Process::Client
+    })
+}
+
 /// A configuration entry Flink logs when it starts (`Loading configuration property: k, v`);
 /// hidden values (`******`) are left out.
 pub fn config_in(message: &str) -> Option<(String, String)> {
     // Flink logs the file's keys and, in a TaskManager, the memory sizes it derived
-    // ("dynamic" properties: every taskmanager.memory.* pool in bytes).
+    // ("dynamic" properties: every taskmanager.memory.* pool in bytes). A process started by
+    // Flink's scripts also lists its memory sizes among its program arguments, one per line
+    // (`    jobmanager.memory.heap.size=469762048b`): the sizes this very process runs with.
     let m = message.trim_start();
+    if let Some((key, value)) = m.split_once('=') {
+        let derived = (key.starts_with("jobmanager.memory.")
+            || key.starts_with("taskmanager.memory."))
+            && !key.contains(' ')
+            && value
+                .strip_suffix('b')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if derived {
+            return Some((key.to_string(), value.to_string()));
+        }
+    }
     let rest = m
         .strip_prefix("Loading configuration property: ")
         .or_else(|| m.strip_prefix("Loading dynamic configuration property: "))?;
@@ -162,5 +190,33 @@ mod tests {
             config_in("Loading dynamic configuration property: taskmanager.memory.task.heap.size, 26843542b"),
             Some(("taskmanager.memory.task.heap.size".into(), "26843542b".into()))
         );
+        assert_eq!(
+            config_in("    jobmanager.memory.heap.size=469762048b"),
+            Some(("jobmanager.memory.heap.size".into(), "469762048b".into()))
+        );
+        assert_eq!(config_in("    -Dlog.file=/tmp/x=1b"), None);
+    }
+
+    #[test]
+    fn the_process_comes_from_the_startup_banner() {
+        let banner =
+            |name: &str| format!(" Starting {name} (Version: 2.3.0, Scala: 2.12, Rev:b6e0c2a)");
+        assert_eq!(
+            process_in(&banner("StandaloneSessionClusterEntrypoint")),
+            Some(Process::JobManager)
+        );
+        assert_eq!(
+            process_in(&banner("KubernetesApplicationClusterEntrypoint")),
+            Some(Process::JobManager)
+        );
+        assert_eq!(
+            process_in(&banner("TaskManager")),
+            Some(Process::TaskManager)
+        );
+        assert_eq!(
+            process_in(&banner("Command Line Client")),
+            Some(Process::Client)
+        );
+        assert_eq!(process_in("Starting checkpoint scheduler"), None);
     }
 }

@@ -54,6 +54,10 @@ pub struct Setting {
     pub since: Option<FlinkVersion>,
     /// First release that no longer reads it.
     pub until: Option<FlinkVersion>,
+    /// The named part of a pattern this setting is bound to: it is suggested only when that
+    /// part matched (one failure, several causes: a Kafka producer that blocked vs a consumer
+    /// whose API call timed out).
+    pub when: Option<String>,
 }
 
 /// A key whose spelling changed: releases before `since` read `old`.
@@ -127,6 +131,8 @@ struct SettingEntry {
     since: String,
     #[serde(default)]
     until: String,
+    #[serde(default)]
+    when: String,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +234,7 @@ impl Catalogue {
                     key: s.key.trim().to_string(),
                     value: s.value.trim().to_string(),
                     default: non_empty(s.default),
+                    when: non_empty(s.when),
                 });
             }
             signatures.push(Signature {

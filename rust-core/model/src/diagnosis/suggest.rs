@@ -26,48 +26,134 @@ pub enum Process {
     #[default]
     TaskManager,
     JobManager,
+    /// `flink run`, the SQL client, an application's `main`: what fails there is the
+    /// submission (planning, the job graph), not a running task.
+    Client,
 }
 
 impl Process {
-    /// `jobmanager` or `taskmanager`, as Flink's processes are named.
+    /// `jobmanager`, `taskmanager` or `client`, as Flink's processes are named.
     pub fn from_name(name: &str) -> Process {
         match name {
             "jobmanager" => Process::JobManager,
+            "client" => Process::Client,
             _ => Process::TaskManager,
+        }
+    }
+
+    /// The name Flink gives the process.
+    pub fn name(self) -> &'static str {
+        match self {
+            Process::TaskManager => "taskmanager",
+            Process::JobManager => "jobmanager",
+            Process::Client => "client",
+        }
+    }
+
+    /// The process a log file belongs to, from the name Flink's scripts give it
+    /// (`flink-<user>-<service>-<n>-<host>.log`; YARN's `jobmanager.log`/`taskmanager.log`).
+    pub fn of_log_file(name: &str) -> Option<Process> {
+        const JOBMANAGER: &[&str] = &[
+            "-standalonesession-",
+            "-standalonejob-",
+            "-kubernetes-session-",
+            "-kubernetes-application-",
+            "jobmanager.log",
+        ];
+        const TASKMANAGER: &[&str] = &[
+            "-taskexecutor-",
+            "-kubernetes-taskmanager-",
+            "taskmanager.log",
+        ];
+        if JOBMANAGER.iter().any(|m| name.contains(m)) {
+            Some(Process::JobManager)
+        } else if TASKMANAGER.iter().any(|m| name.contains(m)) {
+            Some(Process::TaskManager)
+        } else if name.contains("-client-") || name.contains("-sql-client-") {
+            Some(Process::Client)
+        } else {
+            None
+        }
+    }
+
+    /// The process a message names as the one that failed: Flink rewrites a JobManager's OOM
+    /// into a text about the "Flink Master" and a TaskManager's into one about the "task
+    /// executor", each memory configuration error names its process, and the resource manager
+    /// says which worker (TaskManager) ended.
+    pub fn named_in(text: &str) -> Option<Process> {
+        const JOBMANAGER: &[&str] = &[
+            "The Flink Master has to be shutdown",
+            "JobManager memory configuration failed",
+            // JobManagerFlinkMemoryUtils' reasons (a TaskManager's name its task heap).
+            "configured JVM Heap Memory",
+            "configured Off-heap Memory",
+            "jobmanager.memory.",
+        ];
+        const TASKMANAGER: &[&str] = &[
+            "The task executor has to be shutdown",
+            "TaskManager memory configuration failed",
+            // The resource manager's word for a TaskManager whose container or pod ended.
+            "is terminated. Diagnostics:",
+            "TaskManager pod ",
+        ];
+        if TASKMANAGER.iter().any(|m| text.contains(m)) {
+            Some(Process::TaskManager)
+        } else if JOBMANAGER.iter().any(|m| text.contains(m)) {
+            Some(Process::JobManager)
+        } else {
+            None
         }
     }
 }
 
-/// A TaskManager key's counterpart in a JobManager (which has no task/framework split,
-/// no managed memory and no network pool).
-const JOBMANAGER_KEYS: &[(&str, &str)] = &[
+/// A TaskManager memory key's counterpart in a JobManager (which has no task/framework
+/// split, no managed memory and no network pool), with the JobManager's own default where
+/// Flink has a fixed one (its heap is derived from the process size).
+const JOBMANAGER_KEYS: &[(&str, &str, Option<&str>)] = &[
     (
         "taskmanager.memory.task.heap.size",
         "jobmanager.memory.heap.size",
+        None,
     ),
     (
         "taskmanager.memory.task.off-heap.size",
         "jobmanager.memory.off-heap.size",
+        Some("128m"),
+    ),
+    (
+        "taskmanager.memory.framework.off-heap.size",
+        "jobmanager.memory.off-heap.size",
+        Some("128m"),
     ),
     (
         "taskmanager.memory.jvm-metaspace.size",
         "jobmanager.memory.jvm-metaspace.size",
+        Some("256m"),
     ),
     (
         "taskmanager.memory.process.size",
         "jobmanager.memory.process.size",
+        None,
+    ),
+    (
+        "taskmanager.memory.flink.size",
+        "jobmanager.memory.flink.size",
+        None,
     ),
     (
         "taskmanager.memory.jvm-overhead.fraction",
         "jobmanager.memory.jvm-overhead.fraction",
+        Some("0.1"),
     ),
     (
         "taskmanager.memory.jvm-overhead.min",
         "jobmanager.memory.jvm-overhead.min",
+        Some("192m"),
     ),
     (
         "taskmanager.memory.jvm-overhead.max",
         "jobmanager.memory.jvm-overhead.max",
+        Some("1g"),
     ),
 ];
 
@@ -218,7 +304,7 @@ pub fn suggest(
     ctx: &Context,
     captures: &BTreeMap<String, String>,
 ) -> Option<Suggestion> {
-    if ctx.process == Process::JobManager && setting.key.starts_with("taskmanager.") {
+    if ctx.process == Process::JobManager && setting.key.starts_with("taskmanager.memory.") {
         return for_jobmanager(setting, renames, ctx, captures);
     }
     let key = spelled(setting, renames, ctx.version)?;
@@ -277,8 +363,8 @@ impl Suggestion {
     }
 }
 
-/// A TaskManager setting for a failure in the JobManager: its JobManager key, with a value
-/// from the JobManager's own configuration (the memory plan and the defaults are the
+/// A TaskManager memory setting for a failure in the JobManager: its JobManager key, with a
+/// value from the JobManager's own configuration and defaults (the memory plan is the
 /// TaskManagers'); left out when the JobManager has no such pool.
 fn for_jobmanager(
     setting: &Setting,
@@ -286,7 +372,7 @@ fn for_jobmanager(
     ctx: &Context,
     captures: &BTreeMap<String, String>,
 ) -> Option<Suggestion> {
-    let (_, key) = JOBMANAGER_KEYS.iter().find(|(tm, _)| *tm == setting.key)?;
+    let (_, key, default) = JOBMANAGER_KEYS.iter().find(|(tm, ..)| *tm == setting.key)?;
     let jobmanager = Setting {
         key: key.to_string(),
         value: setting
@@ -296,7 +382,7 @@ fn for_jobmanager(
             .filter(|a| *a != "plan")
             .collect::<Vec<_>>()
             .join(" | "),
-        default: None,
+        default: default.map(str::to_string),
         ..setting.clone()
     };
     let taskmanager_ctx = Context {
@@ -318,6 +404,7 @@ mod tests {
             default: (!default.is_empty()).then(|| default.into()),
             since: None,
             until: None,
+            when: None,
         }
     }
 
