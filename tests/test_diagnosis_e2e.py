@@ -6,14 +6,18 @@
 - checkpoints expire: the timeout key, doubled from what the cluster runs with;
 - the job asks for more slots than the cluster has: no resources, with the slots key;
 - a TaskManager without enough network buffers for the job;
-- a heap too small for the job's state: java heap space, with the heap key.
+- a heap too small for the job's state: java heap space, with the heap key;
+- the JobManager's own heap (a job graph too big for it) and direct memory (a source
+  enumerator's buffers): the JobManager's keys, with values from its own configuration.
 Every finding must also reach the job's recommended config file where it has keys.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
 
 import pytest
 
@@ -181,3 +185,68 @@ def test_a_heap_too_small_for_the_state_is_java_heap_space(plugin_jar, flink_hom
         assert m and size(m.group(1)) > size(m.group(2)), f"a bigger task heap than the one it had: {line}"
         assert plugin_trouble(cluster) == []
         save_run(cluster, "AT300-heap-oom")
+
+
+def diagnose_logs(cli, cluster: FlinkCluster) -> dict:
+    """`flink-autotune diagnose --json` over the cluster's logs, as a user runs it afterwards."""
+    logs = [str(f) for f in cluster.log_files() if f.name.endswith(".log")]
+    out = subprocess.run([str(cli), "diagnose", "--json", *logs], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_jobmanager_heap_too_small_for_the_job_graph_names_the_jobmanager_heap(
+        plugin_jar, flink_home, example_job, cli, tmp_path):
+    """The JobManager's own OOM (issue 14): its heap, not a TaskManager's, with the value from
+    the JobManager's own configuration."""
+    conf = {**PLUGIN, "jobmanager.memory.heap.size": "64m"}
+    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=1, conf=conf, plugin_jar=plugin_jar) as cluster:
+        # The job graph carries 96 MiB: more than the JobManager's heap holds while it accepts it.
+        with pytest.raises(RuntimeError):
+            cluster.submit(example_job(NEWEST), ["--rate", "100", "--ballast-mb", "96",
+                                                 "--job-name", "autotune-big-graph"], timeout=120)
+        lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT300"), timeout=60,
+                         what="the JobManager's heap finding", cluster=cluster)
+        print("\n".join(autotune_lines(cluster.jobmanager_log())))
+        line = lines[0]
+        assert "process=jobmanager" in line and "Flink Master" in line, line
+        assert "set jobmanager.memory.heap.size=96m (was 64m, current x1.5)" in line, line
+        said = line.split(" | set ")[1]
+        assert "taskmanager.memory" not in said and "jobmanager.memory.heap.size" in said.split(" | ")[1], \
+            "the keys and the fix are the JobManager's"
+        assert cluster.alive()["standalonesession-0"], "the JobManager survives a job it could not accept"
+        top = diagnose_logs(cli, cluster)["findings"][0]
+        assert (top["code"], top["process"], top["config"][0]["key"]) == \
+            ("AT300", "jobmanager", "jobmanager.memory.heap.size"), top
+        assert plugin_trouble(cluster) == []
+        save_run(cluster, "AT300-jobmanager-heap")
+
+
+def test_a_jobmanager_direct_memory_too_small_for_an_enumerator_names_the_jobmanager_off_heap(
+        plugin_jar, flink_home, example_job, cli, tmp_path):
+    """A source enumerator runs in the JobManager: its direct memory OOM fails the job, and the
+    job's exception (read over REST) and the JobManager's log both name the JobManager's
+    off-heap size."""
+    conf = {**PLUGIN,
+            "jobmanager.memory.off-heap.size": "16m",
+            "jobmanager.memory.enable-jvm-direct-memory-limit": "true"}
+    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=1, conf=conf, plugin_jar=plugin_jar) as cluster:
+        job_id = cluster.submit(example_job(NEWEST), ["--rate", "100", "--enumerator-direct-mb", "32",
+                                                      "--job-name", "autotune-enumerator-direct"])
+        lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT302"), timeout=90,
+                         what="the JobManager's direct-memory finding", cluster=cluster)
+        print("\n".join(autotune_lines(cluster.jobmanager_log())))
+        assert any(f"({job_id})" in l for l in lines), lines
+        for line in lines:
+            assert "Cannot reserve" in line and "direct buffer memory" in line, line
+            # The value it replaces is the JobManager's own (REST gives it in bytes, its log as set).
+            assert re.search(r"set jobmanager\.memory\.off-heap\.size=\w+ \(was (16m|16777216b),", line), line
+            assert "taskmanager.memory" not in line.split(" | set ")[1], "the keys and the fix are the JobManager's"
+        config = wait_for(lambda: recommended(cluster, job_id).get("jobmanager.memory.off-heap.size") and
+                          recommended(cluster, job_id), timeout=30, what="the key in the config file", cluster=cluster)
+        assert not any(k.startswith("taskmanager.memory.") for k in config), config
+        top = diagnose_logs(cli, cluster)["findings"][0]
+        assert (top["code"], top["process"], top["config"][0]["key"]) == \
+            ("AT302", "jobmanager", "jobmanager.memory.off-heap.size"), top
+        assert plugin_trouble(cluster) == []
+        save_run(cluster, "AT302-jobmanager-direct")

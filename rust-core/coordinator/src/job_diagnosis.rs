@@ -157,7 +157,8 @@ fn context(
         }
     }
     Context {
-        // A job's exceptions are its tasks' (the JobManager's own failures are in its log).
+        // A job's exceptions are its tasks', unless their frames show the JobManager (a
+        // source enumerator's failure); the JobManager's other failures are in its log.
         process: Process::TaskManager,
         version,
         config,
@@ -360,15 +361,24 @@ pub fn tick(
         }
         entry.done = terminal;
     }
-    // The JobManager's own log: what a job's exceptions did not already say.
+    // The JobManager's own log: what a job's exceptions did not already say (the same
+    // failure in the same process).
     if let Some(process) = diag.process.as_mut() {
-        let said: HashSet<String> = diag
+        let said: HashSet<(String, Process)> = diag
             .jobs
             .values()
-            .flat_map(|j| j.diagnoser.findings().iter().map(|d| d.code.clone()))
+            .flat_map(|j| {
+                j.diagnoser
+                    .findings()
+                    .iter()
+                    .map(|d| (d.code.clone(), d.process))
+            })
             .collect();
         let due = process.tick(now_ms, announcer);
-        for d in due.iter().filter(|d| !said.contains(&d.code)) {
+        for d in due
+            .iter()
+            .filter(|d| !said.contains(&(d.code.clone(), d.process)))
+        {
             announcer.finding(process.scope(), d);
         }
     }

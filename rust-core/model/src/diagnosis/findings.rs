@@ -68,7 +68,10 @@ impl Diagnosis {
                     s.title.clone(),
                     s.wrapper,
                     s.cause.clone(),
-                    s.fix.clone(),
+                    match (&s.jobmanager_fix, ctx.process) {
+                        (Some(fix), Process::JobManager) => fix.clone(),
+                        _ => s.fix.clone(),
+                    },
                     s.docs.clone(),
                     // Said only to releases older than the fix.
                     s.fixed_in.clone().filter(|fixed| {
@@ -449,6 +452,8 @@ fn suggestions(
 /// The process a record's failure happened in, in the log of `log_of`:
 /// - a message that names its process (Flink's rewritten OOM texts, memory configuration
 ///   errors) is believed;
+/// - else the frames of its root cause, where Flink's own classes show the process (a source
+///   enumerator's failure in the JobManager travels as the job's failure);
 /// - in a JobManager's log, a task that failed on a TaskManager, or a job that failed with
 ///   it, failed in a TaskManager (its exception travelled to the JobManager); a task that
 ///   never got a slot, and anything else there, is the JobManager's own;
@@ -459,6 +464,16 @@ fn process_of(record: &Record, log_of: Process) -> Process {
         .chain(record.chain.iter().map(|t| t.message.as_str()));
     if let Some(named) = texts.filter_map(Process::named_in).next() {
         return named;
+    }
+    // Where the root cause was thrown, from the frames of the deepest exception that has any.
+    let thrown_in = record
+        .chain
+        .iter()
+        .rev()
+        .find(|t| !t.frames.is_empty())
+        .and_then(|t| Process::of_frames(t.frames.iter().map(String::as_str)));
+    if let Some(p) = thrown_in {
+        return p;
     }
     let m = &record.message;
     let ran_on_a_taskmanager = m.contains("switched from") && !m.contains("[unassigned resource]");
@@ -547,6 +562,48 @@ java.lang.OutOfMemoryError: Direct buffer memory
             direct.config
         );
         assert_eq!(direct.config[0].key, "jobmanager.memory.off-heap.size");
+    }
+
+    /// A job's failure whose root cause was thrown in a source enumerator happened in the
+    /// JobManager, wherever it is read (here: a job's exception from the REST API, which a
+    /// TaskManager context reads); one thrown in a task, in a TaskManager.
+    #[test]
+    fn the_frames_of_the_root_cause_name_the_process() {
+        let failure = |frames: &str| {
+            format!("org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n\tat org.apache.flink.runtime.executiongraph.failover.ExecutionFailureHandler.handleFailure(ExecutionFailureHandler.java:180)\nCaused by: java.lang.OutOfMemoryError: Cannot reserve 1048576 bytes of direct buffer memory (allocated: 15791932, limit: 16777216)\n\tat java.base/java.nio.Bits.reserveMemory(Bits.java:178)\n{frames}")
+        };
+        let observe = |text: &str| {
+            let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
+            let ctx = Context {
+                config: [(
+                    "jobmanager.memory.off-heap.size".to_string(),
+                    "16m".to_string(),
+                )]
+                .into(),
+                ..Context::default()
+            };
+            for r in records(text) {
+                d.observe(&r, Origin::JobFailure, None, &ctx);
+            }
+            let top = d.ranked()[0].clone();
+            (top.process, top.config[0].key.clone())
+        };
+        let enumerator = failure("\tat com.example.QueueEnumerator.start(QueueEnumerator.java:37)\n\tat org.apache.flink.runtime.source.coordinator.SourceCoordinator.lambda$start$1(SourceCoordinator.java:264)\n");
+        assert_eq!(
+            observe(&enumerator),
+            (
+                Process::JobManager,
+                "jobmanager.memory.off-heap.size".to_string()
+            )
+        );
+        let task = failure("\tat com.example.Enrich.map(Enrich.java:37)\n\tat org.apache.flink.streaming.runtime.tasks.StreamTask.invoke(StreamTask.java:264)\n");
+        assert_eq!(
+            observe(&task),
+            (
+                Process::TaskManager,
+                "taskmanager.memory.task.off-heap.size".to_string()
+            )
+        );
     }
 
     /// Where the log alone would say otherwise, the message names the process: a rewritten

@@ -28,6 +28,8 @@ pub struct Signature {
     pub wrapper: bool,
     pub cause: String,
     pub fix: String,
+    /// The fix when the failure happened in a JobManager (its memory has other keys).
+    pub jobmanager_fix: Option<String>,
     pub docs: String,
     /// A Flink (or connector) release that fixes the bug behind it.
     pub fixed_in: Option<String>,
@@ -113,6 +115,8 @@ struct SignatureEntry {
     wrapper: bool,
     cause: String,
     fix: String,
+    #[serde(default)]
+    jobmanager_fix: String,
     docs: String,
     #[serde(default)]
     fixed_in: String,
@@ -246,6 +250,7 @@ impl Catalogue {
                 wrapper: e.wrapper,
                 cause: e.cause.trim().to_string(),
                 fix: e.fix.trim().to_string(),
+                jobmanager_fix: non_empty(e.jobmanager_fix.trim().to_string()),
                 docs: e.docs.trim().to_string(),
                 fixed_in: non_empty(e.fixed_in),
                 set,

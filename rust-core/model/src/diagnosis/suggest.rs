@@ -20,7 +20,7 @@ use super::FlinkVersion;
 use crate::{duration, memory};
 
 /// The kind of Flink process a failure happened in: its memory keys differ.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Process {
     #[default]
@@ -74,6 +74,38 @@ impl Process {
         } else {
             None
         }
+    }
+
+    /// The process a stack trace ran in, from Flink's own frames in it: coordinators, the
+    /// JobMaster, the scheduler and the REST handlers run in the JobManager; tasks in a
+    /// TaskManager. The innermost Flink frame decides (the one nearest to where it was thrown).
+    pub fn of_frames<'a>(frames: impl DoubleEndedIterator<Item = &'a str>) -> Option<Process> {
+        const JOBMANAGER: &[&str] = &[
+            "org.apache.flink.runtime.source.coordinator.",
+            "org.apache.flink.runtime.operators.coordination.",
+            "org.apache.flink.runtime.jobmaster.",
+            "org.apache.flink.runtime.scheduler.",
+            "org.apache.flink.runtime.dispatcher.",
+            "org.apache.flink.runtime.resourcemanager.",
+            "org.apache.flink.runtime.rest.handler.",
+            "org.apache.flink.runtime.checkpoint.CheckpointCoordinator",
+            "org.apache.flink.runtime.entrypoint.",
+        ];
+        const TASKMANAGER: &[&str] = &[
+            "org.apache.flink.runtime.taskmanager.Task.",
+            "org.apache.flink.streaming.runtime.tasks.",
+            "org.apache.flink.runtime.taskexecutor.",
+            "org.apache.flink.runtime.io.network.",
+        ];
+        frames.into_iter().find_map(|f| {
+            if JOBMANAGER.iter().any(|p| f.starts_with(p)) {
+                Some(Process::JobManager)
+            } else if TASKMANAGER.iter().any(|p| f.starts_with(p)) {
+                Some(Process::TaskManager)
+            } else {
+                None
+            }
+        })
     }
 
     /// The process a message names as the one that failed: Flink rewrites a JobManager's OOM

@@ -21,14 +21,21 @@ import java.util.List;
 final class QueueEnumerator implements SplitEnumerator<QueueSplit, List<QueueSplit>> {
     private final SplitEnumeratorContext<QueueSplit> context;
     private final List<QueueSplit> unassigned;
+    private final int directMb;
+    /** Off-heap buffers held while the enumerator runs (a client's direct memory). */
+    private final List<java.nio.ByteBuffer> direct = new ArrayList<>();
 
-    QueueEnumerator(SplitEnumeratorContext<QueueSplit> context, List<QueueSplit> unassigned) {
+    QueueEnumerator(SplitEnumeratorContext<QueueSplit> context, List<QueueSplit> unassigned, int directMb) {
         this.context = context;
         this.unassigned = new ArrayList<>(unassigned);
+        this.directMb = directMb;
     }
 
     @Override
     public void start() {
+        for (int i = 0; i < directMb; i++) {
+            direct.add(java.nio.ByteBuffer.allocateDirect(1 << 20));
+        }
         assignPending();
     }
 

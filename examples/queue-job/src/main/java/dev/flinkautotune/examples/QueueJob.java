@@ -25,6 +25,12 @@ import java.util.Map;
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
  * --cost-us 0 --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
  * --state-bytes-per-key 0 --fail-after-records 0 --fail-message "" --snapshot-ms 0 --work-name Work
+ * --ballast-mb 0 --enumerator-direct-mb 0
+ *
+ * <p>With {@code --ballast-mb N}, the job graph carries N MiB more (a function that holds them,
+ * as a job does that ships a model or a lookup table inside its code): what the JobManager
+ * must hold while it accepts the job. With {@code --enumerator-direct-mb N}, the source's
+ * enumerator holds N MiB of direct memory in the JobManager while it runs.
  *
  * <p>With {@code --state-bytes-per-key N}, Work keeps N bytes of keyed state per key (on the
  * heap with Flink's default state backend): keys x N bytes of live heap in all.
@@ -46,6 +52,8 @@ public final class QueueJob {
         long snapshotMs = Long.parseLong(opts.getOrDefault("snapshot-ms", "0"));
         String failMessage = opts.getOrDefault("fail-message", "");
         String workName = opts.getOrDefault("work-name", "Work");
+        int ballastMb = intArg(opts, "ballast-mb", 0);
+        int enumeratorDirectMb = intArg(opts, "enumerator-direct-mb", 0);
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         if (checkpointMs > 0) {
@@ -53,7 +61,7 @@ public final class QueueJob {
         }
 
         DataStream<Tuple2<Long, Long>> worked = env.fromSource(
-                        new QueueSource(partitions, rate, keys),
+                        new QueueSource(partitions, rate, keys, enumeratorDirectMb),
                         WatermarkStrategy.noWatermarks(),
                         "Queue Source",
                         Types.TUPLE(Types.LONG, Types.LONG))
@@ -72,6 +80,9 @@ public final class QueueJob {
                     .name("Pricing")
                     .uid("pricing")
                     .setParallelism(workParallelism);
+        }
+        if (ballastMb > 0) {
+            worked = worked.map(new Ballast(ballastMb)).name("Ballast").uid("ballast").setParallelism(workParallelism);
         }
         Discard.into(worked)
                 .uid("sink")
@@ -169,6 +180,21 @@ public final class QueueJob {
     }
 
     /** Burns CPU (not sleep) so busyTimeMsPerSecond reflects real per-record cost. */
+    /** Passes records through; holds {@code mb} MiB that travel with the job graph. */
+    static final class Ballast implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        private final byte[] payload;
+
+        Ballast(int mb) {
+            payload = new byte[mb << 20];
+            new java.util.Random(mb).nextBytes(payload);
+        }
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> record) {
+            return record;
+        }
+    }
+
     static final class BusyWork implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
         private final long costNanos;
 

@@ -19,14 +19,21 @@ public final class QueueSource implements Source<Tuple2<Long, Long>, QueueSplit,
     private final int partitions;
     private final long rate;
     private final int keys;
+    /** MiB of direct memory the enumerator (in the JobManager) holds, as a connector's client may. */
+    private final int enumeratorDirectMb;
 
     public QueueSource(int partitions, long rate, int keys) {
+        this(partitions, rate, keys, 0);
+    }
+
+    public QueueSource(int partitions, long rate, int keys, int enumeratorDirectMb) {
         if (partitions < 1 || rate < 1 || keys < 1) {
             throw new IllegalArgumentException("partitions, rate and keys must be positive");
         }
         this.partitions = partitions;
         this.rate = rate;
         this.keys = keys;
+        this.enumeratorDirectMb = enumeratorDirectMb;
     }
 
     @Override
@@ -46,13 +53,13 @@ public final class QueueSource implements Source<Tuple2<Long, Long>, QueueSplit,
         for (int p = 0; p < partitions; p++) {
             splits.add(new QueueSplit(p, 0, 0));
         }
-        return new QueueEnumerator(context, splits);
+        return new QueueEnumerator(context, splits, enumeratorDirectMb);
     }
 
     @Override
     public SplitEnumerator<QueueSplit, List<QueueSplit>> restoreEnumerator(
             SplitEnumeratorContext<QueueSplit> context, List<QueueSplit> checkpoint) {
-        return new QueueEnumerator(context, checkpoint);
+        return new QueueEnumerator(context, checkpoint, enumeratorDirectMb);
     }
 
     @Override
