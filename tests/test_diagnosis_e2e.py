@@ -22,7 +22,7 @@ import subprocess
 import pytest
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.autotune_log import autotune_lines, plugin_trouble, recommended_config, wait_for
 from harness.flink import FlinkCluster
 from harness.webhook import SECRET, WebhookServer
 
@@ -57,14 +57,6 @@ def size(text: str) -> int:
 
 def findings(text: str, code: str) -> list[str]:
     return [l for l in autotune_lines(text) if l.startswith(f"AUTOTUNE {code} ")]
-
-
-def recommended(cluster: FlinkCluster, job_id: str) -> dict[str, str]:
-    path = cluster.log_dir / "autotune" / job_id / "recommended-config.yaml"
-    if not path.is_file():
-        return {}
-    pairs = (l.partition(": ") for l in path.read_text().splitlines() if l and not l.startswith("#"))
-    return {k: v for k, _, v in pairs}
 
 
 @pytest.fixture
@@ -124,8 +116,8 @@ def test_expired_checkpoints_get_a_longer_timeout(plugin_jar, flink_home, exampl
         print("\n".join(autotune_lines(cluster.jobmanager_log())))
         assert f"({job_id})" in lines[0] and "Checkpoint expired before completing" in lines[0], lines[0]
         assert "execution.checkpointing.timeout=4s (was 2 s, current x2)" in lines[0], lines[0]
-        config = wait_for(lambda: recommended(cluster, job_id).get("execution.checkpointing.timeout") and
-                          recommended(cluster, job_id), timeout=30, what="the key in the config file", cluster=cluster)
+        config = wait_for(lambda: recommended_config(cluster, job_id).get("execution.checkpointing.timeout") and
+                          recommended_config(cluster, job_id), timeout=30, what="the key in the config file", cluster=cluster)
         assert config["execution.checkpointing.timeout"] == "4s"
         assert not findings(cluster.jobmanager_log(), "AT321"), "the tolerable-failure wrapper is not the finding"
         assert plugin_trouble(cluster) == []
@@ -242,8 +234,8 @@ def test_a_jobmanager_direct_memory_too_small_for_an_enumerator_names_the_jobman
             # The value it replaces is the JobManager's own (REST gives it in bytes, its log as set).
             assert re.search(r"set jobmanager\.memory\.off-heap\.size=\w+ \(was (16m|16777216b),", line), line
             assert "taskmanager.memory" not in line.split(" | set ")[1], "the keys and the fix are the JobManager's"
-        config = wait_for(lambda: recommended(cluster, job_id).get("jobmanager.memory.off-heap.size") and
-                          recommended(cluster, job_id), timeout=30, what="the key in the config file", cluster=cluster)
+        config = wait_for(lambda: recommended_config(cluster, job_id).get("jobmanager.memory.off-heap.size") and
+                          recommended_config(cluster, job_id), timeout=30, what="the key in the config file", cluster=cluster)
         assert not any(k.startswith("taskmanager.memory.") for k in config), config
         top = diagnose_logs(cli, cluster)["findings"][0]
         assert (top["code"], top["process"], top["config"][0]["key"]) == \

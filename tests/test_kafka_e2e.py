@@ -14,7 +14,7 @@ import re
 import pytest
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.autotune_log import autotune_lines, plugin_trouble, recommended_config, wait_for
 from harness.kafka_job import COST_US, PARTITIONS, RATE, kafka_job_running
 
 
@@ -138,4 +138,31 @@ def test_a_stopped_broker_stalls_the_source_and_nothing_is_scaled_down(kafka_job
     assert 'vertex="Source' in named and "stalled" in named, named
     assert not any(l.startswith(("AUTOTUNE AT102", "AUTOTUNE AT125")) for l in lines), lines
     assert cluster.rest(f"/jobs/{job_id}")["state"] == "RUNNING"
+    assert plugin_trouble(cluster) == []
+
+
+def test_a_kafka_client_timeout_is_named_with_the_connectors_property(kafka_job):
+    """After the broker stopped (issue 14): a second job starts against it with a short API
+    timeout, and its source's enumerator (in the JobManager) cannot list the topic's
+    partitions. The plugin names a Kafka client timeout with the key as the connector spells
+    it, `properties.default.api.timeout.ms`, and writes it to the job's config file."""
+    cluster, broker, _, _ = kafka_job
+    broker.stop()  # a no-op after the stall test
+    jar = next((cluster.workdir.parent / "jobs").glob("*.jar"))
+    job_id = cluster.submit(jar, ["--bootstrap", broker.bootstrap, "--topic", "events", "--group", "timeout",
+                                  "--job-name", "autotune-kafka-timeout",
+                                  "--properties", "default.api.timeout.ms=5000,request.timeout.ms=2000"])
+
+    def named():
+        return [l for l in autotune_lines(cluster.jobmanager_log(), "AT356") if job_id in l]
+
+    lines = wait_for(named, timeout=120, what="the Kafka client timeout finding", cluster=cluster, interval=2)
+    print("\n".join(lines))
+    line = lines[0]
+    assert "org.apache.kafka.common.errors.TimeoutException" in line, line
+    assert re.search(r"set properties\.default\.api\.timeout\.ms=\d+ ", line), line
+    config = wait_for(lambda: recommended_config(cluster, job_id).get("properties.default.api.timeout.ms") and
+                      recommended_config(cluster, job_id), timeout=30, what="the key in the job's config file",
+                      cluster=cluster)
+    assert int(config["properties.default.api.timeout.ms"]) > 5000, config
     assert plugin_trouble(cluster) == []

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import autotune_lines, plugin_trouble, wait_for
+from harness.autotune_log import autotune_lines, plugin_trouble, recommended_config, wait_for
 from harness.flink import FlinkCluster
 
 PLUGIN = {
@@ -42,14 +42,6 @@ def parse_size(text: str) -> int:
     m = re.fullmatch(r"(\d+)([bkmg]?)", text.strip())
     assert m, text
     return int(m.group(1)) * {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
-
-
-def recommended_config(cluster: FlinkCluster, job_id: str) -> dict[str, str]:
-    path = cluster.log_dir / "autotune" / job_id / "recommended-config.yaml"
-    if not path.is_file():
-        return {}
-    pairs = (l.partition(": ") for l in path.read_text().splitlines() if l and not l.startswith("#"))
-    return {k: v for k, _, v in pairs}
 
 
 def memory_keys(config: dict[str, str]) -> dict[str, str]:

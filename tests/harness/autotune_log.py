@@ -169,3 +169,12 @@ def decided_windows(cluster: FlinkCluster, job_id: str, output_dir: Path | None 
 def recommended(window: dict, vertex_prefix: str) -> int:
     """The parallelism a decided window recommends for the vertex named `vertex_prefix...`."""
     return next(v["recommended"] for v in window["vertices"] if v["name"].startswith(vertex_prefix))
+
+
+def recommended_config(cluster: "FlinkCluster", job_id: str) -> dict[str, str]:
+    """The keys of the job's `recommended-config.yaml` ({} before it is written)."""
+    path = cluster.log_dir / "autotune" / job_id / "recommended-config.yaml"
+    if not path.is_file():
+        return {}
+    pairs = (l.partition(": ") for l in path.read_text().splitlines() if l and not l.startswith("#"))
+    return {k: v for k, _, v in pairs}

@@ -29,6 +29,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * --bootstrap 127.0.0.1:9092 --topic events --group autotune --cost-us 1500
  * --deserialize-cost-us 0 --work-parallelism 1 --source-parallelism 1 --keys 1024
  * --checkpoint-ms 10000 [--fetch-bytes 16384] [--fail-at-s 75] --job-name autotune-kafka-job
+ * [--properties key=value,key=value] (Kafka client properties, as users set them on the builder)
  * </pre>
  */
 public final class KafkaJob {
@@ -55,6 +56,12 @@ public final class KafkaJob {
             // Small fetches: the reader buffers little, so it runs dry soon after the broker stops.
             builder.setProperty("max.partition.fetch.bytes", fetchBytes)
                     .setProperty("fetch.max.bytes", fetchBytes);
+        }
+        for (String pair : opts.getOrDefault("properties", "").split(",")) {
+            if (!pair.isEmpty()) {
+                String[] kv = pair.split("=", 2);
+                builder.setProperty(kv[0], kv[1]);
+            }
         }
         KafkaSource<Tuple2<Long, Long>> source = builder.build();
 
