@@ -93,8 +93,20 @@ SAME_KEY = {
 }
 
 
-# Fixtures of a JobManager's own failure: its key is the JobManager's.
-JOBMANAGER_FIXTURES = {"AT300-heap-oom.jobmanager.log": "jobmanager.memory.heap.size"}
+# A JobManager's own failure (a fixture or real run named `jobmanager`): its key is the JobManager's.
+JOBMANAGER_KEY = {
+    "AT300": "jobmanager.memory.heap.size",
+    "AT301": "jobmanager.memory.heap.size",
+    "AT302": "jobmanager.memory.off-heap.size",
+    "AT303": "jobmanager.memory.jvm-metaspace.size",
+}
+
+
+def expected_for(name: str, code: str) -> tuple[tuple, str | None]:
+    """(keys, process) of a fixture or real run, from its code and name."""
+    if "jobmanager" in name and code in JOBMANAGER_KEY:
+        return (JOBMANAGER_KEY[code],), "jobmanager"
+    return expected_keys(code), None
 
 
 @dataclass
@@ -137,19 +149,17 @@ def cases() -> list[Case]:
             out.append(Case(f.name, "clean logs", "", [f]))
         elif f.name.startswith("AT"):
             code = f.name.split("-")[0]
-            jm_key = JOBMANAGER_FIXTURES.get(f.name)
-            out.append(Case(f.name, "fixtures (written with the patterns)", code, [f],
-                            (jm_key,) if jm_key else expected_keys(code), "jobmanager" if jm_key else None))
+            out.append(Case(f.name, "fixtures (written with the patterns)", code, [f], *expected_for(f.name, code)))
     index = tomllib.loads((HARVESTED / "index.toml").read_text())
     for c in index["case"]:
-        out.append(Case(c["file"], f"harvested, {c['split']}", c["code"], [HARVESTED / c["file"]],
-                        tuple(c.get("key", ())), c["process"]))
+        group = f"harvested, {c['split']}" + (f" (round {c['round']})" if c["split"] == "held-out" else "")
+        out.append(Case(c["file"], group, c["code"], [HARVESTED / c["file"]], tuple(c.get("key", ())), c["process"]))
     if RUNS.is_dir():
         for d in sorted(p for p in RUNS.iterdir() if p.is_dir()):
             logs = sorted(d.glob("*.log"))
             if logs:
                 code = d.name.split("-")[0]
-                out.append(Case(f"real:{d.name}", "real-failure runs (held out)", code, logs, expected_keys(code)))
+                out.append(Case(f"real:{d.name}", "real-failure runs (held out)", code, logs, *expected_for(d.name, code)))
     return out
 
 
@@ -194,7 +204,8 @@ def main() -> int:
     for c in all_cases:
         report = diagnose(args.cli, c.files)
         c.found, c.lines = report["findings"], report["lines"]
-    groups = ["fixtures (written with the patterns)", "harvested, train", "harvested, held-out",
+    groups = ["fixtures (written with the patterns)", "harvested, train",
+              *sorted({c.group for c in all_cases if c.group.startswith("harvested, held-out")}),
               "real-failure runs (held out)"]
     for group in groups:
         subset = [c for c in all_cases if c.group == group]
