@@ -465,13 +465,13 @@ fn process_of(record: &Record, log_of: Process) -> Process {
     if let Some(named) = texts.filter_map(Process::named_in).next() {
         return named;
     }
-    // Where the root cause was thrown, from the frames of the deepest exception that has any.
+    // Where it was thrown: the deepest exception whose frames show Flink's own classes (a root
+    // cause in user code alone is placed by the Flink frames that wrap it).
     let thrown_in = record
         .chain
         .iter()
         .rev()
-        .find(|t| !t.frames.is_empty())
-        .and_then(|t| Process::of_frames(t.frames.iter().map(String::as_str)));
+        .find_map(|t| Process::of_frames(t.frames.iter().map(String::as_str)));
     if let Some(p) = thrown_in {
         return p;
     }

@@ -89,6 +89,10 @@ impl Process {
             "org.apache.flink.runtime.resourcemanager.",
             "org.apache.flink.runtime.rest.handler.",
             "org.apache.flink.runtime.checkpoint.CheckpointCoordinator",
+            "org.apache.flink.runtime.checkpoint.CheckpointFailureManager",
+            "org.apache.flink.runtime.checkpoint.StateAssignmentOperation",
+            "org.apache.flink.runtime.checkpoint.Checkpoints.",
+            "org.apache.flink.runtime.executiongraph.",
             "org.apache.flink.runtime.entrypoint.",
         ];
         const TASKMANAGER: &[&str] = &[
