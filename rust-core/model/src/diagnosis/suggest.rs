@@ -65,21 +65,18 @@ impl Process {
             "-kubernetes-taskmanager-",
             "taskmanager.log",
         ];
-        if JOBMANAGER.iter().any(|m| name.contains(m)) {
-            Some(Process::JobManager)
-        } else if TASKMANAGER.iter().any(|m| name.contains(m)) {
-            Some(Process::TaskManager)
-        } else if name.contains("-client-") || name.contains("-sql-client-") {
-            Some(Process::Client)
-        } else {
-            None
-        }
+        let processes: Markers = &[
+            (Process::JobManager, JOBMANAGER),
+            (Process::TaskManager, TASKMANAGER),
+            (Process::Client, &["-client-"]),
+        ];
+        marked(processes, |m| name.contains(m))
     }
 
     /// The process a stack trace ran in, from Flink's own frames in it: coordinators, the
     /// JobMaster, the scheduler and the REST handlers run in the JobManager; tasks in a
     /// TaskManager. The innermost Flink frame decides (the one nearest to where it was thrown).
-    pub fn of_frames<'a>(frames: impl DoubleEndedIterator<Item = &'a str>) -> Option<Process> {
+    pub fn of_frames<'a>(frames: impl IntoIterator<Item = &'a str>) -> Option<Process> {
         const JOBMANAGER: &[&str] = &[
             "org.apache.flink.runtime.source.coordinator.",
             "org.apache.flink.runtime.operators.coordination.",
@@ -101,15 +98,13 @@ impl Process {
             "org.apache.flink.runtime.taskexecutor.",
             "org.apache.flink.runtime.io.network.",
         ];
-        frames.into_iter().find_map(|f| {
-            if JOBMANAGER.iter().any(|p| f.starts_with(p)) {
-                Some(Process::JobManager)
-            } else if TASKMANAGER.iter().any(|p| f.starts_with(p)) {
-                Some(Process::TaskManager)
-            } else {
-                None
-            }
-        })
+        let processes: Markers = &[
+            (Process::JobManager, JOBMANAGER),
+            (Process::TaskManager, TASKMANAGER),
+        ];
+        frames
+            .into_iter()
+            .find_map(|frame| marked(processes, |m| frame.starts_with(m)))
     }
 
     /// The process a message names as the one that failed: Flink rewrites a JobManager's OOM
@@ -132,14 +127,24 @@ impl Process {
             "is terminated. Diagnostics:",
             "TaskManager pod ",
         ];
-        if TASKMANAGER.iter().any(|m| text.contains(m)) {
-            Some(Process::TaskManager)
-        } else if JOBMANAGER.iter().any(|m| text.contains(m)) {
-            Some(Process::JobManager)
-        } else {
-            None
-        }
+        // A TaskManager's own words first: its texts may name a JobManager key in passing.
+        let processes: Markers = &[
+            (Process::TaskManager, TASKMANAGER),
+            (Process::JobManager, JOBMANAGER),
+        ];
+        marked(processes, |m| text.contains(m))
     }
+}
+
+/// Words that mark a process, in the order they are tried.
+type Markers<'m> = &'m [(Process, &'m [&'m str])];
+
+/// The first process one of whose words `found` accepts.
+fn marked(markers: Markers<'_>, found: impl Fn(&str) -> bool) -> Option<Process> {
+    markers
+        .iter()
+        .find(|(_, words)| words.iter().any(|w| found(w)))
+        .map(|(process, _)| *process)
 }
 
 /// A TaskManager memory key's counterpart in a JobManager (which has no task/framework
