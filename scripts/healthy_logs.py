@@ -22,7 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
 
 from harness.autotune_log import FAST_LOOP_CONF  # noqa: E402
-from harness.churn import call  # noqa: E402
 from harness.flink import FlinkCluster, build_example_job, ensure_flink  # noqa: E402
 
 FIXTURES = REPO / "rust-core/model/tests/fixtures/diagnosis"
@@ -56,7 +55,7 @@ def run(version: str, minutes: float, plugin: Path) -> list[Path]:
         done = cluster.rest(f"/jobs/{job_id}/checkpoints")["counts"]
         print(f"Flink {version}: {done['completed']} checkpoints completed, {done['failed']} failed", flush=True)
         # Cancelled before the cluster stops: TaskManagers that leave under a running job fail it.
-        call(cluster, "PATCH", f"/jobs/{job_id}?mode=cancel")
+        cluster.call("PATCH", f"/jobs/{job_id}?mode=cancel")
         cluster.wait_for_job_state(job_id, "CANCELED", timeout=60)
         log_dir = cluster.log_dir
     kept = []

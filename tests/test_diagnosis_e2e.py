@@ -196,7 +196,7 @@ def test_a_jobmanager_heap_too_small_for_the_job_graph_names_the_jobmanager_heap
         # The job graph carries 96 MiB: more than the JobManager's heap holds while it accepts it.
         with pytest.raises(RuntimeError):
             cluster.submit(example_job(NEWEST), ["--rate", "100", "--ballast-mb", "96",
-                                                 "--job-name", "autotune-big-graph"], timeout=120)
+                                                 "--job-name", "autotune-big-graph"], timeout=120, via="cli")
         lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT300"), timeout=60,
                          what="the JobManager's heap finding", cluster=cluster)
         print("\n".join(autotune_lines(cluster.jobmanager_log())))

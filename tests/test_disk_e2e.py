@@ -25,7 +25,6 @@ import yaml
 from conftest import FLINK_VERSIONS
 from harness.autotune_log import (SHORTEST_LOOP_CONF, autotune_lines, decided_windows, no_temporary_files,
                                   plugin_trouble, wait_for, whole_lines)
-from harness.churn import call
 from harness.flink import FlinkCluster
 
 TROUBLE = "cannot write under"
@@ -135,7 +134,7 @@ def test_a_full_read_only_or_blocked_disk_costs_one_line_and_no_decision(
         wait_for(lambda: (out / second / "recommended-config.yaml").is_file(), timeout=60,
                  what="the second job's config file once the disk has room", cluster=cluster)
         # The coordinator reads one job's window after the other: one job left, quicker rounds.
-        call(cluster, "PATCH", f"/jobs/{second}?mode=cancel")
+        cluster.call("PATCH", f"/jobs/{second}?mode=cancel")
 
         # Read-only.
         remount(small_disk, "ro")

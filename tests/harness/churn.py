@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-import urllib.request
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,29 +20,10 @@ from harness.autotune_log import autotune_lines, parse_status
 from harness.flink import FlinkCluster
 
 
-def call(cluster: FlinkCluster, method: str, path: str, body: bytes | None = None,
-         content_type: str = "application/json") -> dict:
-    request = urllib.request.Request(cluster.rest_url + path, data=body, method=method,
-                                     headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        text = response.read()
-    return json.loads(text) if text else {}
-
-
-def upload(cluster: FlinkCluster, jar: Path) -> str:
-    """The jar uploaded once (multipart, as Flink's web UI does); its id for /jars/<id>/run."""
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"jarfile\"; filename=\"{jar.name}\"\r\n"
-            "Content-Type: application/x-java-archive\r\n\r\n").encode() + jar.read_bytes() \
-        + f"\r\n--{boundary}--\r\n".encode()
-    answer = call(cluster, "POST", "/jars/upload", body, f"multipart/form-data; boundary={boundary}")
-    return Path(answer["filename"]).name
-
-
 def submit(cluster: FlinkCluster, jar_id: str, i: int) -> str:
     args = ["--rate", "200", "--cost-us", "500", "--work-parallelism", str(1 + i % 3), "--partitions", "3",
             "--job-name", f"churn-{i}", "--work-name", f"Work-{i % 50}"]
-    return call(cluster, "POST", f"/jars/{jar_id}/run", json.dumps({"programArgsList": args}).encode())["jobid"]
+    return cluster.call("POST", f"/jars/{jar_id}/run", json.dumps({"programArgsList": args}).encode())["jobid"]
 
 
 def _proc(pid: int) -> dict[str, float]:
@@ -111,7 +90,7 @@ def churn(cluster: FlinkCluster, job_jar: Path, output_dir: Path, jobs: int, min
     """Submits up to `jobs` jobs at an even pace over `minutes`, cancelling the oldest beyond
     `live`; then cancels the rest and lets the coordinator's next rounds forget them for
     `settle_s` before the last sample."""
-    jar_id = upload(cluster, job_jar)
+    jar_id = cluster.upload_jar(job_jar)
     result = Churn()
     began = time.monotonic()
     deadline = began + minutes * 60
@@ -143,7 +122,7 @@ def churn(cluster: FlinkCluster, job_jar: Path, output_dir: Path, jobs: int, min
 
 def cancel(cluster: FlinkCluster, job_id: str, result: Churn, log) -> None:
     try:
-        call(cluster, "PATCH", f"/jobs/{job_id}?mode=cancel")
+        cluster.call("PATCH", f"/jobs/{job_id}?mode=cancel")
         result.cancelled += 1
     except urllib.error.HTTPError as e:
         if e.code != 409:

@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import yaml
@@ -198,6 +199,8 @@ class FlinkCluster:
         self.config: dict = {}
         # Every pid ever seen, so stop() can still kill processes the scripts forgot about.
         self._known_pids: dict[str, int] = {}
+        # Jars uploaded to this cluster's REST API: their ids.
+        self._jar_ids: dict[Path, str] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -382,6 +385,27 @@ class FlinkCluster:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return json.load(resp)
 
+    def call(self, method: str, path: str, body: bytes | None = None,
+             content_type: str = "application/json", timeout: float = 60) -> dict:
+        """A REST call with a method and a body (the JSON answer, {} when empty)."""
+        request = urllib.request.Request(self.rest_url + path, data=body, method=method,
+                                         headers={"Content-Type": content_type})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text = response.read()
+        return json.loads(text) if text else {}
+
+    def upload_jar(self, jar: Path) -> str:
+        """The jar uploaded once (multipart, as Flink's web UI does); its id for /jars/<id>/run."""
+        jar = Path(jar)
+        if jar not in self._jar_ids:
+            boundary = uuid.uuid4().hex
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"jarfile\"; filename=\"{jar.name}\"\r\n"
+                    "Content-Type: application/x-java-archive\r\n\r\n").encode() + jar.read_bytes() \
+                + f"\r\n--{boundary}--\r\n".encode()
+            answer = self.call("POST", "/jars/upload", body, f"multipart/form-data; boundary={boundary}")
+            self._jar_ids[jar] = Path(answer["filename"]).name
+        return self._jar_ids[jar]
+
     def _wait_for_taskmanagers(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         seen, last_error = 0, None
@@ -442,8 +466,19 @@ class FlinkCluster:
     # ---- jobs ------------------------------------------------------------------------------
 
     def submit(self, jar: Path, args: list[str], detached: bool = True, timeout: float = 180,
-               conf: dict[str, str] | None = None) -> str:
-        """`flink run` of the jar with the job's arguments; `conf` goes to the job as `-D` options."""
+               conf: dict[str, str] | None = None, via: str = "rest") -> str:
+        """Submits the jar with the job's arguments; the job id.
+
+        Over the REST API (`/jars/<id>/run`: the job's main runs in the JobManager, no client
+        JVM to start), unless `via="cli"`, the job runs attached, or `conf` goes to the job as
+        `-D` options: then `flink run`, the client building the job graph."""
+        if via == "rest" and detached and not conf:
+            body = json.dumps({"programArgsList": [str(a) for a in args]}).encode()
+            try:
+                return self.call("POST", f"/jars/{self.upload_jar(jar)}/run", body, timeout=timeout)["jobid"]
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"the REST API refused the job ({e.code}):\n"
+                                   f"{_tail(e.read().decode(errors='replace'))}\n{self.log_tail()}") from e
         cmd = ["bash", str(self.home / "bin" / "flink"), "run"]
         if detached:
             cmd.append("-d")
