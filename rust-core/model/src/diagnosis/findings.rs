@@ -596,6 +596,9 @@ java.lang.OutOfMemoryError: Direct buffer memory
                 "jobmanager.memory.off-heap.size".to_string()
             )
         );
+        // A jar run from the web UI builds its graph in the JobManager.
+        let web_run = failure("\tat com.example.Main.main(Main.java:12)\n\tat org.apache.flink.client.program.PackagedProgramUtils.getPipelineFromProgram(PackagedProgramUtils.java:108)\n\tat org.apache.flink.runtime.webmonitor.handlers.JarRunHandler.lambda$getJobGraphAsync$6(JarRunHandler.java:138)\n");
+        assert_eq!(observe(&web_run).0, Process::JobManager);
         let task = failure("\tat com.example.Enrich.map(Enrich.java:37)\n\tat org.apache.flink.streaming.runtime.tasks.StreamTask.invoke(StreamTask.java:264)\n");
         assert_eq!(
             observe(&task),

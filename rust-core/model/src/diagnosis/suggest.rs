@@ -85,6 +85,8 @@ impl Process {
             "org.apache.flink.runtime.dispatcher.",
             "org.apache.flink.runtime.resourcemanager.",
             "org.apache.flink.runtime.rest.handler.",
+            // The web submission's handlers: a jar's main runs in the JobManager.
+            "org.apache.flink.runtime.webmonitor.",
             "org.apache.flink.runtime.checkpoint.CheckpointCoordinator",
             "org.apache.flink.runtime.checkpoint.CheckpointFailureManager",
             "org.apache.flink.runtime.checkpoint.StateAssignmentOperation",
