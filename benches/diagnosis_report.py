@@ -214,7 +214,8 @@ def main() -> int:
         else:
             print(f"{group}: none")
     clean = [c for c in all_cases if c.group == "clean logs"]
-    releases = sorted({c.name.rsplit(".", 4)[-4:-1] and ".".join(c.name.split(".")[1:-1]) for c in clean})
+    # clean-<process>.<release>.log
+    releases = sorted({".".join(c.name.split(".")[1:-1]) for c in clean})
     alarms = [f"{c.name}: {f['code']} {f['evidence'][:120]}" for c in clean for f in c.found]
     print(f"clean logs: {len(clean)} files of {len(releases)} releases ({', '.join(releases)}), "
           f"{sum(c.lines for c in clean)} lines, {len(alarms)} false alarm(s)")

@@ -49,7 +49,8 @@ def run(version: str, minutes: float, plugin: Path) -> list[Path]:
     job_jar = build_example_job(home, workdir / "jars")
     with FlinkCluster(home, workdir / "cluster", taskmanagers=2, slots=2, conf=FAST_LOOP_CONF,
                       plugin_jar=plugin) as cluster:
-        job_id = cluster.submit(job_jar, JOB_ARGS)
+        # By `flink run`: the client's own log is one of the healthy logs kept.
+        job_id = cluster.submit(job_jar, JOB_ARGS, via="cli")
         cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
         time.sleep(minutes * 60)
         done = cluster.rest(f"/jobs/{job_id}/checkpoints")["counts"]
