@@ -547,6 +547,8 @@ mod tests {
         assert!(page.contains("2 decision windows"));
         assert!(page.contains("Source: Kafka: backlog (records)"));
         assert!(page.contains("<code>AT110</code>") && page.contains("<code>AT300</code>"));
+        // A model's finding says its fix in its sentence; the column says so.
+        assert!(page.contains("in the evidence"), "{page}");
         assert!(page.contains("taskmanager.memory.task.heap.size: 2g"));
         assert!(page.contains("Work 1→3"));
         // The flame graph is in a frame of its own (its style and script stay there), escaped.
