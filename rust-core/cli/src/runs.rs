@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autotune_coordinator::announce::{MemorySink, Sink};
-use autotune_coordinator::collect::Recording;
+use autotune_coordinator::recording::Recording;
 use autotune_coordinator::rest::FlinkRest;
 use autotune_coordinator::rounds::{Coordinator, JobReport};
 use autotune_coordinator::settings::LoopSettings;
+use autotune_coordinator::sink::{MemorySink, Sink};
 use autotune_coordinator::stop::StopFlag;
 use autotune_model::options::Options;
 use autotune_model::text::one_line;

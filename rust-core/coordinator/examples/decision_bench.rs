@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autotune_coordinator::collect::{sample, summarize, JobShape};
+use autotune_coordinator::poller::sample;
+use autotune_coordinator::recording::summarize;
 use autotune_coordinator::rest::FlinkRest;
+use autotune_coordinator::shape::JobShape;
 use autotune_model::scaling::{decide, ScalingConfig, ScalingHistory};
 use serde_json::json;
 

@@ -22,8 +22,6 @@ use crate::process_diagnosis::ProcessDiagnostics;
 use crate::rest::{FlinkRest, JobOverview};
 use crate::stop::StopFlag;
 
-/// Jobs are looked at no more often than this by default (the coordinator ticks at every poll).
-pub const EVERY: Duration = Duration::from_secs(10);
 const TERMINAL: &[&str] = &["FAILED", "CANCELED", "FINISHED", "SUSPENDED"];
 
 struct JobDiagnosis {

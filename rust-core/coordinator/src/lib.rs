@@ -4,19 +4,22 @@
 //! `analyze` for one round and `replay` on recordings; see [`rounds`].
 
 pub mod announce;
-pub mod collect;
 pub mod flamegraphs;
 pub mod job_diagnosis;
 pub mod logfollow;
 pub mod memory_step;
 pub mod outputs;
+pub mod poller;
 pub mod pools;
 pub mod process_diagnosis;
+pub mod recording;
 pub mod report;
 pub mod rest;
 pub mod rounds;
 pub mod scaling_step;
 pub mod settings;
+pub mod shape;
+pub mod sink;
 pub mod stop;
 pub mod trouble;
 pub mod webhook;

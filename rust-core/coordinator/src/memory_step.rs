@@ -9,10 +9,10 @@ use autotune_model::scaling::Code;
 use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
-use crate::collect::JobShape;
 use crate::outputs::JobFiles;
 use crate::pools::MemoryView;
 use crate::settings::LoopSettings;
+use crate::shape::JobShape;
 
 /// Windows shorter than this many samples are not planned on.
 const MIN_MEMORY_SAMPLES: u32 = 3;

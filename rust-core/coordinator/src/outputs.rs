@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use autotune_model::scaling::ScalingHistory;
 
 use crate::announce::Announcer;
-use crate::collect::Recording;
+use crate::recording::Recording;
 
 /// What the scaling model remembers of a job, under its folder.
 pub const SCALING_HISTORY: &str = "scaling-history.json";

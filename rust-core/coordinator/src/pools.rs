@@ -14,8 +14,8 @@ use autotune_model::memory::{
 };
 use autotune_model::metrics::POOL_WINDOW_METRIC;
 
-use crate::collect::JobShape;
 use crate::rest::{FlinkRest, MemoryConfiguration, RestError, TaskManager};
+use crate::shape::JobShape;
 
 /// A TaskManager that left keeps counting this long: one that died of an out-of-memory
 /// error is the one whose last window matters most.

@@ -8,8 +8,8 @@ use autotune_model::scaling::{decide, overrides, Code, JobDecision, JobSnapshot,
 use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
-use crate::collect::Recording;
 use crate::outputs::JobFiles;
+use crate::recording::Recording;
 use crate::rest::{FlinkRest, JobDetails};
 use crate::settings::LoopSettings;
 

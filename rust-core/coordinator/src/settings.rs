@@ -10,7 +10,7 @@ use autotune_model::memory::MemorySettings;
 use autotune_model::options::{Mode, Options};
 use autotune_model::scaling::ScalingConfig;
 
-use crate::announce::Sink;
+use crate::sink::Sink;
 use crate::webhook::Webhook;
 
 /// Webhook posts give up after this long.
@@ -18,6 +18,10 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// REST calls from inside the JobManager give up quickly: closing waits for at most one.
 pub const REST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Jobs are looked at for diagnosis no more often than this by default (the coordinator
+/// ticks at every poll).
+pub const DIAGNOSIS_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a JobManager's REST server may take to come up after the plugin starts.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(120);
@@ -92,7 +96,7 @@ impl LoopSettings {
             process_log: options.log_file.clone(),
             flink_version: options.flink_version,
             diagnosis_repeat: options.diagnosis_repeat,
-            diagnosis_every: crate::job_diagnosis::EVERY,
+            diagnosis_every: DIAGNOSIS_EVERY,
             webhook: options
                 .webhook_url
                 .clone()

@@ -150,7 +150,7 @@ impl Troubles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::announce::MemorySink;
+    use crate::sink::MemorySink;
 
     fn timeout() -> RoundError {
         RestError::Unreachable {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use autotune_model::diagnosis::{Diagnosis, Severity};
 
-use crate::announce::Sink;
+use crate::sink::Sink;
 
 /// Findings waiting for the next post; more are dropped and counted.
 pub const MAX_QUEUE: usize = 100;
@@ -210,7 +210,7 @@ impl Webhook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::announce::LogSink;
+    use crate::sink::LogSink;
     use std::sync::Arc;
 
     use autotune_model::diagnosis::logtext::records;
@@ -331,7 +331,7 @@ mod tests {
             "http://{}/hooks/SECRETTOKEN",
             server.server_addr().to_ip().unwrap()
         );
-        let sink = crate::announce::MemorySink::new();
+        let sink = crate::sink::MemorySink::new();
         let mut hook = Webhook::new(url, Duration::ZERO, Duration::from_secs(2));
         let finding = hook_finding();
         let mut flushing = Duration::ZERO;

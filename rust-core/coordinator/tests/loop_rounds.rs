@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autotune_coordinator::announce::{LogSink, MemorySink};
-use autotune_coordinator::collect::Recording;
+use autotune_coordinator::recording::Recording;
 use autotune_coordinator::rounds::{Coordinator, JobReport};
 use autotune_coordinator::settings::LoopSettings;
+use autotune_coordinator::sink::{LogSink, MemorySink};
 use autotune_coordinator::stop::{Background, StopFlag};
 use autotune_model::memory::{MemoryPlan, PoolWindow};
 use autotune_model::options::{Mode, Options};
@@ -659,4 +659,52 @@ fn the_scaling_history_is_read_back_by_the_next_coordinator() {
         "afresh: pending again: {lines:#?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A recording whose vertex runs above the max parallelism it names (8 subtasks, max 4, as a
+/// hand-edited or foreign recording may say): replay reads the max as unknown, as the live
+/// path does, so the saturated vertex is not told that 4 would suffice.
+#[test]
+fn replay_takes_a_max_parallelism_below_the_parallelism_as_unknown() {
+    let sample = |at_ms: i64, records: f64| {
+        json!({"at_ms": at_ms, "vertices": [
+            {"read_records": 0.0, "write_records": records, "source_records": records,
+             "busy_avg_ms": 200.0, "busy_max_ms": 200.0, "backpressure_avg_ms": 800.0,
+             "pending": 50_000.0 + at_ms as f64 / 10.0},
+            {"read_records": records, "write_records": records, "source_records": null,
+             "busy_avg_ms": 1000.0, "busy_max_ms": 1000.0, "backpressure_avg_ms": 0.0,
+             "pending": null}
+        ]})
+    };
+    let recording = json!({
+        "format": 1, "rest": "http://replay.invalid",
+        "shape": {"job_id": JOB, "job_name": "queue-job", "edges": [{"from": 0, "to": 1, "ship": "Hash"}],
+                  "vertices": [
+                      {"id": "src0000000000000000000000000000", "name": "Source: Queue", "parallelism": 1, "max_parallelism": 128},
+                      {"id": "wrk0000000000000000000000000000", "name": "Work", "parallelism": 8, "max_parallelism": 4}]},
+        "samples": (0..7).map(|i| sample(i * 10_000, 8_000.0 * i as f64)).collect::<Vec<_>>(),
+        "available_slots": 16, "slots_per_taskmanager": 8
+    });
+    let recording: Recording = serde_json::from_value(recording).unwrap();
+    recording.check().unwrap();
+    assert_eq!(recording.shape.vertices[1].max_parallelism, None);
+
+    let mut replay_settings = settings("http://replay.invalid", None);
+    replay_settings.catalogue = None;
+    let (mut replay, said) = coordinator(replay_settings);
+    replay.decide_window(&recording).unwrap();
+    let lines = said.lines();
+    let work: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("AUTOTUNE AT1") && l.contains("Work"))
+        .collect();
+    assert!(!work.is_empty(), "{lines:#?}");
+    assert!(
+        work.iter().all(|l| !l.contains("would suffice")),
+        "an overloaded vertex is told to shrink: {work:#?}"
+    );
+    assert!(
+        work.iter().any(|l| l.contains("parallelism=8->16")),
+        "Work is scaled up: {lines:#?}"
+    );
 }

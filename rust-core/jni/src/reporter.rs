@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use autotune_coordinator::announce::{Announcer, LogSink, Sink};
+use autotune_coordinator::announce::Announcer;
 use autotune_coordinator::epoch_ms;
 use autotune_coordinator::process_diagnosis::{self, MeasuredHeap, ProcessDiagnostics};
 use autotune_coordinator::rounds::Coordinator;
 use autotune_coordinator::settings::{self, LoopSettings};
+use autotune_coordinator::sink::{LogSink, Sink};
 use autotune_coordinator::stop::Background;
 use autotune_model::codes::Code;
 use autotune_model::memory::{self, MemorySettings};
