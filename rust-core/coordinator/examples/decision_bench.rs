@@ -92,7 +92,8 @@ fn main() {
     for i in 0..POLLS + 3 {
         let start = Instant::now();
         let details = rest.job(JOB).expect("job details");
-        let mut s = sample(&rest, &shape, &details).expect("a poll");
+        let mut s =
+            sample(&rest, &shape, &details, autotune_coordinator::epoch_ms()).expect("a poll");
         let elapsed = start.elapsed().as_secs_f64() * 1000.0;
         if i >= 3 {
             poll_ms.push(elapsed);

@@ -4,6 +4,7 @@
 //! `analyze` for one round and `replay` on recordings; see [`rounds`].
 
 pub mod announce;
+pub mod clock;
 pub mod flamegraphs;
 pub mod job_diagnosis;
 pub mod logfollow;

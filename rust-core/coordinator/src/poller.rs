@@ -2,8 +2,9 @@
 //! window's samples on. A rescale or restart inside the window starts it again.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::clock::{elapsed, Clock};
 use crate::recording::{Sample, VertexSample};
 use crate::rest::{FlinkRest, JobDetails, RestError};
 use crate::shape::JobShape;
@@ -49,24 +50,27 @@ impl From<RestError> for CollectError {
 }
 
 /// Polls the job every `interval` for `window`. A rescale or restart inside the window
-/// starts it again (at most `max_restarts` times). `sleep` waits between polls and returns
-/// false when the caller wants to stop.
+/// starts it again (at most `max_restarts` times). Time is the `clock`'s; `sleep` waits
+/// between polls (on that clock) and returns false when the caller wants to stop.
 pub fn collect(
     rest: &FlinkRest,
     job_id: &str,
     window: Duration,
     interval: Duration,
     max_restarts: u32,
+    clock: &dyn Clock,
     sleep: &mut dyn FnMut(Duration) -> bool,
 ) -> Result<(JobShape, Vec<Sample>), CollectError> {
-    collect_window(rest, job_id, window, interval, max_restarts, sleep).map_err(|e| match e {
-        // Not found between two calls of one poll: the job went away mid-window.
-        CollectError::Rest(e) if e.is_not_found() => CollectError::JobNotRunning {
-            job_id: job_id.to_string(),
-            state: "gone".into(),
+    collect_window(rest, job_id, window, interval, max_restarts, clock, sleep).map_err(
+        |e| match e {
+            // Not found between two calls of one poll: the job went away mid-window.
+            CollectError::Rest(e) if e.is_not_found() => CollectError::JobNotRunning {
+                job_id: job_id.to_string(),
+                state: "gone".into(),
+            },
+            e => e,
         },
-        e => e,
-    })
+    )
 }
 
 fn collect_window(
@@ -75,6 +79,7 @@ fn collect_window(
     window: Duration,
     interval: Duration,
     max_restarts: u32,
+    clock: &dyn Clock,
     sleep: &mut dyn FnMut(Duration) -> bool,
 ) -> Result<(JobShape, Vec<Sample>), CollectError> {
     let mut restarts = 0;
@@ -83,7 +88,7 @@ fn collect_window(
         let mut shape = JobShape::from_details(&details);
         let deployed = deployments(&details);
         shape.discover_source_metrics(rest)?;
-        let started = Instant::now();
+        let started = clock.now_ms();
         let mut samples: Vec<Sample> = Vec::new();
         loop {
             let details = running(rest, job_id)?;
@@ -104,7 +109,7 @@ fn collect_window(
                 {
                     shape.discover_source_metrics(rest)?;
                 }
-                Some(sample(rest, &shape, &details)?)
+                Some(sample(rest, &shape, &details, clock.now_ms())?)
             };
             let Some(next) = next.filter(|n| {
                 !samples
@@ -124,13 +129,14 @@ fn collect_window(
             // The REST API refreshes its values every ~10 s: a window must have seen the
             // counters change twice to measure a rate, so a short one is stretched (to at
             // most three times its length).
-            let long_enough = started.elapsed() >= window && samples.len() >= 2;
-            if long_enough && (fresh_values(&samples) >= 2 || started.elapsed() >= window * 3) {
+            let long_enough = elapsed(clock, started) >= window && samples.len() >= 2;
+            if long_enough && (fresh_values(&samples) >= 2 || elapsed(clock, started) >= window * 3)
+            {
                 return Ok((shape, samples));
             }
             let pause = interval.min(
                 window
-                    .saturating_sub(started.elapsed())
+                    .saturating_sub(elapsed(clock, started))
                     .max(Duration::from_millis(100)),
             );
             if !sleep(pause) {
@@ -189,11 +195,8 @@ pub fn sample(
     rest: &FlinkRest,
     shape: &JobShape,
     details: &JobDetails,
+    at_ms: i64,
 ) -> Result<Sample, CollectError> {
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
     let mut vertices = Vec::with_capacity(shape.vertices.len());
     for (v, vertex) in shape.vertices.iter().enumerate() {
         let id = &vertex.id;

@@ -18,7 +18,7 @@ use autotune_model::duration;
 use autotune_model::memory::MemoryPlan;
 
 use crate::announce::Announcer;
-use crate::epoch_ms;
+use crate::clock::{Clock, SystemClock};
 use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
 use crate::memory_step::{plan_memory, JobMemory, PlanRequest};
@@ -90,10 +90,17 @@ pub struct Coordinator {
     flamegraphs: FlameGraphs,
     /// Trouble said, so each kind is said once (`trouble.rs`).
     troubles: Troubles,
+    /// Every time the loop reads and every wait it makes.
+    clock: Arc<dyn Clock>,
 }
 
 impl Coordinator {
     pub fn new(settings: LoopSettings, sink: Arc<dyn Sink>) -> Self {
+        Self::with_clock(settings, sink, Arc::new(SystemClock))
+    }
+
+    /// A coordinator on another clock (tests step time with a `ManualClock`).
+    pub fn with_clock(settings: LoopSettings, sink: Arc<dyn Sink>, clock: Arc<dyn Clock>) -> Self {
         let announcer = Announcer::new(sink, settings.webhook());
         let diagnosis = settings.catalogue.clone().map(|catalogue| {
             let process = settings.process_log.clone().map(|log| {
@@ -125,8 +132,9 @@ impl Coordinator {
             scaling: HashMap::new(),
             memory: HashMap::new(),
             flamegraphs: FlameGraphs::default(),
-            troubles: Troubles::new(settings.startup_grace, epoch_ms()),
+            troubles: Troubles::new(settings.startup_grace, clock.now_ms()),
             settings,
+            clock,
         }
     }
 
@@ -144,11 +152,11 @@ impl Coordinator {
             };
             self.troubles.after_round(
                 trouble.as_ref(),
-                epoch_ms(),
+                self.clock.now_ms(),
                 self.settings.interval,
                 &self.announcer,
             );
-            if !stop.sleep(self.settings.interval) {
+            if !self.clock.sleep(self.settings.interval, stop) {
                 break;
             }
         }
@@ -175,7 +183,7 @@ impl Coordinator {
     /// stopping must stay quick).
     pub fn finish(&mut self) {
         if let Some(d) = self.diagnosis.as_mut() {
-            job_diagnosis::last_words(d, epoch_ms(), &mut self.announcer);
+            job_diagnosis::last_words(d, self.clock.now_ms(), &mut self.announcer);
         }
         self.announcer.info("AUTOTUNE COORDINATOR stopped");
     }
@@ -215,7 +223,7 @@ impl Coordinator {
                 windows: &self.windows,
                 jobs,
                 plans: &self.memory,
-                now_ms: epoch_ms(),
+                now_ms: self.clock.now_ms(),
                 stop,
             };
             job_diagnosis::tick(d, inputs, &mut self.files, &mut self.announcer);
@@ -229,7 +237,8 @@ impl Coordinator {
         scaling_step::retain(&mut self.scaling, |id| ids.contains(id));
         self.memory.retain(|id, _| ids.contains(id.as_str()));
         if let Err(e) = self.files.retain(|id| ids.contains(id)) {
-            self.files.settle(Err(e), epoch_ms(), &self.announcer);
+            self.files
+                .settle(Err(e), self.clock.now_ms(), &self.announcer);
         }
         self.flamegraphs.retain(|id| ids.contains(id));
     }
@@ -258,7 +267,10 @@ impl Coordinator {
                         match self.flame_graph_of_bottleneck(d) {
                             Ok(true) => self.write_report(&job.jid),
                             Ok(false) => {}
-                            Err(e) => self.files.settle(Err(e), epoch_ms(), &self.announcer),
+                            Err(e) => {
+                                self.files
+                                    .settle(Err(e), self.clock.now_ms(), &self.announcer)
+                            }
                         }
                         let scaling = self.scaling.entry(job.jid.clone()).or_default();
                         apply_if_asked(
@@ -282,10 +294,11 @@ impl Coordinator {
         // Memory is planned for a job that keeps restarting too, but not in its first moments.
         if details.start_time > 0 && !self.stabilizing(details.start_time) {
             let shape = JobShape::from_details(&details);
-            self.windows.poll(&self.rest, epoch_ms())?;
+            self.windows.poll(&self.rest, self.clock.now_ms())?;
             let config = self.rest.jobmanager_config()?;
             let view = self.windows.view(config);
-            report.memory = self.plan_memory(&shape, &view, epoch_ms(), self.settings.window)?;
+            report.memory =
+                self.plan_memory(&shape, &view, self.clock.now_ms(), self.settings.window)?;
         }
         Ok(Some(report))
     }
@@ -318,11 +331,12 @@ impl Coordinator {
         let written = outputs::job_dir(dir, job_id)
             .and_then(|job_dir| crate::report::write(&job_dir))
             .map(|_| ());
-        self.files.settle(written, epoch_ms(), &self.announcer);
+        self.files
+            .settle(written, self.clock.now_ms(), &self.announcer);
     }
 
     fn stabilizing(&self, since_ms: i64) -> bool {
-        epoch_ms() - since_ms < self.settings.stabilization.as_millis() as i64
+        self.clock.now_ms() - since_ms < self.settings.stabilization.as_millis() as i64
     }
 
     /// A window of the job, unless it is still stabilizing after a (re)deployment or does
@@ -349,18 +363,21 @@ impl Coordinator {
                 memory,
                 files,
                 announcer,
+                clock,
                 ..
             } = self;
+            let clock = clock.as_ref();
             collect(
                 rest,
                 job_id,
                 settings.window,
                 settings.poll,
                 MAX_RESTARTS_PER_WINDOW,
+                clock,
                 &mut |pause| {
                     // The TaskManagers' windows are read at every poll: one that dies of an
                     // out-of-memory error mid-window leaves its last measurements behind.
-                    if let Err(e) = windows.poll(rest, epoch_ms()) {
+                    if let Err(e) = windows.poll(rest, clock.now_ms()) {
                         log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
                     }
                     // Failures are diagnosed while a window is read too.
@@ -370,12 +387,12 @@ impl Coordinator {
                             windows,
                             jobs: None,
                             plans: memory,
-                            now_ms: epoch_ms(),
+                            now_ms: clock.now_ms(),
                             stop,
                         };
                         job_diagnosis::tick(d, inputs, files, announcer);
                     }
-                    stop.sleep(pause)
+                    clock.sleep(pause, stop)
                 },
             )
         };
@@ -411,7 +428,8 @@ impl Coordinator {
         if let (true, Some(dir)) = (self.settings.record, &self.settings.output_dir) {
             // A disk that cannot take the recording does not cost the window its decision.
             let recorded = outputs::append_recording(dir, &recording).map(|_| ());
-            self.files.settle(recorded, epoch_ms(), &self.announcer);
+            self.files
+                .settle(recorded, self.clock.now_ms(), &self.announcer);
         }
         Ok(Window::Collected(Box::new(recording)))
     }
@@ -420,7 +438,7 @@ impl Coordinator {
     fn memory_view(&mut self) -> Option<MemoryView> {
         let polled = self
             .windows
-            .poll(&self.rest, epoch_ms())
+            .poll(&self.rest, self.clock.now_ms())
             .and_then(|_| self.rest.jobmanager_config());
         match polled {
             Ok(config) => Some(self.windows.view(config)),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use autotune_coordinator::clock::{Clock, ManualClock};
 use autotune_coordinator::recording::Recording;
 use autotune_coordinator::rounds::{Coordinator, JobReport};
 use autotune_coordinator::settings::LoopSettings;
@@ -707,4 +708,121 @@ fn replay_takes_a_max_parallelism_below_the_parallelism_as_unknown() {
         work.iter().any(|l| l.contains("parallelism=8->16")),
         "Work is scaled up: {lines:#?}"
     );
+}
+
+/// The loop with the plugin's production timings (1-minute stabilization and windows, polls
+/// every 5 s, a 10-minute scale-down delay) on a clock the test steps: nothing sleeps, yet
+/// stabilization, a window, a restart inside a window and the delayed scale-down happen at
+/// the times they would in a JobManager.
+#[test]
+fn stepped_time_takes_the_job_through_stabilization_a_restart_and_a_delayed_scale_down() {
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    let mut job = over_provisioned_job();
+    for v in &mut job.vertices {
+        v.start_time = clock.now_ms(); // just deployed
+    }
+    let flink = FakeFlink::start_with_clock(
+        Cluster {
+            jobs: vec![job],
+            ..Cluster::default()
+        },
+        clock.clone(),
+    );
+    let mut s = LoopSettings::from_options(&Options::default(), flink.url.clone(), None, &LogSink);
+    s.rest_timeout = Duration::from_secs(2);
+    let (window, stabilization, delay) = (s.window, s.stabilization, s.scaling.scale_down_delay);
+    assert_eq!(
+        (window, stabilization, delay),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_secs(600)
+        ),
+        "the production defaults this test walks through"
+    );
+    let sink = MemorySink::new();
+    let mut c = Coordinator::with_clock(s, sink.clone(), clock.clone());
+    let deployed = clock.now_ms();
+    let stop = StopFlag::new();
+
+    // Stabilizing until a minute after the deployment.
+    clock.advance(stabilization - Duration::from_secs(1));
+    let reports = c.round(&stop).unwrap();
+    assert!(reports[0]
+        .no_decision
+        .as_deref()
+        .unwrap()
+        .contains("stabilizing"));
+
+    // A minute on: the first window is polled every 5 s for a minute of the clock's time.
+    clock.advance(Duration::from_secs(1));
+    let reports = c.round(&stop).unwrap();
+    let samples = &reports[0].recording.as_ref().expect("a window").samples;
+    let span = samples.last().unwrap().at_ms - samples[0].at_ms;
+    assert!(
+        samples[0].at_ms >= deployed + 60_000,
+        "polled after stabilization"
+    );
+    assert!(
+        (60_000..70_000).contains(&span),
+        "a one-minute window: {span} ms"
+    );
+    assert_eq!(samples.len(), 13, "a poll every 5 s");
+    let first_delayed = clock.now_ms();
+    assert_eq!(
+        with_code(&sink.lines(), "AT125").len(),
+        1,
+        "{:#?}",
+        sink.lines()
+    );
+    assert!(with_code(&sink.lines(), "AT102").is_empty());
+
+    // The job restarts (same parallelism, counters from zero) inside the next window: that
+    // window starts again and holds only polls from after the restart.
+    {
+        let mut cluster = flink.cluster();
+        let read = cluster.jobs[0].details_read;
+        cluster.jobs[0].restart_at = vec![read + 5];
+    }
+    clock.advance(Duration::from_secs(60));
+    let round_started = clock.now_ms();
+    let reports = c.round(&stop).unwrap();
+    let restarted_at = flink.cluster().jobs[0].vertices[1].start_time;
+    assert!(
+        restarted_at > round_started,
+        "the restart fell inside the window"
+    );
+    let recording = reports[0]
+        .recording
+        .as_ref()
+        .expect("a window after the restart");
+    assert!(
+        recording.samples[0].at_ms >= restarted_at,
+        "no poll from before the restart"
+    );
+    let span = recording.samples.last().unwrap().at_ms - recording.samples[0].at_ms;
+    assert!(
+        span >= 60_000,
+        "a whole window after the restart: {span} ms"
+    );
+
+    // Rounds every minute until the scale-down is made: not before its delay, and in the
+    // first window that ends after it.
+    let mut scaled_down_at = None;
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(60));
+        c.round(&stop).unwrap();
+        if !with_code(&sink.lines(), "AT102").is_empty() {
+            scaled_down_at = Some(clock.now_ms());
+            break;
+        }
+    }
+    let waited = scaled_down_at.expect("the scale-down after its delay") - first_delayed;
+    assert!(
+        waited >= delay.as_millis() as i64
+            && waited < (delay + 2 * (window + Duration::from_secs(60))).as_millis() as i64,
+        "scale-down {waited} ms after it was first recommended"
+    );
+    let down = with_code(&sink.lines(), "AT102")[0].clone();
+    assert!(down.contains("parallelism=4->1"), "{down}");
 }

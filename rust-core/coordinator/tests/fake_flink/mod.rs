@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
+use autotune_coordinator::clock::{Clock, SystemClock};
 use serde_json::{json, Value};
 use tiny_http::{Method, Response, Server};
 
@@ -121,11 +121,16 @@ pub fn memory_configuration() -> Value {
 
 impl FakeFlink {
     pub fn start(cluster: Cluster) -> Self {
+        Self::start_with_clock(cluster, Arc::new(SystemClock))
+    }
+
+    /// A fake whose counters grow with `clock`: the loop's own clock in a test that steps time.
+    pub fn start_with_clock(cluster: Cluster, clock: Arc<dyn Clock>) -> Self {
         let server = Arc::new(Server::http("127.0.0.1:0").expect("a loopback port"));
         let url = format!("http://{}", server.server_addr().to_ip().unwrap());
         let cluster = Arc::new(Mutex::new(cluster));
         let (for_thread, serving) = (cluster.clone(), server.clone());
-        let born = Instant::now();
+        let born = clock.now_ms();
         let thread = std::thread::spawn(move || {
             for mut request in serving.incoming_requests() {
                 let mut body = String::new();
@@ -133,8 +138,9 @@ impl FakeFlink {
                 let (status, answer) = {
                     let mut c = for_thread.lock().unwrap_or_else(|p| p.into_inner());
                     c.requests += 1;
-                    let t = born.elapsed().as_secs_f64();
-                    answer(&mut c, request.method(), request.url(), &body, t)
+                    let now_ms = clock.now_ms();
+                    let t = (now_ms - born) as f64 / 1000.0;
+                    answer(&mut c, request.method(), request.url(), &body, (t, now_ms))
                 };
                 let response = Response::from_string(answer.to_string())
                     .with_status_code(status)
@@ -175,7 +181,15 @@ fn not_found(what: &str) -> (u16, Value) {
     )
 }
 
-fn answer(c: &mut Cluster, method: &Method, url: &str, body: &str, t: f64) -> (u16, Value) {
+/// `now`: seconds since the fake started, and the epoch time, on its clock.
+fn answer(
+    c: &mut Cluster,
+    method: &Method,
+    url: &str,
+    body: &str,
+    now: (f64, i64),
+) -> (u16, Value) {
+    let (t, now_ms) = now;
     if c.down {
         return (
             503,
@@ -234,7 +248,7 @@ fn answer(c: &mut Cluster, method: &Method, url: &str, body: &str, t: f64) -> (u
             }
             (200, Value::Array(values))
         }
-        ["jobs", id] if *method == Method::Get => job_details(c, id, t),
+        ["jobs", id] if *method == Method::Get => job_details(c, id, t, now_ms),
         ["jobs", id, "resource-requirements"] if *method == Method::Put => {
             let Some(job) = c.jobs.iter().find(|j| j.id == *id) else {
                 return not_found("Job");
@@ -326,7 +340,7 @@ fn vertex<'c>(c: &'c Cluster, job: &str, vertex: &str) -> Option<&'c FakeVertex>
         .find(|v| v.id == vertex)
 }
 
-fn job_details(c: &mut Cluster, id: &str, t: f64) -> (u16, Value) {
+fn job_details(c: &mut Cluster, id: &str, t: f64, now_ms: i64) -> (u16, Value) {
     let Some(index) = c.jobs.iter().position(|j| j.id == id) else {
         return not_found("Job");
     };
@@ -339,13 +353,13 @@ fn job_details(c: &mut Cluster, id: &str, t: f64) -> (u16, Value) {
     if job.rescale_at.contains(&job.details_read) {
         for v in &mut job.vertices {
             v.parallelism += 1;
-            v.start_time = epoch_ms();
+            v.start_time = now_ms;
         }
     }
     if job.restart_at.contains(&job.details_read) {
         job.epoch_s = t;
         for v in &mut job.vertices {
-            v.start_time = epoch_ms();
+            v.start_time = now_ms;
         }
     }
     let t = t - job.epoch_s;
