@@ -135,25 +135,55 @@ pub enum OptionScope {
 }
 
 /// One option, declared once: its key, default, documentation, parser and how the START
-/// line shows it. Parsing, the README's table, the START line and the command-line flags
-/// all come from [`OPTIONS`].
+/// line shows it. Parsing, the README's table, the sample configuration files, the START
+/// line and the command-line flags all come from [`OPTIONS`].
 pub struct OptionSpec {
     pub key: &'static str,
-    /// The default, as the documentation shows it.
-    pub default: &'static str,
+    /// The default and how the START line shows the value in force.
+    pub default: DefaultValue,
     /// One line of documentation (Markdown): the README's "meaning" column.
     pub doc: &'static str,
     pub scope: OptionScope,
     /// The value is a credential: never shown, never echoed in a problem.
     pub secret: bool,
     set: fn(&mut Options, &str) -> Result<(), String>,
-    show: fn(&Options) -> String,
+}
+
+/// An option's default. A value lives only in `impl Default for Options`: the table shows
+/// it from there, so the README, the sample files and `--help` cannot disagree with it.
+#[derive(Clone, Copy)]
+pub enum DefaultValue {
+    /// The value `Options::default()` holds, shown by this function (the START line's
+    /// spelling, which the option's parser reads back).
+    Shown(fn(&Options) -> String),
+    /// No value of the option's own: `Options::default()` holds none and something else
+    /// decides (the Flink configuration, the shim, the log), or nothing is done.
+    Unset {
+        /// What happens instead, as the documentation says it (Markdown).
+        doc: &'static str,
+        /// A value for the sample configuration files (a test parses it).
+        example: &'static str,
+        /// How the START line shows the value in force; a `<...>` marker when unset.
+        show: fn(&Options) -> String,
+    },
+}
+
+/// The documentation's text: a shown value in backticks, else the words of `Unset`.
+impl fmt::Display for DefaultValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DefaultValue::Shown(show) => write!(f, "`{}`", show(&Options::default())),
+            DefaultValue::Unset { doc, .. } => f.write_str(doc),
+        }
+    }
 }
 
 impl OptionSpec {
     /// How the START line shows the option's value in force.
     pub fn shown(&self, options: &Options) -> String {
-        (self.show)(options)
+        match self.default {
+            DefaultValue::Shown(show) | DefaultValue::Unset { show, .. } => show(options),
+        }
     }
 }
 
@@ -170,7 +200,7 @@ fn path_or(p: &Option<PathBuf>, otherwise: &str) -> String {
 pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "mode",
-        default: "`recommend`",
+        default: DefaultValue::Shown(|o| o.mode.to_string()),
         doc: "`recommend`: log and write recommendations; `apply`: also rescale in place through the adaptive scheduler (`jobmanager.scheduler: adaptive`, Flink 1.18+)",
         scope: OptionScope::Loop,
         secret: false,
@@ -185,20 +215,18 @@ pub const OPTIONS: &[OptionSpec] = &[
             }
             _ => Err(format!("must be 'recommend' or 'apply', using '{}'", o.mode)),
         },
-        show: |o| o.mode.to_string(),
     },
     OptionSpec {
         key: "summary-interval",
-        default: "`1 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.summary_interval)),
         doc: "how often the `STATUS` line is written (at least `1 s`)",
         scope: OptionScope::Reporter,
         secret: false,
         set: |o, v| duration_option(&mut o.summary_interval, v, Duration::from_secs(1)),
-        show: |o| duration::format(o.summary_interval),
     },
     OptionSpec {
         key: "window-size",
-        default: "`30`",
+        default: DefaultValue::Shown(|o| o.window_size.to_string()),
         doc: "report rounds kept per metric (2 to 10000); 30 rounds at 10 s is 5 minutes",
         scope: OptionScope::Reporter,
         secret: false,
@@ -212,11 +240,14 @@ pub const OPTIONS: &[OptionSpec] = &[
                 o.window_size
             )),
         },
-        show: |o| o.window_size.to_string(),
     },
     OptionSpec {
         key: "output-dir",
-        default: "`<Flink log folder>/autotune`",
+        default: DefaultValue::Unset {
+            doc: "`<Flink log folder>/autotune`",
+            example: "/var/log/flink-autotune",
+            show: |o| path_or(&o.output_dir, "<flink log dir>"),
+        },
         doc: "where the coordinator writes, per job, `<job id>/recommended-config.yaml`, `decisions.jsonl` (every window's figures and every decision and finding; rotated at 32 MiB), `scaling-history.json` (what the scaling model remembers, read back when the job comes back with the same id), `report.html` and `flamegraphs/`; the folders of jobs that are gone are kept, the newest 100",
         scope: OptionScope::Loop,
         secret: false,
@@ -227,11 +258,14 @@ pub const OPTIONS: &[OptionSpec] = &[
             o.output_dir = Some(PathBuf::from(v));
             Ok(())
         },
-        show: |o| path_or(&o.output_dir, "<flink log dir>"),
     },
     OptionSpec {
         key: "rest-url",
-        default: "from the JobManager's Flink configuration (`rest.bind-address`/`rest.port`, loopback)",
+        default: DefaultValue::Unset {
+            doc: "from the JobManager's Flink configuration (`rest.bind-address`/`rest.port`, loopback)",
+            example: "http://127.0.0.1:8081",
+            show: |o| o.rest_url.clone().unwrap_or_else(|| "<flink config>".into()),
+        },
         doc: "the REST API the coordinator reads",
         scope: OptionScope::Loop,
         secret: false,
@@ -242,47 +276,42 @@ pub const OPTIONS: &[OptionSpec] = &[
             o.rest_url = Some(v.trim_end_matches('/').to_string());
             Ok(())
         },
-        show: |o| o.rest_url.clone().unwrap_or_else(|| "<flink config>".into()),
     },
     OptionSpec {
         key: "stabilization",
-        default: "`1 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.stabilization)),
         doc: "time after a job's (re)deployment before its metrics count; Flink averages busy and back-pressured time over the last minute, so below `1 min` the first window reads a just-deployed vertex less busy than it is",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.stabilization, v, Duration::ZERO),
-        show: |o| duration::format(o.stabilization),
     },
     OptionSpec {
         key: "decision-window",
-        default: "`1 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.decision_window)),
         doc: "how long the coordinator watches a job for one decision (stretched until the REST values were refreshed twice)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.decision_window, v, MIN_DECISION_WINDOW),
-        show: |o| duration::format(o.decision_window),
     },
     OptionSpec {
         key: "decision-interval",
-        default: "`1 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.decision_interval)),
         doc: "pause between decisions",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.decision_interval, v, Duration::from_secs(1)),
-        show: |o| duration::format(o.decision_interval),
     },
     OptionSpec {
         key: "poll-interval",
-        default: "`5 s`",
+        default: DefaultValue::Shown(|o| duration::format(o.poll_interval)),
         doc: "REST polls within a window",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.poll_interval, v, Duration::from_millis(500)),
-        show: |o| duration::format(o.poll_interval),
     },
     OptionSpec {
         key: "target-utilization",
-        default: "`0.7`",
+        default: DefaultValue::Shown(|o| o.target_utilization.to_string()),
         doc: "busy ratio each vertex should run at after scaling",
         scope: OptionScope::Loop,
         secret: false,
@@ -296,94 +325,93 @@ pub const OPTIONS: &[OptionSpec] = &[
                 o.target_utilization
             )),
         },
-        show: |o| o.target_utilization.to_string(),
     },
     OptionSpec {
         key: "catch-up",
-        default: "`5 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.catch_up)),
         doc: "time in which an existing source backlog should be consumed, on top of the arrivals",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.catch_up, v, Duration::ZERO),
-        show: |o| duration::format(o.catch_up),
     },
     OptionSpec {
         key: "scale-down-delay",
-        default: "`10 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.scale_down_delay)),
         doc: "a scale-down is made only after it was recommended for this long, and then to the highest parallelism recommended meanwhile (AT125)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.scale_down_delay, v, Duration::ZERO),
-        show: |o| duration::format(o.scale_down_delay),
     },
     OptionSpec {
         key: "vertex-limits",
-        default: "none",
+        default: DefaultValue::Unset {
+            doc: "none",
+            example: "cbc357ccb763df2852fee8c4fc7d55f2:2-16",
+            show: |o| {
+                let limits: Vec<String> = o
+                    .vertex_limits
+                    .iter()
+                    .map(|(id, (min, max))| format!("{id}:{min}-{max}"))
+                    .collect();
+                if limits.is_empty() {
+                    "<none>".into()
+                } else {
+                    limits.join(",")
+                }
+            },
+        },
         doc: "per-vertex parallelism limits: `<vertex id>:<min>-<max>,...` (ids as in the REST API and the PLAN line)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| vertex_limits(v).map(|limits| o.vertex_limits = limits),
-        show: |o| {
-            let limits: Vec<String> = o
-                .vertex_limits
-                .iter()
-                .map(|(id, (min, max))| format!("{id}:{min}-{max}"))
-                .collect();
-            if limits.is_empty() {
-                "<none>".into()
-            } else {
-                limits.join(",")
-            }
-        },
     },
     OptionSpec {
         key: "apply-max-step",
-        default: "`4`",
+        default: DefaultValue::Shown(|o| o.apply_max_step.to_string()),
         doc: "in `mode: apply`, a vertex's parallelism grows at most this many times in one step (by one subtask at least); the next decision, made on what the step bought, goes on. More task slots than the cluster has are asked for only after AT124 said so (1 to 1000)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| ratio_option(&mut o.apply_max_step, v, 1.0, 1000.0),
-        show: |o| o.apply_max_step.to_string(),
     },
     OptionSpec {
         key: "memory-margin",
-        default: "`0.2`",
+        default: DefaultValue::Shown(|o| o.memory_margin.to_string()),
         doc: "share added to the measured peaks of metaspace, managed and off-heap memory (0 to 4)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| ratio_option(&mut o.memory_margin, v, 0.0, 4.0),
-        show: |o| o.memory_margin.to_string(),
     },
     OptionSpec {
         key: "heap-headroom",
-        default: "`1.0`",
+        default: DefaultValue::Shown(|o| o.heap_headroom.to_string()),
         doc: "room for new objects on top of the live heap, as a share of it: JVM heap = live x (1 + headroom), at least live + 256 MiB (0.1 to 10)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| ratio_option(&mut o.heap_headroom, v, 0.1, 10.0),
-        show: |o| o.heap_headroom.to_string(),
     },
     OptionSpec {
         key: "record",
-        default: "`false`",
+        default: DefaultValue::Shown(|o| o.record.to_string()),
         doc: "`true`: the coordinator also appends each decision window to `<job id>/recording.jsonl` (the `replay` format; rotated at 32 MiB)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| bool_option(&mut o.record, v),
-        show: |o| o.record.to_string(),
     },
     OptionSpec {
         key: "diagnosis",
-        default: "`true`",
+        default: DefaultValue::Shown(|o| o.diagnosis.to_string()),
         doc: "look for known failures in the process's log and, in the JobManager, in every job's exceptions and checkpoints",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| bool_option(&mut o.diagnosis, v),
-        show: |o| o.diagnosis.to_string(),
     },
     OptionSpec {
         key: "diagnosis-catalogue",
-        default: "none",
+        default: DefaultValue::Unset {
+            doc: "none",
+            example: "/etc/flink/autotune-catalogue.toml",
+            show: |o| path_or(&o.diagnosis_catalogue, "<built-in>"),
+        },
         doc: "a catalogue file of your own (same format as `rust-core/model/diagnosis/catalogue.toml`): entries with a built-in code replace it, new codes (use AT9xx) are added; a bad file is one `AUTOTUNE CONFIG` warning and the built-in catalogue is used",
         scope: OptionScope::Loop,
         secret: false,
@@ -394,20 +422,22 @@ pub const OPTIONS: &[OptionSpec] = &[
             o.diagnosis_catalogue = Some(PathBuf::from(v));
             Ok(())
         },
-        show: |o| path_or(&o.diagnosis_catalogue, "<built-in>"),
     },
     OptionSpec {
         key: "diagnosis-repeat",
-        default: "`10 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.diagnosis_repeat)),
         doc: "a finding seen again is said again (with its count) at most this often; when its job ends, at once",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.diagnosis_repeat, v, Duration::from_secs(1)),
-        show: |o| duration::format(o.diagnosis_repeat),
     },
     OptionSpec {
         key: "log-file",
-        default: "the process's own log (`log.file`)",
+        default: DefaultValue::Unset {
+            doc: "the process's own log (`log.file`)",
+            example: "/opt/flink/log/flink-jobmanager.log",
+            show: |o| path_or(&o.log_file, "<none>"),
+        },
         doc: "the log file the diagnosis follows (rotation and truncation are handled)",
         scope: OptionScope::Loop,
         secret: false,
@@ -418,11 +448,14 @@ pub const OPTIONS: &[OptionSpec] = &[
             o.log_file = Some(PathBuf::from(v));
             Ok(())
         },
-        show: |o| path_or(&o.log_file, "<none>"),
     },
     OptionSpec {
         key: "flink-version",
-        default: "the running release (the shim asks Flink)",
+        default: DefaultValue::Unset {
+            doc: "the running release (the shim asks Flink)",
+            example: "1.20.3",
+            show: |o| o.flink_version.map_or_else(|| "<from the log>".into(), |v| v.to_string()),
+        },
         doc: "the release findings spell their keys for",
         scope: OptionScope::Loop,
         secret: false,
@@ -431,11 +464,14 @@ pub const OPTIONS: &[OptionSpec] = &[
                 .map(|version| o.flink_version = Some(version))
                 .map_err(|e| format!("{e}; read from the log instead"))
         },
-        show: |o| o.flink_version.map_or_else(|| "<from the log>".into(), |v| v.to_string()),
     },
     OptionSpec {
         key: "webhook-secret-url",
-        default: "none",
+        default: DefaultValue::Unset {
+            doc: "none",
+            example: "https://hooks.slack.com/services/T000/B000/XXXX",
+            show: |o| if o.webhook_url.is_some() { "<set>".into() } else { "<none>".into() },
+        },
         doc: "post findings to this Slack-compatible incoming webhook (`{\"text\": ...}`). The word `secret` in the key makes Flink mask the value wherever it prints its configuration (client, JobManager, TaskManagers, REST), and the plugin never writes it either",
         scope: OptionScope::Loop,
         secret: true,
@@ -447,29 +483,26 @@ pub const OPTIONS: &[OptionSpec] = &[
             Ok(())
         },
         // Never the URL itself: it is a credential.
-        show: |o| if o.webhook_url.is_some() { "<set>".into() } else { "<none>".into() },
     },
     OptionSpec {
         key: "webhook-interval",
-        default: "`1 min`",
+        default: DefaultValue::Shown(|o| duration::format(o.webhook_interval)),
         doc: "at most one webhook post per interval; findings in between go out together (at most 10 per post)",
         scope: OptionScope::Loop,
         secret: false,
         set: |o, v| duration_option(&mut o.webhook_interval, v, Duration::from_secs(1)),
-        show: |o| duration::format(o.webhook_interval),
     },
     OptionSpec {
         key: "flamegraph",
-        default: "`true`",
+        default: DefaultValue::Shown(|o| o.flamegraph.to_string()),
         doc: "TaskManagers sample the task threads of a vertex that stays at least 50% busy (at most once per the longer of `decision-window` and `decision-interval`, on a thread of its own); the coordinator writes the bottleneck's flame graph to `<job id>/flamegraphs/` (AT111). Flink's own `rest.flamegraph.enabled` is not needed",
         scope: OptionScope::Reporter,
         secret: false,
         set: |o, v| bool_option(&mut o.flamegraph, v),
-        show: |o| o.flamegraph.to_string(),
     },
     OptionSpec {
         key: "flamegraph-samples",
-        default: "`100`",
+        default: DefaultValue::Shown(|o| o.flamegraph_samples.to_string()),
         doc: "stack samples of each task thread per flame graph (10 to 1000)",
         scope: OptionScope::Reporter,
         secret: false,
@@ -483,35 +516,40 @@ pub const OPTIONS: &[OptionSpec] = &[
                 o.flamegraph_samples
             )),
         },
-        show: |o| o.flamegraph_samples.to_string(),
     },
     OptionSpec {
         key: "flamegraph-sample-interval",
-        default: "`30 ms`",
+        default: DefaultValue::Shown(|o| duration::format(o.flamegraph_sample_interval)),
         doc: "pause between two stack samples (at least 5 ms): 100 samples 30 ms apart take 3 s",
         scope: OptionScope::Reporter,
         secret: false,
         set: |o, v| duration_option(&mut o.flamegraph_sample_interval, v, Duration::from_millis(5)),
-        show: |o| duration::format(o.flamegraph_sample_interval),
     },
     OptionSpec {
         key: "native-library",
-        default: "(the one in the jar)",
+        default: DefaultValue::Unset {
+            doc: "(the one in the jar)",
+            example: "/opt/autotune/libflink_autotune.so",
+            show: nothing,
+        },
         doc: "load this library file instead of the bundled one",
         scope: OptionScope::Shim,
         secret: false,
         set: |_, _| Ok(()),
-        show: nothing,
     },
     OptionSpec {
         key: "native-tmpdir",
-        default: "`java.io.tmpdir`",
+        default: DefaultValue::Unset {
+            doc: "`java.io.tmpdir`",
+            example: "/var/tmp/flink-autotune",
+            show: nothing,
+        },
         doc: "where the bundled library is extracted (a private folder per load); set it when `/tmp` is mounted `noexec`",
         scope: OptionScope::Shim,
         secret: false,
         set: |_, _| Ok(()),
-        show: nothing,
     },
+
 ];
 
 /// The shortest decision window: the REST API refreshes its values every ~10 s.
@@ -721,6 +759,65 @@ mod tests {
             off.options.diagnosis_catalogue,
             Some(PathBuf::from("/etc/flink/mine.toml"))
         );
+    }
+
+    /// Each default lives in `impl Default for Options` only; the table shows it from there.
+    /// This proves the shown text is a value the option's own parser reads back as that
+    /// default, that `show` reads the field `set` writes (another value shows otherwise and
+    /// reads back the same), and that an option with no default of its own holds none.
+    #[test]
+    fn every_shown_default_is_the_default() {
+        const OTHER_VALUES: &[&str] = &[
+            "apply", "3", "17", "0.5", "2.5", "7 s", "3 min", "45 ms", "false", "true",
+        ];
+        let defaults = Options::default();
+        for spec in OPTIONS {
+            let key = spec.key;
+            match spec.default {
+                DefaultValue::Shown(show) => {
+                    let text = show(&defaults);
+                    let mut read = Options::default();
+                    assert_eq!(
+                        (spec.set)(&mut read, &text),
+                        Ok(()),
+                        "{key}: the shown default '{text}' must parse"
+                    );
+                    assert_eq!(
+                        read, defaults,
+                        "{key}: '{text}' reads back as another value"
+                    );
+                    let other = OTHER_VALUES
+                        .iter()
+                        .find_map(|v| {
+                            let mut o = Options::default();
+                            ((spec.set)(&mut o, v).is_ok() && o != defaults).then_some(o)
+                        })
+                        .unwrap_or_else(|| panic!("{key}: add a value it takes to OTHER_VALUES"));
+                    let shown = show(&other);
+                    assert_ne!(shown, text, "{key}: shows another field than it sets");
+                    let mut again = Options::default();
+                    assert_eq!((spec.set)(&mut again, &shown), Ok(()), "{key}: '{shown}'");
+                    assert_eq!(again, other, "{key}: '{shown}' reads back as another value");
+                }
+                DefaultValue::Unset { example, show, .. } => {
+                    let unset = show(&defaults);
+                    assert!(
+                        unset.is_empty() || unset.starts_with('<'),
+                        "{key}: has no default of its own, yet shows '{unset}'"
+                    );
+                    let mut o = Options::default();
+                    assert_eq!(
+                        (spec.set)(&mut o, example),
+                        Ok(()),
+                        "{key}: example '{example}'"
+                    );
+                    if spec.scope != OptionScope::Shim {
+                        assert_ne!(o, defaults, "{key}: the example sets nothing");
+                        assert_ne!(show(&o), unset, "{key}: the example is not shown");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
