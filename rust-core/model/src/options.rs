@@ -581,6 +581,94 @@ pub fn markdown_rows() -> String {
         .collect()
 }
 
+/// The prefix of every key of the plugin in Flink's configuration.
+const PREFIX: &str = "metrics.reporter.autotune.";
+
+/// Where [`flink_conf_snippet`] and [`config_yaml_snippet`] are kept, under the project root.
+pub const SNIPPETS: [&str; 2] = [
+    "examples/conf/flink-conf.yaml.snippet",
+    "examples/conf/config.yaml.snippet",
+];
+
+/// Says where a sample file comes from and how it is rewritten.
+const GENERATED: &str = "Every option of the plugin follows, commented out, with its default (or, where it has none, an example value). Generated from rust-core/model/src/options.rs; after a change there run AUTOTUNE_BLESS=1 cargo test -p autotune-model --lib options";
+
+/// `examples/conf/flink-conf.yaml.snippet`: Flink 1.x's flat keys, every option.
+pub fn flink_conf_snippet() -> String {
+    let mut out = String::from(
+        "# flink-autotune reporter for Flink 1.x (conf/flink-conf.yaml, flat keys).\n\
+         # Put the plugin jar in $FLINK_HOME/plugins/autotune/ on every JobManager and TaskManager host.\n",
+    );
+    push_comment(&mut out, "", GENERATED);
+    out.push_str(&format!(
+        "{PREFIX}factory.class: dev.flinkautotune.AutotuneReporterFactory\n\
+         {PREFIX}interval: 10 SECONDS\n"
+    ));
+    for spec in OPTIONS {
+        out.push('\n');
+        push_comment(&mut out, "", &spec_comment(spec));
+        out.push_str(&format!("# {PREFIX}{}: {}\n", spec.key, sample_value(spec)));
+    }
+    out
+}
+
+/// `examples/conf/config.yaml.snippet`: Flink 2.x's nested YAML, every option.
+pub fn config_yaml_snippet() -> String {
+    let mut out = String::from(
+        "# flink-autotune reporter for Flink 2.x (conf/config.yaml, nested YAML).\n\
+         # Merge into the existing top-level \"metrics:\" section if there is one; a duplicate top-level\n\
+         # key is a YAML error. Put the plugin jar in $FLINK_HOME/plugins/autotune/ on every host.\n",
+    );
+    push_comment(&mut out, "", GENERATED);
+    out.push_str(
+        "metrics:\n  \
+           reporter:\n    \
+             autotune:\n      \
+               factory:\n        \
+                 class: dev.flinkautotune.AutotuneReporterFactory\n      \
+               interval: 10 SECONDS\n",
+    );
+    let indent = "      ";
+    for spec in OPTIONS {
+        out.push('\n');
+        push_comment(&mut out, indent, &spec_comment(spec));
+        out.push_str(&format!("{indent}# {}: {}\n", spec.key, sample_value(spec)));
+    }
+    out
+}
+
+/// An option's documentation as plain text, with its default.
+fn spec_comment(spec: &OptionSpec) -> String {
+    format!("{}. Default: {}.", spec.doc, spec.default).replace('`', "")
+}
+
+/// The value a sample file shows: the default, or an example where there is none.
+fn sample_value(spec: &OptionSpec) -> String {
+    match spec.default {
+        DefaultValue::Shown(show) => show(&Options::default()),
+        DefaultValue::Unset { example, .. } => example.to_string(),
+    }
+}
+
+/// `text` as `#` comment lines of at most 100 characters, each starting with `indent`.
+fn push_comment(out: &mut String, indent: &str, text: &str) {
+    let width = 100 - indent.len() - 2;
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            out.push_str(&format!("{indent}# {line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{indent}# {line}\n"));
+    }
+}
+
 fn bool_option(target: &mut bool, value: &str) -> Result<(), String> {
     match value.to_ascii_lowercase().as_str() {
         "true" => *target = true,
@@ -818,6 +906,105 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The committed sample files are what the table renders (`AUTOTUNE_BLESS=1` rewrites them).
+    #[test]
+    fn the_sample_files_are_rendered_from_the_table() {
+        let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+        for (file, rendered) in SNIPPETS
+            .into_iter()
+            .zip([flink_conf_snippet(), config_yaml_snippet()])
+        {
+            let path = root.join(file);
+            if std::env::var_os("AUTOTUNE_BLESS").is_some() {
+                std::fs::write(&path, &rendered).expect("write the sample file");
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            if committed != rendered {
+                let line = committed
+                    .lines()
+                    .zip(rendered.lines())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(committed.lines().count().min(rendered.lines().count()));
+                panic!(
+                    "{file} is not what rust-core/model/src/options.rs renders (from line {}); \
+                     rewrite it with: AUTOTUNE_BLESS=1 cargo test -p autotune-model --lib options",
+                    line + 1
+                );
+            }
+        }
+    }
+
+    /// The keys a sample file sets once each option block's commented setting (its last
+    /// line) is uncommented, flattened to Flink's dotted keys, in order.
+    fn sample_settings(snippet: &str) -> Vec<(String, String)> {
+        let uncommented: String = snippet
+            .split("\n\n")
+            .enumerate()
+            .map(|(i, block)| {
+                let (doc, setting) = block.trim_end().rsplit_once('\n').unwrap();
+                match i {
+                    0 => format!("{block}\n"),
+                    _ => format!("{doc}\n{}\n", setting.replacen("# ", "", 1)),
+                }
+            })
+            .collect();
+        // Nested YAML by indentation: `key:` opens a mapping, `key: value` is a setting.
+        let mut open: Vec<(usize, &str)> = Vec::new();
+        let mut settings = Vec::new();
+        for line in uncommented.lines() {
+            let content = line.trim_start();
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            assert!(!line.contains('\t'), "a tab in YAML: {line}");
+            let indent = line.len() - content.len();
+            let (key, value) = content.split_once(':').expect("key: value");
+            let value = value.trim();
+            open.retain(|(i, _)| *i < indent);
+            if value.is_empty() {
+                open.push((indent, key));
+                continue;
+            }
+            // A plain YAML scalar, read by Flink as the text it is.
+            assert!(
+                !value.contains(": ")
+                    && !value.contains(" #")
+                    && !value.starts_with(|c| "[]{}&*!|>'\"%@`#,?-".contains(c)),
+                "{line}: not a plain YAML scalar"
+            );
+            let path: Vec<&str> = open.iter().map(|(_, k)| *k).chain([key]).collect();
+            settings.push((path.join("."), value.to_string()));
+        }
+        settings
+    }
+
+    /// Both sample files hold every option, in the table's order, with the same values,
+    /// and every one of those values is taken without a problem.
+    #[test]
+    fn the_sample_files_hold_every_option() {
+        let flat = sample_settings(&flink_conf_snippet());
+        let nested = sample_settings(&config_yaml_snippet());
+        assert_eq!(flat, nested, "flink-conf.yaml and config.yaml set the same");
+        let keys: Vec<&str> = flat
+            .iter()
+            .map(|(k, _)| k.strip_prefix(PREFIX).expect("the reporter's prefix"))
+            .collect();
+        let expected: Vec<&str> = ["factory.class", "interval"]
+            .into_iter()
+            .chain(OPTIONS.iter().map(|s| s.key))
+            .collect();
+        assert_eq!(keys, expected);
+        let parsed = Options::parse(
+            flat.iter()
+                .map(|(k, v)| (k.strip_prefix(PREFIX).unwrap(), v.as_str())),
+        );
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert!(config_yaml_snippet()
+            .lines()
+            .chain(flink_conf_snippet().lines())
+            .all(|l| l.len() <= 100));
     }
 
     #[test]
