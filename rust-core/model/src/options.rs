@@ -146,6 +146,9 @@ pub struct OptionSpec {
     pub scope: OptionScope,
     /// The value is a credential: never shown, never echoed in a problem.
     pub secret: bool,
+    /// Former keys, still read (the key wins when both are set), each with one warning;
+    /// as Flink's `ConfigOption::withDeprecatedKeys`. The shim's options have none.
+    pub deprecated: &'static [&'static str],
     set: fn(&mut Options, &str) -> Result<(), String>,
 }
 
@@ -204,6 +207,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "`recommend`: log and write recommendations; `apply`: also rescale in place through the adaptive scheduler (`jobmanager.scheduler: adaptive`, Flink 1.18+)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| match v.to_ascii_lowercase().as_str() {
             "recommend" => {
                 o.mode = Mode::Recommend;
@@ -222,6 +226,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "how often the `STATUS` line is written (at least `1 s`)",
         scope: OptionScope::Reporter,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.summary_interval, v, Duration::from_secs(1)),
     },
     OptionSpec {
@@ -230,6 +235,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "report rounds kept per metric (2 to 10000); 30 rounds at 10 s is 5 minutes",
         scope: OptionScope::Reporter,
         secret: false,
+        deprecated: &[],
         set: |o, v| match v.parse::<usize>() {
             Ok(n) if (2..=10_000).contains(&n) => {
                 o.window_size = n;
@@ -251,6 +257,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "where the coordinator writes, per job, `<job id>/recommended-config.yaml`, `decisions.jsonl` (every window's figures and every decision and finding; rotated at 32 MiB), `scaling-history.json` (what the scaling model remembers, read back when the job comes back with the same id), `report.html` and `flamegraphs/`; the folders of jobs that are gone are kept, the newest 100",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| {
             if v.is_empty() {
                 return Err("is empty, using the Flink log folder".to_string());
@@ -269,6 +276,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "the REST API the coordinator reads",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 return Err("must start with http:// or https://, using the Flink configuration's".to_string());
@@ -283,6 +291,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "time after a job's (re)deployment before its metrics count; Flink averages busy and back-pressured time over the last minute, so below `1 min` the first window reads a just-deployed vertex less busy than it is",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.stabilization, v, Duration::ZERO),
     },
     OptionSpec {
@@ -291,6 +300,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "how long the coordinator watches a job for one decision (stretched until the REST values were refreshed twice)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.decision_window, v, MIN_DECISION_WINDOW),
     },
     OptionSpec {
@@ -299,6 +309,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "pause between decisions",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.decision_interval, v, Duration::from_secs(1)),
     },
     OptionSpec {
@@ -307,6 +318,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "REST polls within a window",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.poll_interval, v, Duration::from_millis(500)),
     },
     OptionSpec {
@@ -315,6 +327,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "busy ratio each vertex should run at after scaling",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| match v.parse::<f64>() {
             Ok(u) if u > 0.0 && u <= 1.0 => {
                 o.target_utilization = u;
@@ -332,6 +345,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "time in which an existing source backlog should be consumed, on top of the arrivals",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.catch_up, v, Duration::ZERO),
     },
     OptionSpec {
@@ -340,6 +354,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "a scale-down is made only after it was recommended for this long, and then to the highest parallelism recommended meanwhile (AT125)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.scale_down_delay, v, Duration::ZERO),
     },
     OptionSpec {
@@ -363,6 +378,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "per-vertex parallelism limits: `<vertex id>:<min>-<max>,...` (ids as in the REST API and the PLAN line)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| vertex_limits(v).map(|limits| o.vertex_limits = limits),
     },
     OptionSpec {
@@ -371,6 +387,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "in `mode: apply`, a vertex's parallelism grows at most this many times in one step (by one subtask at least); the next decision, made on what the step bought, goes on. More task slots than the cluster has are asked for only after AT124 said so (1 to 1000)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| ratio_option(&mut o.apply_max_step, v, 1.0, 1000.0),
     },
     OptionSpec {
@@ -379,6 +396,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "share added to the measured peaks of metaspace, managed and off-heap memory (0 to 4)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| ratio_option(&mut o.memory_margin, v, 0.0, 4.0),
     },
     OptionSpec {
@@ -387,6 +405,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "room for new objects on top of the live heap, as a share of it: JVM heap = live x (1 + headroom), at least live + 256 MiB (0.1 to 10)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| ratio_option(&mut o.heap_headroom, v, 0.1, 10.0),
     },
     OptionSpec {
@@ -395,6 +414,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "`true`: the coordinator also appends each decision window to `<job id>/recording.jsonl` (the `replay` format; rotated at 32 MiB)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| bool_option(&mut o.record, v),
     },
     OptionSpec {
@@ -403,6 +423,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "look for known failures in the process's log and, in the JobManager, in every job's exceptions and checkpoints",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| bool_option(&mut o.diagnosis, v),
     },
     OptionSpec {
@@ -415,6 +436,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "a catalogue file of your own (same format as `rust-core/model/diagnosis/catalogue.toml`): entries with a built-in code replace it, new codes (use AT9xx) are added; a bad file is one `AUTOTUNE CONFIG` warning and the built-in catalogue is used",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| {
             if v.is_empty() {
                 return Err("is empty; not used".to_string());
@@ -429,6 +451,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "a finding seen again is said again (with its count) at most this often; when its job ends, at once",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.diagnosis_repeat, v, Duration::from_secs(1)),
     },
     OptionSpec {
@@ -441,6 +464,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "the log file the diagnosis follows (rotation and truncation are handled)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| {
             if v.is_empty() {
                 return Err("is empty; not used".to_string());
@@ -459,6 +483,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "the release findings spell their keys for",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| {
             v.parse()
                 .map(|version| o.flink_version = Some(version))
@@ -475,6 +500,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "post findings to this Slack-compatible incoming webhook (`{\"text\": ...}`). The word `secret` in the key makes Flink mask the value wherever it prints its configuration (client, JobManager, TaskManagers, REST), and the plugin never writes it either",
         scope: OptionScope::Loop,
         secret: true,
+        deprecated: &["webhook-url"],
         set: |o, v| {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 return Err("must start with http:// or https://; no webhook".to_string());
@@ -490,6 +516,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "at most one webhook post per interval; findings in between go out together (at most 10 per post)",
         scope: OptionScope::Loop,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.webhook_interval, v, Duration::from_secs(1)),
     },
     OptionSpec {
@@ -498,6 +525,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "TaskManagers sample the task threads of a vertex that stays at least 50% busy (at most once per the longer of `decision-window` and `decision-interval`, on a thread of its own); the coordinator writes the bottleneck's flame graph to `<job id>/flamegraphs/` (AT111). Flink's own `rest.flamegraph.enabled` is not needed",
         scope: OptionScope::Reporter,
         secret: false,
+        deprecated: &[],
         set: |o, v| bool_option(&mut o.flamegraph, v),
     },
     OptionSpec {
@@ -506,6 +534,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "stack samples of each task thread per flame graph (10 to 1000)",
         scope: OptionScope::Reporter,
         secret: false,
+        deprecated: &[],
         set: |o, v| match v.parse::<u32>() {
             Ok(n) if (10..=1_000).contains(&n) => {
                 o.flamegraph_samples = n;
@@ -523,6 +552,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "pause between two stack samples (at least 5 ms): 100 samples 30 ms apart take 3 s",
         scope: OptionScope::Reporter,
         secret: false,
+        deprecated: &[],
         set: |o, v| duration_option(&mut o.flamegraph_sample_interval, v, Duration::from_millis(5)),
     },
     OptionSpec {
@@ -535,6 +565,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "load this library file instead of the bundled one",
         scope: OptionScope::Shim,
         secret: false,
+        deprecated: &[],
         set: |_, _| Ok(()),
     },
     OptionSpec {
@@ -547,6 +578,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "where the bundled library is extracted (a private folder per load); set it when `/tmp` is mounted `noexec`",
         scope: OptionScope::Shim,
         secret: false,
+        deprecated: &[],
         set: |_, _| Ok(()),
     },
 
@@ -572,12 +604,34 @@ pub fn spec(key: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|s| s.key == key)
 }
 
+/// The option a key names: by its key, or by a former one (then `true`).
+fn lookup(key: &str) -> Option<(&'static OptionSpec, bool)> {
+    spec(key).map(|s| (s, false)).or_else(|| {
+        OPTIONS
+            .iter()
+            .find(|s| s.deprecated.contains(&key))
+            .map(|s| (s, true))
+    })
+}
+
+/// The documentation of an option, naming its former keys.
+fn documentation(spec: &OptionSpec) -> String {
+    match spec.deprecated {
+        [] => spec.doc.to_string(),
+        old => format!(
+            "{} (formerly `{}`, still read with a warning)",
+            spec.doc,
+            old.join("`, `")
+        ),
+    }
+}
+
 /// The README's configuration table, rows of the plugin's own options (Flink's
 /// `factory.class` and `interval` rows come first in the README, by hand).
 pub fn markdown_rows() -> String {
     OPTIONS
         .iter()
-        .map(|s| format!("| `{}` | {} | {} |\n", s.key, s.default, s.doc))
+        .map(|s| format!("| `{}` | {} | {} |\n", s.key, s.default, documentation(s)))
         .collect()
 }
 
@@ -639,7 +693,7 @@ pub fn config_yaml_snippet() -> String {
 
 /// An option's documentation as plain text, with its default.
 fn spec_comment(spec: &OptionSpec) -> String {
-    format!("{}. Default: {}.", spec.doc, spec.default).replace('`', "")
+    format!("{}. Default: {}.", documentation(spec), spec.default).replace('`', "")
 }
 
 /// The value a sample file shows: the default, or an example where there is none.
@@ -738,14 +792,38 @@ fn duration_option(target: &mut Duration, value: &str, min: Duration) -> Result<
 }
 
 impl Options {
-    /// Parses `metrics.reporter.autotune.*` properties (keys without the prefix).
+    /// Parses `metrics.reporter.autotune.*` properties (keys without the prefix). A former
+    /// key is read as its option's (unless the option's key is set too, which wins) and is
+    /// one problem, saying the key to use.
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> ParsedOptions {
+        let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
         let mut o = Options::default();
         let mut problems = Vec::new();
-        for (key, value) in pairs {
+        for &(key, value) in &pairs {
             let value = value.trim();
-            let result = match spec(key) {
-                Some(spec) => (spec.set)(&mut o, value),
+            let found = lookup(key);
+            if let Some((spec, true)) = found {
+                let superseded = pairs.iter().any(|(k, _)| *k == spec.key);
+                problems.push(format!(
+                    "{PREFIX}{key}: is deprecated, use {PREFIX}{}{}{}",
+                    spec.key,
+                    if spec.secret {
+                        " (Flink masks the value only under that key)"
+                    } else {
+                        ""
+                    },
+                    if superseded {
+                        "; it is set too, so this one is ignored"
+                    } else {
+                        ""
+                    }
+                ));
+                if superseded {
+                    continue;
+                }
+            }
+            let result = match found {
+                Some((spec, _)) => (spec.set)(&mut o, value),
                 None if FLINK_REPORTER_OPTIONS.contains(&key)
                     || key.starts_with("filter.")
                     || key.starts_with("scope.") =>
@@ -760,11 +838,11 @@ impl Options {
             if let Err(reason) = result {
                 // The value is repeated only for a known key that is no credential: an
                 // unknown key may be a credential under a mistyped name (webhook_secret_url).
-                let shown = match spec(key) {
-                    Some(s) if !s.secret => format!("'{value}' "),
+                let shown = match found {
+                    Some((s, _)) if !s.secret => format!("'{value}' "),
                     _ => String::new(),
                 };
-                problems.push(format!("metrics.reporter.autotune.{key}: {shown}{reason}"));
+                problems.push(format!("{PREFIX}{key}: {shown}{reason}"));
             }
         }
         ParsedOptions {
@@ -1005,6 +1083,55 @@ mod tests {
             .lines()
             .chain(flink_conf_snippet().lines())
             .all(|l| l.len() <= 100));
+    }
+
+    /// `webhook-url` was renamed `webhook-secret-url` (so that Flink masks it): the old key
+    /// still works, with one warning that never repeats the credential; the new key wins.
+    #[test]
+    fn a_former_key_still_works_with_one_warning() {
+        let secret = "https://hooks.slack.com/services/T000/B000/SECRETTOKEN";
+        let old = Options::parse([("webhook-url", secret)]);
+        assert_eq!(old.options.webhook_url.as_deref(), Some(secret));
+        assert_eq!(
+            old.problems,
+            ["metrics.reporter.autotune.webhook-url: is deprecated, use \
+              metrics.reporter.autotune.webhook-secret-url (Flink masks the value only under that key)"]
+        );
+        let new = "https://hooks.slack.com/services/T000/B000/NEW";
+        for pairs in [
+            [("webhook-url", secret), ("webhook-secret-url", new)],
+            [("webhook-secret-url", new), ("webhook-url", secret)],
+        ] {
+            let both = Options::parse(pairs);
+            assert_eq!(both.options.webhook_url.as_deref(), Some(new));
+            assert_eq!(both.problems.len(), 1, "{:?}", both.problems);
+            assert!(both.problems[0].ends_with("it is set too, so this one is ignored"));
+            assert!(!both.problems[0].contains("SECRETTOKEN"));
+        }
+        let bad = Options::parse([("webhook-url", "hooks.slack.com/SECRETTOKEN")]);
+        assert!(bad.options.webhook_url.is_none());
+        assert_eq!(bad.problems.len(), 2, "{:?}", bad.problems);
+        assert!(bad.problems[1].contains("webhook-url: must start with http"));
+        assert!(bad.problems.iter().all(|p| !p.contains("SECRETTOKEN")));
+    }
+
+    /// A former key names one option only, is no current key nor one Flink reads itself,
+    /// and only the native side reads former keys (the shim reads its own options).
+    #[test]
+    fn former_keys_are_unambiguous() {
+        let mut seen: Vec<&str> = OPTIONS.iter().map(|s| s.key).collect();
+        for spec in OPTIONS {
+            assert!(spec.scope != OptionScope::Shim || spec.deprecated.is_empty());
+            for old in spec.deprecated {
+                assert!(!seen.contains(old), "{old} names two options");
+                assert!(!FLINK_REPORTER_OPTIONS.contains(old) && !old.contains('.'));
+                assert_eq!(
+                    lookup(old).map(|(s, was)| (s.key, was)),
+                    Some((spec.key, true))
+                );
+                seen.push(old);
+            }
+        }
     }
 
     #[test]
