@@ -19,7 +19,7 @@ use crate::memory_step::JobMemory;
 use crate::outputs::JobFiles;
 use crate::pools::WindowCache;
 use crate::process_diagnosis::ProcessDiagnostics;
-use crate::rest::{FlinkRest, JobOverview};
+use crate::rest::{ExceptionEntry, FlinkRest, JobExceptions, JobOverview};
 use crate::stop::StopFlag;
 
 const TERMINAL: &[&str] = &["FAILED", "CANCELED", "FINISHED", "SUSPENDED"];
@@ -183,204 +183,291 @@ pub fn tick(
     files: &mut JobFiles,
     announcer: &mut Announcer,
 ) {
-    let TickInputs {
-        rest,
-        windows,
-        jobs,
-        plans,
-        now_ms,
-        stop,
-    } = inputs;
-    if diag
-        .last_tick_ms
-        .is_some_and(|last| now_ms.saturating_sub(last) < diag.every_ms)
-    {
+    let now_ms = inputs.now_ms;
+    if !diag.time_to_look(now_ms) {
         return;
     }
-    diag.last_tick_ms = Some(now_ms);
     if diag.version.is_none() {
-        diag.version = rest.flink_version().ok().and_then(|v| v.parse().ok());
+        diag.version = inputs
+            .rest
+            .flink_version()
+            .ok()
+            .and_then(|v| v.parse().ok());
     }
-    let listed;
-    let jobs = match jobs {
-        Some(j) => j,
-        None => match rest.jobs() {
-            Ok(j) => {
-                listed = j;
-                &listed
-            }
-            // Unreachable for a moment: keep what is known rather than forget every job.
-            Err(_) => return,
-        },
+    // Unreachable for a moment: keep what is known rather than forget every job.
+    let Some(jobs) = jobs_to_look_at(diag, &inputs) else {
+        return;
     };
-    let jobs: Vec<&JobOverview> = jobs
-        .iter()
-        .filter(|j| diag.only_job.as_ref().map_or(true, |only| *only == j.jid))
-        .collect();
     let ids: HashSet<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
     diag.retain_jobs(&ids);
-    let repeat = diag.repeat;
-    for job in jobs {
-        if stop.is_stopped() {
+    for job in &jobs {
+        if inputs.stop.is_stopped() {
             return;
         }
-        let catalogue = diag.catalogue.clone();
-        let entry = diag
-            .jobs
-            .entry(job.jid.clone())
-            .or_insert_with(|| JobDiagnosis {
-                diagnoser: Diagnoser::new(catalogue),
-                last_exception_ms: 0,
-                last_failed_checkpoint: 0,
-                done: false,
-                completed_checkpoints: 0,
-            });
-        if entry.done {
+        diagnose_job(diag, job, &inputs, files, announcer);
+    }
+    say_process_log(diag, now_ms, announcer);
+    announcer.flush(now_ms);
+}
+
+impl JobsDiagnosis {
+    /// Whether a tick is due (every `diagnosis_every`); a due tick counts as taken.
+    fn time_to_look(&mut self, now_ms: i64) -> bool {
+        if self
+            .last_tick_ms
+            .is_some_and(|last| now_ms.saturating_sub(last) < self.every_ms)
+        {
+            return false;
+        }
+        self.last_tick_ms = Some(now_ms);
+        true
+    }
+}
+
+/// The jobs listed (the caller's fresh listing, else read now), less those `only_job` leaves
+/// out; `None` when they cannot be read.
+fn jobs_to_look_at(diag: &JobsDiagnosis, inputs: &TickInputs<'_>) -> Option<Vec<JobOverview>> {
+    let listed = match inputs.jobs {
+        Some(jobs) => jobs.to_vec(),
+        None => inputs.rest.jobs().ok()?,
+    };
+    Some(
+        listed
+            .into_iter()
+            .filter(|j| diag.only_job.as_ref().map_or(true, |only| *only == j.jid))
+            .collect(),
+    )
+}
+
+/// One job: its new exceptions, its checkpoints while it runs, its final failure once it
+/// failed, and what is due of its findings.
+fn diagnose_job(
+    diag: &mut JobsDiagnosis,
+    job: &JobOverview,
+    inputs: &TickInputs<'_>,
+    files: &mut JobFiles,
+    announcer: &mut Announcer,
+) {
+    let JobsDiagnosis {
+        catalogue,
+        jobs,
+        version,
+        repeat,
+        bottlenecks,
+        memory,
+        ..
+    } = diag;
+    let entry = jobs.entry(job.jid.clone()).or_insert_with(|| JobDiagnosis {
+        diagnoser: Diagnoser::new(catalogue.clone()),
+        last_exception_ms: 0,
+        last_failed_checkpoint: 0,
+        done: false,
+        completed_checkpoints: 0,
+    });
+    if entry.done {
+        return;
+    }
+    let rest = inputs.rest;
+    let plan = inputs.plans.get(&job.jid).and_then(|m| m.plan.as_ref());
+    // The cluster's configuration is read once per job and tick, and only when needed.
+    let mut made: Option<Context> = None;
+    let mut ctx_for = |rest: &FlinkRest| -> Context {
+        made.get_or_insert_with(|| context(rest, inputs.windows, &job.jid, *version, plan))
+            .clone()
+    };
+    match rest.exceptions(&job.jid) {
+        Ok(exceptions) => {
+            let heap = HeapDeaths {
+                catalogue,
+                windows: inputs.windows,
+                memory,
+            };
+            observe_exceptions(entry, &exceptions, &heap, &mut || ctx_for(rest));
+        }
+        Err(e) => log::debug!("AUTOTUNE DIAGNOSIS exceptions of {} not read: {e}", job.jid),
+    }
+    if job.state == "RUNNING" {
+        checkpoints_of(
+            rest,
+            &job.jid,
+            entry,
+            bottlenecks.get(&job.jid),
+            &mut ctx_for,
+        );
+    }
+    if job.state == "FAILED" {
+        explain_final_failure(rest, &job.jid, entry, &mut ctx_for);
+    }
+    let terminal = TERMINAL.contains(&job.state.as_str());
+    // The end of a job is said at once, with the final counts.
+    let repeat = if terminal { Duration::ZERO } else { *repeat };
+    say_due(entry, job, repeat, inputs.now_ms, files, announcer);
+    entry.done = terminal;
+}
+
+/// What tells a TaskManager that died of a full heap from one that merely left.
+struct HeapDeaths<'a> {
+    catalogue: &'a Catalogue,
+    windows: &'a WindowCache,
+    memory: &'a MemorySettings,
+}
+
+/// The job's exceptions not read yet, oldest first, each observed (or concluded as a heap
+/// death when a TaskManager left with a full heap).
+fn observe_exceptions(
+    entry: &mut JobDiagnosis,
+    exceptions: &JobExceptions,
+    heap: &HeapDeaths<'_>,
+    ctx: &mut dyn FnMut() -> Context,
+) {
+    let mut fresh: Vec<_> = exceptions
+        .history
+        .entries
+        .iter()
+        .filter(|e| e.timestamp > entry.last_exception_ms)
+        .collect();
+    fresh.sort_by_key(|e| e.timestamp);
+    for e in fresh {
+        entry.last_exception_ms = entry.last_exception_ms.max(e.timestamp);
+        let Some(mut record) = records(&e.stacktrace).into_iter().next() else {
+            continue;
+        };
+        record.line = 0; // a REST trace, not a file: no line to point at
+        let c = ctx();
+        if let Some((evidence, context, c)) = heap_death(heap, &record, e, &c) {
+            entry.diagnoser.conclude("AT300", evidence, context, &c);
             continue;
         }
-        let terminal = TERMINAL.contains(&job.state.as_str());
-        let mut ctx: Option<Context> = None;
-        let mut ctx_for = |rest: &FlinkRest| -> Context {
-            ctx.get_or_insert_with(|| {
-                context(
-                    rest,
-                    windows,
-                    &job.jid,
-                    diag.version,
-                    plans.get(&job.jid).and_then(|m| m.plan.as_ref()),
-                )
-            })
-            .clone()
-        };
-        // Exceptions, oldest new one first.
-        let exceptions = rest.exceptions(&job.jid);
-        if let Err(e) = &exceptions {
-            log::debug!("AUTOTUNE DIAGNOSIS exceptions of {} not read: {e}", job.jid);
-        }
-        if let Ok(exceptions) = exceptions {
-            let mut fresh: Vec<_> = exceptions
-                .history
-                .entries
+        let source = exception_source(e);
+        entry
+            .diagnoser
+            .observe(&record, Origin::JobFailure, Some(&source), &c);
+    }
+}
+
+/// Where an exception came from, as the finding names it.
+fn exception_source(e: &ExceptionEntry) -> String {
+    let mut source = "REST exception".to_string();
+    if let Some(task) = &e.task_name {
+        source.push_str(&format!(" in {task}"));
+    }
+    if let Some(at) = e.endpoint.as_ref().or(e.location.as_ref()) {
+        source.push_str(&format!(" on {at}"));
+    }
+    source
+}
+
+/// A TaskManager that left while its heap was full died of it: its trace left with it, its
+/// last measurements did not. The finding's evidence, its context and the configuration
+/// with the heap it had.
+fn heap_death(
+    heap: &HeapDeaths<'_>,
+    record: &Record,
+    e: &ExceptionEntry,
+    c: &Context,
+) -> Option<(String, Option<String>, Context)> {
+    if !lost_taskmanager(heap.catalogue, record) {
+        return None;
+    }
+    let full = heap.windows.under_heap_pressure(heap.memory);
+    // Only one that left: the one a failed task ran on may be healthy and the lost one
+    // another.
+    let departed: Vec<_> = full.iter().filter(|(_, _, left)| *left).collect();
+    let (id, w, _) = departed
+        .iter()
+        .find(|(id, _, _)| e.task_manager_id.as_deref() == Some(id.as_str()))
+        .or_else(|| departed.first())
+        .copied()?;
+    let evidence = format!(
+        "TaskManager {id} left while its heap was full: live data {} of {} max, GC {} ms/s in its last window",
+        w.heap_after_gc_peak.map_or("?".into(), human),
+        w.heap_max.map_or("?".into(), human),
+        w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
+    );
+    let context = record
+        .chain
+        .last()
+        .map(|t| format!("the job failed with {}", t.headline()));
+    // The heap it had (it is no longer listed with its layout).
+    let mut c = c.clone();
+    if let Some(max) = w.heap_max {
+        let task_heap = memory::task_heap_of(max as u64, &c.config);
+        c.config
+            .entry("taskmanager.memory.task.heap.size".into())
+            .or_insert_with(|| memory::size(task_heap));
+    }
+    Some((evidence, context, c))
+}
+
+/// A failed job's final exception names the wrapper it ended in ("Recovery is suppressed
+/// by ..."): context for the root cause the history already counted.
+fn explain_final_failure(
+    rest: &FlinkRest,
+    job_id: &str,
+    entry: &mut JobDiagnosis,
+    ctx_for: &mut dyn FnMut(&FlinkRest) -> Context,
+) {
+    let Ok(Some(trace)) = rest.job_failure(job_id) else {
+        return;
+    };
+    if let Some(mut record) = records(&trace).into_iter().next() {
+        record.line = 0;
+        let c = ctx_for(rest);
+        entry.diagnoser.explain(
+            &record,
+            Origin::JobFailure,
+            Some("the job's final failure"),
+            &c,
+        );
+    }
+}
+
+/// The job's findings that are due: their lines, and the job's files.
+fn say_due(
+    entry: &mut JobDiagnosis,
+    job: &JobOverview,
+    repeat: Duration,
+    now_ms: i64,
+    files: &mut JobFiles,
+    announcer: &mut Announcer,
+) {
+    if entry.diagnoser.first_overflow() {
+        announcer.overflow(&format!("job={} ({})", quoted(&job.name), job.jid));
+    }
+    let due = entry.diagnoser.due(now_ms, repeat);
+    if due.is_empty() {
+        return;
+    }
+    let scope = format!("job={} ({})", quoted(&job.name), job.jid);
+    for d in &due {
+        announcer.finding(&scope, d);
+    }
+    write(files, job, &entry.diagnoser, &due, now_ms, announcer);
+}
+
+/// The JobManager's own log: what a job's exceptions did not already say (the same failure
+/// in the same process).
+fn say_process_log(diag: &mut JobsDiagnosis, now_ms: i64, announcer: &mut Announcer) {
+    let Some(process) = diag.process.as_mut() else {
+        return;
+    };
+    let said: HashSet<(String, Process)> = diag
+        .jobs
+        .values()
+        .flat_map(|j| {
+            j.diagnoser
+                .findings()
                 .iter()
-                .filter(|e| e.timestamp > entry.last_exception_ms)
-                .collect();
-            fresh.sort_by_key(|e| e.timestamp);
-            for e in fresh {
-                entry.last_exception_ms = entry.last_exception_ms.max(e.timestamp);
-                let Some(mut record) = records(&e.stacktrace).into_iter().next() else {
-                    continue;
-                };
-                record.line = 0; // a REST trace, not a file: no line to point at
-                let mut source = "REST exception".to_string();
-                if let Some(task) = &e.task_name {
-                    source.push_str(&format!(" in {task}"));
-                }
-                if let Some(at) = e.endpoint.as_ref().or(e.location.as_ref()) {
-                    source.push_str(&format!(" on {at}"));
-                }
-                let c = ctx_for(rest);
-                // A TaskManager that left while its heap was full died of it: its trace left
-                // with it, its last measurements did not.
-                if lost_taskmanager(&diag.catalogue, &record) {
-                    let full = windows.under_heap_pressure(&diag.memory);
-                    // Only one that left: the one a failed task ran on may be healthy and the
-                    // lost one another.
-                    let departed: Vec<_> = full.iter().filter(|(_, _, left)| *left).collect();
-                    let culprit = departed
-                        .iter()
-                        .find(|(id, _, _)| e.task_manager_id.as_deref() == Some(id.as_str()))
-                        .or_else(|| departed.first())
-                        .copied();
-                    if let Some((id, w, _)) = culprit {
-                        let evidence = format!(
-                            "TaskManager {id} left while its heap was full: live data {} of {} max, GC {} ms/s in its last window",
-                            w.heap_after_gc_peak.map_or("?".into(), human),
-                            w.heap_max.map_or("?".into(), human),
-                            w.gc_ms_per_s.map_or("?".into(), |g| format!("{g:.0}")),
-                        );
-                        let context = record
-                            .chain
-                            .last()
-                            .map(|t| format!("the job failed with {}", t.headline()));
-                        // The heap it had (it is no longer listed with its layout).
-                        let mut c = c.clone();
-                        if let Some(max) = w.heap_max {
-                            let task_heap = memory::task_heap_of(max as u64, &c.config);
-                            c.config
-                                .entry("taskmanager.memory.task.heap.size".into())
-                                .or_insert_with(|| memory::size(task_heap));
-                        }
-                        entry.diagnoser.conclude("AT300", evidence, context, &c);
-                        continue;
-                    }
-                }
-                entry
-                    .diagnoser
-                    .observe(&record, Origin::JobFailure, Some(&source), &c);
-            }
-        }
-        if job.state == "RUNNING" {
-            checkpoints_of(
-                rest,
-                &job.jid,
-                entry,
-                diag.bottlenecks.get(&job.jid),
-                &mut ctx_for,
-            );
-        }
-        // A failed job's final exception names the wrapper it ended in ("Recovery is
-        // suppressed by ..."): context for the root cause the history already counted.
-        if job.state == "FAILED" {
-            if let Ok(Some(trace)) = rest.job_failure(&job.jid) {
-                if let Some(mut record) = records(&trace).into_iter().next() {
-                    record.line = 0;
-                    let c = ctx_for(rest);
-                    entry.diagnoser.explain(
-                        &record,
-                        Origin::JobFailure,
-                        Some("the job's final failure"),
-                        &c,
-                    );
-                }
-            }
-        }
-        // The end of a job is said at once, with the final counts.
-        if entry.diagnoser.first_overflow() {
-            announcer.overflow(&format!("job={} ({})", quoted(&job.name), job.jid));
-        }
-        let repeat = if terminal { Duration::ZERO } else { repeat };
-        let due = entry.diagnoser.due(now_ms, repeat);
-        if !due.is_empty() {
-            let scope = format!("job={} ({})", quoted(&job.name), job.jid);
-            for d in &due {
-                announcer.finding(&scope, d);
-            }
-            write(files, job, &entry.diagnoser, &due, now_ms, announcer);
-        }
-        entry.done = terminal;
+                .map(|d| (d.code.clone(), d.process))
+        })
+        .collect();
+    let due = process.tick(now_ms, announcer);
+    for d in due
+        .iter()
+        .filter(|d| !said.contains(&(d.code.clone(), d.process)))
+    {
+        announcer.finding(process.scope(), d);
     }
-    // The JobManager's own log: what a job's exceptions did not already say (the same
-    // failure in the same process).
-    if let Some(process) = diag.process.as_mut() {
-        let said: HashSet<(String, Process)> = diag
-            .jobs
-            .values()
-            .flat_map(|j| {
-                j.diagnoser
-                    .findings()
-                    .iter()
-                    .map(|d| (d.code.clone(), d.process))
-            })
-            .collect();
-        let due = process.tick(now_ms, announcer);
-        for d in due
-            .iter()
-            .filter(|d| !said.contains(&(d.code.clone(), d.process)))
-        {
-            announcer.finding(process.scope(), d);
-        }
-    }
-    announcer.flush(now_ms);
 }
 
 /// When the coordinator stops: the JobManager's log one last time, and the webhook's queue.

@@ -392,39 +392,37 @@ mod tests {
         assert!(bad_edge.check().unwrap_err().contains("edge 0 -> 3"));
     }
 
-    #[test]
-    fn a_kafka_backlog_that_leaves_partitions_or_subtasks_out_is_partial() {
-        let op = "Source__Kafka_Source";
+    const KAFKA_OPERATOR: &str = "Source__Kafka_Source";
+
+    /// A Kafka source of 2 subtasks over 8 partitions (4 each); only subtask 0 reports a
+    /// backlog yet.
+    fn kafka_source() -> JobShape {
+        let op = KAFKA_OPERATOR;
         let mut list = vec![
             format!("0.{op}.pendingRecords"),
             format!("0.{op}.numRecordsOut"),
             format!("1.{op}.numRecordsOut"),
         ];
         for p in 0..8 {
-            list.push(format!(
-                "{}.{op}.KafkaSourceReader.topic.events.partition.{p}.currentOffset",
-                p / 4
-            ));
-            list.push(format!(
-                "{}.{op}.KafkaSourceReader.topic.events.partition.{p}.committedOffset",
-                p / 4
-            ));
+            for offset in ["currentOffset", "committedOffset"] {
+                list.push(format!(
+                    "{}.{op}.KafkaSourceReader.topic.events.partition.{p}.{offset}",
+                    p / 4
+                ));
+            }
         }
-        let found = source_metrics(&list);
-        assert_eq!(found.offsets.len(), 8);
-        assert!(found.offsets.iter().all(|n| n.ends_with(".currentOffset")));
-        // Subtask 1 holds partitions 4..7 and has not read yet: no pendingRecords.
-        assert_eq!(found.silent_subtasks(), 1);
-
-        let shape = JobShape {
+        JobShape {
             job_id: "j".into(),
             job_name: "job".into(),
             vertices: vec![vertex("s", "Source", 2)],
             edges: Vec::new(),
-            source_metrics: HashMap::from([(0, found)]),
-        };
-        // Back-pressured 80% of the time: the reader is behind.
-        let at = |ms, pending: f64, positions: [f64; 8]| Sample {
+            source_metrics: HashMap::from([(0, source_metrics(&list))]),
+        }
+    }
+
+    /// A poll of the source while it is back-pressured 80% of the time: the reader is behind.
+    fn behind(ms: i64, pending: f64, positions: [f64; 8]) -> Sample {
+        Sample {
             at_ms: ms,
             vertices: vec![VertexSample {
                 read_records: 0.0,
@@ -436,7 +434,28 @@ mod tests {
                 pending: Some(pending),
                 positions: positions.to_vec(),
             }],
-        };
+        }
+    }
+
+    /// The same source with every subtask reporting its backlog.
+    fn whole_kafka_source() -> JobShape {
+        let mut whole = kafka_source();
+        let metrics = whole.source_metrics.get_mut(&0).unwrap();
+        metrics
+            .pending
+            .push(format!("1.{KAFKA_OPERATOR}.pendingRecords"));
+        whole
+    }
+
+    #[test]
+    fn a_kafka_backlog_that_leaves_partitions_or_subtasks_out_is_partial() {
+        let shape = kafka_source();
+        let found = &shape.source_metrics[&0];
+        assert_eq!(found.offsets.len(), 8);
+        assert!(found.offsets.iter().all(|n| n.ends_with(".currentOffset")));
+        // Subtask 1 holds partitions 4..7 and has not read yet: no pendingRecords.
+        assert_eq!(found.silent_subtasks(), 1);
+
         // Partitions 0-5 unread at first; 6 and 7 read before the window, then only 7 moves:
         // 6's lag is as old as its last read. Then partition 0 joins.
         let nan = f64::NAN;
@@ -444,9 +463,9 @@ mod tests {
         let middle = [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 900.0, nan];
         let last = [10.0, -1.0, -1.0, -1.0, -1.0, -1.0, 900.0, 2400.0];
         let samples = [
-            at(0, 400.0, first),
-            at(5_000, 900.0, middle),
-            at(10_000, 4300.0, last),
+            behind(0, 400.0, first),
+            behind(5_000, 900.0, middle),
+            behind(10_000, 4300.0, last),
         ];
         let snap = summarize(&shape, &samples, None, None);
         assert_eq!(
@@ -475,21 +494,25 @@ mod tests {
             .collect();
         let snap = summarize(&shape, &keeping_up, None, None);
         assert_eq!(snap.vertices[0].backlog_partial, None);
+    }
 
-        // Every partition read and moving: the backlog is whole.
-        let moving = |ms, base: f64| at(ms, 100.0, [base; 8]);
-        let mut whole = shape.clone();
-        whole
-            .source_metrics
-            .get_mut(&0)
-            .unwrap()
-            .pending
-            .push(format!("1.{op}.pendingRecords"));
-        let snap = summarize(&whole, &[moving(0, 10.0), moving(10_000, 20.0)], None, None);
+    #[test]
+    fn a_kafka_backlog_of_every_partition_read_and_moving_is_whole() {
+        let moving = |ms, base: f64| behind(ms, 100.0, [base; 8]);
+        let snap = summarize(
+            &whole_kafka_source(),
+            &[moving(0, 10.0), moving(10_000, 20.0)],
+            None,
+            None,
+        );
         assert_eq!(snap.vertices[0].backlog_partial, None);
+    }
 
-        // The window's last poll served the backlog and the counters as NaN (a REST answer
-        // gone wrong): the polls before it still give the backlog, its growth and the rates.
+    /// The window's last poll served the backlog and the counters as NaN (a REST answer gone
+    /// wrong): the polls before it still give the backlog, its growth and the rates.
+    #[test]
+    fn a_spoiled_last_poll_costs_the_window_neither_its_backlog_nor_its_rates() {
+        let moving = |ms, base: f64| behind(ms, 100.0, [base; 8]);
         let spoiled = |mut s: Sample| {
             s.vertices[0].pending = Some(f64::NAN);
             s.vertices[0].write_records = f64::NAN;
@@ -497,7 +520,7 @@ mod tests {
             s
         };
         let snap = summarize(
-            &whole,
+            &whole_kafka_source(),
             &[
                 moving(0, 10.0),
                 moving(5_000, 15.0),
