@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use autotune_model::diagnosis::logtext::{LogReader, Record};
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion, Process};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Finding, FlinkVersion, Process};
 use serde::Serialize;
 
 /// The catalogue: the built-in one, extended by the user's file.
@@ -106,7 +106,7 @@ struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     flink_version: Option<FlinkVersion>,
     /// Most important first.
-    findings: Vec<&'a Diagnosis>,
+    findings: Vec<&'a Finding>,
     /// Every key the findings suggest, one value each: ready for flink-conf.yaml / config.yaml.
     config: BTreeMap<String, String>,
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use autotune_coordinator::recording::Recording;
 use autotune_coordinator::rest::FlinkRest;
-use autotune_coordinator::rounds::{Coordinator, JobReport};
+use autotune_coordinator::rounds::{Coordinator, JobRound};
 use autotune_coordinator::settings::LoopSettings;
 use autotune_coordinator::sink::{MemorySink, Sink};
 use autotune_coordinator::stop::StopFlag;
@@ -24,7 +24,7 @@ fn replay_windows(
     file: &Path,
     options: &Options,
     sink: Arc<dyn Sink>,
-) -> Result<Vec<JobReport>, String> {
+) -> Result<Vec<JobRound>, String> {
     let text = if file == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| format!("reading standard input: {e}"))?
@@ -131,8 +131,8 @@ fn job_dirs(path: &Path) -> Result<Vec<std::path::PathBuf>, String> {
 
 fn write_page(job: &Path, out: Option<&Path>) -> Result<(), String> {
     let written = match out {
-        None => autotune_coordinator::report::write(job),
-        Some(out) => autotune_coordinator::report::render(job)
+        None => autotune_coordinator::page::write(job),
+        Some(out) => autotune_coordinator::page::render(job)
             .and_then(|html| fs::write(out, html).map(|_| out.to_path_buf())),
     };
     let path = written.map_err(|e| format!("report of {}: {e}", job.display()))?;
@@ -230,7 +230,7 @@ pub fn analyze(
     settings.poll = window.interval.unwrap_or(settings.poll);
     let mut coordinator = Coordinator::new(settings, sink);
     let reports = coordinator.round(&StopFlag::new())?;
-    let decided: Vec<&JobReport> = reports.iter().filter(|r| r.decided.is_some()).collect();
+    let decided: Vec<&JobRound> = reports.iter().filter(|r| r.decided.is_some()).collect();
     if let Some(job) = &target.job {
         if decided.is_empty() {
             return Err(why_no_decision(&target, job, &reports));
@@ -254,7 +254,7 @@ pub fn analyze(
 }
 
 /// Why the job asked for got no decision: what the round said, or its state.
-fn why_no_decision(target: &Target, job: &str, reports: &[JobReport]) -> String {
+fn why_no_decision(target: &Target, job: &str, reports: &[JobRound]) -> String {
     if let Some(why) = reports
         .iter()
         .find(|r| r.job_id == job)
@@ -275,7 +275,7 @@ fn why_no_decision(target: &Target, job: &str, reports: &[JobReport]) -> String 
     format!("job {job} is not running ({state})")
 }
 
-fn print_documents(reports: &[&JobReport]) -> Result<(), String> {
+fn print_documents(reports: &[&JobRound]) -> Result<(), String> {
     let documents: Vec<serde_json::Value> = reports
         .iter()
         .filter_map(|r| {

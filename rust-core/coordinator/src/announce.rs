@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use autotune_model::diagnosis::{Diagnosis, Severity};
+use autotune_model::diagnosis::{Finding, Severity};
 use log::Level;
 
 use crate::sink::Sink;
@@ -30,7 +30,7 @@ impl Announcer {
 
     /// One finding about `scope` (a job, a process): its line (a warning when it is an error
     /// or worse), and a post to the webhook when one is configured.
-    pub fn finding(&mut self, scope: &str, finding: &Diagnosis) {
+    pub fn finding(&mut self, scope: &str, finding: &Finding) {
         let level = if finding.severity >= Severity::Error {
             Level::Warn
         } else {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use autotune_model::diagnosis::checkpoints::{self, CheckpointSample, CheckpointView};
 use autotune_model::diagnosis::logtext::{records, Record};
 use autotune_model::diagnosis::matcher::Origin;
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion, Process};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Finding, FlinkVersion, Process};
 use autotune_model::memory::{self, human, MemoryPlan, MemorySettings};
 use autotune_model::text::quoted;
 
@@ -583,7 +583,7 @@ fn write(
     files: &mut JobFiles,
     job: &JobOverview,
     diagnoser: &Diagnoser,
-    due: &[Diagnosis],
+    due: &[Finding],
     now_ms: i64,
     announcer: &Announcer,
 ) {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use autotune_model::memory::{MemoryPlan, PoolWindow};
+use autotune_model::memory::{self, MemoryPlan, PoolWindow};
 use autotune_model::metrics::POOL_WINDOW_METRIC;
 use autotune_model::scaling::Code;
 use autotune_model::text::quoted;
@@ -37,8 +37,9 @@ pub struct PlanRequest<'a> {
     pub window: Duration,
 }
 
-/// Plans the job's TaskManager memory; `Ok(None)` when there is nothing new to say.
-pub fn plan_memory(
+/// The memory step of a round: the job's TaskManager memory planned by the model, said and
+/// written when it changed; `Ok(None)` when there is nothing new to say.
+pub fn step(
     job: &mut JobMemory,
     settings: &LoopSettings,
     request: PlanRequest<'_>,
@@ -64,7 +65,10 @@ pub fn plan_memory(
         return Ok(None);
     }
     let memory_settings = view.settings(settings.memory.margin, settings.memory.heap_headroom);
-    let plan = match view.plan(shape, recommended, &memory_settings) {
+    let planned = view
+        .inputs(shape, recommended, &memory_settings)
+        .and_then(|inputs| memory::plan(&inputs, &memory_settings));
+    let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
             log::debug!("AUTOTUNE COORDINATOR no memory plan for {job_ref}: {e}");

@@ -275,7 +275,7 @@ pub fn write_recommendation(dir: &Path, r: &Recommendation, at_ms: i64) -> io::R
         .collect();
     if !diagnosis.is_empty() {
         text.push_str(
-            "# Diagnosis: keys that fix what was found (see the AUTOTUNE AT3xx and AT4xx lines).\n",
+            "# Finding: keys that fix what was found (see the AUTOTUNE AT3xx and AT4xx lines).\n",
         );
         for (key, value) in diagnosis {
             text.push_str(&format!("{key}: {value}\n"));

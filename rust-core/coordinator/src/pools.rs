@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use autotune_model::memory::{
     self, network_bytes_per_taskmanager, parse_size, MemoryError, MemoryInputs, MemoryLayout,
-    MemoryPlan, MemorySettings, NetworkSettings, OverheadSettings, PoolWindow,
+    MemorySettings, NetworkSettings, OverheadSettings, PoolWindow,
 };
 use autotune_model::metrics::POOL_WINDOW_METRIC;
 
@@ -300,14 +300,15 @@ impl MemoryView {
             .max_by_key(|(l, _)| l.process_total())
     }
 
-    /// The plan for `job`'s TaskManagers, with the network the job needs now and at
-    /// `recommended` parallelism (per vertex, in the shape's order).
-    pub fn plan(
+    /// The memory model's inputs for `job`'s TaskManagers: their layout and windows, and the
+    /// network the job needs now and at `recommended` parallelism (per vertex, in the
+    /// shape's order).
+    pub fn inputs(
         &self,
         job: &JobShape,
         recommended: Option<&[u32]>,
         settings: &MemorySettings,
-    ) -> Result<MemoryPlan, MemoryError> {
+    ) -> Result<MemoryInputs<'_>, MemoryError> {
         let (current, slots) = self.current().ok_or_else(|| {
             MemoryError("the REST API shows no TaskManager memory configuration".into())
         })?;
@@ -316,16 +317,13 @@ impl MemoryView {
         let network_recommended = recommended
             .filter(|r| *r != now.as_slice())
             .map(|r| network_bytes_per_taskmanager(r, &job.edges, &settings.network, slots));
-        memory::plan(
-            &MemoryInputs {
-                current,
-                slots_per_taskmanager: slots,
-                windows: &self.windows,
-                network_now,
-                network_recommended,
-            },
-            settings,
-        )
+        Ok(MemoryInputs {
+            current,
+            slots_per_taskmanager: slots,
+            windows: &self.windows,
+            network_now,
+            network_recommended,
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autotune_model::diagnosis::logtext::Record;
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Diagnosis, FlinkVersion, Process};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Finding, FlinkVersion, Process};
 use autotune_model::memory;
 
 use crate::announce::Announcer;
@@ -101,7 +101,7 @@ impl ProcessDiagnostics {
 
     /// Reads what the log gained; returns the findings due to be said (the caller says them,
     /// unless it said them already with more context).
-    pub fn tick(&mut self, now_ms: i64, announcer: &Announcer) -> Vec<Diagnosis> {
+    pub fn tick(&mut self, now_ms: i64, announcer: &Announcer) -> Vec<Finding> {
         match self.follower.poll(MAX_READ_PER_TICK) {
             Ok(polled) => {
                 if polled.skipped > 0 {
@@ -128,7 +128,7 @@ impl ProcessDiagnostics {
 
     /// At the end of the process: what the log gained since the last tick, what is still
     /// held, then what is due.
-    pub fn flush(&mut self, now_ms: i64) -> Vec<Diagnosis> {
+    pub fn flush(&mut self, now_ms: i64) -> Vec<Finding> {
         if let Ok(polled) = self.follower.poll(MAX_READ_PER_TICK) {
             for record in &polled.records {
                 self.observe(record);
@@ -140,7 +140,7 @@ impl ProcessDiagnostics {
         self.due(now_ms)
     }
 
-    fn due(&mut self, now_ms: i64) -> Vec<Diagnosis> {
+    fn due(&mut self, now_ms: i64) -> Vec<Finding> {
         self.diagnoser.due(now_ms, self.repeat)
     }
 
@@ -175,7 +175,7 @@ pub fn follow(mut process: ProcessDiagnostics, mut announcer: Announcer, stop: &
     announcer.flush_now(epoch_ms());
 }
 
-fn say_all(process: &ProcessDiagnostics, found: Vec<Diagnosis>, announcer: &mut Announcer) {
+fn say_all(process: &ProcessDiagnostics, found: Vec<Finding>, announcer: &mut Announcer) {
     for d in &found {
         announcer.finding(process.scope(), d);
     }

@@ -21,7 +21,7 @@ use crate::announce::Announcer;
 use crate::clock::{Clock, SystemClock};
 use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
-use crate::memory_step::{plan_memory, JobMemory, PlanRequest};
+use crate::memory_step::{self, JobMemory, PlanRequest};
 use crate::outputs::{self, JobFiles};
 use crate::poller::{collect, CollectError};
 use crate::pools::{MemoryView, WindowCache};
@@ -51,7 +51,7 @@ pub const MAX_RESTARTS_PER_WINDOW: u32 = 2;
 
 /// What a round did for one job: what hosts print (`analyze --json`) and record.
 #[derive(Debug, Clone)]
-pub struct JobReport {
+pub struct JobRound {
     pub job_id: String,
     pub job_name: String,
     /// The window decided on, as recorded.
@@ -63,9 +63,9 @@ pub struct JobReport {
     pub memory: Option<MemoryPlan>,
 }
 
-impl JobReport {
+impl JobRound {
     fn new(job_id: &str, job_name: &str) -> Self {
-        JobReport {
+        JobRound {
             job_id: job_id.to_string(),
             job_name: job_name.to_string(),
             recording: None,
@@ -190,7 +190,7 @@ impl Coordinator {
 
     /// One round: diagnosis of every job, then a decision for every live job (parallelism
     /// for running jobs past their stabilization, memory for all of them).
-    pub fn round(&mut self, stop: &StopFlag) -> Result<Vec<JobReport>, RoundError> {
+    pub fn round(&mut self, stop: &StopFlag) -> Result<Vec<JobRound>, RoundError> {
         let listed = self.rest.jobs()?;
         self.diagnose(Some(&listed), stop);
         let live: Vec<JobOverview> = listed
@@ -247,16 +247,16 @@ impl Coordinator {
         &mut self,
         job: &JobOverview,
         stop: &StopFlag,
-    ) -> Result<Option<JobReport>, RoundError> {
+    ) -> Result<Option<JobRound>, RoundError> {
         let details = match self.rest.job(&job.jid) {
             Ok(d) => d,
             Err(e) if e.is_not_found() => return Ok(None), // gone since the listing
             Err(e) => return Err(e.into()),
         };
-        let mut report = JobReport::new(&job.jid, &job.name);
+        let mut report = JobRound::new(&job.jid, &job.name);
         if job.state == "RUNNING" {
             match self.window_of(&details, stop)? {
-                Window::Collected(recording) => {
+                WindowRead::Collected(recording) => {
                     // Live rounds only: a replay decides from its recording alone.
                     if !self.scaling.contains_key(&job.jid) {
                         let kept = JobScaling::read_back(&self.files, &job.jid, &self.announcer);
@@ -287,8 +287,8 @@ impl Coordinator {
                     report.recording = Some(*recording);
                     return Ok(Some(report));
                 }
-                Window::NotYet(why) => report.no_decision = Some(why),
-                Window::Stopped => return Ok(Some(report)),
+                WindowRead::NotYet(why) => report.no_decision = Some(why),
+                WindowRead::Stopped => return Ok(Some(report)),
             }
         }
         // Memory is planned for a job that keeps restarting too, but not in its first moments.
@@ -298,7 +298,7 @@ impl Coordinator {
             let config = self.rest.jobmanager_config()?;
             let view = self.windows.view(config);
             report.memory =
-                self.plan_memory(&shape, &view, self.clock.now_ms(), self.settings.window)?;
+                self.memory_step(&shape, &view, self.clock.now_ms(), self.settings.window)?;
         }
         Ok(Some(report))
     }
@@ -329,7 +329,7 @@ impl Coordinator {
             return;
         };
         let written = outputs::job_dir(dir, job_id)
-            .and_then(|job_dir| crate::report::write(&job_dir))
+            .and_then(|job_dir| crate::page::write(&job_dir))
             .map(|_| ());
         self.files
             .settle(written, self.clock.now_ms(), &self.announcer);
@@ -341,7 +341,11 @@ impl Coordinator {
 
     /// A window of the job, unless it is still stabilizing after a (re)deployment or does
     /// not hold still for one.
-    fn window_of(&mut self, details: &JobDetails, stop: &StopFlag) -> Result<Window, RoundError> {
+    fn window_of(
+        &mut self,
+        details: &JobDetails,
+        stop: &StopFlag,
+    ) -> Result<WindowRead, RoundError> {
         let job_id = &details.jid;
         // Metrics right after a (re)deployment describe warm-up, not the job.
         let deployed = details
@@ -352,7 +356,7 @@ impl Coordinator {
             .unwrap_or(0);
         if deployed <= 0 || self.stabilizing(deployed) {
             log::debug!("AUTOTUNE COORDINATOR job {job_id} is still stabilizing");
-            return Ok(Window::NotYet("the job is still stabilizing".into()));
+            return Ok(WindowRead::NotYet("the job is still stabilizing".into()));
         }
         let collected = {
             let Coordinator {
@@ -398,14 +402,14 @@ impl Coordinator {
         };
         let (shape, samples) = match collected {
             Ok(window) => window,
-            Err(CollectError::Stopped) => return Ok(Window::Stopped),
+            Err(CollectError::Stopped) => return Ok(WindowRead::Stopped),
             // Stopped, failed or rescaled mid-window: no decision on a window that does not hold.
             Err(e @ (CollectError::JobNotRunning { .. } | CollectError::Unstable { .. })) => {
                 self.announcer.info(&format!(
                     "AUTOTUNE COORDINATOR no decision for job \"{}\" ({job_id}): {e}",
                     details.name
                 ));
-                return Ok(Window::NotYet(e.to_string()));
+                return Ok(WindowRead::NotYet(e.to_string()));
             }
             Err(CollectError::Rest(e)) => return Err(e.into()),
         };
@@ -431,7 +435,7 @@ impl Coordinator {
             self.files
                 .settle(recorded, self.clock.now_ms(), &self.announcer);
         }
-        Ok(Window::Collected(Box::new(recording)))
+        Ok(WindowRead::Collected(Box::new(recording)))
     }
 
     /// The TaskManagers' memory now, for a window's recording.
@@ -451,9 +455,9 @@ impl Coordinator {
 
     /// The decision on one window, and the memory plan it carries: what a live round does
     /// after collecting, and what `replay` does with each recorded window.
-    pub fn decide_window(&mut self, recording: &Recording) -> Result<JobReport, String> {
+    pub fn decide_window(&mut self, recording: &Recording) -> Result<JobRound, String> {
         let shape = &recording.shape;
-        let mut report = JobReport::new(&shape.job_id, &shape.job_name);
+        let mut report = JobRound::new(&shape.job_id, &shape.job_name);
         let scaling = self.scaling.entry(shape.job_id.clone()).or_default();
         let decided = decide_on_window(
             scaling,
@@ -477,13 +481,13 @@ impl Coordinator {
             let window = recording
                 .decision_window_ms
                 .map_or(self.settings.window, Duration::from_millis);
-            report.memory = self.plan_memory(shape, view, recording.end_ms(), window)?;
+            report.memory = self.memory_step(shape, view, recording.end_ms(), window)?;
         }
         self.write_report(&shape.job_id);
         Ok(report)
     }
 
-    fn plan_memory(
+    fn memory_step(
         &mut self,
         shape: &JobShape,
         view: &MemoryView,
@@ -502,7 +506,7 @@ impl Coordinator {
             at_ms,
             window,
         };
-        plan_memory(
+        memory_step::step(
             memory,
             &self.settings,
             request,
@@ -512,7 +516,7 @@ impl Coordinator {
     }
 }
 
-enum Window {
+enum WindowRead {
     Collected(Box<Recording>),
     NotYet(String),
     Stopped,

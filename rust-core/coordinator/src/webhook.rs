@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use autotune_model::diagnosis::{Diagnosis, Severity};
+use autotune_model::diagnosis::{Finding, Severity};
 
 use crate::sink::Sink;
 
@@ -27,7 +27,7 @@ pub struct Webhook {
     agent: ureq::Agent,
     interval_ms: i64,
     last_post_ms: Option<i64>,
-    queue: VecDeque<(String, Diagnosis)>,
+    queue: VecDeque<(String, Finding)>,
     dropped: usize,
     /// The last failure, said once until a post works again.
     failing: Option<String>,
@@ -71,7 +71,7 @@ impl Webhook {
 
     /// Queues a finding said about `scope` (a job, a process). Info findings stay in the log:
     /// a chat is for what needs someone.
-    pub fn push(&mut self, scope: &str, finding: Diagnosis) {
+    pub fn push(&mut self, scope: &str, finding: Finding) {
         if finding.severity == Severity::Info {
             return;
         }
@@ -84,7 +84,7 @@ impl Webhook {
 
     /// The message for a batch. Everything from a message is escaped: an exception text must
     /// not ping a channel or render a link in the chat.
-    fn text(batch: &[(String, Diagnosis)], more: usize) -> String {
+    fn text(batch: &[(String, Finding)], more: usize) -> String {
         let mut text = String::new();
         for (scope, d) in batch {
             text.push_str(&format!(
@@ -144,7 +144,7 @@ impl Webhook {
             return;
         }
         let take = self.queue.len().min(MAX_BATCH);
-        let batch: Vec<(String, Diagnosis)> = self.queue.drain(..take).collect();
+        let batch: Vec<(String, Finding)> = self.queue.drain(..take).collect();
         let more = self.queue.len() + self.dropped;
         let body = serde_json::json!({
             "text": Self::text(&batch, more),
@@ -217,7 +217,7 @@ mod tests {
     use autotune_model::diagnosis::matcher::Origin;
     use autotune_model::diagnosis::{Catalogue, Context, Diagnoser};
 
-    fn finding(text: &str) -> Diagnosis {
+    fn finding(text: &str) -> Finding {
         let mut d = Diagnoser::new(Arc::new(Catalogue::builtin()));
         for r in records(text) {
             d.observe(&r, Origin::JobFailure, None, &Context::default());
@@ -411,7 +411,7 @@ mod tests {
         assert!(hook.queue.is_empty());
     }
 
-    fn hook_finding() -> Diagnosis {
+    fn hook_finding() -> Finding {
         finding("java.lang.IllegalStateException: y\n\tat com.example.A.b(A.java:1)\n")
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use autotune_coordinator::clock::{Clock, ManualClock};
 use autotune_coordinator::recording::Recording;
-use autotune_coordinator::rounds::{Coordinator, JobReport};
+use autotune_coordinator::rounds::{Coordinator, JobRound};
 use autotune_coordinator::settings::LoopSettings;
 use autotune_coordinator::sink::{LogSink, MemorySink};
 use autotune_coordinator::stop::{Background, StopFlag};
@@ -131,7 +131,7 @@ fn coordinator(settings: LoopSettings) -> (Coordinator, Arc<MemorySink>) {
     (Coordinator::new(settings, sink.clone()), sink)
 }
 
-fn round(c: &mut Coordinator) -> Vec<JobReport> {
+fn round(c: &mut Coordinator) -> Vec<JobRound> {
     c.round(&StopFlag::new()).expect("a round")
 }
 

@@ -19,7 +19,7 @@ pub const MAX_FINDINGS: usize = 256;
 
 /// One finding: a known failure (or a root cause) with everything a person needs to act.
 #[derive(Debug, Clone, Serialize)]
-pub struct Diagnosis {
+pub struct Finding {
     pub code: String,
     pub name: String,
     pub severity: Severity,
@@ -58,8 +58,8 @@ pub struct Diagnosis {
     said_at_ms: i64,
 }
 
-impl Diagnosis {
-    fn from_match(m: &Match<'_>, catalogue: &Catalogue, ctx: &Context) -> Diagnosis {
+impl Finding {
+    fn from_match(m: &Match<'_>, catalogue: &Catalogue, ctx: &Context) -> Finding {
         let (name, severity, title, wrapper, cause, fix, docs, fixed_in, config) =
             match (m.signature, m.builtin) {
                 (Some(s), _) => (
@@ -95,7 +95,7 @@ impl Diagnosis {
                 ),
                 (None, None) => unreachable!("a match is a signature or a built-in finding"),
             };
-        Diagnosis {
+        Finding {
             code: m.code().to_string(),
             name,
             severity,
@@ -158,7 +158,7 @@ impl Diagnosis {
 #[derive(Debug, Clone)]
 pub struct Diagnoser {
     catalogue: Arc<Catalogue>,
-    findings: Vec<Diagnosis>,
+    findings: Vec<Finding>,
     index: BTreeMap<String, usize>,
     /// Occurrences of findings that did not fit.
     pub dropped: u64,
@@ -279,7 +279,7 @@ impl Diagnoser {
                     self.dropped += 1;
                     return None;
                 }
-                let mut d = Diagnosis::from_match(m, &self.catalogue, ctx);
+                let mut d = Finding::from_match(m, &self.catalogue, ctx);
                 d.source = source;
                 d.first_seen = time.map(str::to_string);
                 self.findings.push(d);
@@ -336,7 +336,7 @@ impl Diagnoser {
                     return None;
                 }
                 let none = BTreeMap::new();
-                self.findings.push(Diagnosis {
+                self.findings.push(Finding {
                     code: key.clone(),
                     name: advice.code.name().to_string(),
                     severity: advice.severity,
@@ -377,20 +377,20 @@ impl Diagnoser {
         first
     }
 
-    pub fn findings(&self) -> &[Diagnosis] {
+    pub fn findings(&self) -> &[Finding] {
         &self.findings
     }
 
-    /// The findings, most important first (see [`Diagnosis`] ranking).
-    pub fn ranked(&self) -> Vec<&Diagnosis> {
-        let mut out: Vec<&Diagnosis> = self.findings.iter().collect();
+    /// The findings, most important first (see [`Finding`] ranking).
+    pub fn ranked(&self) -> Vec<&Finding> {
+        let mut out: Vec<&Finding> = self.findings.iter().collect();
         out.sort_by_key(|d| d.rank_key());
         out
     }
 
     /// Findings to say now (`now_ms`: epoch ms): those never said, and those seen again since
     /// they were last said if `repeat` has passed since. Each is marked as said.
-    pub fn due(&mut self, now_ms: i64, repeat: Duration) -> Vec<Diagnosis> {
+    pub fn due(&mut self, now_ms: i64, repeat: Duration) -> Vec<Finding> {
         let repeat_ms = i64::try_from(repeat.as_millis()).unwrap_or(i64::MAX);
         let mut out = Vec::new();
         for d in &mut self.findings {
@@ -536,7 +536,7 @@ java.lang.OutOfMemoryError: Direct buffer memory
         for r in records(log) {
             d.observe_log(&r, Some("jm.log"), &mut ctx);
         }
-        let heap: Vec<&Diagnosis> = d.findings().iter().filter(|f| f.code == "AT300").collect();
+        let heap: Vec<&Finding> = d.findings().iter().filter(|f| f.code == "AT300").collect();
         assert_eq!(heap.len(), 2, "{:#?}", d.findings());
         let task = heap
             .iter()

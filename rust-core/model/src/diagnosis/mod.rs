@@ -23,7 +23,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use findings::{Diagnoser, Diagnosis};
+pub use findings::{Diagnoser, Finding};
 pub use signatures::{Catalogue, CatalogueError, Signature};
 pub use suggest::{Context, Process};
 

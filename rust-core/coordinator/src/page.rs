@@ -20,7 +20,7 @@ use crate::flamegraphs;
 const MAX_WINDOWS: usize = 120;
 /// Decisions listed at most (the newest).
 const MAX_DECISIONS: usize = 30;
-const TEMPLATE: &str = include_str!("report.html.j2");
+const TEMPLATE: &str = include_str!("page.html.j2");
 /// Bytes of the history read for the page: a decision every minute for hours, not the
 /// 32 MiB a long-running job's history may hold.
 const HISTORY_TAIL: u64 = 2 * 1024 * 1024;
