@@ -1,50 +1,30 @@
-//! The rules of the JNI boundary in one place: globals cached at load time, handles,
-//! string conversion, and [`guard`], which every entry point runs in.
+//! The rules of the JNI boundary in one place: the exception class cached at load time,
+//! handles, string conversion, and [`guard`], which every entry point runs in.
 
 use std::any::Any;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
-use jni::objects::{GlobalRef, JClass, JObject, JObjectArray, JStaticMethodID, JString, JValue};
-use jni::signature::{Primitive, ReturnType};
+use jni::objects::{GlobalRef, JClass, JObject, JObjectArray, JString};
 use jni::{JNIEnv, JavaVM};
 
 use crate::logging;
 use crate::reporter::Reporter;
 
 const EXCEPTION_CLASS: &str = "dev/flinkautotune/AutotuneNativeException";
-const LOG_CLASS: &str = "dev/flinkautotune/NativeLog";
 
-/// What the library caches when it is loaded: the only process-wide state besides the logger.
-struct Globals {
-    vm: JavaVM,
-    exception_class: GlobalRef,
-    log_class: GlobalRef,
-    log_method: JStaticMethodID,
-}
-
-static GLOBALS: OnceLock<Globals> = OnceLock::new();
+/// The shim's exception class, cached when the library is loaded (later threads could not
+/// find it by name). The log bridge keeps its own (`logging`).
+static EXCEPTION: OnceLock<GlobalRef> = OnceLock::new();
 
 /// Called from `JNI_OnLoad`, on the thread (and class loader) of the shim's `System.load`.
 pub fn init(vm: JavaVM) -> Result<(), Error> {
     let mut env = vm.get_env()?;
     let exception_class = env.find_class(EXCEPTION_CLASS)?;
     let exception_class = env.new_global_ref(exception_class)?;
-    let log_class = env.find_class(LOG_CLASS)?;
-    let log_method = env.get_static_method_id(
-        &log_class,
-        "log",
-        "(ILjava/lang/String;Ljava/lang/String;)V",
-    )?;
-    let log_class = env.new_global_ref(log_class)?;
-    let _ = GLOBALS.set(Globals {
-        vm,
-        exception_class,
-        log_class,
-        log_method,
-    });
-    logging::install();
+    let _ = EXCEPTION.set(exception_class);
+    logging::install(&mut env)?;
     // The default hook prints to stderr (the TaskManager's .out file); send it to the log.
     panic::set_hook(Box::new(|info| {
         log::error!("AUTOTUNE native panic: {info}")
@@ -117,58 +97,12 @@ fn throw(env: &mut JNIEnv<'_>, message: &str) {
     if env.exception_check().unwrap_or(true) {
         return;
     }
-    let result = match GLOBALS.get() {
-        Some(g) => env.throw_new(<&JClass>::from(g.exception_class.as_obj()), message),
+    let result = match EXCEPTION.get() {
+        Some(class) => env.throw_new(<&JClass>::from(class.as_obj()), message),
         None => env.throw_new("java/lang/IllegalStateException", message),
     };
     if result.is_err() {
         let _ = env.throw_new("java/lang/RuntimeException", message);
-    }
-}
-
-/// Sends one log record to the shim's `NativeLog.log`, from any thread. Logging never
-/// fails the caller and never disturbs an exception that is pending on this thread.
-pub fn log_to_java(level: i32, target: &str, message: &str) {
-    let Some(g) = GLOBALS.get() else { return };
-    let mut env = match g.vm.get_env() {
-        Ok(env) => env,
-        // A thread of our own: attach it as a daemon so it never holds the JVM open.
-        Err(_) => match g.vm.attach_current_thread_as_daemon() {
-            Ok(env) => env,
-            Err(_) => return,
-        },
-    };
-    let pending = if env.exception_check().unwrap_or(false) {
-        let throwable = env.exception_occurred().ok();
-        let _ = env.exception_clear();
-        throwable
-    } else {
-        None
-    };
-    let _ = env.with_local_frame(4, |env| -> Result<(), jni::errors::Error> {
-        let target = env.new_string(target)?;
-        let message = env.new_string(message)?;
-        let args = [
-            JValue::Int(level).as_jni(),
-            JValue::Object(&target).as_jni(),
-            JValue::Object(&message).as_jni(),
-        ];
-        // SAFETY: the method id was looked up with exactly this signature on this class.
-        let result = unsafe {
-            env.call_static_method_unchecked(
-                <&JClass>::from(g.log_class.as_obj()),
-                g.log_method,
-                ReturnType::Primitive(Primitive::Void),
-                &args,
-            )
-        };
-        if env.exception_check().unwrap_or(false) {
-            let _ = env.exception_clear();
-        }
-        result.map(|_| ())
-    });
-    if let Some(throwable) = pending {
-        let _ = env.throw(throwable);
     }
 }
 
