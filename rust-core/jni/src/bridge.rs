@@ -1,16 +1,14 @@
 //! The rules of the JNI boundary in one place: the exception class cached at load time,
 //! handles, string conversion, and [`guard`], which every entry point runs in.
 
-use std::any::Any;
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 
 use jni::objects::{GlobalRef, JClass, JObject, JObjectArray, JString};
 use jni::{JNIEnv, JavaVM};
 
-use crate::logging;
 use crate::reporter::Reporter;
+use crate::{logging, panics};
 
 const EXCEPTION_CLASS: &str = "dev/flinkautotune/AutotuneNativeException";
 
@@ -25,10 +23,7 @@ pub fn init(vm: JavaVM) -> Result<(), Error> {
     let exception_class = env.new_global_ref(exception_class)?;
     let _ = EXCEPTION.set(exception_class);
     logging::install(&mut env)?;
-    // The default hook prints to stderr (the TaskManager's .out file); send it to the log.
-    panic::set_hook(Box::new(|info| {
-        log::error!("AUTOTUNE native panic: {info}")
-    }));
+    panics::install();
     Ok(())
 }
 
@@ -63,34 +58,24 @@ impl From<autotune_model::metrics::MetricError> for Error {
 
 /// Runs an entry point's body. Errors and panics become an `AutotuneNativeException`
 /// for the shim, unless a Java exception is already pending: that one is the real cause
-/// (e.g. an out-of-bounds array region) and is left for the caller to see.
+/// (e.g. an out-of-bounds array region) and is left for the caller to see. A panic's
+/// exception message carries the native frames below its first line (`panics::Panic`).
 pub fn guard<'l, R>(
     env: &mut JNIEnv<'l>,
     fallback: R,
     body: impl FnOnce(&mut JNIEnv<'l>) -> Result<R, Error>,
 ) -> R {
-    match panic::catch_unwind(AssertUnwindSafe(|| body(env))) {
+    match panics::catch(|| body(env)) {
         Ok(Ok(value)) => value,
         Ok(Err(error)) => {
             throw(env, &error.to_string());
             fallback
         }
-        Err(payload) => {
-            throw(
-                env,
-                &format!("native panic: {}", panic_message(payload.as_ref())),
-            );
+        Err(panic) => {
+            throw(env, &panic.to_string());
             fallback
         }
     }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 fn throw(env: &mut JNIEnv<'_>, message: &str) {

@@ -3,13 +3,15 @@
 //! Every `Java_dev_flinkautotune_AutotuneNative_*` function below is an entry point of
 //! the Java class `dev.flinkautotune.AutotuneNative`. Each one runs inside
 //! [`bridge::guard`], which turns errors and panics into the shim's
-//! `AutotuneNativeException` (never replacing an exception already pending), so nothing
-//! here can take a Flink process down. Per-reporter state hangs off an opaque handle;
-//! only the JavaVM, the cached classes and the logger are global.
+//! `AutotuneNativeException` (never replacing an exception already pending; a panic's
+//! carries its native backtrace, see [`panics`]), so nothing here can take a Flink process
+//! down. Per-reporter state hangs off an opaque handle; only the JavaVM, the cached classes,
+//! the logger and the panic hook are global.
 
 mod alloc;
 mod bridge;
 mod logging;
+mod panics;
 pub mod reporter;
 
 use std::ffi::c_void;
@@ -276,8 +278,8 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_close<'l>(
     guard(&mut env, (), |_| bridge::close_handle(handle))
 }
 
-/// Panics on purpose, so tests can prove a panic surfaces as the shim's exception and
-/// leaves the JVM (and this library) usable.
+/// Panics on purpose, so tests can prove a panic surfaces as the shim's exception, with the
+/// native frames down to here, and leaves the JVM (and this library) usable.
 #[no_mangle]
 pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_panicForTesting<'l>(
     mut env: JNIEnv<'l>,
@@ -286,6 +288,12 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_panicForTesting<'l>
 ) {
     guard(&mut env, (), |env| {
         let message = bridge::string(env, &message)?;
-        panic!("{message}");
+        panic_on_purpose(&message)
     })
+}
+
+/// A frame of its own, for the tests to find in the panic's backtrace.
+#[inline(never)]
+fn panic_on_purpose(message: &str) -> ! {
+    panic!("{message}");
 }

@@ -529,8 +529,14 @@ fn a_hostile_vertex_name_cannot_break_a_log_record_into_lines() {
 #[test]
 fn every_entry_point_takes_hostile_input() {
     let mut env = jvm().attach_current_thread().unwrap();
-    // The log is the JVM's, shared with the other tests: count what this one adds.
-    let panics = |env: &mut JNIEnv| logs(env).matches("native panic").count();
+    // The log is the JVM's, shared with the other tests: count what this one adds (the
+    // panics other tests provoke at the same time all say "boom").
+    let panics = |env: &mut JNIEnv| {
+        logs(env)
+            .lines()
+            .filter(|l| l.contains("native panic") && !l.contains("boom"))
+            .count()
+    };
     let before = panics(&mut env);
     let calls = framed(&mut env, |env| {
         call_static(
@@ -558,7 +564,7 @@ fn a_panic_becomes_the_shims_exception_and_the_library_keeps_working() {
         &[JValue::Object(&message)],
     );
     assert_eq!(
-        thrown.unwrap_err(),
+        thrown.unwrap_err().lines().next().unwrap(),
         "dev.flinkautotune.AutotuneNativeException: native panic: boom for the test"
     );
     // The panic hook sent the panic to the Java log instead of stderr.
@@ -566,6 +572,61 @@ fn a_panic_becomes_the_shims_exception_and_the_library_keeps_working() {
     // The library still answers.
     let handle = open(&mut env, &[]).unwrap();
     call_static(&mut env, NATIVE, "close", "(J)V", &[JValue::Long(handle)]).unwrap();
+}
+
+/// The shim logs a failed native call as `LOG.error("AUTOTUNE native call failed ...", e)`,
+/// so SLF4J prints the exception's stack trace under that ERROR line: for a panic, the
+/// native frames from the panicking function down to the entry point, then the Java frames.
+#[test]
+fn a_native_panic_carries_its_backtrace_into_the_shims_error() {
+    let mut env = jvm().attach_current_thread().unwrap();
+    let trace = framed(&mut env, |env| {
+        let message = env.new_string("boom with frames").unwrap();
+        let trace: JString = call_static(
+            env,
+            "dev/flinkautotune/JniHarness",
+            "panicTrace",
+            "(Ljava/lang/String;)Ljava/lang/String;",
+            &[JValue::Object(&message)],
+        )
+        .unwrap()
+        .l()
+        .unwrap()
+        .into();
+        String::from(env.get_string(&trace).unwrap())
+    });
+    let lines: Vec<&str> = trace.lines().collect();
+    assert_eq!(
+        lines[0],
+        "dev.flinkautotune.AutotuneNativeException: native panic: boom with frames"
+    );
+    let frame = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with("\tat ") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no frame {needle} in:\n{trace}"))
+    };
+    // Innermost first, without the panic machinery: the function that panicked, with its
+    // file and line (the tests' library has debug info).
+    let panicked = frame("flink_autotune::panic_on_purpose(");
+    assert_eq!(panicked, 1, "{trace}");
+    assert!(lines[1].contains("src/lib.rs:"), "{trace}");
+    let guard = frame("flink_autotune::bridge::guard(");
+    let entry = frame("Java_dev_flinkautotune_AutotuneNative_panicForTesting(");
+    let java = frame("dev.flinkautotune.AutotuneNative.panicForTesting(Native Method)");
+    assert!(panicked < guard && guard < entry, "{trace}");
+    // The native frames stop at the entry point; the JVM's own follow as Java frames.
+    assert_eq!(entry + 1, java, "{trace}");
+    assert!(!trace.contains("std::panicking"), "{trace}");
+    assert!(!trace.contains("panics::hook"), "{trace}");
+    // The hook's own ERROR record for the panic stays one line, without the frames.
+    let logs = logs(&mut env);
+    let record = logs
+        .lines()
+        .find(|l| l.contains("AUTOTUNE native panic") && l.contains("boom with frames"))
+        .unwrap_or_else(|| panic!("no record of the panic in:\n{logs}"));
+    assert!(record.starts_with("1 flink_autotune::panics "), "{record}");
+    assert!(!record.contains("\\tat "), "{record}");
 }
 
 #[test]
@@ -791,7 +852,7 @@ fn xcheck_jni_finds_nothing_to_complain_about() {
         output.status.success(),
         "the JNI tests failed under -Xcheck:jni:\n{text}"
     );
-    assert!(text.contains("test result: ok. 10 passed"), "{text}");
+    assert!(text.contains("test result: ok. 11 passed"), "{text}");
     for complaint in [
         "WARNING in native method",
         "JNI local refs",

@@ -77,4 +77,19 @@ public final class JniHarness {
     public static void panic(String message) {
         AutotuneNative.panicForTesting(message);
     }
+
+    /**
+     * The stack trace of a native panic's exception, as SLF4J prints it under the shim's
+     * {@code AUTOTUNE native call failed} ERROR line.
+     */
+    public static String panicTrace(String message) {
+        try {
+            AutotuneNative.panicForTesting(message);
+        } catch (AutotuneNativeException e) {
+            java.io.StringWriter out = new java.io.StringWriter();
+            e.printStackTrace(new java.io.PrintWriter(out, true));
+            return out.toString();
+        }
+        throw new AssertionError("no exception");
+    }
 }
