@@ -140,8 +140,9 @@ fn parse(text: &str) -> Vec<Frame<'_>> {
 
 /// The standard library's frames: capturing the backtrace, the panic machinery, the library
 /// function that panicked for the caller (its message says so), `catch_unwind`, closures'
-/// calls. Only the library's own frames say where a panic comes from.
-fn is_std(name: &str) -> bool {
+/// calls. Only the library's own frames say where a panic comes from. (With line tables, an
+/// inlined frame has a bare name, but its place is in the toolchain's sources.)
+fn is_std(frame: &Frame<'_>) -> bool {
     const PREFIXES: [&str; 10] = [
         "std::",
         "core::",
@@ -154,13 +155,20 @@ fn is_std(name: &str) -> bool {
         "rust_begin_unwind",
         "rust_panic",
     ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
+    PREFIXES.iter().any(|p| frame.name.starts_with(p))
+        || frame.at.is_some_and(|at| at.starts_with("/rustc/"))
 }
 
-/// This module's hook, above the panic machinery.
-fn is_hook(name: &str) -> bool {
-    name.starts_with("flink_autotune::panics::hook")
-        || name.starts_with("flink_autotune::panics::install")
+/// Where a panic enters the standard library: never inlined, so always named in full.
+/// Everything above it is the machinery and this module's hook.
+fn is_panic_entry(frame: &Frame<'_>) -> bool {
+    frame.name.starts_with("core::panicking::") || frame.name.ends_with("rust_begin_unwind")
+}
+
+/// This module's hook, when no panic entry is in the trace.
+fn is_hook(frame: &Frame<'_>) -> bool {
+    frame.name.starts_with("flink_autotune::panics::hook")
+        || frame.name.starts_with("flink_autotune::panics::install")
 }
 
 /// An exported entry point (`Java_dev_flinkautotune_*`, `JNI_OnLoad`), not a closure in it:
@@ -175,14 +183,15 @@ fn is_entry_point(name: &str) -> bool {
 /// most [`MAX_FRAMES`]. A trace of another shape is kept whole.
 fn format_frames(text: &str) -> String {
     let all = parse(text);
-    let mut frames: Vec<&Frame> = all
-        .iter()
-        .skip_while(|f| is_hook(f.name) || is_std(f.name))
-        .collect();
+    let start = all.iter().position(is_panic_entry).map_or_else(
+        || all.iter().take_while(|f| is_hook(f) || is_std(f)).count(),
+        |entry| entry + 1,
+    );
+    let mut frames: Vec<&Frame> = all[start..].iter().collect();
     if let Some(entry) = frames.iter().position(|f| is_entry_point(f.name)) {
         frames.truncate(entry + 1);
     }
-    frames.retain(|f| !is_std(f.name));
+    frames.retain(|f| !is_std(f));
     if frames.is_empty() {
         frames = all.iter().collect();
     }
@@ -268,6 +277,42 @@ mod tests {
             format_frames(text),
             "\n\tat flink_autotune::reporter::Reporter::report(Unknown Source)\
              \n\tat Java_dev_flinkautotune_AutotuneNative_report(Unknown Source)"
+        );
+    }
+
+    #[test]
+    fn with_line_tables_inlined_frames_have_bare_names_and_are_told_by_their_place() {
+        // A release library built with `debug = "line-tables-only"`.
+        let text = "   0: <std::backtrace::Backtrace>::force_capture
+   1: hook
+             at ./src/panics.rs:45:21
+      {closure#0}
+             at ./src/panics.rs:33:17
+      <alloc::boxed::Box<dyn for<'a, 'b> core::ops::function::Fn<(&'a std::panic::PanicHookInfo<'b>,), Output = ()>> as core::ops::function::Fn<(&std::panic::PanicHookInfo,)>>::call
+             at /rustc/x/library/alloc/src/boxed.rs:2254:9
+   2: std::panicking::panic_with_hook
+             at /rustc/x/library/std/src/panicking.rs:833:13
+   3: __rustc::rust_begin_unwind
+   4: core::panicking::panic_fmt
+             at /rustc/x/library/core/src/panicking.rs:80:14
+   5: flink_autotune::panic_on_purpose
+             at ./src/lib.rs:298:5
+   6: {closure#0}
+             at ./src/lib.rs:291:9
+      call_once<core::result::Result<(), flink_autotune::bridge::Error>>
+             at /rustc/x/library/core/src/panic/unwind_safe.rs:274:9
+      guard<()>
+             at ./src/bridge.rs:68:11
+      Java_dev_flinkautotune_AutotuneNative_panicForTesting
+             at ./src/lib.rs:289:5
+   7: <unknown>
+";
+        assert_eq!(
+            format_frames(text),
+            "\n\tat flink_autotune::panic_on_purpose(./src/lib.rs:298:5)\
+             \n\tat {closure#0}(./src/lib.rs:291:9)\
+             \n\tat guard<()>(./src/bridge.rs:68:11)\
+             \n\tat Java_dev_flinkautotune_AutotuneNative_panicForTesting(./src/lib.rs:289:5)"
         );
     }
 
