@@ -35,8 +35,10 @@ def modules(src: Path) -> dict[str, Path]:
 
 
 def module_text(path: Path) -> str:
+    """The module's code without its comments (a doc link is no use)."""
     files = [path] if path.is_file() else sorted(path.rglob("*.rs"))
-    return "\n".join(f.read_text() for f in files)
+    text = "\n".join(f.read_text() for f in files)
+    return re.sub(r"//[^\n]*", "", text)
 
 
 def uses(text: str, names: set[str]) -> set[str]:
