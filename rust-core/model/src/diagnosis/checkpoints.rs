@@ -95,121 +95,180 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// Advice from the job's recent checkpoints, in code order; none before there are enough.
 pub fn advise(view: &CheckpointView<'_>) -> Vec<Advice> {
-    let completed: Vec<&CheckpointSample> = view
-        .history
-        .iter()
-        .filter(|c| c.completed && !c.savepoint)
-        .take(10)
-        .collect();
-    let mut out = Vec::new();
-    if completed.len() < MIN_CHECKPOINTS {
-        return out;
-    }
-    let mut durations: Vec<f64> = completed.iter().map(|c| c.duration_ms as f64).collect();
-    let longest = durations.iter().copied().fold(0.0, f64::max);
-    let typical = median(&mut durations);
-    let n = completed.len();
+    let Some(recent) = Recent::of(view.history) else {
+        return Vec::new();
+    };
+    [
+        slower_than_interval(view, &recent),
+        near_timeout(view, &recent),
+        backpressured(view, &recent),
+        heap_state_growing(view, &recent),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
 
-    if view.interval_ms > 0 && typical >= view.interval_ms as f64 {
-        out.push(Advice {
-            code: Code::CheckpointSlowerThanInterval,
-            severity: Severity::Warning,
-            title: "Checkpoints take longer than their interval",
-            evidence: format!(
-                "median checkpoint {} (longest {}) over the last {n}, interval {}",
-                time(typical),
-                time(longest),
-                time(view.interval_ms as f64)
-            ),
-            cause: "A checkpoint starts as soon as the previous one ends: the job spends its time checkpointing and recovery replays more than the interval promises.",
-            fix: "Give checkpoints room: a longer interval and a minimum pause between them; if they are slow because of back-pressure or state size, see AT402 and AT403.".into(),
-            docs: CHECKPOINTING_DOCS,
-            set: vec![
-                set("execution.checkpointing.interval", round_up(2.0 * longest)),
-                set("execution.checkpointing.min-pause", round_up(typical)),
-            ],
-        });
-    }
-    if view.timeout_ms > 0 && longest >= NEAR_TIMEOUT * view.timeout_ms as f64 {
-        let share = longest / view.timeout_ms as f64;
-        out.push(Advice {
-            code: Code::CheckpointNearTimeout,
-            severity: if share >= 0.9 { Severity::Error } else { Severity::Warning },
-            title: "Checkpoints come close to their timeout",
-            evidence: format!(
-                "longest checkpoint {} is {:.0}% of the timeout {} (last {n})",
-                time(longest),
-                share * 100.0,
-                time(view.timeout_ms as f64)
-            ),
-            cause: "A little more state or back-pressure and checkpoints expire (AT320); after the tolerable number of failures the job restarts.",
-            fix: "Raise the timeout to twice the longest checkpoint, and make checkpoints faster (AT402, AT403).".into(),
-            docs: CHECKPOINTING_DOCS,
-            set: vec![set("execution.checkpointing.timeout", round_up((2.0 * longest).max(view.timeout_ms as f64)))],
-        });
-    }
-    if let Some((vertex, delay)) = &view.start_delay {
-        if typical >= 1000.0 && *delay >= DELAY_SHARE * typical {
-            let culprit = view.bottleneck.as_deref().unwrap_or(vertex);
-            let mut set_keys = Vec::new();
-            if !view.unaligned {
-                set_keys.push(set(
-                    "execution.checkpointing.unaligned.enabled",
-                    "true".into(),
-                ));
-            }
-            set_keys.push(set(
-                "taskmanager.network.memory.buffer-debloat.enabled",
-                "true".into(),
-            ));
-            out.push(Advice {
-                code: Code::CheckpointBackpressured,
-                severity: Severity::Warning,
-                title: "Checkpoint barriers wait behind back-pressure",
-                evidence: format!(
-                    "barriers take up to {} to reach \"{vertex}\", {:.0}% of the median checkpoint {}",
-                    time(*delay),
-                    delay / typical * 100.0,
-                    time(typical)
-                ),
-                cause: "Barriers travel with the data: behind a back-pressured vertex they wait in full network buffers, and aligned checkpoints wait for them.",
-                fix: format!(
-                    "Let barriers overtake the data (unaligned checkpoints) and keep less data in flight (buffer debloating), or remove the back-pressure: give \"{culprit}\" the parallelism the scaling model recommends (AT101)."
-                ),
-                docs: UNALIGNED_DOCS,
-                set: set_keys,
-            });
+/// The last completed checkpoints (savepoints are taken on demand and say nothing about the
+/// schedule), newest first, with their typical and longest duration.
+struct Recent<'a> {
+    completed: Vec<&'a CheckpointSample>,
+    typical: f64,
+    longest: f64,
+}
+
+impl<'a> Recent<'a> {
+    /// `None` below [`MIN_CHECKPOINTS`]: too few to say what is typical.
+    fn of(history: &'a [CheckpointSample]) -> Option<Self> {
+        let completed: Vec<&CheckpointSample> = history
+            .iter()
+            .filter(|c| c.completed && !c.savepoint)
+            .take(10)
+            .collect();
+        if completed.len() < MIN_CHECKPOINTS {
+            return None;
         }
+        let mut durations: Vec<f64> = completed.iter().map(|c| c.duration_ms as f64).collect();
+        let longest = durations.iter().copied().fold(0.0, f64::max);
+        let typical = median(&mut durations);
+        Some(Recent {
+            completed,
+            typical,
+            longest,
+        })
     }
-    if view.heap_backend && n >= 5 {
-        // Oldest to newest.
-        let sizes: Vec<u64> = completed.iter().rev().map(|c| c.state_size).collect();
-        let (first, last) = (sizes[0], sizes[sizes.len() - 1]);
-        let rising = sizes.windows(2).filter(|w| w[1] >= w[0]).count();
-        let growing =
-            first > 0 && last as f64 >= 1.5 * first as f64 && rising + 1 >= sizes.len() - 1;
-        if growing {
-            out.push(Advice {
-                code: Code::HeapStateGrowing,
-                severity: Severity::Warning,
-                title: "State keeps growing on the heap backend",
-                evidence: format!(
-                    "full state {} -> {} over the last {n} checkpoints, on the heap (HashMapStateBackend)",
-                    memory::human(first as f64),
-                    memory::human(last as f64)
-                ),
-                cause: "The heap backend keeps all state as objects on the TaskManager heap and snapshots all of it every time: growing state ends in long GC pauses, slow checkpoints and OutOfMemoryError.",
-                fix: "Move the state to RocksDB with incremental checkpoints (state on disk, only changes uploaded), and check for state that never expires (a TTL).".into(),
-                docs: BACKENDS_DOCS,
-                set: vec![
-                    set("state.backend.type", "rocksdb".into()),
-                    set("execution.checkpointing.incremental", "true".into()),
-                ],
-            });
-        }
+
+    fn n(&self) -> usize {
+        self.completed.len()
     }
-    out
+}
+
+/// AT400: the typical checkpoint lasts as long as the interval or longer.
+fn slower_than_interval(view: &CheckpointView<'_>, recent: &Recent<'_>) -> Option<Advice> {
+    let (typical, longest, n) = (recent.typical, recent.longest, recent.n());
+    (view.interval_ms > 0 && typical >= view.interval_ms as f64).then(|| Advice {
+        code: Code::CheckpointSlowerThanInterval,
+        severity: Severity::Warning,
+        title: "Checkpoints take longer than their interval",
+        evidence: format!(
+            "median checkpoint {} (longest {}) over the last {n}, interval {}",
+            time(typical),
+            time(longest),
+            time(view.interval_ms as f64)
+        ),
+        cause: "A checkpoint starts as soon as the previous one ends: the job spends its time checkpointing and recovery replays more than the interval promises.",
+        fix: "Give checkpoints room: a longer interval and a minimum pause between them; if they are slow because of back-pressure or state size, see AT402 and AT403.".into(),
+        docs: CHECKPOINTING_DOCS,
+        set: vec![
+            set("execution.checkpointing.interval", round_up(2.0 * longest)),
+            set("execution.checkpointing.min-pause", round_up(typical)),
+        ],
+    })
+}
+
+/// AT401: the longest checkpoint took [`NEAR_TIMEOUT`] of the timeout or more; past 90% it
+/// is an error, the next one may well expire.
+fn near_timeout(view: &CheckpointView<'_>, recent: &Recent<'_>) -> Option<Advice> {
+    let (longest, n) = (recent.longest, recent.n());
+    let near = view.timeout_ms > 0 && longest >= NEAR_TIMEOUT * view.timeout_ms as f64;
+    if !near {
+        return None;
+    }
+    let share = longest / view.timeout_ms as f64;
+    Some(Advice {
+        code: Code::CheckpointNearTimeout,
+        severity: if share >= 0.9 { Severity::Error } else { Severity::Warning },
+        title: "Checkpoints come close to their timeout",
+        evidence: format!(
+            "longest checkpoint {} is {:.0}% of the timeout {} (last {n})",
+            time(longest),
+            share * 100.0,
+            time(view.timeout_ms as f64)
+        ),
+        cause: "A little more state or back-pressure and checkpoints expire (AT320); after the tolerable number of failures the job restarts.",
+        fix: "Raise the timeout to twice the longest checkpoint, and make checkpoints faster (AT402, AT403).".into(),
+        docs: CHECKPOINTING_DOCS,
+        set: vec![set("execution.checkpointing.timeout", round_up((2.0 * longest).max(view.timeout_ms as f64)))],
+    })
+}
+
+/// AT402: barriers spend [`DELAY_SHARE`] of a (second-long or longer) checkpoint or more
+/// waiting to reach a vertex. The fix names the bottleneck when the scaling model knows it.
+fn backpressured(view: &CheckpointView<'_>, recent: &Recent<'_>) -> Option<Advice> {
+    let typical = recent.typical;
+    let (vertex, delay) = view.start_delay.as_ref()?;
+    // Written as the condition to meet: a delay that is no number (NaN) gives no advice.
+    let waiting_dominates = typical >= 1000.0 && *delay >= DELAY_SHARE * typical;
+    if !waiting_dominates {
+        return None;
+    }
+    let culprit = view.bottleneck.as_deref().unwrap_or(vertex);
+    let mut set_keys = Vec::new();
+    if !view.unaligned {
+        set_keys.push(set(
+            "execution.checkpointing.unaligned.enabled",
+            "true".into(),
+        ));
+    }
+    set_keys.push(set(
+        "taskmanager.network.memory.buffer-debloat.enabled",
+        "true".into(),
+    ));
+    Some(Advice {
+        code: Code::CheckpointBackpressured,
+        severity: Severity::Warning,
+        title: "Checkpoint barriers wait behind back-pressure",
+        evidence: format!(
+            "barriers take up to {} to reach \"{vertex}\", {:.0}% of the median checkpoint {}",
+            time(*delay),
+            delay / typical * 100.0,
+            time(typical)
+        ),
+        cause: "Barriers travel with the data: behind a back-pressured vertex they wait in full network buffers, and aligned checkpoints wait for them.",
+        fix: format!(
+            "Let barriers overtake the data (unaligned checkpoints) and keep less data in flight (buffer debloating), or remove the back-pressure: give \"{culprit}\" the parallelism the scaling model recommends (AT101)."
+        ),
+        docs: UNALIGNED_DOCS,
+        set: set_keys,
+    })
+}
+
+/// AT403: on the heap backend, the full state grew by half or more over at least five
+/// checkpoints, falling at most once on the way.
+fn heap_state_growing(view: &CheckpointView<'_>, recent: &Recent<'_>) -> Option<Advice> {
+    let n = recent.n();
+    if !view.heap_backend || n < 5 {
+        return None;
+    }
+    // Oldest to newest.
+    let sizes: Vec<u64> = recent
+        .completed
+        .iter()
+        .rev()
+        .map(|c| c.state_size)
+        .collect();
+    let (first, last) = (sizes[0], sizes[sizes.len() - 1]);
+    let rising = sizes.windows(2).filter(|w| w[1] >= w[0]).count();
+    let growing = first > 0 && last as f64 >= 1.5 * first as f64 && rising + 1 >= sizes.len() - 1;
+    growing.then(|| Advice {
+        code: Code::HeapStateGrowing,
+        severity: Severity::Warning,
+        title: "State keeps growing on the heap backend",
+        evidence: format!(
+            "full state {} -> {} over the last {n} checkpoints, on the heap (HashMapStateBackend)",
+            memory::human(first as f64),
+            memory::human(last as f64)
+        ),
+        cause: "The heap backend keeps all state as objects on the TaskManager heap and snapshots all of it every time: growing state ends in long GC pauses, slow checkpoints and OutOfMemoryError.",
+        fix: "Move the state to RocksDB with incremental checkpoints (state on disk, only changes uploaded), and check for state that never expires (a TTL).".into(),
+        docs: BACKENDS_DOCS,
+        set: vec![
+            set("state.backend.type", "rocksdb".into()),
+            set("execution.checkpointing.incremental", "true".into()),
+        ],
+    })
 }
 
 /// AT404 for a failed checkpoint whose reason the catalogue does not know.
