@@ -142,33 +142,41 @@ impl LogReader {
         self.line += 1;
         let line = raw.trim_end_matches(['\r', '\n']);
         if let Some(h) = header().captures(line) {
-            let done = self.current.take();
-            let mut record = Record {
-                line: self.line,
-                time: h.name("time").map(|m| m.as_str().to_string()),
-                level: h.name("level").map(|m| m.as_str().to_string()),
-                logger: h.name("logger").map(|m| m.as_str().to_string()),
-                ..Record::default()
-            };
-            append(
-                &mut record.message,
-                h.name("message").map_or("", |m| m.as_str()).trim_end(),
-            );
-            self.current = Some(record);
-            self.section = Section::Message;
-            return done;
+            return self.start(headed_record(self.line, &h));
         }
         if line.trim().is_empty() {
             return None;
         }
-        let mut finished = None;
-        if self.current.is_none() {
-            self.current = Some(Record {
+        let finished = self.start_unless_continued(line);
+        let record = self.current.as_mut().expect("a current record");
+        read_body_line(record, &mut self.section, line);
+        finished
+    }
+
+    /// Makes `record` the current one, its message read next; returns the record it ends.
+    fn start(&mut self, record: Record) -> Option<Record> {
+        let done = self.current.take();
+        self.current = Some(record);
+        self.section = Section::Message;
+        done
+    }
+
+    /// A line without a header goes on with the current record, unless there is none (a
+    /// trace without any header) or the line starts another trace: then it starts a record.
+    fn start_unless_continued(&mut self, line: &str) -> Option<Record> {
+        if self.current.is_none() || self.starts_another_trace(line) {
+            return self.start(Record {
                 line: self.line,
                 ..Record::default()
             });
-            self.section = Section::Message;
-        } else if matches!(
+        }
+        None
+    }
+
+    /// A new top-level exception after a finished trace, without a log header: a stderr dump
+    /// of several traces, one after another.
+    fn starts_another_trace(&self, line: &str) -> bool {
+        matches!(
             self.section,
             Section::Exception {
                 frames_started: true
@@ -176,85 +184,110 @@ impl LogReader {
         ) && !line.starts_with(char::is_whitespace)
             && !line.starts_with("Caused by:")
             && exception_line().is_match(line)
-        {
-            // A new top-level exception after a finished trace, without a log header: a new
-            // record (a stderr dump of several traces, one after another).
-            finished = self.current.take();
-            self.current = Some(Record {
-                line: self.line,
-                ..Record::default()
-            });
-            self.section = Section::Message;
-        }
-        let record = self.current.as_mut().expect("a current record");
-
-        if frame_line().is_match(line) || elided_line().is_match(line) {
-            if let Section::Exception { .. } = self.section {
-                self.section = Section::Exception {
-                    frames_started: true,
-                };
-                if let (Some(c), Some(f)) = (record.chain.last_mut(), frame_line().captures(line)) {
-                    if c.frames.len() < MAX_FRAMES {
-                        c.frames.push(f["frame"].to_string());
-                    }
-                }
-            }
-            return finished;
-        }
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("Suppressed:") {
-            self.section = Section::Suppressed;
-            return finished;
-        }
-        if let Some(e) = exception_line().captures(line) {
-            let is_cause = e.name("caused").is_some();
-            // An indented `Caused by:` inside a `Suppressed:` block is the suppressed one's.
-            let continues_chain = is_cause
-                && (self.section != Section::Suppressed || !line.starts_with(char::is_whitespace));
-            let starts_chain = !is_cause && record.chain.is_empty();
-            if continues_chain || starts_chain {
-                if record.chain.len() == MAX_CHAIN {
-                    record.chain.remove(1.min(record.chain.len() - 1));
-                }
-                let mut message = String::new();
-                append(
-                    &mut message,
-                    e.name("message").map_or("", |m| m.as_str()).trim_end(),
-                );
-                record.chain.push(Throwable {
-                    class: e["class"].to_string(),
-                    message,
-                    frames: Vec::new(),
-                });
-                self.section = Section::Exception {
-                    frames_started: false,
-                };
-                return finished;
-            }
-        }
-        match self.section {
-            Section::Message => append(&mut record.message, line),
-            Section::Exception {
-                frames_started: false,
-            } => {
-                if let Some(c) = record.chain.last_mut() {
-                    append(&mut c.message, line);
-                }
-            }
-            // Text after frames that is no exception: Flink's own multi-line messages after
-            // a trace are rare; keep them with the message.
-            Section::Exception {
-                frames_started: true,
-            } => append(&mut record.message, line),
-            Section::Suppressed => {}
-        }
-        finished
     }
 
     /// The last record, if any.
     pub fn finish(&mut self) -> Option<Record> {
         self.section = Section::Message;
         self.current.take()
+    }
+}
+
+/// The record a log header starts: its time, level, logger and the first line of its message.
+fn headed_record(line: usize, h: &regex::Captures<'_>) -> Record {
+    let mut record = Record {
+        line,
+        time: h.name("time").map(|m| m.as_str().to_string()),
+        level: h.name("level").map(|m| m.as_str().to_string()),
+        logger: h.name("logger").map(|m| m.as_str().to_string()),
+        ..Record::default()
+    };
+    append(
+        &mut record.message,
+        h.name("message").map_or("", |m| m.as_str()).trim_end(),
+    );
+    record
+}
+
+/// A line of a record after its first: a stack frame, the start of a `Suppressed:` block,
+/// the next exception of the chain, or more text of what is being read.
+fn read_body_line(record: &mut Record, section: &mut Section, line: &str) {
+    if frame_line().is_match(line) || elided_line().is_match(line) {
+        add_frame(record, section, line);
+    } else if line.trim_start().starts_with("Suppressed:") {
+        *section = Section::Suppressed;
+    } else if !add_exception(record, section, line) {
+        add_text(record, *section, line);
+    }
+}
+
+/// A frame (or `... n more`) counts only inside an exception, whose frames have then
+/// started; the top [`MAX_FRAMES`] are kept.
+fn add_frame(record: &mut Record, section: &mut Section, line: &str) {
+    if !matches!(section, Section::Exception { .. }) {
+        return;
+    }
+    *section = Section::Exception {
+        frames_started: true,
+    };
+    if let (Some(c), Some(f)) = (record.chain.last_mut(), frame_line().captures(line)) {
+        if c.frames.len() < MAX_FRAMES {
+            c.frames.push(f["frame"].to_string());
+        }
+    }
+}
+
+/// An exception that goes on with the chain (a cause) or starts it, added with its message's
+/// first line; `false` when `line` is no such exception.
+fn add_exception(record: &mut Record, section: &mut Section, line: &str) -> bool {
+    let Some(e) = exception_line().captures(line) else {
+        return false;
+    };
+    let is_cause = e.name("caused").is_some();
+    // An indented `Caused by:` inside a `Suppressed:` block is the suppressed one's.
+    let continues_chain =
+        is_cause && (*section != Section::Suppressed || !line.starts_with(char::is_whitespace));
+    let starts_chain = !is_cause && record.chain.is_empty();
+    if !(continues_chain || starts_chain) {
+        return false;
+    }
+    // A full chain drops the exception after the outermost: the innermost hold the cause.
+    if record.chain.len() == MAX_CHAIN {
+        record.chain.remove(1.min(record.chain.len() - 1));
+    }
+    let mut message = String::new();
+    append(
+        &mut message,
+        e.name("message").map_or("", |m| m.as_str()).trim_end(),
+    );
+    record.chain.push(Throwable {
+        class: e["class"].to_string(),
+        message,
+        frames: Vec::new(),
+    });
+    *section = Section::Exception {
+        frames_started: false,
+    };
+    true
+}
+
+/// A line that is no frame and no exception: more of the message being read.
+fn add_text(record: &mut Record, section: Section, line: &str) {
+    match section {
+        Section::Message => append(&mut record.message, line),
+        Section::Exception {
+            frames_started: false,
+        } => {
+            if let Some(c) = record.chain.last_mut() {
+                append(&mut c.message, line);
+            }
+        }
+        // Text after frames that is no exception: Flink's own multi-line messages after
+        // a trace are rare; keep them with the message.
+        Section::Exception {
+            frames_started: true,
+        } => append(&mut record.message, line),
+        Section::Suppressed => {}
     }
 }
 
