@@ -182,6 +182,31 @@ pub fn diagnose<'c>(
     if record.message.starts_with("AUTOTUNE ") {
         return None;
     }
+    let hits = hits(catalogue, record);
+    if let Some(found) = deepest_actionable(&hits) {
+        return Some(found);
+    }
+    // Only wrappers matched, or nothing: what lies under them decides.
+    let root = record.chain.last();
+    let wrapper = hits.iter().max_by_key(|h| h.depth);
+    let failed = wrapper.is_some() || origin == Origin::JobFailure || says_failed(record);
+    if failed {
+        if let Some(found) = root.and_then(|t| user_code(t, wrapper)) {
+            return Some(found);
+        }
+    }
+    if let Some(w) = wrapper {
+        return Some(wrapper_finding(w, record));
+    }
+    if origin == Origin::JobFailure {
+        return root.map(unrecognized);
+    }
+    None
+}
+
+/// Every catalogue entry that matches the log message (depth 0) or an exception of the chain
+/// (depth 1 is the outermost).
+fn hits<'c>(catalogue: &'c Catalogue, record: &Record) -> Vec<Hit<'c>> {
     let mut texts: Vec<String> = Vec::with_capacity(record.chain.len() + 1);
     texts.push(record.message.clone());
     texts.extend(record.chain.iter().map(Throwable::headline));
@@ -202,87 +227,89 @@ pub fn diagnose<'c>(
             });
         }
     }
+    hits
+}
 
-    let root = record.chain.last();
-    // The deepest actionable hit; among equals, the more severe, then the catalogue's order.
-    let best = hits.iter().filter(|h| !h.signature.wrapper).max_by(|a, b| {
-        a.depth
-            .cmp(&b.depth)
-            .then(a.signature.severity.cmp(&b.signature.severity))
-            .then(b.index.cmp(&a.index))
-    });
-    if let Some(h) = best {
-        let wrapper = hits
-            .iter()
-            .filter(|w| w.signature.wrapper && w.depth < h.depth)
-            .min_by_key(|w| w.depth)
-            .map(|w| {
-                format!(
-                    "{} {}: {}",
-                    w.signature.code,
-                    w.signature.name,
-                    evidence_line(&w.text)
-                )
-            });
-        return Some(Match {
-            signature: Some(h.signature),
-            builtin: None,
-            evidence: evidence_line(&h.text),
-            context: wrapper,
-            captures: h.captures.clone(),
-            key: h.signature.code.clone(),
-        });
-    }
+/// The deepest hit that is no wrapper, with the outermost wrapper above it as context; among
+/// equally deep ones, the more severe, then the catalogue's order.
+fn deepest_actionable<'c>(hits: &[Hit<'c>]) -> Option<Match<'c>> {
+    let h = hits
+        .iter()
+        .filter(|h| !h.signature.wrapper)
+        .max_by(|a, b| {
+            a.depth
+                .cmp(&b.depth)
+                .then(a.signature.severity.cmp(&b.signature.severity))
+                .then(b.index.cmp(&a.index))
+        })?;
+    let wrapper = hits
+        .iter()
+        .filter(|w| w.signature.wrapper && w.depth < h.depth)
+        .min_by_key(|w| w.depth);
+    Some(Match {
+        signature: Some(h.signature),
+        builtin: None,
+        evidence: evidence_line(&h.text),
+        context: wrapper.map(wrapper_line),
+        captures: h.captures.clone(),
+        key: h.signature.code.clone(),
+    })
+}
 
-    let wrapper = hits.iter().max_by_key(|h| h.depth);
-    let failed = wrapper.is_some() || origin == Origin::JobFailure || says_failed(record);
-    if failed {
-        // Under a wrapper (restarts exhausted), a passing network failure is what restarts are
-        // for: the wrapper's fix (the restart strategy) is the finding, not the code.
-        if let Some(t) = root.filter(|t| wrapper.is_none() || !is_transient(t)) {
-            if let Some(frame) = user_frame(t) {
-                return Some(Match {
-                    signature: None,
-                    builtin: Some(USER_CODE),
-                    evidence: format!("{} at {frame}", evidence_line(&t.headline())),
-                    context: wrapper.map(|w| {
-                        format!(
-                            "{} {}: {}",
-                            w.signature.code,
-                            w.signature.name,
-                            evidence_line(&w.text)
-                        )
-                    }),
-                    captures: BTreeMap::new(),
-                    key: format!("{}:{}:{}", USER_CODE.code, t.class, frame),
-                });
-            }
-        }
+/// AT390 when the root cause `t` was thrown by the job's own code. Under a wrapper (restarts
+/// exhausted), a passing network failure is what restarts are for: the wrapper's fix (the
+/// restart strategy) is the finding, not the code.
+fn user_code<'c>(t: &Throwable, wrapper: Option<&Hit<'c>>) -> Option<Match<'c>> {
+    if wrapper.is_some() && is_transient(t) {
+        return None;
     }
-    if let Some(w) = wrapper {
-        return Some(Match {
-            signature: Some(w.signature),
-            builtin: None,
-            evidence: evidence_line(&w.text),
-            context: root
-                .filter(|_| w.depth < record.chain.len())
-                .map(|t| format!("root cause: {}", evidence_line(&t.headline()))),
-            captures: w.captures.clone(),
-            key: w.signature.code.clone(),
-        });
+    let frame = user_frame(t)?;
+    Some(Match {
+        signature: None,
+        builtin: Some(USER_CODE),
+        evidence: format!("{} at {frame}", evidence_line(&t.headline())),
+        context: wrapper.map(wrapper_line),
+        captures: BTreeMap::new(),
+        key: format!("{}:{}:{}", USER_CODE.code, t.class, frame),
+    })
+}
+
+/// The wrapper itself, with the root cause under it as context.
+fn wrapper_finding<'c>(w: &Hit<'c>, record: &Record) -> Match<'c> {
+    Match {
+        signature: Some(w.signature),
+        builtin: None,
+        evidence: evidence_line(&w.text),
+        context: record
+            .chain
+            .last()
+            .filter(|_| w.depth < record.chain.len())
+            .map(|t| format!("root cause: {}", evidence_line(&t.headline()))),
+        captures: w.captures.clone(),
+        key: w.signature.code.clone(),
     }
-    if origin == Origin::JobFailure {
-        let t = root?;
-        return Some(Match {
-            signature: None,
-            builtin: Some(UNRECOGNIZED),
-            evidence: evidence_line(&t.headline()),
-            context: None,
-            captures: BTreeMap::new(),
-            key: format!("{}:{}", UNRECOGNIZED.code, t.class),
-        });
+}
+
+/// AT399: a job failed with a root cause nothing knows.
+fn unrecognized(t: &Throwable) -> Match<'static> {
+    Match {
+        signature: None,
+        builtin: Some(UNRECOGNIZED),
+        evidence: evidence_line(&t.headline()),
+        context: None,
+        captures: BTreeMap::new(),
+        key: format!("{}:{}", UNRECOGNIZED.code, t.class),
     }
-    None
+}
+
+/// A wrapper as context of the finding under it: its code, name and line.
+fn wrapper_line(w: &Hit<'_>) -> String {
+    format!(
+        "{} {}: {}",
+        w.signature.code,
+        w.signature.name,
+        evidence_line(&w.text)
+    )
 }
 
 #[cfg(test)]
