@@ -98,7 +98,8 @@ def long_functions(path: Path) -> list[tuple[int, str, int]]:
             continue
         depth, opened, j = 0, False, i
         while j < len(lines):
-            code = re.sub(r'"(\\.|[^"\\])*"|//.*', "", lines[j])
+            # Strings, character literals ('{') and comments hold no braces of the code.
+            code = re.sub(r'"(\\.|[^"\\])*"|\'(\\.|[^\'\\])\'|//.*', "", lines[j])
             if not opened and code.rstrip().endswith(";") and "{" not in code:
                 break  # a declaration without a body
             depth += code.count("{") - code.count("}")
