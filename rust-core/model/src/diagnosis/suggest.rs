@@ -352,44 +352,63 @@ pub fn suggest(
     }
     let key = spelled(setting, renames, ctx.version)?;
     let current = current_value(setting, renames, ctx);
-    for alternative in setting.value.split(" | ").map(str::trim) {
-        let computed = if alternative == "plan" {
-            ctx.plan
-                .get(&setting.key)
-                .map(|v| (v.clone(), "measured".to_string()))
-        } else if let Some(factor) = alternative
-            .strip_prefix('x')
-            .and_then(|f| f.parse::<f64>().ok())
-        {
-            match (&current, &setting.default) {
-                (Some(c), _) => {
-                    scaled(&setting.key, c, factor).map(|v| (v, format!("current x{factor}")))
-                }
-                (None, Some(d)) => {
-                    scaled(&setting.key, d, factor).map(|v| (v, format!("default x{factor}")))
-                }
-                (None, None) => None,
-            }
-        } else if alternative.contains('{') {
-            template(alternative, captures).map(|v| (v, "message".to_string()))
-        } else {
-            Some((alternative.to_string(), "fixed".to_string()))
-        };
-        if let Some((value, basis)) = computed {
-            return Some(Suggestion {
-                key,
-                value: Some(value),
-                current,
-                basis,
-            });
-        }
-    }
+    let first_computable = setting
+        .value
+        .split(" | ")
+        .map(str::trim)
+        .find_map(|alternative| {
+            alternative_value(alternative, setting, current.as_deref(), ctx, captures)
+        });
+    // Nothing computable still names the key to raise, without a made-up value.
+    let (value, basis) = match first_computable {
+        Some((value, basis)) => (Some(value), basis),
+        None => (None, "unknown".to_string()),
+    };
     Some(Suggestion {
         key,
-        value: None,
+        value,
         current,
-        basis: "unknown".into(),
+        basis,
     })
+}
+
+/// One alternative of a setting's value, computed, with its basis; `None` when what it needs
+/// is not known here.
+fn alternative_value(
+    alternative: &str,
+    setting: &Setting,
+    current: Option<&str>,
+    ctx: &Context,
+    captures: &BTreeMap<String, String>,
+) -> Option<(String, String)> {
+    if alternative == "plan" {
+        return ctx
+            .plan
+            .get(&setting.key)
+            .map(|v| (v.clone(), "measured".to_string()));
+    }
+    if let Some(factor) = alternative
+        .strip_prefix('x')
+        .and_then(|f| f.parse::<f64>().ok())
+    {
+        return multiplied(setting, current, factor);
+    }
+    if alternative.contains('{') {
+        return template(alternative, captures).map(|v| (v, "message".to_string()));
+    }
+    Some((alternative.to_string(), "fixed".to_string()))
+}
+
+/// `factor` times the current value or, when the cluster's is not known, the catalogue's
+/// default. A current value that cannot be scaled gives nothing: the default is not what runs.
+fn multiplied(setting: &Setting, current: Option<&str>, factor: f64) -> Option<(String, String)> {
+    match (current, &setting.default) {
+        (Some(c), _) => scaled(&setting.key, c, factor).map(|v| (v, format!("current x{factor}"))),
+        (None, Some(d)) => {
+            scaled(&setting.key, d, factor).map(|v| (v, format!("default x{factor}")))
+        }
+        (None, None) => None,
+    }
 }
 
 impl Suggestion {
