@@ -177,6 +177,8 @@ fn near_timeout(view: &CheckpointView<'_>, recent: &Recent<'_>) -> Option<Advice
         return None;
     }
     let share = longest / view.timeout_ms as f64;
+    // Twice the longest checkpoint, and never below the timeout already set.
+    let timeout = round_up((2.0 * longest).max(view.timeout_ms as f64));
     Some(Advice {
         code: Code::CheckpointNearTimeout,
         severity: if share >= 0.9 { Severity::Error } else { Severity::Warning },
@@ -190,7 +192,7 @@ fn near_timeout(view: &CheckpointView<'_>, recent: &Recent<'_>) -> Option<Advice
         cause: "A little more state or back-pressure and checkpoints expire (AT320); after the tolerable number of failures the job restarts.",
         fix: "Raise the timeout to twice the longest checkpoint, and make checkpoints faster (AT402, AT403).".into(),
         docs: CHECKPOINTING_DOCS,
-        set: vec![set("execution.checkpointing.timeout", round_up((2.0 * longest).max(view.timeout_ms as f64)))],
+        set: vec![set("execution.checkpointing.timeout", timeout)],
     })
 }
 
