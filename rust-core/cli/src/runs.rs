@@ -226,7 +226,7 @@ pub fn analyze(
     };
     let mut settings = settings(&target, &options, sink.as_ref());
     // analyze's own flags may ask for windows shorter than the plugin allows.
-    settings.window = window.duration.unwrap_or(settings.window);
+    settings.decision_window = window.duration.unwrap_or(settings.decision_window);
     settings.poll = window.interval.unwrap_or(settings.poll);
     let mut coordinator = Coordinator::new(settings, sink);
     let reports = coordinator.round(&StopFlag::new())?;

@@ -126,7 +126,7 @@ impl Coordinator {
         Coordinator {
             rest: FlinkRest::new(&settings.rest_url, settings.rest_timeout),
             files: JobFiles::new(settings.output_dir.clone()),
-            windows: WindowCache::new(settings.window),
+            windows: WindowCache::new(settings.decision_window),
             announcer,
             diagnosis,
             scaling: HashMap::new(),
@@ -168,7 +168,7 @@ impl Coordinator {
         self.announcer.info(&format!(
             "AUTOTUNE COORDINATOR started rest={} decision-window={} decision-interval={} poll-interval={} stabilization={} mode={} output-dir={}",
             s.rest_url,
-            duration::format(s.window),
+            duration::format(s.decision_window),
             duration::format(s.interval),
             duration::format(s.poll),
             duration::format(s.stabilization),
@@ -297,8 +297,12 @@ impl Coordinator {
             self.windows.poll(&self.rest, self.clock.now_ms())?;
             let config = self.rest.jobmanager_config()?;
             let view = self.windows.view(config);
-            report.memory =
-                self.memory_step(&shape, &view, self.clock.now_ms(), self.settings.window)?;
+            report.memory = self.memory_step(
+                &shape,
+                &view,
+                self.clock.now_ms(),
+                self.settings.decision_window,
+            )?;
         }
         Ok(Some(report))
     }
@@ -374,7 +378,7 @@ impl Coordinator {
             collect(
                 rest,
                 job_id,
-                settings.window,
+                settings.decision_window,
                 settings.poll,
                 MAX_RESTARTS_PER_WINDOW,
                 clock,
@@ -425,7 +429,7 @@ impl Coordinator {
             available_slots: scaling_step::available_slots(&self.rest, held),
             slots_per_taskmanager: self.rest.slots_per_taskmanager().ok().flatten(),
             memory: self.memory_view(),
-            decision_window_ms: Some(self.settings.window.as_millis() as u64),
+            decision_window_ms: Some(self.settings.decision_window.as_millis() as u64),
             shape,
             samples,
         };
@@ -480,7 +484,7 @@ impl Coordinator {
         if let Some(view) = &recording.memory {
             let window = recording
                 .decision_window_ms
-                .map_or(self.settings.window, Duration::from_millis);
+                .map_or(self.settings.decision_window, Duration::from_millis);
             report.memory = self.memory_step(shape, view, recording.end_ms(), window)?;
         }
         self.write_report(&shape.job_id);

@@ -36,7 +36,8 @@ pub struct LoopSettings {
     pub output_dir: Option<PathBuf>,
     /// Only this job (`watch --job`, `analyze --job`); `None`: every job.
     pub only_job: Option<String>,
-    pub window: Duration,
+    /// How long a job is polled before each decision (option `decision-window`).
+    pub decision_window: Duration,
     pub poll: Duration,
     pub interval: Duration,
     pub stabilization: Duration,
@@ -73,7 +74,7 @@ impl LoopSettings {
             startup_grace: Duration::ZERO,
             output_dir,
             only_job: None,
-            window: options.decision_window,
+            decision_window: options.decision_window,
             poll: options.poll_interval,
             interval: options.decision_interval,
             stabilization: options.stabilization,

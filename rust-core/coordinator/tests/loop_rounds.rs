@@ -117,7 +117,7 @@ fn cluster(jobs: Vec<FakeJob>, taskmanagers: Vec<FakeTaskManager>) -> FakeFlink 
 /// The plugin's defaults with windows short enough for a unit test.
 fn settings(url: &str, output_dir: Option<PathBuf>) -> LoopSettings {
     let mut s = LoopSettings::from_options(&Options::default(), url.into(), output_dir, &LogSink);
-    s.window = Duration::from_millis(300);
+    s.decision_window = Duration::from_millis(300);
     s.poll = Duration::from_millis(50);
     s.interval = Duration::from_millis(100);
     s.stabilization = Duration::ZERO;
@@ -730,7 +730,11 @@ fn stepped_time_takes_the_job_through_stabilization_a_restart_and_a_delayed_scal
     );
     let mut s = LoopSettings::from_options(&Options::default(), flink.url.clone(), None, &LogSink);
     s.rest_timeout = Duration::from_secs(2);
-    let (window, stabilization, delay) = (s.window, s.stabilization, s.scaling.scale_down_delay);
+    let (window, stabilization, delay) = (
+        s.decision_window,
+        s.stabilization,
+        s.scaling.scale_down_delay,
+    );
     assert_eq!(
         (window, stabilization, delay),
         (
