@@ -31,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import pytest, yaml, bs4' >/dev/null 2>&1; then
+if ! python3 -c 'import pytest, yaml, bs4, xdist' >/dev/null 2>&1; then
   echo "bootstrap: installing the Python test libraries"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 fi

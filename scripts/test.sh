@@ -33,6 +33,7 @@ if $quick; then
   AUTOTUNE_FLINK_VERSIONS=2.3.0 AUTOTUNE_PLUGIN_JAR="$PWD/$jar" \
     python3 -m pytest tests/test_plugin_e2e.py -v -rA
 else
-  echo "== End to end on real Flink clusters with $jar"
-  AUTOTUNE_PLUGIN_JAR="$PWD/$jar" python3 -m pytest tests -v -rA --durations=15
+  echo "== End to end on real Flink clusters with $jar (two workers; see tests/conftest.py)"
+  cargo build --release --locked -q -p flink-autotune  # the CLI the tests run, built once for both workers
+  AUTOTUNE_PLUGIN_JAR="$PWD/$jar" python3 -m pytest tests -n 2 --dist loadgroup -v -rA --durations=15
 fi

@@ -21,6 +21,23 @@ def project_version() -> str:
     return re.search(r'(?m)^version\s*=\s*"([^"]+)"', (REPO / "Cargo.toml").read_text()).group(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """How the suite runs on two workers (`-n 2 --dist loadgroup`, as scripts/test.sh runs it):
+    a module whose tests share a cluster (a module-scoped fixture) runs on one worker, so the
+    cluster starts once; the Kafka modules share one worker (one broker download, one broker at a
+    time); every other test (a cluster of its own) goes to whichever worker is free."""
+    for item in items:
+        module = item.module.__name__
+        fixtures = item._fixtureinfo.name2fixturedefs.values()
+        if "kafka" in module:
+            group = "kafka"
+        elif any(defs[-1].scope == "module" for defs in fixtures):
+            group = module
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def plugin_jar() -> Path:
     """The plugin jar as users get it; built here unless AUTOTUNE_PLUGIN_JAR names one."""
