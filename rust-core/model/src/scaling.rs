@@ -380,7 +380,7 @@ pub fn decide(
     let inputs: Vec<Vec<&Edge>> = (0..n)
         .map(|v| job.edges.iter().filter(|e| e.to == v).collect())
         .collect();
-    let true_rates = true_rates(job, config);
+    let true_rates = true_rates(job, &inputs, config);
     let stalled = stalled_flows(job, &order, &inputs);
     let mut targets = target_rates(job, &order, &inputs, config);
     let mut decisions: Vec<VertexDecision> = (0..n)
@@ -411,19 +411,39 @@ pub fn decide(
 }
 
 /// Every vertex's true processing rate. A source is held back when a vertex downstream of it
-/// is saturated, whatever its own back-pressure metric says (FLIP-27 sources often wait on
-/// output as "idle").
-fn true_rates(job: &JobSnapshot, config: &ScalingConfig) -> Vec<TrueRate> {
+/// is saturated or cannot take what it is sent, whatever the source's own back-pressure metric
+/// says (FLIP-27 sources often wait on output as "idle"): its rate then measures the vertex
+/// downstream, not itself.
+fn true_rates(job: &JobSnapshot, inputs: &[Vec<&Edge>], config: &ScalingConfig) -> Vec<TrueRate> {
     job.vertices
         .iter()
         .enumerate()
         .map(|(v, vertex)| {
             let held_back = downstream(v, &job.edges)
                 .into_iter()
-                .any(|d| job.vertices[d].busy_max >= config.saturation);
+                .any(|d| limits_upstream(job, d, &inputs[d], config));
             true_processing_rate(vertex, held_back)
         })
         .collect()
+}
+
+/// A vertex that holds back what feeds it: saturated, or (read below saturation, as busy time
+/// on a CPU shared with other work is) unable to process what its inputs send it now.
+fn limits_upstream(job: &JobSnapshot, d: usize, inputs: &[&Edge], config: &ScalingConfig) -> bool {
+    let vertex = &job.vertices[d];
+    if vertex.busy_max >= config.saturation {
+        return true;
+    }
+    let upstream_out = upstream_out(job, inputs);
+    let sent: f64 = inputs
+        .iter()
+        .map(|e| {
+            let upstream_in = finite_or(job.vertices[e.from].records_in_rate, 0.0);
+            output_ratio(job, e, upstream_out) * upstream_in
+        })
+        .sum();
+    let capacity = true_processing_rate(vertex, false).value;
+    !vertex.is_source && capacity < sent
 }
 
 /// What every vertex must sustain: arrivals and catch-up of the sources' backlog, carried
@@ -468,10 +488,7 @@ fn target_rates(
                 0.0
             };
         } else {
-            let upstream_out: f64 = inputs[v]
-                .iter()
-                .map(|e| finite_or(job.vertices[e.from].records_out_rate, 0.0))
-                .sum();
+            let upstream_out = upstream_out(job, &inputs[v]);
             for edge in &inputs[v] {
                 let ratio = output_ratio(job, edge, upstream_out);
                 t.arrival[v] += t.arrival[edge.from] * ratio;
@@ -1070,6 +1087,14 @@ fn stalled(v: &VertexSnapshot) -> bool {
     v.is_source
         && finite_or(v.records_in_rate, 0.0) <= 0.0
         && v.pending_records.is_some_and(|p| p > 0.0)
+}
+
+/// Records/s a vertex's inputs send, over all of them.
+fn upstream_out(job: &JobSnapshot, inputs: &[&Edge]) -> f64 {
+    inputs
+        .iter()
+        .map(|e| finite_or(job.vertices[e.from].records_out_rate, 0.0))
+        .sum()
 }
 
 /// Share of the upstream vertex's input that arrives at the downstream vertex over this edge.

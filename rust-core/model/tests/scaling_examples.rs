@@ -537,6 +537,21 @@ fn a_source_behind_a_saturated_vertex_is_held_back_even_if_it_looks_idle() {
 }
 
 #[test]
+fn a_source_behind_a_vertex_that_cannot_keep_up_is_held_back_below_saturation() {
+    // Seen on Flink 1.18 with two clusters on 2 cores: Work read 88% busy (below saturation:
+    // busy time on a shared CPU) while it could do 612/s of the 1000/s it must; the source,
+    // 0% busy and 0% back-pressured, read 716/s with its backlog growing. Work limits the
+    // source; the source is not scaled.
+    let src = source("src", 1, 716.0, 0.0, 2_000.0, 75.0);
+    let work = vertex("work", 1, 539.0, 0.88);
+    let j = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Hash)]);
+    let d = decided(&j, &ScalingConfig::default());
+    assert_eq!(d.vertices[0].recommended, 1, "{:?}", d.vertices[0]);
+    assert_eq!(d.bottleneck, Some(1));
+    assert!(d.vertices[1].recommended > 1);
+}
+
+#[test]
 fn the_same_decision_again_has_the_same_gist() {
     let config = ScalingConfig {
         catch_up: Duration::ZERO,
