@@ -21,6 +21,7 @@ def project_version() -> str:
     return re.search(r'(?m)^version\s*=\s*"([^"]+)"', (REPO / "Cargo.toml").read_text()).group(1)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """How the suite runs on two workers (`-n 2 --dist loadgroup`, as scripts/test.sh runs it):
     a module whose tests share a cluster (a module-scoped fixture) runs on one worker, so the
@@ -36,6 +37,27 @@ def pytest_collection_modifyitems(config, items):
         else:
             continue
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+UNGROUPED = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has tagged the ids with their groups
+def pytest_collection_finish(session):
+    """Refuse to run ungrouped: a pytest that pytest-xdist cannot tag would start every shared
+    cluster once per worker and run two heavy clusters where one was planned."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    untagged = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if untagged:
+        session.config.stash[UNGROUPED] = (f"pytest-xdist did not group {untagged[0]} (pytest {pytest.__version__}): "
+                                           "install the versions in tests/requirements.txt")
+
+
+@pytest.hookimpl(tryfirst=True)  # before any cluster starts
+def pytest_runtest_setup(item):
+    if UNGROUPED in item.config.stash:
+        pytest.fail(item.config.stash[UNGROUPED], pytrace=False)
 
 
 @pytest.fixture(scope="session")
