@@ -24,10 +24,8 @@ from harness.flink import FlinkCluster
 
 RATE, COST_US = 1000, 1500
 OPTIMUM = math.ceil(RATE * COST_US / 1e6 / 0.7)
-# One fewer when a short window reads Work less busy than it is, one more while it catches up,
-# and one more again while the other test worker takes the CPU: on 2 shared cores, Work's busy
-# time includes the time it waited for a core, so it measures slower than it is.
-RIGHT_FOR_WORK = {OPTIMUM - 1, OPTIMUM, OPTIMUM + 1, OPTIMUM + 2}
+# One fewer when a short window reads Work less busy than it is, one more while it catches up.
+RIGHT_FOR_WORK = {OPTIMUM - 1, OPTIMUM, OPTIMUM + 1}
 CONF = dict(FAST_LOOP_CONF, **{
     "restart-strategy.type": "fixed-delay",
     "restart-strategy.fixed-delay.attempts": "10",
