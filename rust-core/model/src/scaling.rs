@@ -419,9 +419,11 @@ fn true_rates(job: &JobSnapshot, inputs: &[Vec<&Edge>], config: &ScalingConfig) 
         .iter()
         .enumerate()
         .map(|(v, vertex)| {
-            let held_back = downstream(v, &job.edges)
-                .into_iter()
-                .any(|d| limits_upstream(job, d, &inputs[d], config));
+            // Only a source's rate depends on being held back: no search for other vertices.
+            let held_back = vertex.is_source
+                && downstream(v, &job.edges)
+                    .into_iter()
+                    .any(|d| limits_upstream(job, d, &inputs[d], config));
             true_processing_rate(vertex, held_back)
         })
         .collect()
