@@ -177,7 +177,11 @@ fn fresh_values(samples: &[Sample]) -> usize {
 
 fn running(rest: &FlinkRest, job_id: &str) -> Result<JobDetails, CollectError> {
     match rest.job(job_id) {
-        Ok(d) if d.state == "RUNNING" => Ok(d),
+        Ok(d) if d.state == "RUNNING" && d.plan_served() => Ok(d),
+        Ok(d) if d.state == "RUNNING" => Err(CollectError::JobNotRunning {
+            job_id: job_id.to_string(),
+            state: "RUNNING, its plan not served yet".into(),
+        }),
         Ok(d) => Err(CollectError::JobNotRunning {
             job_id: job_id.to_string(),
             state: d.state,

@@ -88,7 +88,17 @@ pub struct JobDetails {
     #[serde(rename = "start-time", default)]
     pub start_time: i64,
     pub vertices: Vec<JobVertex>,
+    /// Absent or without nodes while a job is created or restarted (seen on 1.20 when a
+    /// TaskManager died): the job has no shape yet, which is no fault of the answer.
+    #[serde(default)]
     pub plan: Plan,
+}
+
+impl JobDetails {
+    /// Whether the plan, where the edges between vertices come from, was served with the job.
+    pub fn plan_served(&self) -> bool {
+        self.vertices.is_empty() || !self.plan.nodes.is_empty()
+    }
 }
 
 /// Flink's flame graph of a vertex: a tree of frames with their samples (children included).
@@ -155,8 +165,9 @@ pub struct VertexCounters {
     pub write_records: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Plan {
+    #[serde(default)]
     pub nodes: Vec<PlanNode>,
 }
 
@@ -697,6 +708,15 @@ mod tests {
         assert_eq!(entries[1].value.max, 12.5);
         assert!(entries[1].value.avg.is_nan(), "infinite is no measurement");
         assert!(entries[1].value.sum.is_nan());
+    }
+
+    #[test]
+    fn a_job_between_restarts_has_no_plan_yet_and_that_is_no_garbage() {
+        let json = r#"{"jid":"e7ee","name":"autotune-failover","state":"RESTARTING","start-time":1,
+            "vertices":[{"id":"v1","name":"Work","parallelism":1}],
+            "plan":{"jid":"e7ee","name":"autotune-failover","type":"STREAMING"}}"#;
+        let details: JobDetails = serde_json::from_str(json).unwrap();
+        assert!(details.plan.nodes.is_empty() && !details.plan_served());
     }
 
     /// A loopback server that takes one connection and does `with` to it.

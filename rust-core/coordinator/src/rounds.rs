@@ -292,7 +292,8 @@ impl Coordinator {
             }
         }
         // Memory is planned for a job that keeps restarting too, but not in its first moments.
-        if details.start_time > 0 && !self.stabilizing(details.start_time) {
+        if details.plan_served() && details.start_time > 0 && !self.stabilizing(details.start_time)
+        {
             let shape = JobShape::from_details(&details);
             self.windows.poll(&self.rest, self.clock.now_ms())?;
             let config = self.rest.jobmanager_config()?;
