@@ -23,7 +23,7 @@ def bottleneck_job(flink_home, example_job, tmp_path_factory):
     version = FLINK_VERSIONS[-1]
     workdir = tmp_path_factory.mktemp("analyze-cluster")
     with FlinkCluster(flink_home(version), workdir, taskmanagers=2, slots=2) as cluster:
-        args = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4",
+        args = ["--rate", str(RATE), "--cost-us", str(COST_US), "--cost-kind", "wait", "--work-parallelism", "1", "--partitions", "4",
                 "--job-name", "autotune-analyze"]
         job_id = cluster.submit(example_job(version), args)
         cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)

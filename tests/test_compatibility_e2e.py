@@ -28,7 +28,7 @@ OPTIMUM = math.ceil(RATE * COST_US / 1e6 / 0.7)
 
 # Asks every release's REST API to rescale; with the default scheduler each must refuse.
 CONF = dict(FAST_LOOP_CONF, **{"metrics.reporter.autotune.mode": "apply"})
-JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "2"]
+JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--cost-kind", "wait", "--work-parallelism", "1", "--partitions", "2"]
 
 
 def work_decision(cluster: FlinkCluster, job_id: str):

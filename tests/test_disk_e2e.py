@@ -112,7 +112,7 @@ def test_a_full_read_only_or_blocked_disk_costs_one_line_and_no_decision(
     out = small_disk / "autotune"  # missing: the plugin makes it
     conf = {**SHORTEST_LOOP_CONF, "metrics.reporter.autotune.output-dir": str(out),
             "metrics.reporter.autotune.record": "true"}
-    load = ["--rate", "300", "--cost-us", "500", "--work-parallelism", "1"]
+    load = ["--rate", "300", "--cost-us", "500", "--cost-kind", "wait", "--work-parallelism", "1"]
     with FlinkCluster(flink_home(version), small_disk.parent / "cluster", taskmanagers=1, slots=4, conf=conf,
                       plugin_jar=plugin_jar) as cluster:
         first = cluster.submit(example_job(version), [*load, "--job-name", "autotune-disk-first"])

@@ -34,7 +34,7 @@ CONF = dict(FAST_LOOP_CONF, **{
     "heartbeat.interval": "2 s",
     "heartbeat.timeout": "10 s",
 })
-JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4"]
+JOB_ARGS = ["--rate", str(RATE), "--cost-us", str(COST_US), "--cost-kind", "wait", "--work-parallelism", "1", "--partitions", "4"]
 
 
 def taskmanager_running(cluster: FlinkCluster, job_id: str, vertex_prefix: str) -> str:

@@ -54,7 +54,7 @@ def hostile(plugin_jar, flink_home, example_job, tmp_path_factory):
         conf["metrics.reporter.autotune.webhook-secret-url"] = webhook.url
         with FlinkCluster(flink_home(version), workdir, taskmanagers=1, slots=2, conf=conf,
                           plugin_jar=plugin_jar) as cluster:
-            job_id = cluster.submit(example_job(version), ["--rate", "1000", "--cost-us", "1500", "--work-parallelism",
+            job_id = cluster.submit(example_job(version), ["--rate", "1000", "--cost-us", "1500", "--cost-kind", "wait", "--work-parallelism",
                                                            "1", "--job-name", JOB_NAME, "--work-name", WORK_NAME])
             cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
             wait_for(lambda: decided_windows(cluster, job_id), timeout=180, what="a decision on the hostile job",

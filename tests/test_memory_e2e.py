@@ -229,7 +229,7 @@ TIGHT_NETWORK = {"taskmanager.memory.network.min": "96k", "taskmanager.memory.ne
 
 
 def job_args(work_parallelism: int) -> list[str]:
-    return ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", str(work_parallelism),
+    return ["--rate", str(RATE), "--cost-us", str(COST_US), "--cost-kind", "wait", "--work-parallelism", str(work_parallelism),
             "--partitions", "4", "--job-name", "autotune-memory-network"]
 
 

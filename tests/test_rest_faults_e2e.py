@@ -54,7 +54,7 @@ def faulted(plugin_jar, flink_home, example_job, cli, tmp_path_factory):
         with FlinkCluster(flink_home(version), workdir, taskmanagers=2, slots=2, conf=conf,
                           plugin_jar=plugin_jar) as cluster:
             proxy.upstream = cluster.rest_url
-            job_id = cluster.submit(example_job(version), ["--rate", str(RATE), "--cost-us", str(COST_US),
+            job_id = cluster.submit(example_job(version), ["--rate", str(RATE), "--cost-us", str(COST_US), "--cost-kind", "wait",
                                                            "--work-parallelism", "1", "--partitions", "4",
                                                            "--job-name", "autotune-rest-faults"])
             cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)

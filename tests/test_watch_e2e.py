@@ -50,7 +50,7 @@ class Watch:
 
 
 def bottleneck_job(cluster: FlinkCluster, example_job, version: str, name: str) -> str:
-    args = ["--rate", str(RATE), "--cost-us", str(COST_US), "--work-parallelism", "1", "--partitions", "4",
+    args = ["--rate", str(RATE), "--cost-us", str(COST_US), "--cost-kind", "wait", "--work-parallelism", "1", "--partitions", "4",
             "--job-name", name]
     job_id = cluster.submit(example_job(version), args)
     cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)

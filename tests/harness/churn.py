@@ -21,7 +21,7 @@ from harness.flink import FlinkCluster
 
 
 def submit(cluster: FlinkCluster, jar_id: str, i: int) -> str:
-    args = ["--rate", "200", "--cost-us", "500", "--work-parallelism", str(1 + i % 3), "--partitions", "3",
+    args = ["--rate", "200", "--cost-us", "500", "--cost-kind", "wait", "--work-parallelism", str(1 + i % 3), "--partitions", "3",
             "--job-name", f"churn-{i}", "--work-name", f"Work-{i % 50}"]
     return cluster.call("POST", f"/jars/{jar_id}/run", json.dumps({"programArgsList": args}).encode())["jobid"]
 

@@ -41,7 +41,7 @@ def kafka_job_running(plugin_jar, flink_home, workdir: Path, version: str, *, na
         with FlinkCluster(flink_home(version), workdir / "flink", taskmanagers=2, slots=2, conf=CONF,
                           plugin_jar=plugin_jar, lib_jars=connector) as cluster:
             args = ["--bootstrap", broker.bootstrap, "--topic", "events", "--group", name,
-                    "--cost-us", str(cost_us), "--deserialize-cost-us", str(deserialize_us), "--job-name", name,
+                    "--cost-us", str(cost_us), "--cost-kind", "wait", "--deserialize-cost-us", str(deserialize_us), "--job-name", name,
                     *job_args]
             job_id = cluster.submit(job_jar, args)
             cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)

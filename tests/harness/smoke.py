@@ -71,7 +71,7 @@ def main() -> int:
 
     cluster = FlinkCluster(home, workdir / "cluster", taskmanagers=2, slots=2, conf_format=conf_format)
     with cluster:
-        job_id = cluster.submit(jar, ["--rate", RATE, "--cost-us", COST_US, "--work-parallelism", 1,
+        job_id = cluster.submit(jar, ["--rate", RATE, "--cost-us", COST_US, "--cost-kind", "wait", "--work-parallelism", 1,
                                       "--partitions", 2, "--job-name", f"smoke-{args.version}"])
         job = cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
         src_vid, src_name = vertex_id(job, "Source")

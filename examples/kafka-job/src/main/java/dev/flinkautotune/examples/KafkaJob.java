@@ -17,8 +17,9 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 
 /**
- * The sample job on a real Kafka topic: Kafka Source -> keyBy -> Work -> Sink. Work burns
- * {@code --cost-us} of CPU per record (the known bottleneck); with {@code --deserialize-cost-us}
+ * The sample job on a real Kafka topic: Kafka Source -> keyBy -> Work -> Sink. Work costs
+ * {@code --cost-us} per record (the known bottleneck), burnt or waited as {@code --cost-kind}
+ * says (see {@link QueueJob}); with {@code --deserialize-cost-us}
  * the source's deserializer burns CPU too, so the source itself can be the bottleneck (the
  * case where busy time understates a Kafka reader, whose fetcher runs in its own thread).
  * Checkpoints every {@code --checkpoint-ms} (10 s; 0: none) keep the read positions, so a
@@ -26,7 +27,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * offset.
  *
  * <pre>
- * --bootstrap 127.0.0.1:9092 --topic events --group autotune --cost-us 1500
+ * --bootstrap 127.0.0.1:9092 --topic events --group autotune --cost-us 1500 --cost-kind cpu
  * --deserialize-cost-us 0 --work-parallelism 1 --source-parallelism 1 --keys 1024
  * --checkpoint-ms 10000 [--fetch-bytes 16384] [--fail-at-s 75] --job-name autotune-kafka-job
  * [--properties key=value,key=value] (Kafka client properties, as users set them on the builder)
@@ -39,6 +40,7 @@ public final class KafkaJob {
         String bootstrap = opts.getOrDefault("bootstrap", "127.0.0.1:9092");
         String topic = opts.getOrDefault("topic", "events");
         long costUs = Long.parseLong(opts.getOrDefault("cost-us", "0"));
+        boolean costWaits = QueueJob.costKindWaits(opts.getOrDefault("cost-kind", "cpu"));
         long deserializeCostUs = Long.parseLong(opts.getOrDefault("deserialize-cost-us", "0"));
         int keys = Integer.parseInt(opts.getOrDefault("keys", "1024"));
 
@@ -76,7 +78,7 @@ public final class KafkaJob {
                 .uid("kafka-source")
                 .setParallelism(Integer.parseInt(opts.getOrDefault("source-parallelism", "1")))
                 .keyBy(new QueueJob.ByKey(), Types.LONG)
-                .map(new QueueJob.BusyWork(costUs * 1000))
+                .map(new QueueJob.BusyWork(costUs * 1000, costWaits))
                 .name("Work")
                 .uid("work")
                 .setParallelism(workParallelism);

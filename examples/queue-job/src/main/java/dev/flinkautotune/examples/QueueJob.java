@@ -16,16 +16,23 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.locks.LockSupport;
 
 /**
- * Sample job with a known bottleneck: Queue Source -> keyBy -> Work (busy-spins cost-us per
- * record) -> Sink. Work needs rate * cost-us / 1e6 cores; anything above its parallelism
- * back-pressures the source and its pendingRecords grows.
+ * Sample job with a known bottleneck: Queue Source -> keyBy -> Work (cost-us per record) -> Sink.
+ * Work needs rate * cost-us / 1e6 subtasks' time; anything above its parallelism back-pressures
+ * the source and its pendingRecords grows.
  *
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
- * --cost-us 0 --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
+ * --cost-us 0 --cost-kind cpu --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
  * --state-bytes-per-key 0 --fail-after-records 0 --fail-message "" --snapshot-ms 0 --work-name Work
  * --ballast-mb 0 --enumerator-direct-mb 0
+ *
+ * <p>{@code --cost-kind cpu} burns the cost on a core (a computation); {@code --cost-kind wait}
+ * waits it out (a blocking call to a service, the commoner bottleneck of a Kafka job). Flink
+ * counts both as busy time, so the model sees the same job; a waiting Work leaves the cores to
+ * the rest of the machine, which is what tests that check an exact parallelism on a small,
+ * shared machine need.
  *
  * <p>With {@code --ballast-mb N}, the job graph carries N MiB more (a function that holds them,
  * as a job does that ships a model or a lookup table inside its code): what the JobManager
@@ -44,6 +51,7 @@ public final class QueueJob {
         int partitions = intArg(opts, "partitions", 4);
         long rate = Long.parseLong(opts.getOrDefault("rate", "1000"));
         long costUs = Long.parseLong(opts.getOrDefault("cost-us", "0"));
+        boolean costWaits = costKindWaits(opts.getOrDefault("cost-kind", "cpu"));
         int keys = intArg(opts, "keys", 1024);
         long checkpointMs = Long.parseLong(opts.getOrDefault("checkpoint-interval-ms", "0"));
         String jobName = opts.getOrDefault("job-name", "autotune-queue-job");
@@ -69,8 +77,8 @@ public final class QueueJob {
                 .setParallelism(sourceParallelism)
                 .keyBy(new ByKey(), Types.LONG)
                 .map(stateBytesPerKey > 0
-                        ? new StatefulWork(costUs * 1000, stateBytesPerKey)
-                        : new BusyWork(costUs * 1000))
+                        ? new StatefulWork(new BusyWork(costUs * 1000, costWaits), stateBytesPerKey)
+                        : new BusyWork(costUs * 1000, costWaits))
                 .name(workName)
                 .uid("work")
                 .setParallelism(workParallelism);
@@ -105,6 +113,17 @@ public final class QueueJob {
         return opts;
     }
 
+    static boolean costKindWaits(String kind) {
+        switch (kind) {
+            case "cpu":
+                return false;
+            case "wait":
+                return true;
+            default:
+                throw new IllegalArgumentException("--cost-kind is cpu or wait, got: " + kind);
+        }
+    }
+
     private static int intArg(Map<String, String> opts, String key, int dflt) {
         return Integer.parseInt(opts.getOrDefault(key, Integer.toString(dflt)));
     }
@@ -118,12 +137,12 @@ public final class QueueJob {
 
     /** Like {@link BusyWork}, and keeps a state value of a fixed size for every key it sees. */
     static final class StatefulWork extends RichMapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
-        private final long costNanos;
+        private final BusyWork cost;
         private final int bytesPerKey;
         private transient ValueState<byte[]> perKey;
 
-        StatefulWork(long costNanos, int bytesPerKey) {
-            this.costNanos = costNanos;
+        StatefulWork(BusyWork cost, int bytesPerKey) {
+            this.cost = cost;
             this.bytesPerKey = bytesPerKey;
         }
 
@@ -137,7 +156,7 @@ public final class QueueJob {
                 java.util.Arrays.fill(value, (byte) record.f0.longValue());
                 perKey.update(value);
             }
-            return BusyWork.spin(costNanos, record);
+            return cost.map(record);
         }
     }
 
@@ -179,7 +198,6 @@ public final class QueueJob {
         public void initializeState(FunctionInitializationContext context) {}
     }
 
-    /** Burns CPU (not sleep) so busyTimeMsPerSecond reflects real per-record cost. */
     /** Passes records through; holds {@code mb} MiB that travel with the job graph. */
     static final class Ballast implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
         private final byte[] payload;
@@ -195,16 +213,38 @@ public final class QueueJob {
         }
     }
 
+    /** Costs each record {@code costNanos}, burnt on a core or waited out (see the class comment). */
     static final class BusyWork implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        /** Parks shorter than this would mostly measure the timer's slack. */
+        private static final long SHORTEST_PARK_NANOS = 1_000_000;
         private final long costNanos;
+        private final boolean waits;
+        /** Waiting owed and not yet waited: paid in parks of a millisecond or more. */
+        private transient long owedNanos;
 
         BusyWork(long costNanos) {
+            this(costNanos, false);
+        }
+
+        BusyWork(long costNanos, boolean waits) {
             this.costNanos = costNanos;
+            this.waits = waits;
         }
 
         @Override
         public Tuple2<Long, Long> map(Tuple2<Long, Long> record) {
-            return spin(costNanos, record);
+            return waits ? park(record) : spin(costNanos, record);
+        }
+
+        /** Over- and undershoot of a park count against the next, so the mean is the cost. */
+        private Tuple2<Long, Long> park(Tuple2<Long, Long> record) {
+            owedNanos += costNanos;
+            if (owedNanos >= SHORTEST_PARK_NANOS) {
+                long start = System.nanoTime();
+                LockSupport.parkNanos(owedNanos);
+                owedNanos -= System.nanoTime() - start;
+            }
+            return record;
         }
 
         static Tuple2<Long, Long> spin(long costNanos, Tuple2<Long, Long> record) {
