@@ -225,10 +225,14 @@ def test_a_jobmanager_direct_memory_too_small_for_an_enumerator_names_the_jobman
     with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=1, conf=conf, plugin_jar=plugin_jar) as cluster:
         job_id = cluster.submit(example_job(NEWEST), ["--rate", "100", "--enumerator-direct-mb", "32",
                                                       "--job-name", "autotune-enumerator-direct"])
-        lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT302"), timeout=90,
-                         what="the JobManager's direct-memory finding", cluster=cluster)
+        # The JobManager's log is read as it grows, the job's exceptions over REST at the next
+        # diagnosis: the process's finding may come first.
+        def for_the_job():
+            found = findings(cluster.jobmanager_log(), "AT302")
+            return found if any(f"({job_id})" in l for l in found) else None
+
+        lines = wait_for(for_the_job, timeout=90, what="the job's direct-memory finding", cluster=cluster)
         print("\n".join(autotune_lines(cluster.jobmanager_log())))
-        assert any(f"({job_id})" in l for l in lines), lines
         for line in lines:
             assert "Cannot reserve" in line and "direct buffer memory" in line, line
             # The value it replaces is the JobManager's own (REST gives it in bytes, its log as set).
