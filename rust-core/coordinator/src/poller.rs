@@ -1,5 +1,5 @@
-//! The poller: polls one job's REST view every interval for a decision window and hands the
-//! window's samples on. A rescale or restart inside the window starts it again.
+//! The poller: reads a job's decision window from its REST view, one poll at a time, and
+//! hands the window's samples on. A rescale or restart inside the window starts it again.
 
 use std::fmt;
 use std::time::Duration;
@@ -22,8 +22,6 @@ pub enum CollectError {
         job_id: String,
         restarts: u32,
     },
-    /// The caller asked to stop (the plugin is closing).
-    Stopped,
 }
 
 impl fmt::Display for CollectError {
@@ -33,7 +31,6 @@ impl fmt::Display for CollectError {
             CollectError::JobNotRunning { job_id, state } => {
                 write!(f, "job {job_id} is not running ({state})")
             }
-            CollectError::Stopped => f.write_str("stopped"),
             CollectError::Unstable { job_id, restarts } => {
                 write!(f, "job {job_id} changed parallelism or restarted {restarts} times during the window")
             }
@@ -49,100 +46,184 @@ impl From<RestError> for CollectError {
     }
 }
 
-/// Polls the job every `interval` for `window`. A rescale or restart inside the window
-/// starts it again (at most `max_restarts` times). Time is the `clock`'s; `sleep` waits
-/// between polls (on that clock) and returns false when the caller wants to stop.
-pub fn collect(
-    rest: &FlinkRest,
-    job_id: &str,
+/// One job's decision window as it is read: every poll of the loop adds a sample, and the
+/// window closes on its own schedule, whatever other jobs' windows do. A rescale or restart
+/// inside it starts it again (at most `max_restarts` times).
+pub struct WindowReader {
+    job_id: String,
     window: Duration,
-    interval: Duration,
     max_restarts: u32,
-    clock: &dyn Clock,
-    sleep: &mut dyn FnMut(Duration) -> bool,
-) -> Result<(JobShape, Vec<Sample>), CollectError> {
-    collect_window(rest, job_id, window, interval, max_restarts, clock, sleep).map_err(
-        |e| match e {
-            // Not found between two calls of one poll: the job went away mid-window.
-            CollectError::Rest(e) if e.is_not_found() => CollectError::JobNotRunning {
-                job_id: job_id.to_string(),
-                state: "gone".into(),
-            },
-            e => e,
-        },
-    )
+    restarts: u32,
+    /// The run of the job being measured; `None` until the first poll (or after a restart).
+    run: Option<Run>,
 }
 
-fn collect_window(
-    rest: &FlinkRest,
-    job_id: &str,
-    window: Duration,
-    interval: Duration,
-    max_restarts: u32,
-    clock: &dyn Clock,
-    sleep: &mut dyn FnMut(Duration) -> bool,
-) -> Result<(JobShape, Vec<Sample>), CollectError> {
-    let mut restarts = 0;
-    'window: loop {
-        let details = running(rest, job_id)?;
-        let mut shape = JobShape::from_details(&details);
-        let deployed = deployments(&details);
-        shape.discover_source_metrics(rest)?;
-        let started = clock.now_ms();
-        let mut samples: Vec<Sample> = Vec::new();
-        loop {
-            let details = running(rest, job_id)?;
-            // Rescaled, or restarted at the same parallelism (its tasks redeployed, or its
-            // counters gone back between two refreshes of their start): the window so far
-            // measured another run of the job.
-            let redeployed = JobShape::from_details(&details).vertices != shape.vertices
-                || deployments(&details) != deployed;
-            let next = if redeployed {
-                None
-            } else {
-                // The JobManager lists a vertex's metrics only after its metric fetcher has
-                // run: look again while a source shows none.
-                if shape
-                    .source_metrics
-                    .values()
-                    .any(|m| m.records_out.is_empty())
-                {
-                    shape.discover_source_metrics(rest)?;
-                }
-                Some(sample(rest, &shape, &details, clock.now_ms())?)
-            };
-            let Some(next) = next.filter(|n| {
-                !samples
-                    .last()
-                    .is_some_and(|last| counters_went_back(last, n))
-            }) else {
-                restarts += 1;
-                if restarts > max_restarts {
-                    return Err(CollectError::Unstable {
-                        job_id: job_id.to_string(),
-                        restarts,
-                    });
-                }
-                continue 'window;
-            };
-            samples.push(next);
-            // The REST API refreshes its values every ~10 s: a window must have seen the
-            // counters change twice to measure a rate, so a short one is stretched (to at
-            // most three times its length).
-            let long_enough = elapsed(clock, started) >= window && samples.len() >= 2;
-            if long_enough && (fresh_values(&samples) >= 2 || elapsed(clock, started) >= window * 3)
-            {
-                return Ok((shape, samples));
-            }
-            let pause = interval.min(
-                window
-                    .saturating_sub(elapsed(clock, started))
-                    .max(Duration::from_millis(100)),
-            );
-            if !sleep(pause) {
-                return Err(CollectError::Stopped);
-            }
+/// What a window measures: one deployment of the job at one shape.
+struct Run {
+    shape: JobShape,
+    deployed: Vec<i64>,
+    started_ms: i64,
+    samples: Vec<Sample>,
+}
+
+/// What a poll did to a window.
+pub enum Polled {
+    /// Not long enough yet.
+    Open,
+    /// Long enough, with the counters seen changing: the window to decide on.
+    Closed(Box<ClosedWindow>),
+}
+
+pub struct ClosedWindow {
+    pub shape: JobShape,
+    pub samples: Vec<Sample>,
+    /// The job as the last poll saw it.
+    pub details: JobDetails,
+}
+
+impl WindowReader {
+    pub fn new(job_id: &str, window: Duration, max_restarts: u32) -> Self {
+        WindowReader {
+            job_id: job_id.to_string(),
+            window,
+            max_restarts,
+            restarts: 0,
+            run: None,
         }
+    }
+
+    /// One poll of the job. The window is given up (an error) when the job stops running or
+    /// keeps restarting; a REST failure leaves it open for the next poll.
+    pub fn poll(&mut self, rest: &FlinkRest, clock: &dyn Clock) -> Result<Polled, CollectError> {
+        self.poll_running(rest, clock)
+            .map_err(|e| gone_if_not_found(e, &self.job_id))
+    }
+
+    fn poll_running(
+        &mut self,
+        rest: &FlinkRest,
+        clock: &dyn Clock,
+    ) -> Result<Polled, CollectError> {
+        let (run, details) = loop {
+            let details = running(rest, &self.job_id)?;
+            let run = match self.run.take() {
+                Some(run) => run,
+                None => Run::start(rest, &details, clock)?,
+            };
+            match self.sampled(rest, run, &details, clock)? {
+                Some(run) => break (run, details),
+                // Measured from this poll on: the new run's first sample is taken now.
+                None => self.restarted()?,
+            }
+        };
+        if run.long_enough(self.window, clock) {
+            return Ok(Polled::Closed(Box::new(ClosedWindow {
+                shape: run.shape,
+                samples: run.samples,
+                details,
+            })));
+        }
+        self.run = Some(run);
+        Ok(Polled::Open)
+    }
+
+    /// The run with this poll's sample, or `None` when the job was redeployed since it began.
+    fn sampled(
+        &self,
+        rest: &FlinkRest,
+        mut run: Run,
+        details: &JobDetails,
+        clock: &dyn Clock,
+    ) -> Result<Option<Run>, CollectError> {
+        // Rescaled, or restarted at the same parallelism (its tasks redeployed, or its
+        // counters gone back between two refreshes of their start): the window so far
+        // measured another run of the job.
+        if JobShape::from_details(details).vertices != run.shape.vertices
+            || deployments(details) != run.deployed
+        {
+            return Ok(None);
+        }
+        // The JobManager lists a vertex's metrics only after its metric fetcher has run:
+        // look again while a source shows none.
+        if run
+            .shape
+            .source_metrics
+            .values()
+            .any(|m| m.records_out.is_empty())
+        {
+            run.shape.discover_source_metrics(rest)?;
+        }
+        let next = sample(rest, &run.shape, details, clock.now_ms())?;
+        if run
+            .samples
+            .last()
+            .is_some_and(|last| counters_went_back(last, &next))
+        {
+            return Ok(None);
+        }
+        run.samples.push(next);
+        Ok(Some(run))
+    }
+
+    fn restarted(&mut self) -> Result<(), CollectError> {
+        self.restarts += 1;
+        if self.restarts > self.max_restarts {
+            return Err(CollectError::Unstable {
+                job_id: self.job_id.clone(),
+                restarts: self.restarts,
+            });
+        }
+        Ok(())
+    }
+
+    /// How long until this window could close: the pause a caller that reads only this
+    /// window makes before its next poll (never below 100 ms).
+    pub fn until_closing(&self, clock: &dyn Clock) -> Duration {
+        let elapsed = self
+            .run
+            .as_ref()
+            .map_or(Duration::ZERO, |run| elapsed(clock, run.started_ms));
+        self.window
+            .saturating_sub(elapsed)
+            .max(Duration::from_millis(100))
+    }
+}
+
+impl Run {
+    fn start(
+        rest: &FlinkRest,
+        details: &JobDetails,
+        clock: &dyn Clock,
+    ) -> Result<Self, CollectError> {
+        let mut shape = JobShape::from_details(details);
+        shape.discover_source_metrics(rest)?;
+        Ok(Run {
+            shape,
+            deployed: deployments(details),
+            started_ms: clock.now_ms(),
+            samples: Vec::new(),
+        })
+    }
+
+    /// The REST API refreshes its values every ~10 s: a window must have seen the counters
+    /// change twice to measure a rate, so a short one is stretched (to at most three times
+    /// its length).
+    fn long_enough(&self, window: Duration, clock: &dyn Clock) -> bool {
+        let elapsed = elapsed(clock, self.started_ms);
+        elapsed >= window
+            && self.samples.len() >= 2
+            && (fresh_values(&self.samples) >= 2 || elapsed >= window * 3)
+    }
+}
+
+/// Not found between two calls of one poll: the job went away mid-window.
+fn gone_if_not_found(e: CollectError, job_id: &str) -> CollectError {
+    match e {
+        CollectError::Rest(e) if e.is_not_found() => CollectError::JobNotRunning {
+            job_id: job_id.to_string(),
+            state: "gone".into(),
+        },
+        e => e,
     }
 }
 

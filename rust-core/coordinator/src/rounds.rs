@@ -23,10 +23,10 @@ use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
 use crate::memory_step::{self, JobMemory, PlanRequest};
 use crate::outputs::{self, JobFiles};
-use crate::poller::{collect, CollectError};
+use crate::poller::{ClosedWindow, CollectError, Polled, WindowReader};
 use crate::pools::{MemoryView, WindowCache};
 use crate::process_diagnosis::ProcessDiagnostics;
-use crate::recording::Recording;
+use crate::recording::{Recording, Sample};
 use crate::rest::{FlinkRest, JobDetails, JobOverview};
 use crate::scaling_step::{self, apply_if_asked, decide_on_window, Decided, JobScaling};
 use crate::settings::LoopSettings;
@@ -92,6 +92,11 @@ pub struct Coordinator {
     troubles: Troubles,
     /// Every time the loop reads and every wait it makes.
     clock: Arc<dyn Clock>,
+    /// The windows being read, one per running job: each poll adds to all of them.
+    reading: HashMap<String, WindowReader>,
+    /// When a job's next window (or, not running, its next memory plan) is due: a decision
+    /// interval after its last one.
+    due_ms: HashMap<String, i64>,
 }
 
 impl Coordinator {
@@ -135,14 +140,17 @@ impl Coordinator {
             troubles: Troubles::new(settings.startup_grace, clock.now_ms()),
             settings,
             clock,
+            reading: HashMap::new(),
+            due_ms: HashMap::new(),
         }
     }
 
-    /// Rounds until `stop`, one every decision interval; then the last words.
+    /// Polls until `stop`, one every poll interval, each job's window closing on its own
+    /// schedule; then the last words.
     pub fn run(&mut self, stop: &StopFlag) {
         self.say_started();
         loop {
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.round(stop)));
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.poll(stop)));
             let trouble = match outcome {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(e),
@@ -153,10 +161,10 @@ impl Coordinator {
             self.troubles.after_round(
                 trouble.as_ref(),
                 self.clock.now_ms(),
-                self.settings.interval,
+                self.settings.poll,
                 &self.announcer,
             );
-            if !self.clock.sleep(self.settings.interval, stop) {
+            if !self.clock.sleep(self.settings.poll, stop) {
                 break;
             }
         }
@@ -188,9 +196,35 @@ impl Coordinator {
         self.announcer.info("AUTOTUNE COORDINATOR stopped");
     }
 
-    /// One round: diagnosis of every job, then a decision for every live job (parallelism
-    /// for running jobs past their stabilization, memory for all of them).
+    /// A decision on every live job now, whatever their schedule: polls every job until each
+    /// window closes (`analyze`, and tests that go round by round). Returns the last thing
+    /// each job's polls did.
     pub fn round(&mut self, stop: &StopFlag) -> Result<Vec<JobRound>, RoundError> {
+        self.due_ms.clear();
+        let mut rounds: Vec<JobRound> = Vec::new();
+        loop {
+            for polled in self.poll(stop)? {
+                rounds.retain(|r| r.job_id != polled.job_id);
+                rounds.push(polled);
+            }
+            let closing = self
+                .reading
+                .values()
+                .map(|w| w.until_closing(self.clock.as_ref()))
+                .min();
+            let Some(closing) = closing else {
+                return Ok(rounds);
+            };
+            if !self.clock.sleep(self.settings.poll.min(closing), stop) {
+                return Ok(rounds);
+            }
+        }
+    }
+
+    /// One poll: diagnosis of every job, then every live job's window one sample on, and a
+    /// decision for each window that closes (memory alone for a job that is not running).
+    /// Returns what happened to the jobs whose window closed or could not be read.
+    pub fn poll(&mut self, stop: &StopFlag) -> Result<Vec<JobRound>, RoundError> {
         let listed = self.rest.jobs()?;
         self.diagnose(Some(&listed), stop);
         let live: Vec<JobOverview> = listed
@@ -204,16 +238,28 @@ impl Coordinator {
             })
             .collect();
         self.forget_jobs_except(&live);
-        let mut reports = Vec::new();
+        // The TaskManagers' windows are read at every poll: one that dies of an out-of-memory
+        // error mid-window leaves its last measurements behind.
+        if let Err(e) = self.windows.poll(&self.rest, self.clock.now_ms()) {
+            log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
+        }
+        let mut rounds = Vec::new();
         for job in &live {
             if stop.is_stopped() {
                 break;
             }
-            if let Some(report) = self.round_for_job(job, stop)? {
-                reports.push(report);
+            if self
+                .due_ms
+                .get(&job.jid)
+                .is_some_and(|&due| self.clock.now_ms() < due)
+            {
+                continue;
+            }
+            if let Some(round) = self.poll_job(job)? {
+                rounds.push(round);
             }
         }
-        Ok(reports)
+        Ok(rounds)
     }
 
     fn diagnose(&mut self, jobs: Option<&[JobOverview]>, stop: &StopFlag) {
@@ -241,71 +287,100 @@ impl Coordinator {
                 .settle(Err(e), self.clock.now_ms(), &self.announcer);
         }
         self.flamegraphs.retain(|id| ids.contains(id));
+        self.reading.retain(|id, _| ids.contains(id.as_str()));
+        self.due_ms.retain(|id, _| ids.contains(id.as_str()));
     }
 
-    fn round_for_job(
-        &mut self,
-        job: &JobOverview,
-        stop: &StopFlag,
-    ) -> Result<Option<JobRound>, RoundError> {
-        let details = match self.rest.job(&job.jid) {
-            Ok(d) => d,
-            Err(e) if e.is_not_found() => return Ok(None), // gone since the listing
-            Err(e) => return Err(e.into()),
-        };
+    /// One poll of one live job: its window one sample on, and the decision when the window
+    /// closes. A job not running (restarting, failing) gets a memory plan instead.
+    fn poll_job(&mut self, job: &JobOverview) -> Result<Option<JobRound>, RoundError> {
         let mut report = JobRound::new(&job.jid, &job.name);
         if job.state == "RUNNING" {
-            match self.window_of(&details, stop)? {
-                WindowRead::Collected(recording) => {
-                    // Live rounds only: a replay decides from its recording alone.
-                    if !self.scaling.contains_key(&job.jid) {
-                        let kept = JobScaling::read_back(&self.files, &job.jid, &self.announcer);
-                        self.scaling.insert(job.jid.clone(), kept);
-                    }
-                    let decided = self.decide_window(&recording)?;
-                    if let Some(d) = &decided.decided {
-                        match self.flame_graph_of_bottleneck(d) {
-                            Ok(true) => self.write_report(&job.jid),
-                            Ok(false) => {}
-                            Err(e) => {
-                                self.files
-                                    .settle(Err(e), self.clock.now_ms(), &self.announcer)
-                            }
-                        }
-                        let scaling = self.scaling.entry(job.jid.clone()).or_default();
-                        apply_if_asked(
-                            scaling,
-                            &self.settings,
-                            &self.rest,
-                            &details,
-                            d,
-                            &self.announcer,
-                        );
-                    }
-                    report.decided = decided.decided;
-                    report.memory = decided.memory;
-                    report.recording = Some(*recording);
-                    return Ok(Some(report));
+            match self.window_of(job)? {
+                WindowRead::Open => return Ok(None),
+                WindowRead::Gone => return Ok(None),
+                WindowRead::Closed(recording, details) => {
+                    self.due_ms.insert(job.jid.clone(), self.next_due());
+                    return self.decide_live(report, *recording, &details).map(Some);
                 }
                 WindowRead::NotYet(why) => report.no_decision = Some(why),
-                WindowRead::Stopped => return Ok(Some(report)),
             }
+        } else {
+            self.due_ms.insert(job.jid.clone(), self.next_due());
         }
-        // Memory is planned for a job that keeps restarting too, but not in its first moments.
-        if details.plan_served() && details.start_time > 0 && !self.stabilizing(details.start_time)
-        {
-            let shape = JobShape::from_details(&details);
-            self.windows.poll(&self.rest, self.clock.now_ms())?;
-            let config = self.rest.jobmanager_config()?;
-            let view = self.windows.view(config);
-            report.memory = self.memory_step(
-                &shape,
-                &view,
-                self.clock.now_ms(),
-                self.settings.decision_window,
-            )?;
-        }
+        self.plan_memory_without_window(&job.jid, &mut report)?;
         Ok(Some(report))
+    }
+
+    fn next_due(&self) -> i64 {
+        self.clock.now_ms() + self.settings.interval.as_millis() as i64
+    }
+
+    /// The decision on a window read live: the scaling history read back first, then the
+    /// decision, the bottleneck's flame graph and, when asked, the plan applied.
+    fn decide_live(
+        &mut self,
+        mut report: JobRound,
+        recording: Recording,
+        details: &JobDetails,
+    ) -> Result<JobRound, RoundError> {
+        let job_id = &report.job_id;
+        // Live rounds only: a replay decides from its recording alone.
+        if !self.scaling.contains_key(job_id) {
+            let kept = JobScaling::read_back(&self.files, job_id, &self.announcer);
+            self.scaling.insert(job_id.clone(), kept);
+        }
+        let decided = self.decide_window(&recording)?;
+        if let Some(d) = &decided.decided {
+            match self.flame_graph_of_bottleneck(d) {
+                Ok(true) => self.write_report(job_id),
+                Ok(false) => {}
+                Err(e) => self
+                    .files
+                    .settle(Err(e), self.clock.now_ms(), &self.announcer),
+            }
+            let scaling = self.scaling.entry(job_id.clone()).or_default();
+            apply_if_asked(
+                scaling,
+                &self.settings,
+                &self.rest,
+                details,
+                d,
+                &self.announcer,
+            );
+        }
+        report.decided = decided.decided;
+        report.memory = decided.memory;
+        report.recording = Some(recording);
+        Ok(report)
+    }
+
+    /// Memory is planned for a job that keeps restarting too, but not in its first moments.
+    fn plan_memory_without_window(
+        &mut self,
+        job_id: &str,
+        report: &mut JobRound,
+    ) -> Result<(), RoundError> {
+        let details = match self.rest.job(job_id) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(()), // gone since the listing
+            Err(e) => return Err(e.into()),
+        };
+        // Memory is planned for a job that keeps restarting too, but not in its first moments.
+        if !details.plan_served() || details.start_time <= 0 || self.stabilizing(details.start_time)
+        {
+            return Ok(());
+        }
+        let shape = JobShape::from_details(&details);
+        let config = self.rest.jobmanager_config()?;
+        let view = self.windows.view(config);
+        report.memory = self.memory_step(
+            &shape,
+            &view,
+            self.clock.now_ms(),
+            self.settings.decision_window,
+        )?;
+        Ok(())
     }
 
     /// The bottleneck's flame graph, from what the TaskManagers sampled (live rounds only:
@@ -344,80 +419,70 @@ impl Coordinator {
         self.clock.now_ms() - since_ms < self.settings.stabilization.as_millis() as i64
     }
 
-    /// A window of the job, unless it is still stabilizing after a (re)deployment or does
-    /// not hold still for one.
-    fn window_of(
-        &mut self,
-        details: &JobDetails,
-        stop: &StopFlag,
-    ) -> Result<WindowRead, RoundError> {
-        let job_id = &details.jid;
-        // Metrics right after a (re)deployment describe warm-up, not the job.
-        let deployed = details
-            .vertices
-            .iter()
-            .map(|v| v.start_time)
-            .max()
-            .unwrap_or(0);
-        if deployed <= 0 || self.stabilizing(deployed) {
-            log::debug!("AUTOTUNE COORDINATOR job {job_id} is still stabilizing");
-            return Ok(WindowRead::NotYet("the job is still stabilizing".into()));
-        }
-        let collected = {
-            let Coordinator {
-                settings,
-                rest,
-                windows,
-                diagnosis,
-                memory,
-                files,
-                announcer,
-                clock,
-                ..
-            } = self;
-            let clock = clock.as_ref();
-            collect(
-                rest,
+    /// The job's window one poll on: opened once the job is past its stabilization after a
+    /// (re)deployment, recorded when it closes, given up when the job does not hold still.
+    fn window_of(&mut self, job: &JobOverview) -> Result<WindowRead, RoundError> {
+        let job_id = &job.jid;
+        if !self.reading.contains_key(job_id) {
+            let details = match self.rest.job(job_id) {
+                Ok(d) => d,
+                Err(e) if e.is_not_found() => return Ok(WindowRead::Gone),
+                Err(e) => return Err(e.into()),
+            };
+            // Metrics right after a (re)deployment describe warm-up, not the job.
+            let deployed = details
+                .vertices
+                .iter()
+                .map(|v| v.start_time)
+                .max()
+                .unwrap_or(0);
+            if deployed <= 0 || self.stabilizing(deployed) {
+                log::debug!("AUTOTUNE COORDINATOR job {job_id} is still stabilizing");
+                // Looked at again once it has stabilized (a deployment not yet stamped: soon).
+                let next = match deployed {
+                    d if d > 0 => d + self.settings.stabilization.as_millis() as i64,
+                    _ => self.clock.now_ms(),
+                };
+                self.due_ms.insert(job_id.clone(), next);
+                return Ok(WindowRead::NotYet("the job is still stabilizing".into()));
+            }
+            let reader = WindowReader::new(
                 job_id,
-                settings.decision_window,
-                settings.poll,
+                self.settings.decision_window,
                 MAX_RESTARTS_PER_WINDOW,
-                clock,
-                &mut |pause| {
-                    // The TaskManagers' windows are read at every poll: one that dies of an
-                    // out-of-memory error mid-window leaves its last measurements behind.
-                    if let Err(e) = windows.poll(rest, clock.now_ms()) {
-                        log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
-                    }
-                    // Failures are diagnosed while a window is read too.
-                    if let Some(d) = diagnosis.as_mut() {
-                        let inputs = TickInputs {
-                            rest,
-                            windows,
-                            jobs: None,
-                            plans: memory,
-                            now_ms: clock.now_ms(),
-                            stop,
-                        };
-                        job_diagnosis::tick(d, inputs, files, announcer);
-                    }
-                    clock.sleep(pause, stop)
-                },
-            )
-        };
-        let (shape, samples) = match collected {
-            Ok(window) => window,
-            Err(CollectError::Stopped) => return Ok(WindowRead::Stopped),
+            );
+            self.reading.insert(job_id.clone(), reader);
+        }
+        let reader = self.reading.get_mut(job_id).expect("opened above");
+        match reader.poll(&self.rest, self.clock.as_ref()) {
+            Ok(Polled::Open) => Ok(WindowRead::Open),
+            Ok(Polled::Closed(window)) => {
+                self.reading.remove(job_id);
+                let ClosedWindow {
+                    shape,
+                    samples,
+                    details,
+                } = *window;
+                let recording = self.recording_of(shape, samples);
+                Ok(WindowRead::Closed(Box::new(recording), Box::new(details)))
+            }
             // Stopped, failed or rescaled mid-window: no decision on a window that does not hold.
             Err(e @ (CollectError::JobNotRunning { .. } | CollectError::Unstable { .. })) => {
+                self.reading.remove(job_id);
+                self.due_ms.insert(job_id.clone(), self.next_due());
                 self.announcer.info(&format!(
                     "AUTOTUNE COORDINATOR no decision for job \"{}\" ({job_id}): {e}",
-                    details.name
+                    job.name
                 ));
-                return Ok(WindowRead::NotYet(e.to_string()));
+                Ok(WindowRead::NotYet(e.to_string()))
             }
-            Err(CollectError::Rest(e)) => return Err(e.into()),
-        };
+            // The window stays open: the next poll goes on with it.
+            Err(CollectError::Rest(e)) => Err(e.into()),
+        }
+    }
+
+    /// A closed window as `replay` reads it, written to `<job id>/recording.jsonl` when asked.
+    fn recording_of(&mut self, shape: JobShape, samples: Vec<Sample>) -> Recording {
         let held = shape
             .vertices
             .iter()
@@ -440,7 +505,7 @@ impl Coordinator {
             self.files
                 .settle(recorded, self.clock.now_ms(), &self.announcer);
         }
-        Ok(WindowRead::Collected(Box::new(recording)))
+        recording
     }
 
     /// The TaskManagers' memory now, for a window's recording.
@@ -521,8 +586,12 @@ impl Coordinator {
     }
 }
 
+/// What a poll did to a running job's window.
 enum WindowRead {
-    Collected(Box<Recording>),
+    Open,
+    Closed(Box<Recording>, Box<JobDetails>),
+    /// No decision this time, and why (stabilizing, stopped or restarted mid-window).
     NotYet(String),
-    Stopped,
+    /// Gone since the listing.
+    Gone,
 }

@@ -357,7 +357,7 @@ fn rest_down_is_said_once_and_its_end_too() {
         .filter(|l| l.contains("answered 503"))
         .collect();
     assert_eq!(down.len(), 1, "said once: {down:#?}");
-    assert!(down[0].contains("trying again every 100ms"), "{down:?}");
+    assert!(down[0].contains("trying again every 50ms"), "{down:?}");
     flink.cluster().down = false;
     wait_for("the loop working again", &|lines| {
         lines
@@ -829,4 +829,107 @@ fn stepped_time_takes_the_job_through_stabilization_a_restart_and_a_delayed_scal
     );
     let down = with_code(&sink.lines(), "AT102")[0].clone();
     assert!(down.contains("parallelism=4->1"), "{down}");
+}
+
+/// Job `n` of a session cluster: the bottleneck job under its own id and name, just deployed.
+fn session_job(n: usize, deployed_ms: i64) -> FakeJob {
+    let mut job = bottleneck_job();
+    job.id = format!("{n:032x}");
+    job.name = format!("session-job-{n}");
+    job.start_time = deployed_ms;
+    for v in &mut job.vertices {
+        v.start_time = deployed_ms;
+    }
+    job
+}
+
+/// A session cluster's jobs on the plugin's production timings (1-minute stabilization and
+/// windows, 1-minute decision interval, a poll every 5 s), the loop run poll by poll on a
+/// stepped clock as `Coordinator::run` does: every job's window closes on its own schedule,
+/// whatever the others do. A job that joins, restarts or ends moves no other job's decisions.
+#[test]
+fn every_job_of_a_session_cluster_is_decided_every_window_on_its_own_schedule() {
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    let t0 = clock.now_ms();
+    let flink = FakeFlink::start_with_clock(
+        Cluster {
+            jobs: (0..3).map(|n| session_job(n, t0)).collect(),
+            ..Cluster::default()
+        },
+        clock.clone(),
+    );
+    let mut s = LoopSettings::from_options(&Options::default(), flink.url.clone(), None, &LogSink);
+    s.rest_timeout = Duration::from_secs(2);
+    assert_eq!(
+        (s.stabilization, s.decision_window, s.interval, s.poll),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_secs(5)
+        ),
+        "the production defaults this test walks through"
+    );
+    let sink = MemorySink::new();
+    let mut c = Coordinator::with_clock(s, sink.clone(), clock.clone());
+    let stop = StopFlag::new();
+    let mut decided_at: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for step in 0..=120 {
+        let at_s = step * 5;
+        match at_s {
+            // A fourth job is submitted 3 minutes in.
+            180 => flink.cluster().jobs.push(session_job(3, clock.now_ms())),
+            // Job 1 restarts inside its third window (300-360 s), at its next poll.
+            320 => {
+                let mut cluster = flink.cluster();
+                let read = cluster.jobs[1].details_read;
+                cluster.jobs[1].restart_at = vec![read + 1];
+            }
+            // Job 0 finishes 5 minutes in, its third window open.
+            330 => flink.cluster().jobs[0].state = "FINISHED".into(),
+            _ => {}
+        }
+        for round in c.poll(&stop).expect("a poll") {
+            if round.decided.is_some() {
+                let since_start_s = (clock.now_ms() - t0) / 1000;
+                decided_at
+                    .entry(round.job_name)
+                    .or_default()
+                    .push(since_start_s);
+            }
+        }
+        clock.advance(Duration::from_secs(5));
+    }
+    let at = |name: &str| decided_at.get(name).cloned().unwrap_or_default();
+    // Stabilized after a minute, a one-minute window, then a window every two minutes
+    // (window + interval): the same times for every job, none waiting for another's window.
+    assert_eq!(
+        at("session-job-2"),
+        vec![120, 240, 360, 480, 600],
+        "{decided_at:?}"
+    );
+    assert_eq!(
+        at("session-job-0"),
+        vec![120, 240],
+        "ends at 300 s: {decided_at:?}"
+    );
+    // Submitted at 180 s: its own stabilization and window, then its own schedule.
+    assert_eq!(at("session-job-3"), vec![300, 420, 540], "{decided_at:?}");
+    // Restarted at 320 s, inside the window that began at 300 s: that window starts again at
+    // the restart and closes a minute later; its schedule moves, no one else's does.
+    assert_eq!(
+        at("session-job-1"),
+        vec![120, 240, 380, 500],
+        "{decided_at:?}"
+    );
+    // One line each: every job is said by name in its own decision lines.
+    let lines = sink.lines();
+    let plans = with_code(&lines, "AT100");
+    for n in 0..4 {
+        let name = format!("session-job-{n}");
+        assert!(
+            plans.iter().any(|l| l.contains(&name)),
+            "{name} has no plan line: {plans:#?}"
+        );
+    }
 }
