@@ -1,5 +1,7 @@
-//! The memory half of a round: the TaskManagers' windows and the job graph at its current
-//! and recommended parallelism, into one plan, said and written when it changes.
+//! The memory half of a round: the TaskManagers' windows and the job graphs at their current
+//! and recommended parallelism, into one plan, said and written when it changes. The plan is
+//! the job's where one job runs; in a session cluster, whose jobs share the TaskManagers and
+//! one configuration, it is the cluster's, said once for all of them.
 
 use std::time::Duration;
 
@@ -10,9 +12,8 @@ use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
 use crate::outputs::JobFiles;
-use crate::pools::MemoryView;
+use crate::pools::{JobGraph, MemoryView};
 use crate::settings::LoopSettings;
-use crate::shape::JobShape;
 
 /// Windows shorter than this many samples are not planned on.
 const MIN_MEMORY_SAMPLES: u32 = 3;
@@ -26,11 +27,27 @@ pub struct JobMemory {
     told_measured_by_rest: bool,
 }
 
+/// Whose plan it is: one job's, or a session cluster's (every job on its TaskManagers).
+pub enum PlanScope<'a> {
+    Job { id: &'a str, name: &'a str },
+    Cluster { jobs: usize },
+}
+
+impl PlanScope<'_> {
+    /// How its lines name it.
+    fn shown(&self) -> String {
+        match self {
+            PlanScope::Job { id, name } => format!("job={} ({id})", quoted(name)),
+            PlanScope::Cluster { jobs } => format!("cluster jobs={jobs}"),
+        }
+    }
+}
+
 /// What one memory plan is made from.
 pub struct PlanRequest<'a> {
-    pub shape: &'a JobShape,
-    /// The parallelism the scaling model recommends, per vertex in the shape's order.
-    pub recommended: Option<&'a [u32]>,
+    pub scope: PlanScope<'a>,
+    /// The graphs of the jobs on the TaskManagers.
+    pub jobs: &'a [JobGraph<'a>],
     pub view: &'a MemoryView,
     pub at_ms: i64,
     /// The decision window: pool windows shorter than it are not planned on.
@@ -47,13 +64,13 @@ pub fn step(
     announcer: &Announcer,
 ) -> Result<Option<MemoryPlan>, String> {
     let PlanRequest {
-        shape,
-        recommended,
+        scope,
+        jobs,
         view,
         at_ms,
         window,
     } = request;
-    let job_ref = format!("job={} ({})", quoted(&shape.job_name), shape.job_id);
+    let job_ref = scope.shown();
     if view.measured_by_rest && !job.told_measured_by_rest {
         job.told_measured_by_rest = true;
         announcer.info(&format!(
@@ -66,7 +83,7 @@ pub fn step(
     }
     let memory_settings = view.settings(settings.memory.margin, settings.memory.heap_headroom);
     let planned = view
-        .inputs(shape, recommended, &memory_settings)
+        .inputs(jobs, &memory_settings)
         .and_then(|inputs| memory::plan(&inputs, &memory_settings));
     let plan = match planned {
         Ok(plan) => plan,
@@ -81,16 +98,17 @@ pub fn step(
     for line in plan.log_lines(&job_ref) {
         announcer.info(&line);
     }
-    let written = files
-        .recommend(&shape.job_id, &shape.job_name, at_ms, |r| {
-            r.memory = plan.config_keys()
-        })
-        .and_then(|_| {
-            files.history(
-                &shape.job_id,
-                &serde_json::json!({ "at_ms": at_ms, "job_id": shape.job_id, "job_name": shape.job_name, "memory": plan }),
-            )
-        });
+    let written = match scope {
+        PlanScope::Job { id, name } => files
+            .recommend(id, name, at_ms, |r| r.memory = plan.config_keys())
+            .and_then(|_| {
+                files.history(
+                    id,
+                    &serde_json::json!({ "at_ms": at_ms, "job_id": id, "job_name": name, "memory": plan }),
+                )
+            }),
+        PlanScope::Cluster { jobs } => files.recommend_cluster(jobs, at_ms, plan.config_keys()),
+    };
     files.settle(written, at_ms, announcer);
     job.plan = Some(plan.clone());
     Ok(Some(plan))

@@ -70,6 +70,35 @@ impl JobFiles {
         }
     }
 
+    /// The session cluster's memory plan, in `<output dir>/recommended-config.yaml`: its jobs
+    /// share the TaskManagers and one configuration, so no job's own file holds memory keys.
+    pub fn recommend_cluster(
+        &mut self,
+        jobs: usize,
+        at_ms: i64,
+        memory: Vec<(&'static str, String)>,
+    ) -> io::Result<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        for r in self.recommendations.values_mut() {
+            if !std::mem::take(&mut r.memory).is_empty() {
+                write_recommendation(&dir, r, at_ms)?;
+            }
+        }
+        fs::create_dir_all(&dir)?;
+        let mut text = format!(
+            "# flink-autotune recommendation for the session cluster ({jobs} jobs), updated at {}.\n\
+             # Flat Flink keys: merge into the cluster's flink-conf.yaml or config.yaml and restart its TaskManagers.\n\
+             # TaskManager memory: every pool and both totals, consistent with each other.\n",
+            crate::readable_time(at_ms)
+        );
+        for (key, value) in &memory {
+            text.push_str(&format!("{key}: {value}\n"));
+        }
+        replace_file(&dir.join("recommended-config.yaml"), text.as_bytes())
+    }
+
     /// Appends one JSON document to the job's history.
     pub fn history(&self, job_id: &str, line: &serde_json::Value) -> io::Result<()> {
         match &self.dir {

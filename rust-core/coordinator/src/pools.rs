@@ -300,23 +300,37 @@ impl MemoryView {
             .max_by_key(|(l, _)| l.process_total())
     }
 
-    /// The memory model's inputs for `job`'s TaskManagers: their layout and windows, and the
-    /// network the job needs now and at `recommended` parallelism (per vertex, in the
-    /// shape's order).
+    /// The memory model's inputs for the TaskManagers that run `jobs`: their layout and
+    /// windows, and the network the jobs need now and at their recommended parallelism. A
+    /// TaskManager's slots may all go to any one of the jobs, so it needs the network of the
+    /// hungriest.
     pub fn inputs(
         &self,
-        job: &JobShape,
-        recommended: Option<&[u32]>,
+        jobs: &[JobGraph<'_>],
         settings: &MemorySettings,
     ) -> Result<MemoryInputs<'_>, MemoryError> {
         let (current, slots) = self.current().ok_or_else(|| {
             MemoryError("the REST API shows no TaskManager memory configuration".into())
         })?;
-        let now: Vec<u32> = job.vertices.iter().map(|v| v.parallelism).collect();
-        let network_now = network_bytes_per_taskmanager(&now, &job.edges, &settings.network, slots);
-        let network_recommended = recommended
-            .filter(|r| *r != now.as_slice())
-            .map(|r| network_bytes_per_taskmanager(r, &job.edges, &settings.network, slots));
+        let network = |planned: bool| -> u64 {
+            jobs.iter()
+                .map(|job| {
+                    let parallelism = if planned { job.planned() } else { job.now() };
+                    network_bytes_per_taskmanager(
+                        &parallelism,
+                        &job.shape.edges,
+                        &settings.network,
+                        slots,
+                    )
+                })
+                .max()
+                .unwrap_or(0)
+        };
+        let rescaled = jobs
+            .iter()
+            .any(|job| job.recommended.is_some_and(|r| r != job.now()));
+        let network_now = network(false);
+        let network_recommended = rescaled.then(|| network(true));
         Ok(MemoryInputs {
             current,
             slots_per_taskmanager: slots,
@@ -324,6 +338,24 @@ impl MemoryView {
             network_now,
             network_recommended,
         })
+    }
+}
+
+/// A job's graph as the memory model sees it: its shape and the parallelism the scaling model
+/// recommends (per vertex, in the shape's order).
+#[derive(Clone, Copy)]
+pub struct JobGraph<'a> {
+    pub shape: &'a JobShape,
+    pub recommended: Option<&'a [u32]>,
+}
+
+impl JobGraph<'_> {
+    fn now(&self) -> Vec<u32> {
+        self.shape.vertices.iter().map(|v| v.parallelism).collect()
+    }
+
+    fn planned(&self) -> Vec<u32> {
+        self.recommended.map_or_else(|| self.now(), <[u32]>::to_vec)
     }
 }
 

@@ -21,10 +21,10 @@ use crate::announce::Announcer;
 use crate::clock::{Clock, SystemClock};
 use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
-use crate::memory_step::{self, JobMemory, PlanRequest};
+use crate::memory_step::{self, JobMemory, PlanRequest, PlanScope};
 use crate::outputs::{self, JobFiles};
 use crate::poller::{ClosedWindow, CollectError, Polled, WindowReader};
-use crate::pools::{MemoryView, WindowCache};
+use crate::pools::{JobGraph, MemoryView, WindowCache};
 use crate::process_diagnosis::ProcessDiagnostics;
 use crate::recording::{Recording, Sample};
 use crate::rest::{FlinkRest, JobDetails, JobOverview};
@@ -97,6 +97,13 @@ pub struct Coordinator {
     /// When a job's next window (or, not running, its next memory plan) is due: a decision
     /// interval after its last one.
     due_ms: HashMap<String, i64>,
+    /// Every live job's graph as last seen: a session cluster's memory plan sizes the network
+    /// for all of them.
+    graphs: HashMap<String, JobShape>,
+    /// Live jobs at the last poll: more than one, and the TaskManagers' memory is planned for
+    /// the cluster, not per job.
+    live_jobs: usize,
+    cluster_memory: JobMemory,
 }
 
 impl Coordinator {
@@ -142,6 +149,9 @@ impl Coordinator {
             clock,
             reading: HashMap::new(),
             due_ms: HashMap::new(),
+            graphs: HashMap::new(),
+            live_jobs: 0,
+            cluster_memory: JobMemory::default(),
         }
     }
 
@@ -289,6 +299,8 @@ impl Coordinator {
         self.flamegraphs.retain(|id| ids.contains(id));
         self.reading.retain(|id, _| ids.contains(id.as_str()));
         self.due_ms.retain(|id, _| ids.contains(id.as_str()));
+        self.graphs.retain(|id, _| ids.contains(id.as_str()));
+        self.live_jobs = live.len();
     }
 
     /// One poll of one live job: its window one sample on, and the decision when the window
@@ -366,12 +378,14 @@ impl Coordinator {
             Err(e) if e.is_not_found() => return Ok(()), // gone since the listing
             Err(e) => return Err(e.into()),
         };
-        // Memory is planned for a job that keeps restarting too, but not in its first moments.
-        if !details.plan_served() || details.start_time <= 0 || self.stabilizing(details.start_time)
-        {
-            return Ok(());
+        if !details.plan_served() {
+            return Ok(()); // no edges yet: neither a graph nor a plan
         }
         let shape = JobShape::from_details(&details);
+        self.graphs.insert(shape.job_id.clone(), shape.clone());
+        if details.start_time <= 0 || self.stabilizing(details.start_time) {
+            return Ok(());
+        }
         let config = self.rest.jobmanager_config()?;
         let view = self.windows.view(config);
         report.memory = self.memory_step(
@@ -557,6 +571,8 @@ impl Coordinator {
         Ok(report)
     }
 
+    /// The memory plan for `shape`'s TaskManagers: the job's own where it runs alone, the
+    /// cluster's (every live job's graph, said once for all) in a session cluster.
     fn memory_step(
         &mut self,
         shape: &JobShape,
@@ -564,25 +580,65 @@ impl Coordinator {
         at_ms: i64,
         window: Duration,
     ) -> Result<Option<MemoryPlan>, String> {
-        let recommended = self
-            .scaling
-            .get(&shape.job_id)
-            .and_then(|s| s.parallelism.as_deref());
-        let memory = self.memory.entry(shape.job_id.clone()).or_default();
+        self.graphs.insert(shape.job_id.clone(), shape.clone());
+        let recommended = |id: &str| self.scaling.get(id).and_then(|s| s.parallelism.as_deref());
+        if self.live_jobs < 2 {
+            let jobs = [JobGraph {
+                shape,
+                recommended: recommended(&shape.job_id),
+            }];
+            let request = PlanRequest {
+                scope: PlanScope::Job {
+                    id: &shape.job_id,
+                    name: &shape.job_name,
+                },
+                jobs: &jobs,
+                view,
+                at_ms,
+                window,
+            };
+            let memory = self.memory.entry(shape.job_id.clone()).or_default();
+            return memory_step::step(
+                memory,
+                &self.settings,
+                request,
+                &mut self.files,
+                &self.announcer,
+            );
+        }
+        if self.graphs.len() < self.live_jobs {
+            // Planned once every job's graph is known: a plan without one would be said again.
+            return Ok(None);
+        }
+        let jobs: Vec<JobGraph<'_>> = self
+            .graphs
+            .iter()
+            .map(|(id, shape)| JobGraph {
+                shape,
+                recommended: recommended(id),
+            })
+            .collect();
         let request = PlanRequest {
-            shape,
-            recommended,
+            scope: PlanScope::Cluster {
+                jobs: self.live_jobs,
+            },
+            jobs: &jobs,
             view,
             at_ms,
             window,
         };
-        memory_step::step(
-            memory,
+        let planned = memory_step::step(
+            &mut self.cluster_memory,
             &self.settings,
             request,
             &mut self.files,
             &self.announcer,
-        )
+        )?;
+        // Each job's diagnosis reads the plan its TaskManagers have.
+        for id in self.graphs.keys() {
+            self.memory.entry(id.clone()).or_default().plan = self.cluster_memory.plan.clone();
+        }
+        Ok(planned)
     }
 }
 

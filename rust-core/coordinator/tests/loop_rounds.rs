@@ -469,6 +469,74 @@ fn memory_is_planned_from_the_published_windows() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A session cluster's jobs share the TaskManagers and one configuration: one memory plan for
+/// the cluster, said once, in the output folder's own config file, with network memory for
+/// the hungriest job's graph; no job's file holds memory keys that contradict another's.
+#[test]
+fn a_session_cluster_gets_one_memory_plan_not_one_per_job() {
+    let dir = temp_dir("cluster-memory");
+    let tms = vec![
+        taskmanager("tm-1", Some(published_window())),
+        taskmanager("tm-2", Some(published_window())),
+    ];
+    let light = session_job(1, epoch_ms() - 120_000);
+    // The wide one: Work at 32 subtasks behind a keyBy needs the most network buffers.
+    let mut wide = session_job(2, epoch_ms() - 120_000);
+    wide.vertices[1].parallelism = 32;
+    wide.vertices[1].busy_ms = 500.0;
+    wide.vertices[1].busy_max_ms = 500.0;
+    let alone = {
+        let flink = cluster(vec![wide.clone()], tms.clone());
+        let (mut c, _) = coordinator(settings(&flink.url, None));
+        round(&mut c)[0]
+            .memory
+            .clone()
+            .expect("the wide job's own plan")
+    };
+    let flink = cluster(vec![light, wide], tms);
+    let (mut c, sink) = coordinator(settings(&flink.url, Some(dir.clone())));
+    let rounds = round(&mut c);
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    let lines = sink.lines();
+    let plans = with_code(&lines, "AT200");
+    assert_eq!(plans.len(), 1, "one plan for the cluster: {lines:#?}");
+    assert!(plans[0].contains("cluster jobs=2"), "{}", plans[0]);
+    assert!(with_code(&lines, "AT201")
+        .iter()
+        .all(|l| l.contains("cluster jobs=2")));
+    let plan = rounds.iter().find_map(|r| r.memory.clone()).unwrap();
+    assert_eq!(
+        plan_key(&plan, "taskmanager.memory.network.max"),
+        plan_key(&alone, "taskmanager.memory.network.max"),
+        "network sized for the hungriest job"
+    );
+    let cluster_config = std::fs::read_to_string(dir.join("recommended-config.yaml")).unwrap();
+    assert!(
+        cluster_config.contains("session cluster (2 jobs)"),
+        "{cluster_config}"
+    );
+    assert!(
+        cluster_config.contains("taskmanager.memory.process.size: "),
+        "{cluster_config}"
+    );
+    for n in [1, 2] {
+        let job_config = std::fs::read_to_string(
+            dir.join(format!("{n:032x}"))
+                .join("recommended-config.yaml"),
+        )
+        .unwrap();
+        assert!(!job_config.contains("taskmanager.memory"), "{job_config}");
+        assert!(
+            job_config.contains("pipeline.jobvertex-parallelism-overrides"),
+            "{job_config}"
+        );
+    }
+    // The next round's plan is the same: not said again, for either job.
+    round(&mut c);
+    assert_eq!(with_code(&sink.lines(), "AT200").len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn taskmanagers_without_the_plugin_are_measured_over_rest() {
     let dir = temp_dir("rest-memory");
