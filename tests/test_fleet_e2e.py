@@ -1,0 +1,59 @@
+"""A session cluster with many jobs (issue 22): one JobManager and two TaskManagers run six
+light jobs. The coordinator reads all their windows side by side, so once they have
+stabilized every job is decided in every window, none waiting for another's, and the
+TaskManagers they share get one memory plan for the cluster, not one per job.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from conftest import FLINK_VERSIONS
+from harness.autotune_log import FAST_LOOP_CONF, autotune_lines, decided_windows, plugin_trouble, wait_for
+from harness.flink import FlinkCluster
+
+JOBS = 6
+# A window of 15 s, then 5 s until the job's next one: a decision every ~20 s per job, or up
+# to 3 windows when the REST API's metrics (refreshed every 10 s) did not change twice in one.
+WINDOW_S, INTERVAL_S = 15, 5
+CONF = dict(FAST_LOOP_CONF, **{"metrics.reporter.autotune.decision-window": f"{WINDOW_S} s",
+                               "metrics.reporter.autotune.decision-interval": f"{INTERVAL_S} s"})
+# Light: 50 records/s at 0.1 ms, one slot per job.
+JOB_ARGS = ["--rate", "50", "--cost-us", "100", "--work-parallelism", "1", "--partitions", "1"]
+DECIDED_WINDOWS = 4
+
+
+def test_every_job_of_a_session_cluster_is_decided_every_window(plugin_jar, flink_home, example_job, tmp_path):
+    version = FLINK_VERSIONS[-1]
+    with FlinkCluster(flink_home(version), tmp_path, taskmanagers=2, slots=JOBS // 2, conf=CONF,
+                      plugin_jar=plugin_jar) as cluster:
+        jar = example_job(version)
+        jobs = [cluster.submit(jar, JOB_ARGS + ["--job-name", f"fleet-{n}"]) for n in range(JOBS)]
+        for job_id in jobs:
+            cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
+        all_running = time.time()
+        wait_for(lambda: all(len(decided_windows(cluster, j)) >= DECIDED_WINDOWS for j in jobs), timeout=240,
+                 what=f"{DECIDED_WINDOWS} decided windows of every job", cluster=cluster, interval=3)
+        waited = time.time() - all_running
+
+        gaps = {}
+        for job_id in jobs:
+            at_s = [w["at_ms"] / 1000 for w in decided_windows(cluster, job_id)]
+            gaps[job_id] = [b - a for a, b in zip(at_s, at_s[1:])]
+        print(f"{JOBS} jobs, {DECIDED_WINDOWS} windows each {waited:.0f} s after all ran; seconds between a "
+              f"job's decisions: " + "; ".join(f"{j[:8]} {[round(g) for g in g_]}" for j, g_ in gaps.items()))
+        # Read one job after another, six jobs took six windows between a job's decisions
+        # (~120 s). Side by side, each job is decided every window + interval: ~20 s, up to 3
+        # windows when the metrics were slow to refresh, and a poll of lateness.
+        for job_id, job_gaps in gaps.items():
+            assert statistics.median(job_gaps) <= 2 * (WINDOW_S + INTERVAL_S), (job_id, job_gaps)
+            assert max(job_gaps) <= 3 * WINDOW_S + INTERVAL_S + 10, (job_id, job_gaps)
+
+        # The TaskManagers every job shares get one memory plan, named for the cluster.
+        plans = wait_for(lambda: [l for l in autotune_lines(cluster.jobmanager_log())
+                                  if l.startswith("AUTOTUNE AT200 MEMORY_PLAN")] or None,
+                         timeout=90, what="a memory plan", cluster=cluster, interval=3)
+        assert all(f"cluster jobs={JOBS}" in l for l in plans), plans
+        assert (cluster.log_dir / "autotune" / "recommended-config.yaml").is_file()
+        assert plugin_trouble(cluster) == []
