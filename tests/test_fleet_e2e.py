@@ -6,10 +6,13 @@ TaskManagers they share get one memory plan for the cluster, not one per job.
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
-from conftest import FLINK_VERSIONS
+from bs4 import BeautifulSoup
+from conftest import FLINK_VERSIONS, REPO
+from harness import browser
 from harness.autotune_log import FAST_LOOP_CONF, autotune_lines, decided_windows, plugin_trouble, wait_for
 from harness.flink import FlinkCluster
 
@@ -56,4 +59,19 @@ def test_every_job_of_a_session_cluster_is_decided_every_window(plugin_jar, flin
                          timeout=90, what="a memory plan", cluster=cluster, interval=3)
         assert all(f"cluster jobs={JOBS}" in l for l in plans), plans
         assert (cluster.log_dir / "autotune" / "recommended-config.yaml").is_file()
+
+        # The cluster's page, as a browser shows it: every job, its last decision, the slots.
+        index = cluster.log_dir / "autotune" / "index.html"
+        dom = BeautifulSoup(browser.dump_dom(index), "html.parser")
+        rows = {tr["data-job-id"]: tr for tr in dom.select("#jobs tr[data-job-id]")}
+        assert set(rows) == set(jobs), rows.keys()
+        for job_id, row in rows.items():
+            assert re.fullmatch(r"just now|\d+s ago", row.select_one("td.decided").text), row
+            assert row.select_one("a")["href"] == f"{job_id}/report.html", row
+            # Light jobs: one slot each, and nothing to change.
+            assert row.select_one("td.changes").text == "unchanged", row
+        assert dom.select_one("#slots .total-count").text == str(JOBS)
+        assert dom.select_one("#slots .needed-count").text == str(JOBS)
+        shot = browser.screenshot(index, REPO / "build" / "test-artifacts" / "index.png", height=900)
+        print(f"screenshot: {shot}")
         assert plugin_trouble(cluster) == []

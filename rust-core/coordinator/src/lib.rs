@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod clock;
 pub mod flamegraphs;
+pub mod index_page;
 pub mod job_diagnosis;
 pub mod logfollow;
 pub mod memory_step;

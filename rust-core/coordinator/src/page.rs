@@ -35,7 +35,7 @@ pub fn write(job_dir: &Path) -> io::Result<PathBuf> {
 
 /// The page of the job whose files are in `job_dir`.
 pub fn render(job_dir: &Path) -> io::Result<String> {
-    let history = read_history(&job_dir.join("decisions.jsonl"))?;
+    let history = read_history(&job_dir.join("decisions.jsonl"), HISTORY_TAIL)?;
     let story = Story::from_history(&history);
     let flame = flamegraphs::newest(&job_dir.join("flamegraphs"))?;
     let flame_svg = match &flame {
@@ -60,9 +60,9 @@ pub fn render(job_dir: &Path) -> io::Result<String> {
         .map_err(io::Error::other)
 }
 
-/// The history's newest documents (its last [`HISTORY_TAIL`] bytes), oldest first;
-/// unreadable lines (and the first, cut one) are skipped.
-fn read_history(path: &Path) -> io::Result<Vec<Json>> {
+/// The history's newest documents (its last `tail` bytes), oldest first; unreadable lines
+/// (and the first, cut one) are skipped.
+pub(crate) fn read_history(path: &Path, tail: u64) -> io::Result<Vec<Json>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = match fs::File::open(path) {
         Ok(f) => f,
@@ -70,9 +70,9 @@ fn read_history(path: &Path) -> io::Result<Vec<Json>> {
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(HISTORY_TAIL)))?;
+    file.seek(SeekFrom::Start(len.saturating_sub(tail)))?;
     let mut bytes = Vec::new();
-    file.take(HISTORY_TAIL).read_to_end(&mut bytes)?;
+    file.take(tail).read_to_end(&mut bytes)?;
     Ok(String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -232,7 +232,7 @@ fn short(s: &str, chars: usize) -> String {
     }
 }
 
-fn text(v: &Json, key: &str) -> String {
+pub(crate) fn text(v: &Json, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_string()
 }
 

@@ -20,6 +20,7 @@ use autotune_model::memory::MemoryPlan;
 use crate::announce::Announcer;
 use crate::clock::{Clock, SystemClock};
 use crate::flamegraphs::{Bottleneck, FlameGraphs};
+use crate::index_page::{self, ClusterSlots, ListedJob};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
 use crate::memory_step::{self, JobMemory, PlanRequest, PlanScope};
 use crate::outputs::{self, JobFiles};
@@ -104,6 +105,8 @@ pub struct Coordinator {
     /// the cluster, not per job.
     live_jobs: usize,
     cluster_memory: JobMemory,
+    /// The live jobs the cluster's page was last written with.
+    index_jobs: Vec<String>,
 }
 
 impl Coordinator {
@@ -152,6 +155,7 @@ impl Coordinator {
             graphs: HashMap::new(),
             live_jobs: 0,
             cluster_memory: JobMemory::default(),
+            index_jobs: Vec::new(),
         }
     }
 
@@ -269,7 +273,38 @@ impl Coordinator {
                 rounds.push(round);
             }
         }
+        self.write_index(&live, &rounds);
         Ok(rounds)
+    }
+
+    /// The cluster's page (`<output dir>/index.html`), when a job was decided on or the live
+    /// jobs changed since it was written.
+    fn write_index(&mut self, live: &[JobOverview], rounds: &[JobRound]) {
+        let Some(dir) = self.settings.output_dir.clone() else {
+            return;
+        };
+        let ids: Vec<String> = live.iter().map(|j| j.jid.clone()).collect();
+        if ids == self.index_jobs && rounds.iter().all(|r| r.decided.is_none()) {
+            return;
+        }
+        let slots = self.rest.overview().ok().map(|o| ClusterSlots {
+            total: o.slots_total,
+            available: o.slots_available,
+        });
+        let jobs: Vec<ListedJob<'_>> = live
+            .iter()
+            .map(|j| ListedJob {
+                id: &j.jid,
+                name: &j.name,
+                state: &j.state,
+            })
+            .collect();
+        let written = index_page::write(&dir, &jobs, slots, self.clock.now_ms()).map(|_| ());
+        if written.is_ok() {
+            self.index_jobs = ids;
+        }
+        self.files
+            .settle(written, self.clock.now_ms(), &self.announcer);
     }
 
     fn diagnose(&mut self, jobs: Option<&[JobOverview]>, stop: &StopFlag) {

@@ -531,6 +531,15 @@ fn a_session_cluster_gets_one_memory_plan_not_one_per_job() {
             "{job_config}"
         );
     }
+    // The cluster's page lists both jobs.
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    for n in [1, 2] {
+        assert!(
+            index.contains(&format!("data-job-id=\"{n:032x}\"")),
+            "{index}"
+        );
+        assert!(index.contains(&format!("session-job-{n}")), "{index}");
+    }
     // The next round's plan is the same: not said again, for either job.
     round(&mut c);
     assert_eq!(with_code(&sink.lines(), "AT200").len(), 1);
