@@ -124,7 +124,9 @@ def test_every_record_of_the_plugin_stays_one_line(hostile):
 def test_nothing_is_written_outside_the_output_folder(hostile):
     cluster, workdir = hostile["cluster"], hostile["workdir"]
     folders = {p.name for p in (cluster.log_dir / "autotune").iterdir()}
-    assert hostile["job_id"] in folders and folders <= {hostile["job_id"], *hostile["failed"]}, folders
+    # The jobs' folders, the cluster's page and (with more than one live job) its memory plan.
+    cluster_files = {"index.html", "recommended-config.yaml"}
+    assert hostile["job_id"] in folders and folders <= {hostile["job_id"], *hostile["failed"], *cluster_files}, folders
     assert not list(workdir.parent.rglob("autotune-escape*")), "a name made a path"
 
 
@@ -151,6 +153,11 @@ def test_the_page_shows_the_names_as_text(hostile):
     assert not dom.find("b", string="bold"), "no markup from a name"
     text = dom.get_text()
     assert "<script>alert(1)</script>" in text and "Zürich ☃" in text and "東京" in text
+    # The cluster's page too shows the name as text, not as markup.
+    index = BeautifulSoup(browser.dump_dom(cluster.log_dir / "autotune" / "index.html"), "html.parser")
+    assert not [s for s in index.find_all("script") if "alert(1)" in s.text], "no script from a name"
+    cell = index.select_one(f'tr[data-job-id="{job_id}"] td.job')
+    assert "<script>alert(1)</script>" in cell["title"] and cell.get_text().startswith('orders "prod"'), cell
     assert plugin_trouble(cluster) == []
 
 

@@ -62,6 +62,7 @@ fn job(n: usize, deployed_ms: i64) -> FakeJob {
         vanish_at: None,
         restart_at: Vec::new(),
         epoch_s: 0.0,
+        parameters: Vec::new(),
     }
 }
 

@@ -15,11 +15,13 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::outputs::{job_dir, replace_file};
-use crate::page::{read_history, text};
+use crate::page::{read_history, short, text};
 
 const TEMPLATE: &str = include_str!("index.html.j2");
 /// Bytes of each job's history read: its newest decision and findings, not its past.
 const HISTORY_TAIL: u64 = 64 * 1024;
+/// Characters of a job's name shown in its cell.
+const NAME_CHARS: usize = 80;
 /// Severities in the order the page lists them; the models' findings are advice.
 const SEVERITIES: [&str; 5] = ["critical", "error", "warning", "info", "advice"];
 
@@ -74,7 +76,9 @@ pub fn write(
 #[derive(Debug, Serialize)]
 struct JobRow {
     id: String,
+    /// The name cut to a table cell's length; `full_name` in its tooltip.
     name: String,
+    full_name: String,
     state: String,
     bottleneck: String,
     /// Vertices whose recommendation differs, as `name now→recommended`.
@@ -109,7 +113,8 @@ impl JobRow {
         let decision = history.iter().rev().find_map(|h| h.get("decision"));
         Ok(JobRow {
             id: job.id.to_string(),
-            name: job.name.to_string(),
+            name: short(job.name, NAME_CHARS),
+            full_name: job.name.to_string(),
             state: job.state.to_string(),
             bottleneck: window
                 .and_then(|w| w["bottleneck"].as_u64())

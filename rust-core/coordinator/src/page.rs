@@ -225,7 +225,7 @@ impl Story {
     }
 }
 
-fn short(s: &str, chars: usize) -> String {
+pub(crate) fn short(s: &str, chars: usize) -> String {
     match s.char_indices().nth(chars) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_string(),

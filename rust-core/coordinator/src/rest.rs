@@ -600,6 +600,26 @@ impl FlinkRest {
         Ok(self.get::<JobsOverview>("/jobs/overview")?.jobs)
     }
 
+    /// The job's global job parameters (`/jobs/<id>/config`, `execution-config.user-config`):
+    /// the only job-supplied settings any release from 1.17 to 2.3 serves over REST.
+    /// `None` while the job has no execution config yet (initializing).
+    pub fn job_parameters(&self, job_id: &str) -> Result<Option<Vec<(String, String)>>, RestError> {
+        let config: serde_json::Value = self.get(&format!("/jobs/{job_id}/config"))?;
+        let Some(execution) = config.get("execution-config") else {
+            return Ok(None);
+        };
+        let parameters = execution["user-config"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                let value = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                (k.clone(), value)
+            })
+            .collect();
+        Ok(Some(parameters))
+    }
+
     pub fn job(&self, job_id: &str) -> Result<JobDetails, RestError> {
         self.get(&format!("/jobs/{job_id}"))
     }

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use autotune_model::duration;
 use autotune_model::memory::MemoryPlan;
+use autotune_model::options::{Mode, JOB_PREFIX};
+use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
 use crate::clock::{Clock, SystemClock};
@@ -30,7 +32,7 @@ use crate::process_diagnosis::ProcessDiagnostics;
 use crate::recording::{Recording, Sample};
 use crate::rest::{FlinkRest, JobDetails, JobOverview};
 use crate::scaling_step::{self, apply_if_asked, decide_on_window, Decided, JobScaling};
-use crate::settings::LoopSettings;
+use crate::settings::{JobSettings, LoopSettings};
 use crate::shape::JobShape;
 use crate::sink::Sink;
 use crate::stop::StopFlag;
@@ -107,6 +109,9 @@ pub struct Coordinator {
     cluster_memory: JobMemory,
     /// The live jobs the cluster's page was last written with.
     index_jobs: Vec<String>,
+    /// Each job's own settings (read once from its global job parameters); a job not here
+    /// has the cluster's.
+    job_settings: HashMap<String, JobSettings>,
 }
 
 impl Coordinator {
@@ -156,6 +161,7 @@ impl Coordinator {
             live_jobs: 0,
             cluster_memory: JobMemory::default(),
             index_jobs: Vec::new(),
+            job_settings: HashMap::new(),
         }
     }
 
@@ -194,7 +200,7 @@ impl Coordinator {
             duration::format(s.interval),
             duration::format(s.poll),
             duration::format(s.stabilization),
-            s.mode,
+            s.options.mode,
             s.output_dir
                 .as_ref()
                 .map_or_else(|| "<none>".into(), |p| p.display().to_string())
@@ -335,6 +341,7 @@ impl Coordinator {
         self.reading.retain(|id, _| ids.contains(id.as_str()));
         self.due_ms.retain(|id, _| ids.contains(id.as_str()));
         self.graphs.retain(|id, _| ids.contains(id.as_str()));
+        self.job_settings.retain(|id, _| ids.contains(id.as_str()));
         self.live_jobs = live.len();
     }
 
@@ -342,6 +349,15 @@ impl Coordinator {
     /// closes. A job not running (restarting, failing) gets a memory plan instead.
     fn poll_job(&mut self, job: &JobOverview) -> Result<Option<JobRound>, RoundError> {
         let mut report = JobRound::new(&job.jid, &job.name);
+        if self.read_job_settings(job).mode == Mode::Off {
+            // Not tuned, but its tasks share the TaskManagers: its graph counts for memory.
+            self.due_ms.insert(job.jid.clone(), self.next_due());
+            if let Ok(details) = self.rest.job(&job.jid) {
+                let shape = JobShape::from_details(&details);
+                self.graphs.insert(job.jid.clone(), shape);
+            }
+            return Ok(None);
+        }
         if job.state == "RUNNING" {
             match self.window_of(job)? {
                 WindowRead::Open => return Ok(None),
@@ -357,6 +373,48 @@ impl Coordinator {
         }
         self.plan_memory_without_window(&job.jid, &mut report)?;
         Ok(Some(report))
+    }
+
+    /// The job's own settings, read from its global job parameters the first time it is
+    /// polled; what it sets and any value it could not take said once. Unreadable (the REST
+    /// API busy, the job initializing): the cluster's for now, read again next time.
+    fn read_job_settings(&mut self, job: &JobOverview) -> JobSettings {
+        if let Some(settings) = self.job_settings.get(&job.jid) {
+            return settings.clone();
+        }
+        let parameters = match self.rest.job_parameters(&job.jid) {
+            Ok(Some(parameters)) => parameters,
+            Ok(None) | Err(_) => return self.settings.cluster_job_settings(),
+        };
+        let pairs = parameters.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let (settings, problems) = self.settings.job_settings(pairs);
+        let job_ref = format!("job={} ({})", quoted(&job.name), job.jid);
+        for problem in problems {
+            self.announcer.warn(&format!(
+                "AUTOTUNE CONFIG {job_ref} {problem}; the cluster's value is used"
+            ));
+        }
+        let own = own_settings(&parameters);
+        if !own.is_empty() {
+            let effect = match settings.mode {
+                Mode::Off => "; no decision for this job",
+                _ => "",
+            };
+            self.announcer.info(&format!(
+                "AUTOTUNE CONFIG {job_ref} sets its own: {}{effect}",
+                own.join(" ")
+            ));
+        }
+        self.job_settings.insert(job.jid.clone(), settings.clone());
+        settings
+    }
+
+    /// The settings a job was given: its own, else the cluster's (a replayed recording's).
+    fn settings_of(&self, job_id: &str) -> JobSettings {
+        self.job_settings
+            .get(job_id)
+            .cloned()
+            .unwrap_or_else(|| self.settings.cluster_job_settings())
     }
 
     fn next_due(&self) -> i64 {
@@ -386,15 +444,9 @@ impl Coordinator {
                     .files
                     .settle(Err(e), self.clock.now_ms(), &self.announcer),
             }
+            let settings = self.settings_of(job_id);
             let scaling = self.scaling.entry(job_id.clone()).or_default();
-            apply_if_asked(
-                scaling,
-                &self.settings,
-                &self.rest,
-                details,
-                d,
-                &self.announcer,
-            );
+            apply_if_asked(scaling, &settings, &self.rest, details, d, &self.announcer);
         }
         report.decided = decided.decided;
         report.memory = decided.memory;
@@ -577,10 +629,11 @@ impl Coordinator {
     pub fn decide_window(&mut self, recording: &Recording) -> Result<JobRound, String> {
         let shape = &recording.shape;
         let mut report = JobRound::new(&shape.job_id, &shape.job_name);
+        let settings = self.settings_of(&shape.job_id);
         let scaling = self.scaling.entry(shape.job_id.clone()).or_default();
         let decided = decide_on_window(
             scaling,
-            &self.settings,
+            &settings,
             recording,
             &mut self.files,
             &self.announcer,
@@ -675,6 +728,17 @@ impl Coordinator {
         }
         Ok(planned)
     }
+}
+
+/// `key=value` of every `autotune.*` parameter a job sets, as it set them.
+fn own_settings(parameters: &[(String, String)]) -> Vec<String> {
+    parameters
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(JOB_PREFIX)
+                .map(|k| format!("{k}={}", v.trim()))
+        })
+        .collect()
 }
 
 /// What a poll did to a running job's window.

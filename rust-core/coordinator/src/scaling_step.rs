@@ -11,7 +11,7 @@ use crate::announce::Announcer;
 use crate::outputs::JobFiles;
 use crate::recording::Recording;
 use crate::rest::{FlinkRest, JobDetails};
-use crate::settings::LoopSettings;
+use crate::settings::JobSettings;
 
 /// What the loop remembers about one job's scaling between rounds.
 #[derive(Debug, Default)]
@@ -70,7 +70,7 @@ pub struct Decided {
 /// Decides on the window, says and writes the decision when it differs from the last one.
 pub fn decide_on_window(
     job: &mut JobScaling,
-    settings: &LoopSettings,
+    settings: &JobSettings,
     recording: &Recording,
     files: &mut JobFiles,
     announcer: &Announcer,
@@ -190,7 +190,7 @@ fn write(
 /// scheduler (AT103); a job that cannot take it is told once why not (AT104).
 pub fn apply_if_asked(
     job: &mut JobScaling,
-    settings: &LoopSettings,
+    settings: &JobSettings,
     rest: &FlinkRest,
     details: &JobDetails,
     decided: &Decided,

@@ -41,12 +41,10 @@ pub struct LoopSettings {
     pub poll: Duration,
     pub interval: Duration,
     pub stabilization: Duration,
-    pub mode: Mode,
-    /// In `mode: apply`, how many times its parallelism a vertex may grow in one step.
-    pub apply_max_step: f64,
+    /// The cluster's options: what a job's own settings ([`JobSettings`]) start from.
+    pub options: Options,
     /// Each decision window is appended to `<job id>/recording.jsonl`.
     pub record: bool,
-    pub scaling: ScalingConfig,
     pub memory: MemorySettings,
     /// The diagnosis catalogue; `None`: diagnosis is off.
     pub catalogue: Option<Arc<Catalogue>>,
@@ -78,16 +76,8 @@ impl LoopSettings {
             poll: options.poll_interval,
             interval: options.decision_interval,
             stabilization: options.stabilization,
-            mode: options.mode,
-            apply_max_step: options.apply_max_step,
+            options: options.clone(),
             record: options.record,
-            scaling: ScalingConfig {
-                target_utilization: options.target_utilization,
-                catch_up: options.catch_up,
-                scale_down_delay: options.scale_down_delay,
-                vertex_limits: options.vertex_limits.clone(),
-                ..ScalingConfig::default()
-            },
             memory: MemorySettings {
                 margin: options.memory_margin,
                 heap_headroom: options.heap_headroom,
@@ -105,10 +95,51 @@ impl LoopSettings {
         }
     }
 
+    /// The cluster's settings for a job that sets none of its own.
+    pub fn cluster_job_settings(&self) -> JobSettings {
+        JobSettings::from_options(&self.options)
+    }
+
+    /// A job's settings: the cluster's, with what the job sets for itself as `autotune.<key>`
+    /// among its global job parameters; and a problem for each value it could not take.
+    pub fn job_settings<'a>(
+        &self,
+        parameters: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> (JobSettings, Vec<String>) {
+        let parsed = self.options.for_job(parameters);
+        (JobSettings::from_options(&parsed.options), parsed.problems)
+    }
+
     pub fn webhook(&self) -> Option<Webhook> {
         self.webhook
             .as_ref()
             .map(|(url, interval)| Webhook::new(url.clone(), *interval, WEBHOOK_TIMEOUT))
+    }
+}
+
+/// What a job may decide for itself (`autotune.<key>` in its global job parameters): whether
+/// and how it is tuned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSettings {
+    pub mode: Mode,
+    /// In `mode: apply`, how many times its parallelism a vertex may grow in one step.
+    pub apply_max_step: f64,
+    pub scaling: ScalingConfig,
+}
+
+impl JobSettings {
+    pub fn from_options(options: &Options) -> Self {
+        JobSettings {
+            mode: options.mode,
+            apply_max_step: options.apply_max_step,
+            scaling: ScalingConfig {
+                target_utilization: options.target_utilization,
+                catch_up: options.catch_up,
+                scale_down_delay: options.scale_down_delay,
+                vertex_limits: options.vertex_limits.clone(),
+                ..ScalingConfig::default()
+            },
+        }
     }
 }
 

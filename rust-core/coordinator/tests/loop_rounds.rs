@@ -52,6 +52,7 @@ fn bottleneck_job() -> FakeJob {
         vanish_at: None,
         restart_at: Vec::new(),
         epoch_s: 0.0,
+        parameters: Vec::new(),
     }
 }
 
@@ -380,7 +381,7 @@ fn apply_asks_the_adaptive_scheduler_for_the_plan() {
     job.scheduler = "Adaptive".into();
     let flink = cluster(vec![job], vec![]);
     let mut s = settings(&flink.url, None);
-    s.mode = Mode::Apply;
+    s.options.mode = Mode::Apply;
     let (mut c, sink) = coordinator(s);
     round(&mut c);
     let applied = with_code(&sink.lines(), "AT103").len();
@@ -402,7 +403,7 @@ fn apply_takes_a_bounded_step_and_says_first_what_the_cluster_lacks() {
     job.vertices[0].pending = Some((0.0, 9_000.0));
     let flink = cluster(vec![job], vec![]);
     let mut s = settings(&flink.url, None);
-    s.mode = Mode::Apply;
+    s.options.mode = Mode::Apply;
     let (mut c, sink) = coordinator(s);
     round(&mut c);
     let lines = sink.lines();
@@ -428,7 +429,7 @@ fn apply_takes_a_bounded_step_and_says_first_what_the_cluster_lacks() {
 fn apply_without_the_adaptive_scheduler_says_why_once() {
     let flink = cluster(vec![bottleneck_job()], vec![]);
     let mut s = settings(&flink.url, None);
-    s.mode = Mode::Apply;
+    s.options.mode = Mode::Apply;
     let (mut c, sink) = coordinator(s);
     round(&mut c);
     // A different decision next time (the backlog now shrinks): still said once.
@@ -612,7 +613,7 @@ fn replay_of_the_recorded_windows_says_what_the_loop_said() {
     );
     let mut s = settings(&flink.url, Some(dir.clone()));
     s.record = true;
-    s.scaling.scale_down_delay = Duration::from_millis(800);
+    s.options.scale_down_delay = Duration::from_millis(800);
     let (mut c, sink) = coordinator(s);
     for _ in 0..5 {
         round(&mut c);
@@ -625,7 +626,7 @@ fn replay_of_the_recorded_windows_says_what_the_loop_said() {
     let recorded = std::fs::read_to_string(dir.join(JOB).join("recording.jsonl")).unwrap();
     assert_eq!(recorded.lines().count(), 5, "every window is recorded");
     let mut replay_settings = settings("http://replay.invalid", None);
-    replay_settings.scaling.scale_down_delay = Duration::from_millis(800);
+    replay_settings.options.scale_down_delay = Duration::from_millis(800);
     replay_settings.catalogue = None;
     let (mut replay, replayed) = coordinator(replay_settings);
     for line in recorded.lines() {
@@ -693,7 +694,7 @@ fn the_scaling_history_is_read_back_by_the_next_coordinator() {
     let flink = cluster(vec![job], vec![]);
     let delayed = || {
         let mut s = settings(&flink.url, Some(dir.clone()));
-        s.scaling.scale_down_delay = Duration::from_millis(800);
+        s.options.scale_down_delay = Duration::from_millis(800);
         s
     };
     let (mut before, said_before) = coordinator(delayed());
@@ -810,7 +811,7 @@ fn stepped_time_takes_the_job_through_stabilization_a_restart_and_a_delayed_scal
     let (window, stabilization, delay) = (
         s.decision_window,
         s.stabilization,
-        s.scaling.scale_down_delay,
+        s.options.scale_down_delay,
     );
     assert_eq!(
         (window, stabilization, delay),
@@ -1009,4 +1010,63 @@ fn every_job_of_a_session_cluster_is_decided_every_window_on_its_own_schedule() 
             "{name} has no plan line: {plans:#?}"
         );
     }
+}
+
+/// Jobs of one session cluster set their own settings in their global job parameters: one
+/// opts out, one asks to be rescaled in place where the cluster only recommends (and gives a
+/// bad value, said once, the cluster's kept), one sets nothing and gets the cluster's.
+#[test]
+fn a_job_sets_its_own_mode_or_opts_out_in_its_job_parameters() {
+    let long_ago = epoch_ms() - 120_000;
+    let mut opted_out = session_job(1, long_ago);
+    opted_out.parameters = vec![("autotune.mode".into(), "off".into())];
+    let mut applied = session_job(2, long_ago);
+    applied.scheduler = "Adaptive".into();
+    applied.parameters = vec![
+        ("autotune.mode".into(), "apply".into()),
+        ("autotune.target-utilization".into(), "lots".into()),
+        ("orders.topic".into(), "orders".into()),
+    ];
+    let mut plain = session_job(3, long_ago);
+    plain.scheduler = "Adaptive".into();
+    let flink = cluster(vec![opted_out, applied, plain], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    let rounds = round(&mut c);
+    round(&mut c);
+    let lines = sink.lines();
+    let name = |n: usize| format!("job=\"session-job-{n}\"");
+
+    let said_by = |n: usize| -> Vec<&String> {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("AUTOTUNE CONFIG") && l.contains(&name(n)))
+            .collect()
+    };
+    assert_eq!(said_by(1).len(), 1, "{lines:#?}");
+    assert!(said_by(1)[0].contains("sets its own: mode=off; no decision for this job"));
+    assert!(
+        rounds.iter().all(|r| r.job_name != "session-job-1"),
+        "{rounds:?}"
+    );
+    assert!(with_code(&lines, "AT100")
+        .iter()
+        .all(|l| !l.contains(&name(1))));
+
+    assert_eq!(said_by(2).len(), 2, "{lines:#?}");
+    assert!(said_by(2).iter().any(
+        |l| l.contains("autotune.target-utilization: 'lots' must be")
+            && l.ends_with("the cluster's value is used")
+    ));
+    assert!(said_by(2)
+        .iter()
+        .any(|l| l.contains("sets its own: mode=apply target-utilization=lots")));
+    assert!(said_by(3).is_empty(), "{lines:#?}");
+
+    // Only the job that asked for it is rescaled; the other is recommended to, as the cluster says.
+    let requirements = flink.cluster().requirements.clone();
+    assert_eq!(requirements.len(), 1, "{requirements:?}");
+    assert_eq!(requirements[0].0, format!("{:032x}", 2));
+    assert!(with_code(&lines, "AT100")
+        .iter()
+        .any(|l| l.contains(&name(3))));
 }

@@ -18,6 +18,9 @@ pub enum Mode {
     Recommend,
     /// Also apply recommendations in place where Flink allows it.
     Apply,
+    /// No decision for the job, scaling or memory (its failures are still diagnosed): a job
+    /// that opts out, or a cluster whose jobs opt in one by one.
+    Off,
 }
 
 impl fmt::Display for Mode {
@@ -25,6 +28,7 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Recommend => "recommend",
             Mode::Apply => "apply",
+            Mode::Off => "off",
         })
     }
 }
@@ -149,6 +153,9 @@ pub struct OptionSpec {
     /// Former keys, still read (the key wins when both are set), each with one warning;
     /// as Flink's `ConfigOption::withDeprecatedKeys`. The shim's options have none.
     pub deprecated: &'static [&'static str],
+    /// A job may set it for itself, as `autotune.<key>` in its global job parameters
+    /// ([`Options::for_job`]); the cluster's value is its default.
+    pub per_job: bool,
     set: fn(&mut Options, &str) -> Result<(), String>,
 }
 
@@ -204,9 +211,10 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "mode",
         default: DefaultValue::Shown(|o| o.mode.to_string()),
-        doc: "`recommend`: log and write recommendations; `apply`: also rescale in place through the adaptive scheduler (`jobmanager.scheduler: adaptive`, Flink 1.18+)",
+        doc: "`recommend`: log and write recommendations; `apply`: also rescale in place through the adaptive scheduler (`jobmanager.scheduler: adaptive`, Flink 1.18+); `off`: no decision for the job (its failures are still diagnosed), so that jobs opt in one by one with their own `autotune.mode`",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: true,
         deprecated: &[],
         set: |o, v| match v.to_ascii_lowercase().as_str() {
             "recommend" => {
@@ -217,7 +225,14 @@ pub const OPTIONS: &[OptionSpec] = &[
                 o.mode = Mode::Apply;
                 Ok(())
             }
-            _ => Err(format!("must be 'recommend' or 'apply', using '{}'", o.mode)),
+            "off" => {
+                o.mode = Mode::Off;
+                Ok(())
+            }
+            _ => Err(format!(
+                "must be 'recommend', 'apply' or 'off', using '{}'",
+                o.mode
+            )),
         },
     },
     OptionSpec {
@@ -226,6 +241,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "how often the `STATUS` line is written (at least `1 s`)",
         scope: OptionScope::Reporter,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.summary_interval, v, Duration::from_secs(1)),
     },
@@ -235,6 +251,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "report rounds kept per metric (2 to 10000); 30 rounds at 10 s is 5 minutes",
         scope: OptionScope::Reporter,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| match v.parse::<usize>() {
             Ok(n) if (2..=10_000).contains(&n) => {
@@ -257,6 +274,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "where the coordinator writes, per job, `<job id>/recommended-config.yaml`, `decisions.jsonl` (every window's figures and every decision and finding; rotated at 32 MiB), `scaling-history.json` (what the scaling model remembers, read back when the job comes back with the same id), `report.html` and `flamegraphs/`; the folders of jobs that are gone are kept, the newest 100",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| {
             if v.is_empty() {
@@ -276,6 +294,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "the REST API the coordinator reads",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -291,6 +310,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "time after a job's (re)deployment before its metrics count; Flink averages busy and back-pressured time over the last minute, so below `1 min` the first window reads a just-deployed vertex less busy than it is",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.stabilization, v, Duration::ZERO),
     },
@@ -300,6 +320,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "how long the coordinator watches a job for one decision (stretched until the REST values were refreshed twice)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.decision_window, v, MIN_DECISION_WINDOW),
     },
@@ -309,6 +330,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "pause between decisions",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.decision_interval, v, Duration::from_secs(1)),
     },
@@ -318,6 +340,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "REST polls within a window",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.poll_interval, v, Duration::from_millis(500)),
     },
@@ -327,6 +350,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "busy ratio each vertex should run at after scaling",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: true,
         deprecated: &[],
         set: |o, v| match v.parse::<f64>() {
             Ok(u) if u > 0.0 && u <= 1.0 => {
@@ -345,6 +369,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "time in which an existing source backlog should be consumed, on top of the arrivals",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: true,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.catch_up, v, Duration::ZERO),
     },
@@ -354,6 +379,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "a scale-down is made only after it was recommended for this long, and then to the highest parallelism recommended meanwhile (AT125)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: true,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.scale_down_delay, v, Duration::ZERO),
     },
@@ -378,6 +404,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "per-vertex parallelism limits: `<vertex id>:<min>-<max>,...` (ids as in the REST API and the PLAN line)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: true,
         deprecated: &[],
         set: |o, v| vertex_limits(v).map(|limits| o.vertex_limits = limits),
     },
@@ -387,6 +414,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "in `mode: apply`, a vertex's parallelism grows at most this many times in one step (by one subtask at least); the next decision, made on what the step bought, goes on. More task slots than the cluster has are asked for only after AT124 said so (1 to 1000)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: true,
         deprecated: &[],
         set: |o, v| ratio_option(&mut o.apply_max_step, v, 1.0, 1000.0),
     },
@@ -396,6 +424,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "share added to the measured peaks of metaspace, managed and off-heap memory (0 to 4)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| ratio_option(&mut o.memory_margin, v, 0.0, 4.0),
     },
@@ -405,6 +434,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "room for new objects on top of the live heap, as a share of it: JVM heap = live x (1 + headroom), at least live + 256 MiB (0.1 to 10)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| ratio_option(&mut o.heap_headroom, v, 0.1, 10.0),
     },
@@ -414,6 +444,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "`true`: the coordinator also appends each decision window to `<job id>/recording.jsonl` (the `replay` format; rotated at 32 MiB)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| bool_option(&mut o.record, v),
     },
@@ -423,6 +454,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "look for known failures in the process's log and, in the JobManager, in every job's exceptions and checkpoints",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| bool_option(&mut o.diagnosis, v),
     },
@@ -436,6 +468,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "a catalogue file of your own (same format as `rust-core/model/diagnosis/catalogue.toml`): entries with a built-in code replace it, new codes (use AT9xx) are added; a bad file is one `AUTOTUNE CONFIG` warning and the built-in catalogue is used",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| {
             if v.is_empty() {
@@ -451,6 +484,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "a finding seen again is said again (with its count) at most this often; when its job ends, at once",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.diagnosis_repeat, v, Duration::from_secs(1)),
     },
@@ -464,6 +498,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "the log file the diagnosis follows (rotation and truncation are handled)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| {
             if v.is_empty() {
@@ -483,6 +518,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "the release findings spell their keys for",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| {
             v.parse()
@@ -500,6 +536,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "post findings to this Slack-compatible incoming webhook (`{\"text\": ...}`). The word `secret` in the key makes Flink mask the value wherever it prints its configuration (client, JobManager, TaskManagers, REST), and the plugin never writes it either",
         scope: OptionScope::Loop,
         secret: true,
+        per_job: false,
         deprecated: &["webhook-url"],
         set: |o, v| {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -516,6 +553,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "at most one webhook post per interval; findings in between go out together (at most 10 per post)",
         scope: OptionScope::Loop,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.webhook_interval, v, Duration::from_secs(1)),
     },
@@ -525,6 +563,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "TaskManagers sample the task threads of a vertex that stays at least 50% busy (at most once per the longer of `decision-window` and `decision-interval`, on a thread of its own); the coordinator writes the bottleneck's flame graph to `<job id>/flamegraphs/` (AT111). Flink's own `rest.flamegraph.enabled` is not needed",
         scope: OptionScope::Reporter,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| bool_option(&mut o.flamegraph, v),
     },
@@ -534,6 +573,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "stack samples of each task thread per flame graph (10 to 1000)",
         scope: OptionScope::Reporter,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| match v.parse::<u32>() {
             Ok(n) if (10..=1_000).contains(&n) => {
@@ -552,6 +592,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "pause between two stack samples (at least 5 ms): 100 samples 30 ms apart take 3 s",
         scope: OptionScope::Reporter,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.flamegraph_sample_interval, v, Duration::from_millis(5)),
     },
@@ -565,6 +606,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "load this library file instead of the bundled one",
         scope: OptionScope::Shim,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |_, _| Ok(()),
     },
@@ -578,6 +620,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "where the bundled library is extracted (a private folder per load); set it when `/tmp` is mounted `noexec`",
         scope: OptionScope::Shim,
         secret: false,
+        per_job: false,
         deprecated: &[],
         set: |_, _| Ok(()),
     },
@@ -614,16 +657,20 @@ fn lookup(key: &str) -> Option<(&'static OptionSpec, bool)> {
     })
 }
 
-/// The documentation of an option, naming its former keys.
+/// The documentation of an option, naming its former keys and whether a job may set it.
 fn documentation(spec: &OptionSpec) -> String {
-    match spec.deprecated {
+    let mut doc = match spec.deprecated {
         [] => spec.doc.to_string(),
         old => format!(
             "{} (formerly `{}`, still read with a warning)",
             spec.doc,
             old.join("`, `")
         ),
+    };
+    if spec.per_job {
+        doc.push_str(&format!(". Per job: `{JOB_PREFIX}{}`", spec.key));
     }
+    doc
 }
 
 /// The README's configuration table, rows of the plugin's own options (Flink's
@@ -637,6 +684,9 @@ pub fn markdown_rows() -> String {
 
 /// The prefix of every key of the plugin in Flink's configuration.
 const PREFIX: &str = "metrics.reporter.autotune.";
+
+/// The prefix of a job's own settings among its global job parameters.
+pub const JOB_PREFIX: &str = "autotune.";
 
 /// Where [`flink_conf_snippet`] and [`config_yaml_snippet`] are kept, under the project root.
 pub const SNIPPETS: [&str; 2] = [
@@ -850,6 +900,52 @@ impl Options {
             problems,
         }
     }
+}
+
+impl Options {
+    /// A job's settings: these options (the cluster's), with what the job sets for itself as
+    /// `autotune.<key>` among `pairs` (its global job parameters; other parameters are the
+    /// job's own business). A bad value, or a key a job cannot set, is one problem each and
+    /// leaves the cluster's value.
+    pub fn for_job<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> ParsedOptions {
+        let mut o = self.clone();
+        let mut problems = Vec::new();
+        for (key, value) in pairs {
+            let Some(name) = key.strip_prefix(JOB_PREFIX) else {
+                continue;
+            };
+            let result = match spec(name) {
+                Some(spec) if spec.per_job => (spec.set)(&mut o, value.trim()),
+                Some(_) => Err(format!(
+                    "is set for the whole cluster only ({PREFIX}{name}); a job may set {}",
+                    per_job_keys()
+                )),
+                None => Err(format!(
+                    "is not an option a job may set (it may set {})",
+                    per_job_keys()
+                )),
+            };
+            if let Err(reason) = result {
+                problems.push(format!("{key}: '{}' {reason}", value.trim()));
+            }
+        }
+        ParsedOptions {
+            options: o,
+            problems,
+        }
+    }
+}
+
+fn per_job_keys() -> String {
+    let keys: Vec<String> = OPTIONS
+        .iter()
+        .filter(|s| s.per_job)
+        .map(|s| format!("{JOB_PREFIX}{}", s.key))
+        .collect();
+    keys.join(", ")
 }
 
 /// The START line's view: every option the native side reads, as `key=value`.
@@ -1161,6 +1257,32 @@ mod tests {
     }
 
     #[test]
+    fn a_job_sets_its_own_options_over_the_clusters_and_a_bad_one_keeps_the_clusters() {
+        let cluster = Options::parse([("mode", "apply"), ("target-utilization", "0.6")]).options;
+        let job = cluster.for_job([
+            ("autotune.mode", "off"),
+            ("autotune.catch-up", "2 min"),
+            ("autotune.target-utilization", "7"),
+            ("autotune.decision-window", "10 s"),
+            ("autotune.bogus", "1"),
+            ("orders.topic", "orders"),
+        ]);
+        assert_eq!(job.options.mode, Mode::Off);
+        assert_eq!(job.options.catch_up, Duration::from_secs(120));
+        assert_eq!(job.options.target_utilization, 0.6, "the cluster's, kept");
+        assert_eq!(job.options.decision_window, cluster.decision_window);
+        assert_eq!(job.problems.len(), 3, "{:?}", job.problems);
+        assert!(job.problems[0].starts_with("autotune.target-utilization: '7' must be"));
+        assert!(job.problems[1]
+            .contains("whole cluster only (metrics.reporter.autotune.decision-window)"));
+        assert!(job.problems[2].starts_with("autotune.bogus: '1' is not an option a job may set"));
+        assert!(job.problems[2].contains("autotune.mode, "));
+        // Nothing set: the cluster's options, no problem.
+        let none = cluster.for_job([("orders.topic", "orders")]);
+        assert_eq!((none.options, none.problems.len()), (cluster, 0));
+    }
+
+    #[test]
     fn reads_every_option() {
         let parsed = Options::parse([
             ("mode", "APPLY"),
@@ -1248,8 +1370,9 @@ mod tests {
         ]);
         assert_eq!(parsed.options, Options::default());
         assert_eq!(parsed.problems.len(), 4);
-        assert!(parsed.problems[0]
-            .contains("metrics.reporter.autotune.mode: 'yolo' must be 'recommend' or 'apply'"));
+        assert!(parsed.problems[0].contains(
+            "metrics.reporter.autotune.mode: 'yolo' must be 'recommend', 'apply' or 'off'"
+        ));
         assert!(parsed.problems[1].contains("using 1min"));
         assert!(parsed.problems[2].contains("from 2 to 10000"));
         assert!(parsed.problems[3].contains("not an option of this plugin"));

@@ -74,6 +74,8 @@ pub struct FakeJob {
     pub restart_at: Vec<usize>,
     /// When its counters last started from zero (seconds on the fake's clock).
     pub epoch_s: f64,
+    /// Its global job parameters (`execution-config.user-config` of `/jobs/<id>/config`).
+    pub parameters: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +270,20 @@ fn answer(
                 200,
                 json!({"exceptionHistory": {"entries": job.exceptions, "truncated": false}}),
             ),
+            None => not_found("Job"),
+        },
+        ["jobs", id, "config"] => match c.jobs.iter().find(|j| j.id == *id) {
+            Some(job) => {
+                let parameters: serde_json::Map<String, Value> = job
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                (
+                    200,
+                    json!({"jid": job.id, "name": job.name, "execution-config": {"user-config": parameters}}),
+                )
+            }
             None => not_found("Job"),
         },
         ["jobs", _, "checkpoints", "config"] => not_found("Checkpointing"),
