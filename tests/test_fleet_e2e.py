@@ -1,7 +1,8 @@
 """A session cluster with many jobs (issue 22): one JobManager and two TaskManagers run six
-light jobs. The coordinator reads all their windows side by side, so once they have
-stabilized every job is decided in every window, none waiting for another's, and the
-TaskManagers they share get one memory plan for the cluster, not one per job.
+light jobs, and a seventh that opts out in its own configuration. The coordinator reads all
+their windows side by side, so once they have stabilized every job is decided in every
+window, none waiting for another's; the TaskManagers they share get one memory plan for the
+cluster, not one per job; the cluster's page lists them all.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ DECIDED_WINDOWS = 4
 
 def test_every_job_of_a_session_cluster_is_decided_every_window(plugin_jar, flink_home, example_job, tmp_path):
     version = FLINK_VERSIONS[-1]
-    with FlinkCluster(flink_home(version), tmp_path, taskmanagers=2, slots=JOBS // 2, conf=CONF,
+    with FlinkCluster(flink_home(version), tmp_path, taskmanagers=2, slots=JOBS // 2 + 1, conf=CONF,
                       plugin_jar=plugin_jar) as cluster:
         jar = example_job(version)
         jobs = [cluster.submit(jar, JOB_ARGS + ["--job-name", f"fleet-{n}"]) for n in range(JOBS)]
-        for job_id in jobs:
+        # One more job opts out in its own configuration (its global job parameters).
+        opted_out = cluster.submit(jar, JOB_ARGS + ["--job-name", "fleet-opted-out"],
+                                   conf={"pipeline.global-job-parameters": "autotune.mode:off"})
+        for job_id in jobs + [opted_out]:
             cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
         all_running = time.time()
         wait_for(lambda: all(len(decided_windows(cluster, j)) >= DECIDED_WINDOWS for j in jobs), timeout=240,
@@ -53,24 +57,32 @@ def test_every_job_of_a_session_cluster_is_decided_every_window(plugin_jar, flin
             assert statistics.median(job_gaps) <= 2 * (WINDOW_S + INTERVAL_S), (job_id, job_gaps)
             assert max(job_gaps) <= 3 * WINDOW_S + INTERVAL_S + 10, (job_id, job_gaps)
 
+        # The job that opted out is said once and left alone.
+        lines = autotune_lines(cluster.jobmanager_log())
+        said = [l for l in lines if l.startswith("AUTOTUNE CONFIG") and opted_out in l]
+        assert len(said) == 1 and "sets its own: mode=off; no decision for this job" in said[0], said
+        assert decided_windows(cluster, opted_out) == []
+        assert not [l for l in lines if l.startswith("AUTOTUNE AT1") and opted_out in l]
+
         # The TaskManagers every job shares get one memory plan, named for the cluster.
         plans = wait_for(lambda: [l for l in autotune_lines(cluster.jobmanager_log())
                                   if l.startswith("AUTOTUNE AT200 MEMORY_PLAN")] or None,
                          timeout=90, what="a memory plan", cluster=cluster, interval=3)
-        assert all(f"cluster jobs={JOBS}" in l for l in plans), plans
+        assert all(f"cluster jobs={JOBS + 1}" in l for l in plans), plans
         assert (cluster.log_dir / "autotune" / "recommended-config.yaml").is_file()
 
         # The cluster's page, as a browser shows it: every job, its last decision, the slots.
         index = cluster.log_dir / "autotune" / "index.html"
         dom = BeautifulSoup(browser.dump_dom(index), "html.parser")
         rows = {tr["data-job-id"]: tr for tr in dom.select("#jobs tr[data-job-id]")}
-        assert set(rows) == set(jobs), rows.keys()
+        assert set(rows) == set(jobs) | {opted_out}, rows.keys()
+        assert rows.pop(opted_out).select_one("td.decided").text == "not yet"
         for job_id, row in rows.items():
             assert re.fullmatch(r"just now|\d+s ago", row.select_one("td.decided").text), row
             assert row.select_one("a")["href"] == f"{job_id}/report.html", row
             # Light jobs: one slot each, and nothing to change.
             assert row.select_one("td.changes").text == "unchanged", row
-        assert dom.select_one("#slots .total-count").text == str(JOBS)
+        assert dom.select_one("#slots .total-count").text == str(2 * (JOBS // 2 + 1))
         assert dom.select_one("#slots .needed-count").text == str(JOBS)
         shot = browser.screenshot(index, REPO / "build" / "test-artifacts" / "index.png", height=900)
         print(f"screenshot: {shot}")

@@ -39,6 +39,8 @@ pub struct JobFiles {
     /// `None`: nothing is written (lines only).
     pub dir: Option<PathBuf>,
     recommendations: HashMap<String, Recommendation>,
+    /// The session cluster's own recommendation.
+    cluster: ClusterRecommendation,
     /// Writing fails (said once): when it works again, every config file is written anew.
     failing: bool,
 }
@@ -48,6 +50,7 @@ impl JobFiles {
         JobFiles {
             dir,
             recommendations: HashMap::new(),
+            cluster: ClusterRecommendation::default(),
             failing: false,
         }
     }
@@ -86,17 +89,25 @@ impl JobFiles {
                 write_recommendation(&dir, r, at_ms)?;
             }
         }
-        fs::create_dir_all(&dir)?;
-        let mut text = format!(
-            "# flink-autotune recommendation for the session cluster ({jobs} jobs), updated at {}.\n\
-             # Flat Flink keys: merge into the cluster's flink-conf.yaml or config.yaml and restart its TaskManagers.\n\
-             # TaskManager memory: every pool and both totals, consistent with each other.\n",
-            crate::readable_time(at_ms)
-        );
-        for (key, value) in &memory {
-            text.push_str(&format!("{key}: {value}\n"));
-        }
-        replace_file(&dir.join("recommended-config.yaml"), text.as_bytes())
+        self.cluster.jobs = jobs;
+        self.cluster.memory = memory;
+        write_cluster_recommendation(&dir, &self.cluster, at_ms)
+    }
+
+    /// The task slots a session cluster's jobs need in all, when it has fewer: a comment of
+    /// the cluster's config file (how many TaskManagers run is no Flink key).
+    pub fn recommend_cluster_slots(
+        &mut self,
+        jobs: usize,
+        at_ms: i64,
+        slots: String,
+    ) -> io::Result<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        self.cluster.jobs = jobs;
+        self.cluster.slots = Some(slots);
+        write_cluster_recommendation(&dir, &self.cluster, at_ms)
     }
 
     /// Appends one JSON document to the job's history.
@@ -267,6 +278,42 @@ pub fn prune_job_folders(
         removed += 1;
     }
     Ok(removed)
+}
+
+/// What a session cluster is recommended as a whole (`<output dir>/recommended-config.yaml`).
+#[derive(Debug, Default)]
+struct ClusterRecommendation {
+    jobs: usize,
+    /// `taskmanager.memory.*`, once the memory model has planned for the cluster.
+    memory: Vec<(&'static str, String)>,
+    /// The task slots its jobs need, when it has fewer.
+    slots: Option<String>,
+}
+
+fn write_cluster_recommendation(
+    dir: &Path,
+    r: &ClusterRecommendation,
+    at_ms: i64,
+) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut text = format!(
+        "# flink-autotune recommendation for the session cluster ({} jobs), updated at {}.\n\
+         # Flat Flink keys: merge into the cluster's flink-conf.yaml or config.yaml and restart its TaskManagers.\n",
+        r.jobs,
+        crate::readable_time(at_ms)
+    );
+    if let Some(slots) = &r.slots {
+        text.push_str(&format!("# Task slots: {slots}.\n"));
+    }
+    if !r.memory.is_empty() {
+        text.push_str(
+            "# TaskManager memory: every pool and both totals, consistent with each other.\n",
+        );
+        for (key, value) in &r.memory {
+            text.push_str(&format!("{key}: {value}\n"));
+        }
+    }
+    replace_file(&dir.join("recommended-config.yaml"), text.as_bytes())
 }
 
 /// Writes the job's recommended configuration; returns the file written.

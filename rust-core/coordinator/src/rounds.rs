@@ -17,6 +17,7 @@ use std::time::Duration;
 use autotune_model::duration;
 use autotune_model::memory::MemoryPlan;
 use autotune_model::options::{Mode, JOB_PREFIX};
+use autotune_model::scaling::Code;
 use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
@@ -112,6 +113,8 @@ pub struct Coordinator {
     /// Each job's own settings (read once from its global job parameters); a job not here
     /// has the cluster's.
     job_settings: HashMap<String, JobSettings>,
+    /// The cluster's shortage of task slots last said (needed, total); `None`: none.
+    slots_said: Option<(u32, u32)>,
 }
 
 impl Coordinator {
@@ -162,6 +165,7 @@ impl Coordinator {
             cluster_memory: JobMemory::default(),
             index_jobs: Vec::new(),
             job_settings: HashMap::new(),
+            slots_said: None,
         }
     }
 
@@ -279,24 +283,92 @@ impl Coordinator {
                 rounds.push(round);
             }
         }
-        self.write_index(&live, &rounds);
+        self.after_decisions(&live, &rounds);
         Ok(rounds)
     }
 
-    /// The cluster's page (`<output dir>/index.html`), when a job was decided on or the live
-    /// jobs changed since it was written.
-    fn write_index(&mut self, live: &[JobOverview], rounds: &[JobRound]) {
-        let Some(dir) = self.settings.output_dir.clone() else {
-            return;
-        };
+    /// The cluster's view, when a job was decided on or the live jobs changed: its slots
+    /// against what the jobs need, and its page.
+    fn after_decisions(&mut self, live: &[JobOverview], rounds: &[JobRound]) {
         let ids: Vec<String> = live.iter().map(|j| j.jid.clone()).collect();
         if ids == self.index_jobs && rounds.iter().all(|r| r.decided.is_none()) {
             return;
         }
+        self.index_jobs = ids;
         let slots = self.rest.overview().ok().map(|o| ClusterSlots {
             total: o.slots_total,
             available: o.slots_available,
         });
+        if let Some(slots) = slots {
+            self.say_cluster_slots(live.len(), slots);
+        }
+        self.write_index(live, slots);
+    }
+
+    /// In a session cluster, the task slots all jobs need at their recommended parallelism
+    /// (one slot sharing group each), against the cluster's: short, one line (AT128) and the
+    /// cluster's config file, said again only when the figures change.
+    fn say_cluster_slots(&mut self, jobs: usize, slots: ClusterSlots) {
+        if jobs < 2 {
+            return;
+        }
+        // A job not decided on (stabilizing, opted out) keeps what it holds.
+        let needed: u32 = self
+            .graphs
+            .iter()
+            .map(|(id, shape)| {
+                let recommended = self.scaling.get(id).and_then(|s| s.parallelism.as_ref());
+                match recommended {
+                    Some(r) => r.iter().max().copied().unwrap_or(0),
+                    None => shape
+                        .vertices
+                        .iter()
+                        .map(|v| v.parallelism)
+                        .max()
+                        .unwrap_or(0),
+                }
+            })
+            .sum();
+        let short = (needed > slots.total).then_some((needed, slots.total));
+        if short == self.slots_said {
+            return;
+        }
+        self.slots_said = short;
+        let Some((needed, total)) = short else {
+            return;
+        };
+        let per_taskmanager = self.rest.slots_per_taskmanager().ok().flatten();
+        let advice = match per_taskmanager {
+            Some(per) if per > 0 => {
+                let now = total.div_ceil(per);
+                let wanted = needed.div_ceil(per);
+                format!(
+                    "run {wanted} TaskManagers of {per} slots ({} more)",
+                    wanted.saturating_sub(now)
+                )
+            }
+            _ => format!("add {} task slots", needed - total),
+        };
+        let line = format!(
+            "AUTOTUNE {} cluster jobs={jobs} slots-needed={needed} slots={total} | the jobs' recommended parallelism needs {needed} task slots in all, the cluster has {total}: {advice}",
+            Code::ClusterSlotsShort
+        );
+        self.announcer.info(&line);
+        let slots = format!(
+            "the jobs' recommended parallelism needs {needed}, the cluster has {total}: {advice}"
+        );
+        let written = self
+            .files
+            .recommend_cluster_slots(jobs, self.clock.now_ms(), slots);
+        self.files
+            .settle(written, self.clock.now_ms(), &self.announcer);
+    }
+
+    /// The cluster's page (`<output dir>/index.html`).
+    fn write_index(&mut self, live: &[JobOverview], slots: Option<ClusterSlots>) {
+        let Some(dir) = self.settings.output_dir.clone() else {
+            return;
+        };
         let jobs: Vec<ListedJob<'_>> = live
             .iter()
             .map(|j| ListedJob {
@@ -306,9 +378,6 @@ impl Coordinator {
             })
             .collect();
         let written = index_page::write(&dir, &jobs, slots, self.clock.now_ms()).map(|_| ());
-        if written.is_ok() {
-            self.index_jobs = ids;
-        }
         self.files
             .settle(written, self.clock.now_ms(), &self.announcer);
     }

@@ -1070,3 +1070,39 @@ fn a_job_sets_its_own_mode_or_opts_out_in_its_job_parameters() {
         .iter()
         .any(|l| l.contains(&name(3))));
 }
+
+/// Three jobs of a session cluster each need 2 slots where the cluster has 4: one line says
+/// what the cluster needs in all, and the cluster's config file keeps it; not said again while
+/// the figures hold.
+#[test]
+fn a_session_cluster_short_of_slots_for_all_its_jobs_is_told_so_once() {
+    let dir = temp_dir("cluster-slots");
+    let long_ago = epoch_ms() - 120_000;
+    let tms = vec![taskmanager("tm-1", None), taskmanager("tm-2", None)];
+    let flink = cluster((1..=3).map(|n| session_job(n, long_ago)).collect(), tms);
+    let (mut c, sink) = coordinator(settings(&flink.url, Some(dir.clone())));
+    round(&mut c);
+    round(&mut c);
+    let lines = sink.lines();
+    let short = with_code(&lines, "AT128");
+    assert_eq!(short.len(), 1, "{lines:#?}");
+    assert!(
+        short[0].starts_with(
+            "AUTOTUNE AT128 CLUSTER_SLOTS_SHORT cluster jobs=3 slots-needed=6 slots=4 |"
+        ),
+        "{}",
+        short[0]
+    );
+    assert!(
+        short[0].ends_with("run 3 TaskManagers of 2 slots (1 more)"),
+        "{}",
+        short[0]
+    );
+    let config = std::fs::read_to_string(dir.join("recommended-config.yaml")).unwrap();
+    assert!(
+        config
+            .contains("# Task slots: the jobs' recommended parallelism needs 6, the cluster has 4"),
+        "{config}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -42,6 +42,8 @@ pub enum Code {
     /// AT127: a source's backlog metric leaves out partitions not read yet or not during the
     /// window, or subtasks that report none yet.
     BacklogPartial,
+    /// AT128: a session cluster's jobs need more task slots in all than the cluster has.
+    ClusterSlotsShort,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -88,6 +90,7 @@ impl Code {
             Code::ScaleDownDelayed => "AT125",
             Code::SourceStalled => "AT126",
             Code::BacklogPartial => "AT127",
+            Code::ClusterSlotsShort => "AT128",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -121,6 +124,7 @@ impl Code {
             Code::ScaleDownDelayed => "SCALE_DOWN_DELAYED",
             Code::SourceStalled => "SOURCE_STALLED",
             Code::BacklogPartial => "BACKLOG_PARTIAL",
+            Code::ClusterSlotsShort => "CLUSTER_SLOTS_SHORT",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",
