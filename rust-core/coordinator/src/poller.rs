@@ -106,14 +106,19 @@ impl WindowReader {
     ) -> Result<Polled, CollectError> {
         let (run, details) = loop {
             let details = running(rest, &self.job_id)?;
-            let run = match self.run.take() {
+            let mut run = match self.run.take() {
                 Some(run) => run,
                 None => Run::start(rest, &details, clock)?,
             };
-            match self.sampled(rest, run, &details, clock)? {
-                Some(run) => break (run, details),
+            match self.sampled(rest, &mut run, &details, clock) {
+                Ok(true) => break (run, details),
                 // Measured from this poll on: the new run's first sample is taken now.
-                None => self.restarted()?,
+                Ok(false) => self.restarted()?,
+                // One sample short, the window so far kept: the next poll goes on with it.
+                Err(e) => {
+                    self.run = Some(run);
+                    return Err(e);
+                }
             }
         };
         if run.long_enough(self.window, clock) {
@@ -127,21 +132,21 @@ impl WindowReader {
         Ok(Polled::Open)
     }
 
-    /// The run with this poll's sample, or `None` when the job was redeployed since it began.
+    /// Adds this poll's sample to the run; `false` when the job was redeployed since it began.
     fn sampled(
         &self,
         rest: &FlinkRest,
-        mut run: Run,
+        run: &mut Run,
         details: &JobDetails,
         clock: &dyn Clock,
-    ) -> Result<Option<Run>, CollectError> {
+    ) -> Result<bool, CollectError> {
         // Rescaled, or restarted at the same parallelism (its tasks redeployed, or its
         // counters gone back between two refreshes of their start): the window so far
         // measured another run of the job.
         if JobShape::from_details(details).vertices != run.shape.vertices
             || deployments(details) != run.deployed
         {
-            return Ok(None);
+            return Ok(false);
         }
         // The JobManager lists a vertex's metrics only after its metric fetcher has run:
         // look again while a source shows none.
@@ -159,10 +164,10 @@ impl WindowReader {
             .last()
             .is_some_and(|last| counters_went_back(last, &next))
         {
-            return Ok(None);
+            return Ok(false);
         }
         run.samples.push(next);
-        Ok(Some(run))
+        Ok(true)
     }
 
     fn restarted(&mut self) -> Result<(), CollectError> {

@@ -1012,6 +1012,38 @@ fn every_job_of_a_session_cluster_is_decided_every_window_on_its_own_schedule() 
     }
 }
 
+/// A request that fails at one poll inside a window costs that poll's sample, not the window:
+/// the decision comes on time (a window begun again would close a minute later).
+#[test]
+fn a_failed_request_inside_a_window_keeps_the_window_so_far() {
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    let flink = FakeFlink::start_with_clock(
+        Cluster {
+            jobs: vec![session_job(0, clock.now_ms())],
+            ..Cluster::default()
+        },
+        clock.clone(),
+    );
+    let mut s = LoopSettings::from_options(&Options::default(), flink.url.clone(), None, &LogSink);
+    s.rest_timeout = Duration::from_secs(2);
+    let sink = MemorySink::new();
+    let mut c = Coordinator::with_clock(s, sink.clone(), clock.clone());
+    let stop = StopFlag::new();
+    let mut decided_at_s = Vec::new();
+    for step in 0..=30 {
+        let at_s = step * 5;
+        // Stabilized at 60 s, the window 60-120 s: its poll at 90 s fails.
+        flink.cluster().metrics_failing = at_s == 90;
+        match c.poll(&stop) {
+            Ok(rounds) if rounds.iter().any(|r| r.decided.is_some()) => decided_at_s.push(at_s),
+            Ok(_) => {}
+            Err(e) => assert_eq!(at_s, 90, "only the poll at 90 s fails: {e}"),
+        }
+        clock.advance(Duration::from_secs(5));
+    }
+    assert_eq!(decided_at_s, vec![120], "{:#?}", sink.lines());
+}
+
 /// Jobs of one session cluster set their own settings in their global job parameters: one
 /// opts out, one asks to be rescaled in place where the cluster only recommends (and gives a
 /// bad value, said once, the cluster's kept), one sets nothing and gets the cluster's.

@@ -96,6 +96,8 @@ pub struct Cluster {
     pub config: Vec<(String, String)>,
     /// Every request answers 503.
     pub down: bool,
+    /// Vertices' subtask metrics answer 500 (the rest of the API works).
+    pub metrics_failing: bool,
     /// Resource requirements received: `(job id, body)`.
     pub requirements: Vec<(String, Value)>,
     pub requests: usize,
@@ -204,6 +206,9 @@ fn answer(
         .map(|g| g.split(',').collect())
         .unwrap_or_default();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if c.metrics_failing && parts.ends_with(&["subtasks", "metrics"]) {
+        return (500, json!({ "errors": ["Internal server error."] }));
+    }
     match parts.as_slice() {
         ["jobs", "overview"] => (
             200,
