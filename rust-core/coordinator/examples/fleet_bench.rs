@@ -63,6 +63,7 @@ fn job(n: usize, deployed_ms: i64) -> FakeJob {
         restart_at: Vec::new(),
         epoch_s: 0.0,
         parameters: Vec::new(),
+        load: None,
     }
 }
 

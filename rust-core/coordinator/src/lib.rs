@@ -22,6 +22,7 @@ pub mod scaling_step;
 pub mod settings;
 pub mod shape;
 pub mod sink;
+pub mod slot_plan;
 pub mod stop;
 pub mod trouble;
 pub mod webhook;

@@ -18,6 +18,7 @@ use autotune_model::duration;
 use autotune_model::memory::MemoryPlan;
 use autotune_model::options::{Mode, JOB_PREFIX};
 use autotune_model::scaling::Code;
+use autotune_model::slots::SlotAsk;
 use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
@@ -36,6 +37,7 @@ use crate::scaling_step::{self, apply_if_asked, decide_on_window, Decided, JobSc
 use crate::settings::{JobSettings, LoopSettings};
 use crate::shape::JobShape;
 use crate::sink::Sink;
+use crate::slot_plan::SlotPlan;
 use crate::stop::StopFlag;
 pub use crate::trouble::RoundError;
 use crate::trouble::Troubles;
@@ -115,6 +117,10 @@ pub struct Coordinator {
     job_settings: HashMap<String, JobSettings>,
     /// The cluster's shortage of task slots last said (needed, total); `None`: none.
     slots_said: Option<(u32, u32)>,
+    /// Task slots shared among the jobs that rescale in place.
+    slot_plan: SlotPlan,
+    /// Jobs decided in this poll, to apply once all are: (job id, its details then).
+    to_apply: Vec<(String, JobDetails)>,
 }
 
 impl Coordinator {
@@ -166,6 +172,8 @@ impl Coordinator {
             index_jobs: Vec::new(),
             job_settings: HashMap::new(),
             slots_said: None,
+            slot_plan: SlotPlan::default(),
+            to_apply: Vec::new(),
         }
     }
 
@@ -268,6 +276,7 @@ impl Coordinator {
             log::debug!("AUTOTUNE COORDINATOR TaskManager windows not read: {e}");
         }
         let mut rounds = Vec::new();
+        let mut failed = None;
         for job in &live {
             if stop.is_stopped() {
                 break;
@@ -279,12 +288,66 @@ impl Coordinator {
             {
                 continue;
             }
-            if let Some(round) = self.poll_job(job)? {
-                rounds.push(round);
+            match self.poll_job(job) {
+                Ok(Some(round)) => rounds.push(round),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
+        }
+        // What was decided before a failure is applied all the same.
+        self.apply_decided(&rounds);
+        if let Some(e) = failed {
+            return Err(e);
         }
         self.after_decisions(&live, &rounds);
         Ok(rounds)
+    }
+
+    /// The poll's decisions applied, where a job asks for it, after all of them were made:
+    /// jobs that rescale in place share the free task slots by one plan (AT129).
+    fn apply_decided(&mut self, rounds: &[JobRound]) {
+        let decided = std::mem::take(&mut self.to_apply);
+        let in_apply = |c: &Coordinator, id: &str| c.settings_of(id).mode == Mode::Apply;
+        if !decided.iter().any(|(id, _)| in_apply(self, id)) {
+            return;
+        }
+        let claims: Vec<SlotAsk> = self
+            .scaling
+            .iter()
+            .filter(|(id, _)| in_apply(self, id))
+            .filter_map(|(_, s)| s.slot_claim())
+            .collect();
+        // One job alone takes what is free; AT124 said what it lacks.
+        let shares = match (claims.len(), self.rest.overview()) {
+            (2.., Ok(o)) => self
+                .slot_plan
+                .shares(claims, o.slots_available, &self.announcer),
+            _ => HashMap::new(),
+        };
+        for (job_id, details) in decided {
+            let Some(d) = rounds
+                .iter()
+                .find(|r| r.job_id == job_id)
+                .and_then(|r| r.decided.as_ref())
+            else {
+                continue;
+            };
+            let settings = self.settings_of(&job_id);
+            let share = shares.get(&job_id).copied();
+            let scaling = self.scaling.entry(job_id).or_default();
+            apply_if_asked(
+                scaling,
+                &settings,
+                &self.rest,
+                &details,
+                d,
+                share,
+                &self.announcer,
+            );
+        }
     }
 
     /// The cluster's view, when a job was decided on or the live jobs changed: its slots
@@ -513,9 +576,7 @@ impl Coordinator {
                     .files
                     .settle(Err(e), self.clock.now_ms(), &self.announcer),
             }
-            let settings = self.settings_of(job_id);
-            let scaling = self.scaling.entry(job_id.clone()).or_default();
-            apply_if_asked(scaling, &settings, &self.rest, details, d, &self.announcer);
+            self.to_apply.push((job_id.clone(), details.clone()));
         }
         report.decided = decided.decided;
         report.memory = decided.memory;

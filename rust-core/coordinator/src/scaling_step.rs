@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use autotune_model::options::Mode;
 use autotune_model::scaling::{decide, overrides, Code, JobDecision, JobSnapshot, ScalingHistory};
+use autotune_model::slots::SlotAsk;
 use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
@@ -25,6 +26,11 @@ pub struct JobScaling {
     told_cannot_apply: bool,
     /// Said that the REST API gives no max parallelism for some vertex (once).
     told_max_parallelism_unknown: bool,
+    /// Its claim on a session cluster's task slots, from its last decision.
+    slot_ask: Option<SlotAsk>,
+    /// Slots the step applied since that decision asked for: held already, though the
+    /// decision does not know it yet.
+    applied_slots: Option<u32>,
 }
 
 impl JobScaling {
@@ -58,6 +64,17 @@ impl JobScaling {
     }
 }
 
+impl JobScaling {
+    /// Its claim on the cluster's slots now, a step applied since its decision counted held.
+    pub fn slot_claim(&self) -> Option<SlotAsk> {
+        let mut ask = self.slot_ask.clone()?;
+        if let Some(applied) = self.applied_slots {
+            ask.held = applied;
+        }
+        Some(ask)
+    }
+}
+
 /// A decision on one window.
 #[derive(Debug, Clone)]
 pub struct Decided {
@@ -81,6 +98,12 @@ pub fn decide_on_window(
     let decision =
         decide(&snapshot, &settings.scaling, &mut job.history, at_ms).map_err(|e| e.to_string())?;
     job.parallelism = Some(decision.vertices.iter().map(|v| v.recommended).collect());
+    job.slot_ask = Some(SlotAsk::of_decision(
+        &snapshot.job_id,
+        &snapshot.job_name,
+        &decision,
+    ));
+    job.applied_slots = None;
     // A job that stays as it is would otherwise fill the log with the same lines every round.
     let gist = decision.gist();
     let fresh = job.last_gist.as_ref() != Some(&gist);
@@ -187,17 +210,32 @@ fn write(
 }
 
 /// In `mode: apply`, a fresh decision that changes something is sent to the adaptive
-/// scheduler (AT103); a job that cannot take it is told once why not (AT104).
+/// scheduler (AT103); a job that cannot take it is told once why not (AT104). `share` is the
+/// task slots the cluster's slot plan gives the job when jobs compete for them (AT129): the
+/// step stays within it, and a decision said before is sent again once its share grows.
 pub fn apply_if_asked(
     job: &mut JobScaling,
     settings: &JobSettings,
     rest: &FlinkRest,
     details: &JobDetails,
     decided: &Decided,
+    share: Option<u32>,
     announcer: &Announcer,
 ) {
-    if settings.mode != Mode::Apply || !decided.fresh || decided.decision.changes().next().is_none()
-    {
+    if settings.mode != Mode::Apply || decided.decision.changes().next().is_none() {
+        return;
+    }
+    let step = within_share(
+        step_to_apply(&decided.decision, settings.apply_max_step),
+        share,
+        &decided.decision,
+    );
+    let moves = step
+        .plan
+        .iter()
+        .zip(&decided.decision.vertices)
+        .any(|((_, p), v)| *p != v.current);
+    if !moves || !(decided.fresh || share.is_some()) {
         return;
     }
     let snapshot = &decided.snapshot;
@@ -206,29 +244,16 @@ pub fn apply_if_asked(
         Some(scheduler) if !scheduler.eq_ignore_ascii_case("adaptive") => Some(format!(
             "the job runs with the {scheduler} scheduler; rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
         )),
-        _ => {
-            let step = step_to_apply(&decided.decision, settings.apply_max_step);
-            match rest.set_parallelism(&snapshot.job_id, &step.plan) {
-                Ok(()) => {
-                    let bounded = if step.bounded.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; a step of the plan: {}", step.bounded.join(", "))
-                    };
-                    let beyond = beyond_slots(&step.plan, snapshot.available_slots);
-                    announcer.info(&format!(
-                        "AUTOTUNE {} {job_ref} | asked the adaptive scheduler for pipeline.jobvertex-parallelism-overrides={}{bounded}{}",
-                        Code::Applied,
-                        overrides(step.plan.iter().map(|(id, p)| (id.as_str(), *p))),
-                        beyond.unwrap_or_default()
-                    ));
-                    None
-                }
-                Err(e) => Some(format!(
-                    "the JobManager refused the new resource requirements ({e}); rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
-                )),
+        _ => match rest.set_parallelism(&snapshot.job_id, &step.plan) {
+            Ok(()) => {
+                job.applied_slots = step.plan.iter().map(|(_, p)| *p).max();
+                say_applied(&step, snapshot, &job_ref, announcer);
+                None
             }
-        }
+            Err(e) => Some(format!(
+                "the JobManager refused the new resource requirements ({e}); rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
+            )),
+        },
     };
     if let Some(reason) = why_not {
         if !job.told_cannot_apply {
@@ -239,6 +264,45 @@ pub fn apply_if_asked(
             ));
         }
     }
+}
+
+fn say_applied(step: &AppliedStep, snapshot: &JobSnapshot, job_ref: &str, announcer: &Announcer) {
+    let bounded = if step.bounded.is_empty() {
+        String::new()
+    } else {
+        format!("; a step of the plan: {}", step.bounded.join(", "))
+    };
+    let beyond = beyond_slots(&step.plan, snapshot.available_slots);
+    announcer.info(&format!(
+        "AUTOTUNE {} {job_ref} | asked the adaptive scheduler for pipeline.jobvertex-parallelism-overrides={}{bounded}{}",
+        Code::Applied,
+        overrides(step.plan.iter().map(|(id, p)| (id.as_str(), *p))),
+        beyond.unwrap_or_default()
+    ));
+}
+
+/// The step cut to the job's share of the cluster's slots (one slot sharing group: no vertex
+/// wider than the share), never below what a vertex has.
+fn within_share(mut step: AppliedStep, share: Option<u32>, decision: &JobDecision) -> AppliedStep {
+    let Some(share) = share else {
+        return step;
+    };
+    for ((_, p), v) in step.plan.iter_mut().zip(&decision.vertices) {
+        let cut = share.max(v.current.min(*p));
+        if *p > cut {
+            step.bounded.push(format!(
+                "vertex {} ({}) {}->{cut} of {}->{} by the cluster's slot plan ({})",
+                quoted(&v.name),
+                v.id,
+                v.current,
+                v.current,
+                v.recommended,
+                Code::ClusterSlotPlan
+            ));
+            *p = cut;
+        }
+    }
+    step
 }
 
 /// What is sent to the scheduler: per vertex, the recommended parallelism, or a step

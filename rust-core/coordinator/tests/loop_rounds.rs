@@ -16,7 +16,7 @@ use autotune_coordinator::sink::{LogSink, MemorySink};
 use autotune_coordinator::stop::{Background, StopFlag};
 use autotune_model::memory::{MemoryPlan, PoolWindow};
 use autotune_model::options::{Mode, Options};
-use fake_flink::{epoch_ms, Cluster, FakeFlink, FakeJob, FakeTaskManager, FakeVertex};
+use fake_flink::{epoch_ms, Cluster, FakeFlink, FakeJob, FakeTaskManager, FakeVertex, Load};
 use serde_json::json;
 
 const JOB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -53,6 +53,7 @@ fn bottleneck_job() -> FakeJob {
         restart_at: Vec::new(),
         epoch_s: 0.0,
         parameters: Vec::new(),
+        load: None,
     }
 }
 
@@ -1137,4 +1138,72 @@ fn a_session_cluster_short_of_slots_for_all_its_jobs_is_told_so_once() {
         "{config}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Three jobs that rescale in place on a session cluster of 7 slots, each holding 1, whose
+/// plans want more than the 4 free: one slot plan (AT129) shares them, the job furthest
+/// behind first and each to what keeps it up; later windows hold (nothing asked back and
+/// forth), on the production timings and a stepped clock.
+#[test]
+fn jobs_that_rescale_in_place_share_too_few_slots_by_one_plan() {
+    let clock = ManualClock::starting_at(1_800_000_000_000);
+    // Work keeps up at 2, 3 and 2 subtasks (arrivals x cost: 1.9, 2.85, 1.8); at 70% busy it
+    // wants more.
+    let loads = [(1000.0, 0.0019), (950.0, 0.003), (900.0, 0.002)];
+    let jobs = loads
+        .iter()
+        .enumerate()
+        .map(|(n, &(arrival, cost_s))| {
+            let mut job = session_job(n, clock.now_ms());
+            job.scheduler = "Adaptive".into();
+            job.run_at(Load { arrival, cost_s }, 0.0);
+            job
+        })
+        .collect();
+    let flink = FakeFlink::start_with_clock(
+        Cluster {
+            jobs,
+            slots_total: Some(7),
+            ..Cluster::default()
+        },
+        clock.clone(),
+    );
+    let mut s = LoopSettings::from_options(&Options::default(), flink.url.clone(), None, &LogSink);
+    s.rest_timeout = Duration::from_secs(2);
+    s.options.mode = Mode::Apply;
+    let sink = MemorySink::new();
+    let mut c = Coordinator::with_clock(s, sink.clone(), clock.clone());
+    let stop = StopFlag::new();
+    for _ in 0..(15 * 60 / 5) {
+        c.poll(&stop).expect("a poll");
+        clock.advance(Duration::from_secs(5));
+    }
+    let lines = sink.lines();
+    let plans = with_code(&lines, "AT129");
+    assert!(!plans.is_empty(), "{lines:#?}");
+    // The job furthest behind (job 1: 2.85 records' worth of work for every 1 it can do) is
+    // served first; each gets what keeps it up, and the 7 slots are all used.
+    assert!(
+        plans[0].contains("slots-free=4")
+            && plans[0].contains("session-job-1\" (00000000000000000000000000000001) 3 of"),
+        "{}",
+        plans[0]
+    );
+    let cluster = flink.cluster();
+    let work: Vec<u32> = cluster
+        .jobs
+        .iter()
+        .map(|j| j.vertices[1].parallelism)
+        .collect();
+    assert_eq!(work, vec![2, 3, 2], "each keeps up: {lines:#?}");
+    // Asked once each: no job's share moved back and forth over 13 more minutes of windows.
+    for job in &cluster.jobs {
+        let asked = cluster
+            .requirements
+            .iter()
+            .filter(|(id, _)| *id == job.id)
+            .count();
+        assert_eq!(asked, 1, "{}: {:#?}", job.name, cluster.requirements);
+    }
+    assert_eq!(plans.len(), 1, "one plan while nothing changes: {plans:#?}");
 }

@@ -44,6 +44,8 @@ pub enum Code {
     BacklogPartial,
     /// AT128: a session cluster's jobs need more task slots in all than the cluster has.
     ClusterSlotsShort,
+    /// AT129: jobs rescaling in place ask for more task slots than are free: who gets what.
+    ClusterSlotPlan,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -91,6 +93,7 @@ impl Code {
             Code::SourceStalled => "AT126",
             Code::BacklogPartial => "AT127",
             Code::ClusterSlotsShort => "AT128",
+            Code::ClusterSlotPlan => "AT129",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -125,6 +128,7 @@ impl Code {
             Code::SourceStalled => "SOURCE_STALLED",
             Code::BacklogPartial => "BACKLOG_PARTIAL",
             Code::ClusterSlotsShort => "CLUSTER_SLOTS_SHORT",
+            Code::ClusterSlotPlan => "CLUSTER_SLOT_PLAN",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod options;
 pub mod profile;
 pub mod scaling;
+pub mod slots;
 pub mod text;
 pub mod tracker;
 pub mod window;

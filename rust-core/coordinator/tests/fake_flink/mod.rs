@@ -76,6 +76,63 @@ pub struct FakeJob {
     pub epoch_s: f64,
     /// Its global job parameters (`execution-config.user-config` of `/jobs/<id>/config`).
     pub parameters: Vec<(String, String)>,
+    /// What it runs, when the fake rescales it as the adaptive scheduler would.
+    pub load: Option<Load>,
+}
+
+/// A job's load: records/s arriving at its source (vertex 0), and the seconds of work each
+/// record costs its Work (vertex 1).
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub arrival: f64,
+    pub cost_s: f64,
+}
+
+impl FakeJob {
+    /// Source and Work as they run under `load` at Work's parallelism, `backlog` waiting: Work
+    /// does at most parallelism / cost records/s; beyond that the source is back-pressured and
+    /// its backlog grows by the rest.
+    pub fn run_at(&mut self, load: Load, backlog: f64) {
+        let p = self.vertices[1].parallelism as f64;
+        let through = load.arrival.min(p / load.cost_s);
+        let source = &mut self.vertices[0];
+        (source.rate_in, source.rate_out, source.busy_ms) = (through, through, 50.0);
+        source.backpressure_ms = if load.arrival > through { 900.0 } else { 0.0 };
+        source.pending = Some((backlog, load.arrival - through));
+        let work = &mut self.vertices[1];
+        (work.rate_in, work.rate_out) = (through, through);
+        work.busy_ms = 1000.0 * through * load.cost_s / p;
+        work.busy_max_ms = work.busy_ms;
+        self.load = Some(load);
+    }
+
+    /// The task slots it holds (one slot sharing group: its widest vertex).
+    pub fn slots(&self) -> u32 {
+        self.vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The adaptive scheduler taking new resource requirements with `available` slots (its
+    /// own included): each vertex at its upper bound, as far as the slots go; the tasks
+    /// redeployed, the counters from zero, the backlog kept.
+    fn rescale(&mut self, body: &Value, available: u32, t: f64, now_ms: i64) {
+        let backlog = self.vertices[0]
+            .pending
+            .map_or(0.0, |(p, growth)| p + growth * (t - self.epoch_s));
+        for v in &mut self.vertices {
+            if let Some(upper) = body[&v.id]["parallelism"]["upperBound"].as_u64() {
+                v.parallelism = (upper as u32).min(available).max(1);
+            }
+            v.start_time = now_ms;
+        }
+        self.epoch_s = t;
+        if let Some(load) = self.load {
+            self.run_at(load, backlog);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,9 +155,25 @@ pub struct Cluster {
     pub down: bool,
     /// Vertices' subtask metrics answer 500 (the rest of the API works).
     pub metrics_failing: bool,
+    /// The cluster's task slots, when the fake schedules: the overview's free slots are
+    /// those its running jobs do not hold, and new resource requirements rescale a job.
+    pub slots_total: Option<u32>,
     /// Resource requirements received: `(job id, body)`.
     pub requirements: Vec<(String, Value)>,
     pub requests: usize,
+}
+
+impl Cluster {
+    /// Slots its running jobs do not hold (with `slots_total`).
+    fn free_slots(&self) -> u32 {
+        let held: u32 = self
+            .jobs
+            .iter()
+            .filter(|j| j.state == "RUNNING")
+            .map(FakeJob::slots)
+            .sum();
+        self.slots_total.unwrap_or(0).saturating_sub(held)
+    }
 }
 
 pub struct FakeFlink {
@@ -215,8 +288,13 @@ fn answer(
             json!({ "jobs": c.jobs.iter().map(|j| json!({"jid": j.id, "name": j.name, "state": j.state})).collect::<Vec<_>>() }),
         ),
         ["overview"] => {
-            let total: u32 = c.taskmanagers.iter().map(|t| t.slots).sum();
-            let free: u32 = c.taskmanagers.iter().map(|t| t.free_slots).sum();
+            let (total, free) = match c.slots_total {
+                Some(total) => (total, c.free_slots()),
+                None => (
+                    c.taskmanagers.iter().map(|t| t.slots).sum(),
+                    c.taskmanagers.iter().map(|t| t.free_slots).sum(),
+                ),
+            };
             (
                 200,
                 json!({"taskmanagers": c.taskmanagers.len(), "slots-total": total, "slots-available": free, "flink-version": "1.20.3"}),
@@ -267,6 +345,16 @@ fn answer(
                 );
             }
             let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            if c.slots_total.is_some() {
+                let free = c.free_slots();
+                let job = c
+                    .jobs
+                    .iter_mut()
+                    .find(|j| j.id == *id)
+                    .expect("found above");
+                let available = free + job.slots();
+                job.rescale(&body, available, t, now_ms);
+            }
             c.requirements.push((id.to_string(), body));
             (200, json!({}))
         }
