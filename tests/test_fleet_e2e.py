@@ -2,11 +2,13 @@
 light jobs, and a seventh that opts out in its own configuration. The coordinator reads all
 their windows side by side, so once they have stabilized every job is decided in every
 window, none waiting for another's; the TaskManagers they share get one memory plan for the
-cluster, not one per job; the cluster's page lists them all.
+cluster, not one per job; the cluster's page lists them all. Three jobs that rescale in place
+share too few free slots by one plan, each kept up and none asked back and forth.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import time
@@ -86,4 +88,53 @@ def test_every_job_of_a_session_cluster_is_decided_every_window(plugin_jar, flin
         assert dom.select_one("#slots .needed-count").text == str(JOBS)
         shot = browser.screenshot(index, REPO / "build" / "test-artifacts" / "index.png", height=900)
         print(f"screenshot: {shot}")
+        assert plugin_trouble(cluster) == []
+
+
+# Work's cost waited out per record (--cost-kind wait): keeps up at ceil(rate x cost) subtasks
+# (2, 3, 2: 7 of the cluster's 8 slots), wants more at 70% busy (3, 4, 3: 10).
+SHARING = {"share-a": (300, 5000), "share-b": (300, 8000), "share-c": (200, 8000)}
+SHARING_CONF = dict(FAST_LOOP_CONF, **{"metrics.reporter.autotune.mode": "apply",
+                                       "jobmanager.scheduler": "adaptive"})
+
+
+def test_jobs_that_rescale_in_place_share_too_few_slots_by_one_plan(plugin_jar, flink_home, example_job, tmp_path):
+    version = FLINK_VERSIONS[-1]
+    with FlinkCluster(flink_home(version), tmp_path, taskmanagers=2, slots=4, conf=SHARING_CONF,
+                      plugin_jar=plugin_jar) as cluster:
+        jar = example_job(version)
+        jobs = {name: cluster.submit(jar, ["--rate", str(rate), "--cost-us", str(cost_us), "--cost-kind", "wait",
+                                           "--work-parallelism", "1", "--partitions", "4", "--job-name", name])
+                for name, (rate, cost_us) in SHARING.items()}
+        for job_id in jobs.values():
+            cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
+
+        def settled():
+            # The plan said, and every job rescaled and then decided three times at one parallelism.
+            lines = autotune_lines(cluster.jobmanager_log())
+            for job_id in jobs.values():
+                last = [next(v["parallelism"] for v in w["vertices"] if v["name"].startswith("Work"))
+                        for w in decided_windows(cluster, job_id)[-3:]]
+                if len(last) < 3 or len(set(last)) > 1 or last[0] == 1:
+                    return None
+            return [l for l in lines if l.startswith("AUTOTUNE AT129")] or None
+
+        plan = wait_for(settled, timeout=420, what="the slot plan and three windows after every rescale",
+                        cluster=cluster, interval=5)
+        print("\n".join(plan))
+        work = {}
+        for name, job_id in jobs.items():
+            vertices = cluster.rest(f"/jobs/{job_id}")["vertices"]
+            work[name] = next(v for v in vertices if v["name"].startswith("Work"))
+        print({name: w["parallelism"] for name, w in work.items()})
+        # Within the cluster's 8 slots, and none starved below what keeps it up.
+        assert sum(w["parallelism"] for w in work.values()) <= 8, work
+        for name, (rate, cost_us) in SHARING.items():
+            keeps_up = math.ceil(rate * cost_us / 1e6)
+            assert work[name]["parallelism"] >= keeps_up, (name, work[name]["parallelism"], keeps_up)
+        # No job asked back and forth: each was rescaled at most twice, and only upwards.
+        lines = autotune_lines(cluster.jobmanager_log())
+        for name, job_id in jobs.items():
+            asked = [l for l in lines if l.startswith("AUTOTUNE AT103") and job_id in l]
+            assert 1 <= len(asked) <= 2, (name, asked)
         assert plugin_trouble(cluster) == []
