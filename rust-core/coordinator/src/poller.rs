@@ -52,6 +52,9 @@ impl From<RestError> for CollectError {
 pub struct WindowReader {
     job_id: String,
     window: Duration,
+    /// How often it is read: it closes at the read nearest its length, so a few milliseconds
+    /// of one poll's jitter do not add a poll to it.
+    poll: Duration,
     max_restarts: u32,
     restarts: u32,
     /// The run of the job being measured; `None` until the first poll (or after a restart).
@@ -82,10 +85,12 @@ pub struct ClosedWindow {
 }
 
 impl WindowReader {
-    pub fn new(job_id: &str, window: Duration, max_restarts: u32) -> Self {
+    /// A window of `window`, read every `poll`.
+    pub fn new(job_id: &str, window: Duration, poll: Duration, max_restarts: u32) -> Self {
         WindowReader {
             job_id: job_id.to_string(),
             window,
+            poll,
             max_restarts,
             restarts: 0,
             run: None,
@@ -121,7 +126,7 @@ impl WindowReader {
                 }
             }
         };
-        if run.long_enough(self.window, clock) {
+        if run.long_enough(self.window, self.poll / 2, clock) {
             return Ok(Polled::Closed(Box::new(ClosedWindow {
                 shape: run.shape,
                 samples: run.samples,
@@ -213,9 +218,9 @@ impl Run {
     /// The REST API refreshes its values every ~10 s: a window must have seen the counters
     /// change twice to measure a rate, so a short one is stretched (to at most three times
     /// its length).
-    fn long_enough(&self, window: Duration, clock: &dyn Clock) -> bool {
+    fn long_enough(&self, window: Duration, slack: Duration, clock: &dyn Clock) -> bool {
         let elapsed = elapsed(clock, self.started_ms);
-        elapsed >= window
+        elapsed + slack >= window
             && self.samples.len() >= 2
             && (fresh_values(&self.samples) >= 2 || elapsed >= window * 3)
     }

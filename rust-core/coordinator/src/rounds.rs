@@ -22,7 +22,7 @@ use autotune_model::slots::SlotAsk;
 use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{elapsed, Clock, SystemClock};
 use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::index_page::{self, ClusterSlots, ListedJob};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
@@ -121,6 +121,8 @@ pub struct Coordinator {
     slot_plan: SlotPlan,
     /// Jobs decided in this poll, to apply once all are: (job id, its details then).
     to_apply: Vec<(String, JobDetails)>,
+    /// When the current poll began: what the jobs' next windows are timed from.
+    poll_began_ms: i64,
 }
 
 impl Coordinator {
@@ -174,6 +176,7 @@ impl Coordinator {
             slots_said: None,
             slot_plan: SlotPlan::default(),
             to_apply: Vec::new(),
+            poll_began_ms: 0,
         }
     }
 
@@ -182,6 +185,7 @@ impl Coordinator {
     pub fn run(&mut self, stop: &StopFlag) {
         self.say_started();
         loop {
+            let began = self.clock.now_ms();
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.poll(stop)));
             let trouble = match outcome {
                 Ok(Ok(_)) => None,
@@ -196,7 +200,14 @@ impl Coordinator {
                 self.settings.poll,
                 &self.announcer,
             );
-            if !self.clock.sleep(self.settings.poll, stop) {
+            // Polls start a poll interval apart (the time a poll takes is not added to every
+            // window's length and every job's cadence), and never back to back.
+            let pause = self
+                .settings
+                .poll
+                .saturating_sub(elapsed(self.clock.as_ref(), began))
+                .max(self.settings.poll / 5);
+            if !self.clock.sleep(pause, stop) {
                 break;
             }
         }
@@ -257,6 +268,7 @@ impl Coordinator {
     /// decision for each window that closes (memory alone for a job that is not running).
     /// Returns what happened to the jobs whose window closed or could not be read.
     pub fn poll(&mut self, stop: &StopFlag) -> Result<Vec<JobRound>, RoundError> {
+        self.poll_began_ms = self.clock.now_ms();
         let listed = self.rest.jobs()?;
         self.diagnose(Some(&listed), stop);
         let live: Vec<JobOverview> = listed
@@ -549,8 +561,9 @@ impl Coordinator {
             .unwrap_or_else(|| self.settings.cluster_job_settings())
     }
 
+    /// A decision interval from the start of this poll, so the poll that far on reads it.
     fn next_due(&self) -> i64 {
-        self.clock.now_ms() + self.settings.interval.as_millis() as i64
+        self.poll_began_ms + self.settings.interval.as_millis() as i64
     }
 
     /// The decision on a window read live: the scaling history read back first, then the
@@ -680,6 +693,7 @@ impl Coordinator {
             let reader = WindowReader::new(
                 job_id,
                 self.settings.decision_window,
+                self.settings.poll,
                 MAX_RESTARTS_PER_WINDOW,
             );
             self.reading.insert(job_id.clone(), reader);
