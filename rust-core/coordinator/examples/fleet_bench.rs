@@ -128,6 +128,18 @@ fn run(jobs: usize) -> Figures {
         clock.advance(poll);
     }
     let requests = flink.cluster().requests - requests_before;
+    if std::env::var_os("FLEET_BENCH_KINDS").is_some() {
+        let mut kinds: Vec<(String, usize)> = flink
+            .cluster()
+            .requests_by_kind
+            .clone()
+            .into_iter()
+            .collect();
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+        for (kind, n) in kinds {
+            println!("      {:>10.2}/poll {kind}", n as f64 / polls as f64);
+        }
+    }
     let _ = std::fs::remove_dir_all(&out);
     let counts = (0..jobs).map(|n| decided.get(&format!("{n:032x}")).copied().unwrap_or(0));
     Figures {

@@ -753,13 +753,11 @@ impl Coordinator {
         recording
     }
 
-    /// The TaskManagers' memory now, for a window's recording.
+    /// The TaskManagers' memory as this poll read it (once for every job it decides: read
+    /// again per decision, a session cluster's reads grew with jobs x TaskManagers), for a
+    /// window's recording.
     fn memory_view(&mut self) -> Option<MemoryView> {
-        let polled = self
-            .windows
-            .poll(&self.rest, self.clock.now_ms())
-            .and_then(|_| self.rest.jobmanager_config());
-        match polled {
+        match self.rest.jobmanager_config() {
             Ok(config) => Some(self.windows.view(config)),
             Err(e) => {
                 log::debug!("AUTOTUNE COORDINATOR TaskManager memory not read: {e}");

@@ -161,6 +161,8 @@ pub struct Cluster {
     /// Resource requirements received: `(job id, body)`.
     pub requirements: Vec<(String, Value)>,
     pub requests: usize,
+    /// Requests by kind: the path with ids as `*` and the metric names asked for dropped.
+    pub requests_by_kind: HashMap<String, usize>,
 }
 
 impl Cluster {
@@ -215,6 +217,9 @@ impl FakeFlink {
                 let (status, answer) = {
                     let mut c = for_thread.lock().unwrap_or_else(|p| p.into_inner());
                     c.requests += 1;
+                    *c.requests_by_kind
+                        .entry(kind_of(request.url()))
+                        .or_default() += 1;
                     let now_ms = clock.now_ms();
                     let t = (now_ms - born) as f64 / 1000.0;
                     answer(&mut c, request.method(), request.url(), &body, (t, now_ms))
@@ -249,6 +254,15 @@ impl Drop for FakeFlink {
             let _ = t.join();
         }
     }
+}
+
+/// `/jobs/<id>/vertices/<id>/subtasks/metrics?get=...` -> `/jobs/*/vertices/*/subtasks/metrics`.
+fn kind_of(url: &str) -> String {
+    let path = url.split('?').next().unwrap_or(url);
+    path.split('/')
+        .map(|part| if part.len() >= 20 { "*" } else { part })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn not_found(what: &str) -> (u16, Value) {
