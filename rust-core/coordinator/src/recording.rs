@@ -146,7 +146,9 @@ mod nan_as_null {
 /// The REST API serves values its metric fetcher refreshed up to ~10 s earlier, all at once.
 /// Polling faster than that, the first and last *changes* in the series mark when fresh
 /// values arrived; measuring between them keeps the error to one poll interval instead of
-/// one fetch interval. Without two changes, the window's ends are used.
+/// one fetch interval. Without two changes, the window's ends are used; without any, the
+/// window says nothing of the rate (`None`): the refresh fell between polls whose values were
+/// spoiled, or the fetcher did not refresh it, and a flat series would read as a stop.
 pub fn change_rate(series: &[(i64, f64)]) -> Option<f64> {
     let points: Vec<(i64, f64)> = series
         .iter()
@@ -161,10 +163,10 @@ pub fn change_rate(series: &[(i64, f64)]) -> Option<f64> {
         .filter(|w| w[1].1 != w[0].1)
         .map(|w| w[1])
         .collect();
-    let (a, b) = if changes.len() >= 2 {
-        (changes[0], changes[changes.len() - 1])
-    } else {
-        (points[0], points[points.len() - 1])
+    let (a, b) = match changes.len() {
+        0 => return None,
+        1 => (points[0], points[points.len() - 1]),
+        _ => (changes[0], changes[changes.len() - 1]),
     };
     let seconds = (b.0 - a.0) as f64 / 1000.0;
     (seconds > 0.0).then(|| (b.1 - a.1) / seconds)
@@ -534,6 +536,30 @@ mod tests {
         assert!((source.records_in_rate - 1000.0).abs() < 1e-6, "{source:?}");
     }
 
+    /// The source's own counter was spoiled (NaN) at every poll after its refresh, so it shows
+    /// no change while the job's counters show records going out: the source reads what it
+    /// sends, not nothing (it was read as stalled, and Work's plan as 1).
+    #[test]
+    fn a_source_counter_seen_flat_between_spoiled_polls_is_not_a_stop() {
+        let moving = |ms, base: f64| behind(ms, 100.0, [base; 8]);
+        let flat = |mut s: Sample, value: f64| {
+            s.vertices[0].source_records = Some(value);
+            s
+        };
+        let snap = summarize(
+            &whole_kafka_source(),
+            &[
+                flat(moving(0, 10.0), 0.0),
+                flat(moving(5_000, 15.0), 0.0),
+                flat(moving(10_000, 20.0), f64::NAN),
+            ],
+            None,
+            None,
+        );
+        let source = &snap.vertices[0];
+        assert!((source.records_in_rate - 1000.0).abs() < 1e-6, "{source:?}");
+    }
+
     #[test]
     fn rates_are_measured_between_fresh_values() {
         // Fetched every 10 s, polled every 2 s: 100 records/s really.
@@ -555,6 +581,11 @@ mod tests {
         // Ends of the window when values never changed twice.
         assert_eq!(change_rate(&[(0, 1.0), (10_000, 11.0)]), Some(1.0));
         assert_eq!(change_rate(&[(0, 5.0)]), None);
+        assert_eq!(
+            change_rate(&[(0, 5.0), (10_000, 5.0)]),
+            None,
+            "no change seen"
+        );
         assert_eq!(change_rate(&[(0, f64::NAN), (1_000, 5.0)]), None);
     }
 
