@@ -43,28 +43,19 @@ fn job(n: usize, deployed_ms: i64) -> FakeJob {
             vertex
         })
         .collect();
-    FakeJob {
-        id: format!("{n:032x}"),
-        name: format!("fleet-job-{n}"),
-        state: "RUNNING".into(),
-        scheduler: "Default".into(),
-        start_time: deployed_ms,
+    let edges = vec![
+        (0, 1, "FORWARD"),
+        (1, 2, "HASH"),
+        (2, 3, "FORWARD"),
+        (3, 4, "FORWARD"),
+    ];
+    FakeJob::running(
+        format!("{n:032x}"),
+        &format!("fleet-job-{n}"),
+        deployed_ms,
         vertices,
-        edges: vec![
-            (0, 1, "FORWARD"),
-            (1, 2, "HASH"),
-            (2, 3, "FORWARD"),
-            (3, 4, "FORWARD"),
-        ],
-        exceptions: Vec::new(),
-        details_read: 0,
-        rescale_at: Vec::new(),
-        vanish_at: None,
-        restart_at: Vec::new(),
-        epoch_s: 0.0,
-        parameters: Vec::new(),
-        load: None,
-    }
+        edges,
+    )
 }
 
 fn taskmanager(n: usize) -> FakeTaskManager {

@@ -38,23 +38,13 @@ fn bottleneck_job() -> FakeJob {
     work.busy_ms = 1000.0;
     work.busy_max_ms = 1000.0;
     work.start_time = long_ago;
-    FakeJob {
-        id: JOB.into(),
-        name: "queue-job".into(),
-        state: "RUNNING".into(),
-        scheduler: "Default".into(),
-        start_time: long_ago,
-        vertices: vec![source, work],
-        edges: vec![(0, 1, "HASH")],
-        exceptions: Vec::new(),
-        details_read: 0,
-        rescale_at: Vec::new(),
-        vanish_at: None,
-        restart_at: Vec::new(),
-        epoch_s: 0.0,
-        parameters: Vec::new(),
-        load: None,
-    }
+    FakeJob::running(
+        JOB.into(),
+        "queue-job",
+        long_ago,
+        vec![source, work],
+        vec![(0, 1, "HASH")],
+    )
 }
 
 fn taskmanager(id: &str, pool_window: Option<PoolWindow>) -> FakeTaskManager {

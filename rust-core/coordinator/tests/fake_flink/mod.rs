@@ -89,6 +89,33 @@ pub struct Load {
 }
 
 impl FakeJob {
+    /// A running job under the default scheduler, deployed at `start_time`, with no trouble set.
+    pub fn running(
+        id: String,
+        name: &str,
+        start_time: i64,
+        vertices: Vec<FakeVertex>,
+        edges: Vec<(usize, usize, &'static str)>,
+    ) -> Self {
+        FakeJob {
+            id,
+            name: name.into(),
+            state: "RUNNING".into(),
+            scheduler: "Default".into(),
+            start_time,
+            vertices,
+            edges,
+            exceptions: Vec::new(),
+            details_read: 0,
+            rescale_at: Vec::new(),
+            vanish_at: None,
+            restart_at: Vec::new(),
+            epoch_s: 0.0,
+            parameters: Vec::new(),
+            load: None,
+        }
+    }
+
     /// Source and Work as they run under `load` at Work's parallelism, `backlog` waiting: Work
     /// does at most parallelism / cost records/s; beyond that the source is back-pressured and
     /// its backlog grows by the rest.
