@@ -395,12 +395,7 @@ impl Coordinator {
                 let recommended = self.scaling.get(id).and_then(|s| s.parallelism.as_ref());
                 match recommended {
                     Some(r) => r.iter().max().copied().unwrap_or(0),
-                    None => shape
-                        .vertices
-                        .iter()
-                        .map(|v| v.parallelism)
-                        .max()
-                        .unwrap_or(0),
+                    None => shape.slots_held(),
                 }
             })
             .sum();
@@ -728,12 +723,7 @@ impl Coordinator {
 
     /// A closed window as `replay` reads it, written to `<job id>/recording.jsonl` when asked.
     fn recording_of(&mut self, shape: JobShape, samples: Vec<Sample>) -> Recording {
-        let held = shape
-            .vertices
-            .iter()
-            .map(|v| v.parallelism)
-            .max()
-            .unwrap_or(0);
+        let held = shape.slots_held();
         let recording = Recording {
             format: Recording::FORMAT,
             rest: self.settings.rest_url.clone(),

@@ -100,6 +100,15 @@ impl SourceMetrics {
 }
 
 impl JobShape {
+    /// The task slots the job holds: one slot sharing group, so its widest vertex.
+    pub fn slots_held(&self) -> u32 {
+        self.vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn from_details(details: &JobDetails) -> Self {
         let index: HashMap<&str, usize> = details
             .vertices
