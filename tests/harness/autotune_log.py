@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from harness.flink import REST_TRANSIENT
 
 if TYPE_CHECKING:
     from harness.flink import FlinkCluster
@@ -108,7 +109,7 @@ def wait_for(condition, timeout: float, what: str, cluster: FlinkCluster, interv
     while time.monotonic() < deadline:
         try:
             result = condition()
-        except (urllib.error.URLError, OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+        except REST_TRANSIENT as e:
             result, last_error = None, e
         if result:
             return result

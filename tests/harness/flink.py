@@ -7,6 +7,7 @@ the cached distribution is never modified.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -23,6 +24,10 @@ import uuid
 from pathlib import Path
 
 import yaml
+
+# What a REST call to a busy, restarting or failing JobManager can raise: "not yet", not a
+# failure (a connection cut mid-answer is an http.client.IncompleteRead, not an OSError).
+REST_TRANSIENT = (urllib.error.URLError, OSError, ValueError, http.client.HTTPException)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "examples" / "queue-job" / "build.sh"
@@ -414,7 +419,7 @@ class FlinkCluster:
                 seen = len(self.rest("/taskmanagers", timeout=5).get("taskmanagers", []))
                 if seen >= self.taskmanagers:
                     return
-            except (urllib.error.URLError, OSError, ValueError) as e:
+            except REST_TRANSIENT as e:
                 last_error = e
             dead = [name for name, ok in self.alive().items() if not ok]
             if dead:
@@ -458,7 +463,7 @@ class FlinkCluster:
             try:
                 if len(self.rest("/taskmanagers", timeout=5).get("taskmanagers", [])) >= taskmanagers:
                     return
-            except (urllib.error.URLError, OSError, ValueError):
+            except REST_TRANSIENT:
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"the restarted JobManager has fewer than {taskmanagers} TaskManagers\n{self.log_tail()}")
@@ -474,11 +479,17 @@ class FlinkCluster:
         `-D` options: then `flink run`, the client building the job graph."""
         if via == "rest" and detached and not conf:
             body = json.dumps({"programArgsList": [str(a) for a in args]}).encode()
+            jar_id = self.upload_jar(jar)
+            before = self._job_ids()
             try:
-                return self.call("POST", f"/jars/{self.upload_jar(jar)}/run", body, timeout=timeout)["jobid"]
+                return self.call("POST", f"/jars/{jar_id}/run", body, timeout=timeout)["jobid"]
             except urllib.error.HTTPError as e:
                 raise RuntimeError(f"the REST API refused the job ({e.code}):\n"
                                    f"{_tail(e.read().decode(errors='replace'))}\n{self.log_tail()}") from e
+            except REST_TRANSIENT:
+                # The answer was lost, not the job: a JobManager short of direct memory (the
+                # job's own enumerator took it) cuts its answer after accepting the job.
+                return self._new_job(before)
         cmd = ["bash", str(self.home / "bin" / "flink"), "run"]
         if detached:
             cmd.append("-d")
@@ -491,6 +502,24 @@ class FlinkCluster:
             raise RuntimeError(f"no JobID in `flink run` output:\n{_tail(proc.stdout + proc.stderr)}")
         return m.group(1)
 
+    def _job_ids(self) -> set[str]:
+        return {j["jid"] for j in self.rest("/jobs/overview").get("jobs", [])}
+
+    def _new_job(self, before: set[str], timeout: float = 30) -> str:
+        """The one job submitted since `before` was listed, once the JobManager lists it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                new = self._job_ids() - before
+            except REST_TRANSIENT:
+                new = set()
+            if len(new) == 1:
+                return new.pop()
+            if len(new) > 1:
+                raise RuntimeError(f"more than one new job after one submission: {sorted(new)}")
+            time.sleep(0.5)
+        raise RuntimeError(f"the submission's answer was lost and no new job is listed\n{self.log_tail()}")
+
     def wait_for_job_state(self, job_id: str, state: str = "RUNNING", timeout: float = 120) -> dict:
         """Wait until the job is in `state`; for RUNNING, also every subtask of every vertex."""
         deadline = time.monotonic() + timeout
@@ -498,7 +527,7 @@ class FlinkCluster:
         while time.monotonic() < deadline:
             try:
                 job = self.rest(f"/jobs/{job_id}")
-            except (urllib.error.URLError, OSError, ValueError):
+            except REST_TRANSIENT:
                 time.sleep(0.5)
                 continue
             current = job.get("state")

@@ -370,14 +370,17 @@ fn heap_death(
         return None;
     }
     let full = heap.windows.under_heap_pressure(heap.memory);
-    // Only one that left: the one a failed task ran on may be healthy and the lost one
-    // another.
-    let departed: Vec<_> = full.iter().filter(|(_, _, left)| *left).collect();
-    let (id, w, _) = departed
+    // The one the failure names, even while the ResourceManager still lists it (its own
+    // heartbeat times out later than the job's); else one already gone. Not any full one:
+    // the lost TaskManager may be another than the full one.
+    let named = |id: &str| {
+        e.task_manager_id.as_deref() == Some(id)
+            || record.chain.iter().any(|t| t.headline().contains(id))
+    };
+    let (id, w, _) = full
         .iter()
-        .find(|(id, _, _)| e.task_manager_id.as_deref() == Some(id.as_str()))
-        .or_else(|| departed.first())
-        .copied()?;
+        .find(|(id, _, _)| named(id))
+        .or_else(|| full.iter().find(|(_, _, left)| *left))?;
     let evidence = format!(
         "TaskManager {id} left while its heap was full: live data {} of {} max, GC {} ms/s in its last window",
         w.heap_after_gc_peak.map_or("?".into(), human),

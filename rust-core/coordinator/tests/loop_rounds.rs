@@ -594,6 +594,63 @@ fn a_new_exception_is_diagnosed() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The job's failure when a TaskManager stops answering, as Flink 2.x gives it.
+fn unreachable_taskmanager(id: &str) -> serde_json::Value {
+    json!({
+        "exceptionName": "org.apache.flink.runtime.resourcemanager.exceptions.ResourceManagerException",
+        "stacktrace": format!("org.apache.flink.runtime.resourcemanager.exceptions.ResourceManagerException: TaskManager with id {id} is no longer reachable.\n\tat org.apache.flink.runtime.resourcemanager.ResourceManager.closeTaskManagerConnection(ResourceManager.java:1)\n"),
+        "timestamp": epoch_ms(),
+        "taskName": "Work (1/1)#0",
+        "taskManagerId": id,
+    })
+}
+
+#[test]
+fn a_taskmanager_lost_with_a_full_heap_is_a_heap_oom_while_it_is_still_listed() {
+    // The job loses the TaskManager before the ResourceManager unlists it: the last window
+    // it published (live data at its heap's max) says what killed it.
+    let full = PoolWindow {
+        heap_after_gc_peak: Some(530_000_000.0),
+        heap_used_peak: Some(536_000_000.0),
+        ..published_window()
+    };
+    let flink = cluster(
+        vec![bottleneck_job()],
+        vec![
+            taskmanager("tm-1", Some(full)),
+            taskmanager("tm-2", Some(published_window())),
+        ],
+    );
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    round(&mut c);
+    flink.cluster().jobs[0]
+        .exceptions
+        .push(unreachable_taskmanager("tm-1"));
+    round(&mut c);
+    let lines = sink.lines();
+    let oom = with_code(&lines, "AT300");
+    assert_eq!(oom.len(), 1, "{lines:#?}");
+    assert!(
+        oom[0]
+            .contains("TaskManager tm-1 left while its heap was full: live data 505m of 512m max"),
+        "{}",
+        oom[0]
+    );
+    assert!(
+        oom[0].contains("taskmanager.memory.task.heap.size"),
+        "{}",
+        oom[0]
+    );
+    // A healthy one lost is only lost.
+    flink.cluster().jobs[0]
+        .exceptions
+        .push(unreachable_taskmanager("tm-2"));
+    round(&mut c);
+    let lines = sink.lines();
+    assert_eq!(with_code(&lines, "AT300").len(), 1, "{lines:#?}");
+    assert_eq!(with_code(&lines, "AT331").len(), 1, "{lines:#?}");
+}
+
 #[test]
 fn replay_of_the_recorded_windows_says_what_the_loop_said() {
     let dir = temp_dir("replay");
