@@ -57,10 +57,12 @@ def main() -> None:
             deadline = last + args.minutes * 60
             # Requests once every job runs, over the last minutes (windows open and closing).
             time.sleep(min(120.0, args.minutes * 30))
-            counted_from, requests_before = time.time(), proxy.requests
+            counted_from, requests_before, kinds_before = time.time(), proxy.requests, proxy.by_kind.copy()
             while time.time() < deadline:
                 time.sleep(min(15, max(0.0, deadline - time.time())))
-            per_poll = (proxy.requests - requests_before) / ((time.time() - counted_from) / POLL_S)
+            polls = (time.time() - counted_from) / POLL_S
+            per_poll = (proxy.requests - requests_before) / polls
+            kinds = proxy.by_kind - kinds_before
             windows = {j: decided_windows(cluster, j) for j in submitted}
             plans = [l for l in autotune_lines(cluster.jobmanager_log()) if l.startswith("AUTOTUNE AT200")]
     print(f"Flink {args.version}, {args.jobs} jobs ({' '.join(JOB)}), plugin defaults, "
@@ -80,6 +82,8 @@ def main() -> None:
     print(f"every job decided: {all(c > 0 for c in counts)}; fewest windows {min(counts)}; "
           f"latest first decision {max(known):.0f} s after submission" if known else "no decision")
     print(f"REST requests per poll (every {POLL_S} s): {per_poll:.1f}, {per_poll / args.jobs:.1f} per job")
+    for kind, n in kinds.most_common():
+        print(f"  {n / polls:8.2f}/poll {kind}")
     print(f"memory plans: {len(plans)} line(s), {'all for the cluster' if all('cluster jobs=' in p for p in plans) else 'per job'}")
 
 

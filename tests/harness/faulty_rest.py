@@ -31,6 +31,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 KINDS = ("delay", "error", "truncated", "malformed", "nan", "vanish", "reset")
 
 _JOB_PATH = re.compile(r"^/jobs/[0-9a-f]{32}(/|$|\?)")
+_ID = re.compile(r"/(?:[0-9a-f]{32}|[^/]*:\d+-[0-9a-f]+)(?=/|$)")
+
+
+def _kind_of(path: str) -> str:
+    """A request's kind: its path with job, vertex and TaskManager ids as `*`, no query."""
+    return _ID.sub("/*", path.split("?", 1)[0])
 
 
 class FaultyRest:
@@ -43,6 +49,8 @@ class FaultyRest:
         # (epoch seconds, method and path, fault) of every fault injected.
         self.injected: list[tuple[float, str, str]] = []
         self.requests = 0
+        # Requests by path, ids and query left out (`/jobs/*/vertices/*/subtasks/metrics`).
+        self.by_kind: Counter[str] = Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         proxy = self
@@ -88,6 +96,7 @@ class FaultyRest:
     def _fault_for(self, method: str, path: str) -> str | None:
         with self._lock:
             self.requests += 1
+            self.by_kind[_kind_of(path)] += 1
             if not self.kinds or self._random.random() >= self.rate:
                 return None
             fitting = [k for k in self.kinds

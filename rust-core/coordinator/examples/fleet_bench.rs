@@ -17,6 +17,7 @@ use autotune_coordinator::rounds::Coordinator;
 use autotune_coordinator::settings::LoopSettings;
 use autotune_coordinator::sink::LogSink;
 use autotune_coordinator::stop::StopFlag;
+use autotune_model::memory::PoolWindow;
 use autotune_model::options::Options;
 use cpu_time::ThreadTime;
 use fake_flink::{Cluster, FakeFlink, FakeJob, FakeTaskManager, FakeVertex};
@@ -58,12 +59,24 @@ fn job(n: usize, deployed_ms: i64) -> FakeJob {
     )
 }
 
-fn taskmanager(n: usize) -> FakeTaskManager {
+/// A TaskManager of 4 slots; with the plugin, it publishes its pool window and its subtasks'
+/// loads (the fake serves them), else the coordinator reads Flink's own metrics.
+fn taskmanager(n: usize, plugin: bool) -> FakeTaskManager {
+    let window = PoolWindow {
+        window_seconds: 60.0,
+        samples: 12,
+        full: true,
+        heap_max: Some(512e6),
+        heap_used_peak: Some(300e6),
+        heap_after_gc_peak: Some(120e6),
+        gc_ms_per_s: Some(3.0),
+        ..PoolWindow::default()
+    };
     FakeTaskManager {
         id: format!("tm-{n}"),
         slots: 4,
         free_slots: 0,
-        pool_window: None,
+        pool_window: plugin.then(|| serde_json::to_string(&window).unwrap()),
         metrics: HashMap::new(),
     }
 }
@@ -78,14 +91,16 @@ struct Figures {
     decided: (usize, usize),
 }
 
-fn run(jobs: usize) -> Figures {
+fn run(jobs: usize, plugin: bool) -> Figures {
     let clock = ManualClock::starting_at(1_800_000_000_000);
     let long_ago = clock.now_ms() - 600_000;
     let flink = FakeFlink::start_with_clock(
         Cluster {
             jobs: (0..jobs).map(|n| job(n, long_ago)).collect(),
             // Every job's 2 slots per vertex, 4 slots per TaskManager.
-            taskmanagers: (0..jobs.div_ceil(2)).map(taskmanager).collect(),
+            taskmanagers: (0..jobs.div_ceil(2))
+                .map(|n| taskmanager(n, plugin))
+                .collect(),
             ..Cluster::default()
         },
         clock.clone(),
@@ -155,7 +170,8 @@ fn main() {
         humantime::format_duration(RUN)
     );
     println!(
-        "{:>5} {:>6} {:>14} {:>18} {:>14} {:>14} {:>20} {:>10}",
+        "{:>9} {:>5} {:>6} {:>14} {:>18} {:>14} {:>14} {:>20} {:>10}",
+        "TMs",
         "jobs",
         "polls",
         "requests/poll",
@@ -165,18 +181,25 @@ fn main() {
         "windows decided/job",
         "wall"
     );
-    for jobs in sizes {
-        let f = run(jobs);
-        println!(
-            "{:>5} {:>6} {:>14.1} {:>18.2} {:>11.2} ms {:>11.2} ms {:>20} {:>8.1} s",
-            jobs,
-            f.polls,
-            f.requests_per_poll,
-            f.requests_per_poll / jobs as f64,
-            f.cpu_per_poll.as_secs_f64() * 1e3,
-            f.cpu_max_poll.as_secs_f64() * 1e3,
-            format!("{}..{}", f.decided.0, f.decided.1),
-            f.wall.as_secs_f64()
-        );
+    // In the cluster, every TaskManager runs the plugin; `watch` reads a cluster without it.
+    for (plugin, label) in [(true, "plugin"), (false, "REST only")] {
+        for &jobs in &sizes {
+            print_row(label, jobs, &run(jobs, plugin));
+        }
     }
+}
+
+fn print_row(label: &str, jobs: usize, f: &Figures) {
+    println!(
+        "{:>9} {:>5} {:>6} {:>14.1} {:>18.2} {:>11.2} ms {:>11.2} ms {:>20} {:>8.1} s",
+        label,
+        jobs,
+        f.polls,
+        f.requests_per_poll,
+        f.requests_per_poll / jobs as f64,
+        f.cpu_per_poll.as_secs_f64() * 1e3,
+        f.cpu_max_poll.as_secs_f64() * 1e3,
+        format!("{}..{}", f.decided.0, f.decided.1),
+        f.wall.as_secs_f64()
+    );
 }

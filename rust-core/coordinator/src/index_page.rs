@@ -25,11 +25,14 @@ const NAME_CHARS: usize = 80;
 /// Severities in the order the page lists them; the models' findings are advice.
 const SEVERITIES: [&str; 5] = ["critical", "error", "warning", "info", "advice"];
 
-/// A live job as the JobManager lists it.
+/// A live job as the JobManager lists it, with the task slots the coordinator counts for it
+/// (`None`: its graph not read yet).
 pub struct ListedJob<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub state: &'a str,
+    pub slots_held: Option<u32>,
+    pub slots_needed: Option<u32>,
 }
 
 /// The cluster's task slots, from the JobManager's overview.
@@ -83,6 +86,8 @@ struct JobRow {
     bottleneck: String,
     /// Vertices whose recommendation differs, as `name now→recommended`.
     changes: Vec<String>,
+    /// A window of it was decided on.
+    window_seen: bool,
     slots_now: Option<u32>,
     slots_needed: Option<u32>,
     /// How long ago the job was last decided on, or why not yet.
@@ -109,7 +114,6 @@ impl JobRow {
             .and_then(|w| w["vertices"].as_array())
             .cloned()
             .unwrap_or_default();
-        let most = |key: &str| vertices.iter().filter_map(|v| v[key].as_u64()).max();
         let decision = history.iter().rev().find_map(|h| h.get("decision"));
         Ok(JobRow {
             id: job.id.to_string(),
@@ -133,8 +137,9 @@ impl JobRow {
                     )
                 })
                 .collect(),
-            slots_now: most("parallelism").map(|n| n as u32),
-            slots_needed: most("recommended").map(|n| n as u32),
+            window_seen: window.is_some(),
+            slots_now: job.slots_held,
+            slots_needed: job.slots_needed,
             decided: newest
                 .and_then(|h| h["at_ms"].as_i64())
                 .map_or_else(|| "not yet".to_string(), |at| age(now_ms - at)),
@@ -227,16 +232,23 @@ mod tests {
                 id: decided,
                 name: "orders <&>",
                 state: "RUNNING",
+                slots_held: Some(1),
+                slots_needed: Some(3),
             },
+            // Not decided on yet: it needs what it holds.
             ListedJob {
                 id: fresh,
                 name: "payments",
                 state: "RESTARTING",
+                slots_held: Some(2),
+                slots_needed: Some(2),
             },
             ListedJob {
                 id: "../../etc",
                 name: "hostile",
                 state: "RUNNING",
+                slots_held: None,
+                slots_needed: None,
             },
         ];
         let slots = ClusterSlots {
@@ -270,17 +282,21 @@ mod tests {
         );
         let payments = row(fresh);
         assert!(
-            payments.contains("RESTARTING") && payments.contains("not yet"),
+            payments.contains("RESTARTING")
+                && payments.contains("not yet")
+                && payments.contains("no decision yet")
+                && payments.contains("2 / 2"),
             "{payments}"
         );
         assert!(!payments.contains("href="), "{payments}");
         // A hostile id is listed without its files and writes nothing outside the folder.
         assert!(html.contains("hostile"));
-        // 2 of 4 slots used; the recommendations need 3.
+        // 2 of 4 slots used; the recommendation and the undecided job's slots need 5.
         assert!(html.contains(
             "<span class=\"used-count\">2</span> of <span class=\"total-count\">4</span>"
         ));
-        assert!(html.contains("<span class=\"needed-count\">3</span>"));
+        assert!(html.contains("<span class=\"needed-count\">5</span>"));
+        assert!(html.contains("1 more than the cluster has"), "{html}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

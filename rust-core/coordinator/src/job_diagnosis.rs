@@ -19,7 +19,7 @@ use crate::memory_step::JobMemory;
 use crate::outputs::JobFiles;
 use crate::pools::WindowCache;
 use crate::process_diagnosis::ProcessDiagnostics;
-use crate::rest::{ExceptionEntry, FlinkRest, JobExceptions, JobOverview};
+use crate::rest::{CheckpointConfig, ExceptionEntry, FlinkRest, JobExceptions, JobOverview};
 use crate::stop::StopFlag;
 
 const TERMINAL: &[&str] = &["FAILED", "CANCELED", "FINISHED", "SUSPENDED"];
@@ -34,6 +34,9 @@ struct JobDiagnosis {
     done: bool,
     /// Completed checkpoints at the last advice: advice counts once per new checkpoint.
     completed_checkpoints: u64,
+    /// The job's checkpointing settings (`None` inside: it does not checkpoint), read once:
+    /// they are fixed for the job's life.
+    checkpointing: Option<Option<CheckpointConfig>>,
 }
 
 pub struct JobsDiagnosis {
@@ -261,6 +264,7 @@ fn diagnose_job(
         diagnoser: Diagnoser::new(catalogue.clone()),
         last_exception_ms: 0,
         last_failed_checkpoint: 0,
+        checkpointing: None,
         done: false,
         completed_checkpoints: 0,
     });
@@ -289,6 +293,7 @@ fn diagnose_job(
     if job.state == "RUNNING" {
         checkpoints_of(
             rest,
+            inputs.windows,
             &job.jid,
             entry,
             bottlenecks.get(&job.jid),
@@ -485,12 +490,16 @@ pub fn last_words(diag: &mut JobsDiagnosis, now_ms: i64, announcer: &mut Announc
 
 fn checkpoints_of(
     rest: &FlinkRest,
+    published: &WindowCache,
     job_id: &str,
     entry: &mut JobDiagnosis,
     bottleneck: Option<&String>,
     ctx_for: &mut dyn FnMut(&FlinkRest) -> Context,
 ) {
-    let Ok(Some(config)) = rest.checkpoint_config(job_id) else {
+    if entry.checkpointing.is_none() {
+        entry.checkpointing = rest.checkpoint_config(job_id).ok();
+    }
+    let Some(Some(config)) = entry.checkpointing.clone() else {
         return;
     };
     let Ok(stats) = rest.checkpoints(job_id) else {
@@ -539,7 +548,7 @@ fn checkpoints_of(
             state_size: c.state_size,
         })
         .collect();
-    let start_delay = start_delay(rest, job_id);
+    let start_delay = start_delay(rest, published, job_id);
     let backend = config
         .state_backend
         .as_deref()
@@ -566,17 +575,23 @@ fn checkpoints_of(
 }
 
 /// The largest barrier start delay of the job's vertices (ms), from Flink's
-/// `checkpointStartDelayNanos` task metric.
-fn start_delay(rest: &FlinkRest, job_id: &str) -> Option<(String, f64)> {
+/// `checkpointStartDelayNanos` task metric: as the TaskManagers published it where it covers
+/// the vertex, else over REST (one request per vertex).
+fn start_delay(rest: &FlinkRest, published: &WindowCache, job_id: &str) -> Option<(String, f64)> {
     let details = rest.job(job_id).ok()?;
     details
         .vertices
         .iter()
         .filter_map(|v| {
-            let m = rest
-                .subtask_metrics(job_id, &v.id, &["checkpointStartDelayNanos"])
-                .ok()?;
-            let max = m.get("checkpointStartDelayNanos")?.max;
+            let max = match published.start_delay_max_ns(job_id, &v.id, v.parallelism) {
+                Some(max) => max,
+                None => {
+                    rest.subtask_metrics(job_id, &v.id, &["checkpointStartDelayNanos"])
+                        .ok()?
+                        .get("checkpointStartDelayNanos")?
+                        .max
+                }
+            };
             max.is_finite().then(|| (v.name.clone(), max / 1e6))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::clock::{elapsed, Clock};
+use crate::pools::{VertexBusy, WindowCache};
 use crate::recording::{Sample, VertexSample};
 use crate::rest::{FlinkRest, JobDetails, RestError};
 use crate::shape::JobShape;
@@ -97,16 +98,23 @@ impl WindowReader {
         }
     }
 
-    /// One poll of the job. The window is given up (an error) when the job stops running or
-    /// keeps restarting; a REST failure leaves it open for the next poll.
-    pub fn poll(&mut self, rest: &FlinkRest, clock: &dyn Clock) -> Result<Polled, CollectError> {
-        self.poll_running(rest, clock)
+    /// One poll of the job, its vertices' loads from what the TaskManagers `published` where
+    /// they cover them. The window is given up (an error) when the job stops running or keeps
+    /// restarting; a REST failure leaves it open for the next poll.
+    pub fn poll(
+        &mut self,
+        rest: &FlinkRest,
+        published: &WindowCache,
+        clock: &dyn Clock,
+    ) -> Result<Polled, CollectError> {
+        self.poll_running(rest, published, clock)
             .map_err(|e| gone_if_not_found(e, &self.job_id))
     }
 
     fn poll_running(
         &mut self,
         rest: &FlinkRest,
+        published: &WindowCache,
         clock: &dyn Clock,
     ) -> Result<Polled, CollectError> {
         let (run, details) = loop {
@@ -115,7 +123,7 @@ impl WindowReader {
                 Some(run) => run,
                 None => Run::start(rest, &details, clock)?,
             };
-            match self.sampled(rest, &mut run, &details, clock) {
+            match self.sampled(rest, published, &mut run, &details, clock) {
                 Ok(true) => break (run, details),
                 // Measured from this poll on: the new run's first sample is taken now.
                 Ok(false) => self.restarted()?,
@@ -141,6 +149,7 @@ impl WindowReader {
     fn sampled(
         &self,
         rest: &FlinkRest,
+        published: &WindowCache,
         run: &mut Run,
         details: &JobDetails,
         clock: &dyn Clock,
@@ -163,7 +172,7 @@ impl WindowReader {
         {
             run.shape.discover_source_metrics(rest)?;
         }
-        let next = sample(rest, &run.shape, details, clock.now_ms())?;
+        let next = sample(rest, published, &run.shape, details, clock.now_ms())?;
         if run
             .samples
             .last()
@@ -285,9 +294,11 @@ fn running(rest: &FlinkRest, job_id: &str) -> Result<JobDetails, CollectError> {
     }
 }
 
-/// One poll of every vertex of the job: what a window is made of.
+/// One poll of every vertex of the job: what a window is made of. A vertex's load comes from
+/// what the TaskManagers `published` when it covers every subtask, else from the REST API.
 pub fn sample(
     rest: &FlinkRest,
+    published: &WindowCache,
     shape: &JobShape,
     details: &JobDetails,
     at_ms: i64,
@@ -295,19 +306,10 @@ pub fn sample(
     let mut vertices = Vec::with_capacity(shape.vertices.len());
     for (v, vertex) in shape.vertices.iter().enumerate() {
         let id = &vertex.id;
-        let aggregated = rest.subtask_metrics(
-            &shape.job_id,
-            id,
-            &["busyTimeMsPerSecond", "backPressuredTimeMsPerSecond"],
-        )?;
-        let busy = aggregated
-            .get("busyTimeMsPerSecond")
-            .copied()
-            .unwrap_or_default();
-        let backpressure = aggregated
-            .get("backPressuredTimeMsPerSecond")
-            .copied()
-            .unwrap_or_default();
+        let load = match published.vertex_busy(&shape.job_id, id, vertex.parallelism) {
+            Some(load) => load,
+            None => vertex_busy_over_rest(rest, &shape.job_id, id)?,
+        };
         let (mut pending, mut source_records, mut positions) = (None, None, Vec::new());
         if let Some(names) = shape.source_metrics.get(&v) {
             let wanted: Vec<String> = names
@@ -341,12 +343,38 @@ pub fn sample(
             read_records: counters.read_records,
             write_records: counters.write_records,
             source_records,
-            busy_avg_ms: busy.avg,
-            busy_max_ms: busy.max,
-            backpressure_avg_ms: backpressure.avg,
+            busy_avg_ms: load.busy_avg_ms,
+            busy_max_ms: load.busy_max_ms,
+            backpressure_avg_ms: load.backpressure_avg_ms,
             pending,
             positions,
         });
     }
     Ok(Sample { at_ms, vertices })
+}
+
+/// A vertex's load as the REST API aggregates its subtasks' metrics: one request per vertex.
+fn vertex_busy_over_rest(
+    rest: &FlinkRest,
+    job_id: &str,
+    vertex_id: &str,
+) -> Result<VertexBusy, CollectError> {
+    let aggregated = rest.subtask_metrics(
+        job_id,
+        vertex_id,
+        &["busyTimeMsPerSecond", "backPressuredTimeMsPerSecond"],
+    )?;
+    let busy = aggregated
+        .get("busyTimeMsPerSecond")
+        .copied()
+        .unwrap_or_default();
+    let backpressure = aggregated
+        .get("backPressuredTimeMsPerSecond")
+        .copied()
+        .unwrap_or_default();
+    Ok(VertexBusy {
+        busy_avg_ms: busy.avg,
+        busy_max_ms: busy.max,
+        backpressure_avg_ms: backpressure.avg,
+    })
 }

@@ -12,7 +12,8 @@ use autotune_model::memory::{
     self, network_bytes_per_taskmanager, parse_size, MemoryError, MemoryInputs, MemoryLayout,
     MemorySettings, NetworkSettings, OverheadSettings, PoolWindow,
 };
-use autotune_model::metrics::POOL_WINDOW_METRIC;
+use autotune_model::metrics::{POOL_WINDOW_METRIC, TASK_LOADS_METRIC};
+use autotune_model::tracker::{TaskLoad, TaskLoads};
 
 use crate::rest::{FlinkRest, MemoryConfiguration, RestError, TaskManager};
 use crate::shape::JobShape;
@@ -31,6 +32,16 @@ pub struct WindowCache {
     last_poll_ms: i64,
     /// How far back a window built from REST reaches (the decision window).
     span: Duration,
+    /// Every subtask the TaskManagers listed at the last poll said they run, with its load.
+    task_loads: Vec<TaskLoad>,
+}
+
+/// A vertex's load over its subtasks, as the REST API aggregates it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VertexBusy {
+    pub busy_avg_ms: f64,
+    pub busy_max_ms: f64,
+    pub backpressure_avg_ms: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +65,20 @@ const REST_POOL_METRICS: [&str; 8] = [
     "Status.Shuffle.Netty.UsedMemory",
     "Status.Shuffle.Netty.TotalMemory",
 ];
+
+/// A gauge the plugin published, read; `None` when empty (nothing yet) or unreadable.
+fn read_published<T: serde::de::DeserializeOwned>(
+    json: &str,
+    what: &str,
+    tm_id: &str,
+) -> Option<T> {
+    if json.is_empty() {
+        return None;
+    }
+    serde_json::from_str(json)
+        .map_err(|e| log::debug!("AUTOTUNE COORDINATOR unreadable {what} of {tm_id}: {e}"))
+        .ok()
+}
 
 /// Samples kept per TaskManager at most, whatever the poll interval.
 const MAX_REST_SAMPLES: usize = 1_000;
@@ -106,36 +131,32 @@ impl WindowCache {
         }
     }
 
-    /// Reads every TaskManager's layout and published window; TaskManagers that left stay
-    /// for [`DEPARTED_KEPT_MS`] with what they said last. A TaskManager without the plugin
-    /// has Flink's own pool metrics sampled instead.
+    /// Reads every TaskManager's layout and published gauges (one request each); TaskManagers
+    /// that left stay for [`DEPARTED_KEPT_MS`] with what they said last. A TaskManager without
+    /// the plugin has Flink's own pool metrics sampled instead.
     pub fn poll(&mut self, rest: &FlinkRest, now_ms: i64) -> Result<(), RestError> {
+        // What a failed read leaves is not this poll's: the vertices are then asked over REST.
+        self.task_loads.clear();
         let taskmanagers = rest.taskmanagers()?;
         let mut without_plugin = 0;
         for tm in &taskmanagers {
-            let mut plugin = true;
-            let window = match rest.taskmanager_metric(&tm.id, POOL_WINDOW_METRIC) {
-                Ok(Some(json)) if !json.is_empty() => {
-                    match serde_json::from_str::<PoolWindow>(&json) {
-                        Ok(w) => Some(w),
-                        Err(e) => {
-                            log::debug!(
-                                "AUTOTUNE COORDINATOR unreadable pool window of {}: {e}",
-                                tm.id
-                            );
-                            None
-                        }
-                    }
-                }
-                Ok(Some(_)) => None, // no window yet
-                Ok(None) => {
-                    without_plugin += 1;
-                    plugin = false;
-                    None
-                }
-                Err(e) if e.is_not_found() => continue, // left since the listing
-                Err(e) => return Err(e),
-            };
+            let mut published =
+                match rest.taskmanager_texts(&tm.id, &[POOL_WINDOW_METRIC, TASK_LOADS_METRIC]) {
+                    Ok(published) => published,
+                    Err(e) if e.is_not_found() => continue, // left since the listing
+                    Err(e) => return Err(e),
+                };
+            let plugin = published.contains_key(POOL_WINDOW_METRIC);
+            without_plugin += usize::from(!plugin);
+            let window = published
+                .remove(POOL_WINDOW_METRIC)
+                .and_then(|json| read_published::<PoolWindow>(&json, "pool window", &tm.id));
+            if let Some(loads) = published
+                .remove(TASK_LOADS_METRIC)
+                .and_then(|json| read_published::<TaskLoads>(&json, "subtask loads", &tm.id))
+            {
+                self.task_loads.extend(loads.tasks);
+            }
             let rest_sample = match plugin {
                 true => None,
                 false => match rest.taskmanager_metrics(&tm.id, &REST_POOL_METRICS) {
@@ -192,6 +213,67 @@ impl WindowCache {
                     .then(|| (id.clone(), w.clone(), seen.at_ms < self.last_poll_ms))
             })
             .collect()
+    }
+
+    /// The vertex's load from what the TaskManagers published at the last poll; `None` unless
+    /// they showed each of its subtasks with numbers: then the REST API is asked, as for a
+    /// cluster without the plugin.
+    pub fn vertex_busy(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+        parallelism: u32,
+    ) -> Option<VertexBusy> {
+        let tasks = self.every_subtask(job_id, vertex_id, parallelism)?;
+        let busy: Vec<f64> = tasks.iter().map(|t| t.busy_ms).collect::<Option<_>>()?;
+        let backpressure: Vec<f64> = tasks
+            .iter()
+            .map(|t| t.backpressure_ms)
+            .collect::<Option<_>>()?;
+        let n = parallelism as f64;
+        Some(VertexBusy {
+            busy_avg_ms: busy.iter().sum::<f64>() / n,
+            busy_max_ms: busy.iter().copied().fold(f64::MIN, f64::max),
+            backpressure_avg_ms: backpressure.iter().sum::<f64>() / n,
+        })
+    }
+
+    /// The vertex's longest checkpoint barrier start delay (ns) its subtasks published, under
+    /// the same rule.
+    pub fn start_delay_max_ns(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+        parallelism: u32,
+    ) -> Option<f64> {
+        let tasks = self.every_subtask(job_id, vertex_id, parallelism)?;
+        let delays: Vec<f64> = tasks
+            .iter()
+            .map(|t| t.start_delay_ns)
+            .collect::<Option<_>>()?;
+        delays.into_iter().reduce(f64::max)
+    }
+
+    /// The vertex's subtasks as published at the last poll, when each of its `parallelism`
+    /// subtasks is there once (a TaskManager without the plugin, or one read before a
+    /// rescale, leaves a hole or a stray).
+    fn every_subtask(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+        parallelism: u32,
+    ) -> Option<Vec<&TaskLoad>> {
+        let tasks: Vec<&TaskLoad> = self
+            .task_loads
+            .iter()
+            .filter(|t| t.job_id == job_id && t.vertex_id == vertex_id)
+            .collect();
+        let subtasks: std::collections::BTreeSet<u32> = tasks.iter().map(|t| t.subtask).collect();
+        let every_subtask_once = parallelism > 0
+            && tasks.len() == parallelism as usize
+            && subtasks.len() == tasks.len()
+            && subtasks.iter().all(|&s| s < parallelism);
+        every_subtask_once.then_some(tasks)
     }
 
     /// Every TaskManager seen lately, those that left included (with the layout they had).

@@ -529,12 +529,24 @@ impl FlinkRest {
 
     /// One metric of one TaskManager, as the text Flink serves; None when it has no such metric.
     pub fn taskmanager_metric(&self, tm_id: &str, name: &str) -> Result<Option<String>, RestError> {
-        let entries: Vec<MetricEntry> =
-            self.get(&format!("/taskmanagers/{tm_id}/metrics?get={name}"))?;
+        Ok(self.taskmanager_texts(tm_id, &[name])?.remove(name))
+    }
+
+    /// Metrics of one TaskManager in one request, as the text Flink serves; names it does not
+    /// have are left out.
+    pub fn taskmanager_texts(
+        &self,
+        tm_id: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, String>, RestError> {
+        let entries: Vec<MetricEntry> = self.get(&format!(
+            "/taskmanagers/{tm_id}/metrics?get={}",
+            names.join(",")
+        ))?;
         Ok(entries
             .into_iter()
-            .find(|e| e.id == name)
-            .and_then(|e| e.value))
+            .filter_map(|e| Some((e.id, e.value?)))
+            .collect())
     }
 
     /// Numeric metrics of one TaskManager; names it does not have are left out.

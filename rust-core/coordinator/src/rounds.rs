@@ -380,6 +380,23 @@ impl Coordinator {
         self.write_index(live, slots);
     }
 
+    /// The task slots each job needs, one slot sharing group each: at its recommended
+    /// parallelism once decided; a job not decided on (stabilizing, opted out) keeps what it
+    /// holds. What the cluster's line (AT128) and its page both count.
+    fn slots_needed(&self) -> HashMap<&str, u32> {
+        self.graphs
+            .iter()
+            .map(|(id, shape)| {
+                let recommended = self.scaling.get(id).and_then(|s| s.parallelism.as_ref());
+                let needed = match recommended {
+                    Some(r) => r.iter().max().copied().unwrap_or(0),
+                    None => shape.slots_held(),
+                };
+                (id.as_str(), needed)
+            })
+            .collect()
+    }
+
     /// In a session cluster, the task slots all jobs need at their recommended parallelism
     /// (one slot sharing group each), against the cluster's: short, one line (AT128) and the
     /// cluster's config file, said again only when the figures change.
@@ -387,18 +404,7 @@ impl Coordinator {
         if jobs < 2 {
             return;
         }
-        // A job not decided on (stabilizing, opted out) keeps what it holds.
-        let needed: u32 = self
-            .graphs
-            .iter()
-            .map(|(id, shape)| {
-                let recommended = self.scaling.get(id).and_then(|s| s.parallelism.as_ref());
-                match recommended {
-                    Some(r) => r.iter().max().copied().unwrap_or(0),
-                    None => shape.slots_held(),
-                }
-            })
-            .sum();
+        let needed: u32 = self.slots_needed().values().sum();
         let short = (needed > slots.total).then_some((needed, slots.total));
         if short == self.slots_said {
             return;
@@ -439,12 +445,15 @@ impl Coordinator {
         let Some(dir) = self.settings.output_dir.clone() else {
             return;
         };
+        let needed = self.slots_needed();
         let jobs: Vec<ListedJob<'_>> = live
             .iter()
             .map(|j| ListedJob {
                 id: &j.jid,
                 name: &j.name,
                 state: &j.state,
+                slots_held: self.graphs.get(&j.jid).map(JobShape::slots_held),
+                slots_needed: needed.get(j.jid.as_str()).copied(),
             })
             .collect();
         let written = index_page::write(&dir, &jobs, slots, self.clock.now_ms()).map(|_| ());
@@ -694,7 +703,7 @@ impl Coordinator {
             self.reading.insert(job_id.clone(), reader);
         }
         let reader = self.reading.get_mut(job_id).expect("opened above");
-        match reader.poll(&self.rest, self.clock.as_ref()) {
+        match reader.poll(&self.rest, &self.windows, self.clock.as_ref()) {
             Ok(Polled::Open) => Ok(WindowRead::Open),
             Ok(Polled::Closed(window)) => {
                 self.reading.remove(job_id);

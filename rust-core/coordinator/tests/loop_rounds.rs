@@ -176,6 +176,68 @@ fn the_bottleneck_is_named_and_sized() {
     ));
 }
 
+/// The decision and the subtask-metric requests of one round of `job` on `taskmanagers`.
+fn decided_with(job: FakeJob, taskmanagers: Vec<FakeTaskManager>) -> (Vec<u32>, (f64, f64), usize) {
+    let flink = cluster(vec![job], taskmanagers);
+    let (mut c, _) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    let decided = reports[0].decided.as_ref().expect("a decision");
+    let plan = decided
+        .decision
+        .vertices
+        .iter()
+        .map(|v| v.recommended)
+        .collect();
+    let work = &decided.decision.vertices[1].evidence;
+    let work_busy = (work.busy, work.busy_max);
+    let asked = flink
+        .cluster()
+        .requests_by_kind
+        .get("/jobs/*/vertices/*/subtasks/metrics")
+        .copied()
+        .unwrap_or(0);
+    (plan, work_busy, asked)
+}
+
+#[test]
+fn the_taskmanagers_published_loads_replace_a_request_per_vertex() {
+    // Work at 3 subtasks over 2 TaskManagers, its hottest one saturated.
+    let job = || {
+        let mut job = bottleneck_job();
+        job.vertices[1].parallelism = 3;
+        job.vertices[1].busy_ms = 600.0;
+        job.vertices[1].busy_max_ms = 900.0;
+        job
+    };
+    let plugin = || {
+        vec![
+            taskmanager("tm-1", Some(published_window())),
+            taskmanager("tm-2", Some(published_window())),
+        ]
+    };
+    let (over_rest, busy_over_rest, asked_over_rest) = decided_with(job(), vec![]);
+    let (published, busy_published, asked_published) = decided_with(job(), plugin());
+    // The same decision from the same loads, without one request per vertex and poll.
+    assert_eq!(published, over_rest);
+    assert_eq!(busy_published, busy_over_rest);
+    assert!(
+        busy_published.1 > busy_published.0,
+        "the hottest subtask seen: {busy_published:?}"
+    );
+    assert!(asked_over_rest > 0);
+    assert_eq!(asked_published, 0);
+    // A TaskManager without the plugin leaves some subtasks unpublished: those vertices are
+    // asked for over REST, and decided the same.
+    let mixed = vec![
+        taskmanager("tm-1", Some(published_window())),
+        taskmanager("tm-2", None),
+    ];
+    let (plan, busy, asked) = decided_with(job(), mixed);
+    assert_eq!(plan, over_rest);
+    assert_eq!(busy, busy_over_rest);
+    assert!(asked > 0);
+}
+
 #[test]
 fn a_job_is_not_decided_on_while_it_stabilizes() {
     let mut job = bottleneck_job();

@@ -253,6 +253,20 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_poolWindow<'l>(
     })
 }
 
+/// This TaskManager's subtask loads as JSON (`tracker::TaskLoads`), or null when it runs
+/// none. Called when Flink reads the published gauge, not per round.
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_taskLoads<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let json = bridge::with_reporter(handle, |r| r.task_loads_json())?;
+        bridge::optional_jstring(env, json)
+    })
+}
+
 /// Tells a JobManager's reporter where its REST API and log folder are (nulls: unknown).
 #[no_mangle]
 pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_configureCoordinator<'l>(

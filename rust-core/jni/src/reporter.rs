@@ -256,6 +256,14 @@ impl Reporter {
             .and_then(|w| serde_json::to_string(&w).ok())
     }
 
+    /// The published subtask loads: what the coordinator reads instead of asking the REST
+    /// API vertex by vertex.
+    pub fn task_loads_json(&self) -> Option<String> {
+        self.tracker
+            .task_loads()
+            .and_then(|l| serde_json::to_string(&l).ok())
+    }
+
     /// The REST address and log folder of the JobManager this reporter lives in.
     pub fn configure_coordinator(&mut self, rest_url: Option<String>, output_dir: Option<String>) {
         self.flink_rest_url = rest_url.filter(|u| !u.is_empty());

@@ -302,9 +302,17 @@ pub const HEAP_AFTER_GC_METRIC: &str = "Status.JVM.Memory.Heap.AutotuneAfterGc";
 /// every TaskManager for the coordinator to read over REST.
 pub const POOL_WINDOW_METRIC: &str = "Status.JVM.Memory.Heap.AutotunePools";
 
+/// What each subtask this TaskManager runs is doing (JSON of `tracker::TaskLoads`), a gauge
+/// beside the pool window: the coordinator reads every vertex's busy and back-pressured time
+/// with one request per TaskManager instead of one per vertex.
+pub const TASK_LOADS_METRIC: &str = "Status.JVM.Memory.Heap.AutotuneTasks";
+
 /// The flame-graph samples a TaskManager took of its saturated vertices (JSON of
 /// `[profile::Profile]`), a gauge beside the pool window.
 pub const PROFILES_METRIC: &str = "Status.JVM.Memory.Heap.AutotuneProfiles";
+
+/// The gauges the plugin publishes in every TaskManager for the coordinator.
+pub const PUBLISHED_METRICS: &[&str] = &[POOL_WINDOW_METRIC, TASK_LOADS_METRIC, PROFILES_METRIC];
 
 /// JobManager process metrics about the cluster's capacity.
 pub const JOBMANAGER_METRICS: &[&str] = &[
@@ -320,7 +328,7 @@ pub fn is_tracked(id: &MetricIdentity) -> bool {
     let path: &str = &id.path;
     match id.scope {
         // The plugin's own published window: read by the coordinator, not by this process.
-        Scope::Process if path == POOL_WINDOW_METRIC || path == PROFILES_METRIC => false,
+        Scope::Process if PUBLISHED_METRICS.contains(&path) => false,
         Scope::Process => {
             PROCESS_PREFIXES
                 .iter()

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::memory::PoolWindow;
 use crate::metrics::{self, Component, Interner, MetricError, MetricIdentity, RawMetric, Scope};
 use crate::profile::{SamplingTarget, VertexLoad};
@@ -35,6 +37,29 @@ struct JobView {
     name: Arc<str>,
     metrics: usize,
     vertices: BTreeMap<Arc<str>, VertexView>,
+}
+
+/// What one subtask is doing now, as a TaskManager publishes it ([`metrics::TASK_LOADS_METRIC`]):
+/// the values Flink's REST API would aggregate for the vertex, read here instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskLoad {
+    pub job_id: String,
+    pub vertex_id: String,
+    pub subtask: u32,
+    /// `busyTimeMsPerSecond`; `None` when not a number.
+    pub busy_ms: Option<f64>,
+    /// `backPressuredTimeMsPerSecond`; `None` when not a number.
+    pub backpressure_ms: Option<f64>,
+    /// `checkpointStartDelayNanos` of the last checkpoint; `None` when not a number.
+    #[serde(default)]
+    pub start_delay_ns: Option<f64>,
+}
+
+/// Every subtask of a TaskManager, with when its values were read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskLoads {
+    pub at_ms: i64,
+    pub tasks: Vec<TaskLoad>,
 }
 
 /// Per-instance metric state.
@@ -234,6 +259,45 @@ impl Tracker {
             }
         }
         loads
+    }
+
+    /// Every subtask's latest busy and back-pressured time and checkpoint start delay: what
+    /// the coordinator would ask the REST API for, vertex by vertex. None when the process runs no subtask metrics yet.
+    pub fn task_loads(&self) -> Option<TaskLoads> {
+        let mut tasks: BTreeMap<(&str, &str, u32), TaskLoad> = BTreeMap::new();
+        let mut at_ms = i64::MIN;
+        for (id, samples) in self.metrics() {
+            let (Scope::Task, Some(job_id), Some(vertex_id), Some(subtask)) =
+                (id.scope, &id.job_id, &id.vertex_id, id.subtask_index)
+            else {
+                continue;
+            };
+            let field: fn(&mut TaskLoad) -> &mut Option<f64> = match id.path.as_ref() {
+                "busyTimeMsPerSecond" => |t| &mut t.busy_ms,
+                "backPressuredTimeMsPerSecond" => |t| &mut t.backpressure_ms,
+                "checkpointStartDelayNanos" => |t| &mut t.start_delay_ns,
+                _ => continue,
+            };
+            let Some((at, value)) = samples.iter().next_back() else {
+                continue;
+            };
+            at_ms = at_ms.max(at);
+            let task = tasks
+                .entry((job_id, vertex_id, subtask))
+                .or_insert_with(|| TaskLoad {
+                    job_id: job_id.to_string(),
+                    vertex_id: vertex_id.to_string(),
+                    subtask,
+                    busy_ms: None,
+                    backpressure_ms: None,
+                    start_delay_ns: None,
+                });
+            *field(task) = value.is_finite().then_some(value);
+        }
+        (!tasks.is_empty()).then(|| TaskLoads {
+            at_ms,
+            tasks: tasks.into_values().collect(),
+        })
     }
 
     /// This TaskManager's memory pools over the window (peaks, live heap, GC time), from the
@@ -605,6 +669,43 @@ mod tests {
             "job strings released, left: {}",
             t.strings.len()
         );
+    }
+
+    #[test]
+    fn task_loads_are_each_subtasks_latest_busy_and_backpressure() {
+        let mut t = Tracker::new(4);
+        assert_eq!(t.task_loads(), None);
+        let w0 = task_vars("j1", "v-work", "Work", "0");
+        let w1 = task_vars("j1", "v-work", "Work", "1");
+        let scope = "taskmanager.job.task";
+        register(&mut t, 0, &w0, scope, "busyTimeMsPerSecond");
+        register(&mut t, 1, &w0, scope, "backPressuredTimeMsPerSecond");
+        register(&mut t, 2, &w1, scope, "busyTimeMsPerSecond");
+        register(&mut t, 3, &w1, scope, "idleTimeMsPerSecond");
+        register(&mut t, 4, &w1, scope, "checkpointStartDelayNanos");
+        t.record_round(1_000, &[900.0, 50.0, 300.0, 700.0, 1e6]);
+        t.record_round(3_000, &[800.0, 100.0, f64::NAN, 600.0, 2e6]);
+        let loads = t.task_loads().unwrap();
+        assert_eq!(loads.at_ms, 3_000);
+        let load = |subtask, busy, bp, delay| TaskLoad {
+            job_id: "j1".into(),
+            vertex_id: "v-work".into(),
+            subtask,
+            busy_ms: busy,
+            backpressure_ms: bp,
+            start_delay_ns: delay,
+        };
+        assert_eq!(
+            loads.tasks,
+            vec![
+                load(0, Some(800.0), Some(100.0), None),
+                // Not a number now is not the number before.
+                load(1, None, None, Some(2e6)),
+            ]
+        );
+        // What the coordinator reads back is what was published (NaN is not JSON: null).
+        let json = serde_json::to_string(&loads).unwrap();
+        assert_eq!(serde_json::from_str::<TaskLoads>(&json).unwrap(), loads);
     }
 
     #[test]

@@ -283,6 +283,38 @@ impl Drop for FakeFlink {
     }
 }
 
+/// What the plugin in TaskManager `tm_id` publishes of its subtasks: subtask `i` of every
+/// running vertex runs on TaskManager `i mod n`. Their busy times average to the vertex's,
+/// subtask 0 the busiest, as the REST API aggregates them.
+fn task_loads(c: &Cluster, tm_id: &str, now_ms: i64) -> Value {
+    let n = c.taskmanagers.len().max(1);
+    let here = c
+        .taskmanagers
+        .iter()
+        .position(|t| t.id == tm_id)
+        .unwrap_or(0);
+    let mut tasks = Vec::new();
+    for job in c.jobs.iter().filter(|j| j.state == "RUNNING") {
+        for v in &job.vertices {
+            let p = v.parallelism.max(1);
+            let max = if p == 1 {
+                v.busy_ms
+            } else {
+                v.busy_max_ms.max(v.busy_ms)
+            };
+            let others = ((v.busy_ms * p as f64 - max) / (p - 1).max(1) as f64).max(0.0);
+            for subtask in (0..p).filter(|i| *i as usize % n == here) {
+                tasks.push(json!({
+                    "job_id": job.id, "vertex_id": v.id, "subtask": subtask,
+                    "busy_ms": if subtask == 0 { max } else { others },
+                    "backpressure_ms": v.backpressure_ms,
+                }));
+            }
+        }
+    }
+    json!({"at_ms": now_ms, "tasks": tasks})
+}
+
 /// `/jobs/<id>/vertices/<id>/subtasks/metrics?get=...` -> `/jobs/*/vertices/*/subtasks/metrics`.
 fn kind_of(url: &str) -> String {
     let path = url.split('?').next().unwrap_or(url);
@@ -367,6 +399,12 @@ fn answer(
                 if name == autotune_model::metrics::POOL_WINDOW_METRIC {
                     if let Some(w) = &tm.pool_window {
                         values.push(json!({"id": name, "value": w}));
+                    }
+                } else if name == autotune_model::metrics::TASK_LOADS_METRIC {
+                    // With the plugin (it publishes a pool window), its subtasks' loads.
+                    if tm.pool_window.is_some() {
+                        let loads = task_loads(c, id, now_ms);
+                        values.push(json!({"id": name, "value": loads.to_string()}));
                     }
                 } else if let Some(v) = tm.metrics.get(name) {
                     values.push(json!({"id": name, "value": v.to_string()}));

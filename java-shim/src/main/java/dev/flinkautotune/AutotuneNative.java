@@ -71,6 +71,12 @@ public final class AutotuneNative {
      */
     public static native String poolWindow(long handle);
 
+    /**
+     * Every subtask's latest busy and back-pressured time in this TaskManager, as JSON; null
+     * when it runs none. Read when Flink reads the published gauge.
+     */
+    public static native String taskLoads(long handle);
+
     /** In the JobManager: its REST address and the folder for decisions (either may be null). */
     public static native void configureCoordinator(long handle, String restUrl, String outputDir);
 

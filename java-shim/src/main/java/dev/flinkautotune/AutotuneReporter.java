@@ -38,6 +38,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     static final String HEAP_GROUP_SCOPE = "taskmanager.Status.JVM.Memory.Heap";
     static final String AFTER_GC_GAUGE = "AutotuneAfterGc";
     static final String POOLS_GAUGE = "AutotunePools";
+    static final String TASKS_GAUGE = "AutotuneTasks";
     static final String PROFILES_GAUGE = "AutotuneProfiles";
 
     private static final Logger LOG = LoggerFactory.getLogger(AutotuneReporter.class);
@@ -195,7 +196,8 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
 
     /**
      * In a TaskManager, once: adds the heap left after collections (which this reporter then
-     * reads like any metric) and the pool window the JobManager's coordinator reads over REST.
+     * reads like any metric), and the pool window, the subtask loads and the profiles the
+     * JobManager's coordinator reads over REST.
      * Runs on the reporter thread holding no lock of ours: Flink calls back into
      * {@link #notifyOfAddedMetric} for each.
      */
@@ -207,6 +209,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         try {
             group.gauge(AFTER_GC_GAUGE, new HeapAfterGc());
             group.gauge(POOLS_GAUGE, (Gauge<String>) () -> nativeJson("poolWindow", AutotuneNative::poolWindow));
+            group.gauge(TASKS_GAUGE, (Gauge<String>) () -> nativeJson("taskLoads", AutotuneNative::taskLoads));
             group.gauge(PROFILES_GAUGE, (Gauge<String>) () -> nativeJson("profiles", AutotuneNative::profiles));
         } catch (RuntimeException e) {
             logNativeFailure("publishing the pool gauges", e);

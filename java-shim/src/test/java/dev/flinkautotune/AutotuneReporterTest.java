@@ -70,9 +70,11 @@ public class AutotuneReporterTest {
 
         reporter.report();
         assertThat(published).containsOnlyKeys(
-                AutotuneReporter.AFTER_GC_GAUGE, AutotuneReporter.POOLS_GAUGE, AutotuneReporter.PROFILES_GAUGE);
-        // Nothing sampled yet.
+                AutotuneReporter.AFTER_GC_GAUGE, AutotuneReporter.POOLS_GAUGE, AutotuneReporter.TASKS_GAUGE,
+                AutotuneReporter.PROFILES_GAUGE);
+        // Nothing sampled yet, no subtask running.
         assertThat(((Gauge<?>) published.get(AutotuneReporter.PROFILES_GAUGE)).getValue()).isEqualTo("");
+        assertThat(((Gauge<?>) published.get(AutotuneReporter.TASKS_GAUGE)).getValue()).isEqualTo("");
         // The live heap is read like Flink's own metrics; the window is for the JobManager only.
         assertThat(reporter.trackedMetrics()).isEqualTo(2);
         System.gc();
@@ -82,7 +84,7 @@ public class AutotuneReporterTest {
         String window = (String) ((Gauge<?>) published.get(AutotuneReporter.POOLS_GAUGE)).getValue();
         assertThat(window).contains("\"samples\":3").contains("\"heap_used_peak\":").contains("\"heap_after_gc_peak\":");
         reporter.report();
-        assertThat(published).hasSize(3); // published once
+        assertThat(published).hasSize(4); // published once
         assertThat(reporter.nativeCallFailed()).isFalse();
     }
 
@@ -119,6 +121,9 @@ public class AutotuneReporterTest {
                 Thread.sleep(100);
             }
             assertThat(json).contains("\"vertex_id\":\"v-work\"").contains("\"threads\":1").contains("\"samples\":10");
+            // The subtask's load is published beside it, for the coordinator's windows.
+            String loads = (String) ((Gauge<?>) published.get(AutotuneReporter.TASKS_GAUGE)).getValue();
+            assertThat(loads).contains("{\"job_id\":\"job-1\",\"vertex_id\":\"v-work\",\"subtask\":0,\"busy_ms\":900.0");
             assertThat(reporter.nativeCallFailed()).isFalse();
         } finally {
             work.interrupt();

@@ -65,8 +65,9 @@ public final class JniHarness {
             AutotuneNative.profile(handle, hostile[2], hostile[3], huge, hostile, 1, -5, Long.MIN_VALUE);
             AutotuneNative.profiles(handle);
             AutotuneNative.poolWindow(handle);
+            AutotuneNative.taskLoads(handle);
             AutotuneNative.configureCoordinator(handle, hostile[2], hostile[1]);
-            calls += 4;
+            calls += 5;
         } finally {
             AutotuneNative.close(handle);
         }
