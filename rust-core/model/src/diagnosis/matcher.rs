@@ -49,7 +49,7 @@ pub const UNRECOGNIZED: Builtin = Builtin {
     severity: Severity::Warning,
     title: "The job failed with an exception the catalogue does not know",
     cause: "The root cause is not in the catalogue.",
-    fix: "Read the root cause named here; if it recurs, add a signature for it to your own catalogue file (option diagnosis-catalogue).",
+    fix: "No known fix applies: read the root cause and where it was thrown, named here; if it recurs, add a signature for it to your own catalogue file (option diagnosis-catalogue).",
     docs: "https://nightlies.apache.org/flink/flink-docs-stable/docs/ops/state/task_failure_recovery/",
 };
 
@@ -166,10 +166,43 @@ fn captures_of(sig: &Signature, text: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// Whether the log message says a task or job failed (so an unknown cause still counts).
+/// Whether the log message says a task or job failed, or the process stops on a fatal error
+/// (so an unknown cause still counts).
 fn says_failed(record: &Record) -> bool {
-    let m = &record.message;
-    m.contains("to FAILED") || m.contains("to FAILING") || m.contains("switched to FAILED")
+    const FAILED: &[&str] = &[
+        "to FAILED",
+        "to FAILING",
+        "Fatal error occurred",
+        "produced an uncaught exception",
+    ];
+    FAILED.iter().any(|f| record.message.contains(f))
+}
+
+/// A failure whose root cause is a stop on purpose: a cluster or job being shut down or
+/// cancelled fails its tasks (and, without restarts, its jobs) with these, and nothing is
+/// wrong. A process that stops on a fatal error says so in a record of its own.
+fn stopped_on_purpose(record: &Record) -> bool {
+    const EXPECTED: &[&str] = &[
+        "org.apache.flink.util.FlinkExpectedException",
+        "org.apache.flink.runtime.client.JobCancellationException",
+    ];
+    record
+        .chain
+        .last()
+        .into_iter()
+        .any(|t| EXPECTED.contains(&t.class.as_str()) || t.message.contains("is shutting down"))
+}
+
+/// A stop on purpose that ended a task or the job: its root cause is the stop, and no
+/// restart strategy gave up on it (with restarts off, a cluster stopped under its jobs fails
+/// them: nothing to fix). A job whose restarts were used up by stops (a fixed-delay strategy,
+/// say) did fail: that stays AT338.
+fn ended_by_a_stop(record: &Record) -> bool {
+    let restarts_used_up = |t: &Throwable| {
+        t.message.contains("Recovery is suppressed by")
+            && !t.message.contains("NoRestartBackoffTimeStrategy")
+    };
+    stopped_on_purpose(record) && !record.chain.iter().any(restarts_used_up)
 }
 
 /// Matches one record. `None`: nothing worth a finding.
@@ -179,7 +212,7 @@ pub fn diagnose<'c>(
     origin: Origin,
 ) -> Option<Match<'c>> {
     // The plugin's own lines quote what it found: reading them again would count it twice.
-    if record.message.starts_with("AUTOTUNE ") {
+    if record.message.starts_with("AUTOTUNE ") || ended_by_a_stop(record) {
         return None;
     }
     let hits = hits(catalogue, record);
@@ -198,8 +231,10 @@ pub fn diagnose<'c>(
     if let Some(w) = wrapper {
         return Some(wrapper_finding(w, record));
     }
-    if origin == Origin::JobFailure {
-        return root.map(unrecognized);
+    // A failure nothing knows: a job's exception always; in a log, one that a line says
+    // failed a task, the job or the process, unless it was stopped on purpose.
+    if origin == Origin::JobFailure || failed {
+        return root.map(|t| unrecognized(t, record));
     }
     None
 }
@@ -290,16 +325,37 @@ fn wrapper_finding<'c>(w: &Hit<'c>, record: &Record) -> Match<'c> {
     }
 }
 
-/// AT399: a job failed with a root cause nothing knows.
-fn unrecognized(t: &Throwable) -> Match<'static> {
+/// AT399: a job failed with a root cause nothing knows, with where it happened: the task the
+/// log line names and the code that threw it (an operator's or a connector's frame).
+fn unrecognized(t: &Throwable, record: &Record) -> Match<'static> {
+    let task = failed_task(&record.message).map(|task| format!("in {task}"));
+    let thrown = t
+        .frames
+        .iter()
+        .find(|f| !RUNTIME_FRAMES.iter().any(|p| f.starts_with(p)))
+        .map(|f| format!("thrown at {f}"));
+    let context = [task, thrown].into_iter().flatten().collect::<Vec<_>>();
     Match {
         signature: None,
         builtin: Some(UNRECOGNIZED),
         evidence: evidence_line(&t.headline()),
-        context: None,
+        context: (!context.is_empty()).then(|| context.join("; ")),
         captures: BTreeMap::new(),
         key: format!("{}:{}", UNRECOGNIZED.code, t.class),
     }
+}
+
+/// The task a "switched from RUNNING to FAILED" line names (`Work (1/2)#0`), without its
+/// execution id.
+fn failed_task(message: &str) -> Option<&str> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"^(?P<task>.+?) \([0-9a-f_]{16,}\) switched from \w+ to FAIL")
+            .expect("task regex")
+    });
+    re.captures(message)
+        .and_then(|c| c.name("task"))
+        .map(|m| m.as_str())
 }
 
 /// A wrapper as context of the finding under it: its code, name and line.
@@ -390,6 +446,51 @@ mod tests {
         let user = "java.lang.IllegalStateException: retrying\n\tat com.example.Client.call(Client.java:5)\n";
         assert!(one(user, Origin::Log).is_none());
         assert_eq!(one(user, Origin::JobFailure).unwrap().0, "AT390");
+    }
+
+    #[test]
+    fn an_unknown_failure_a_log_line_says_failed_a_task_is_named_with_its_task_and_code() {
+        let text = "2026-12-07 02:29:01,563 INFO  org.apache.flink.runtime.taskmanager.Task [] - Work -> Sink: Writer (1/2)#0 (6de8f8f07da67787fc4265ac232c2a1a_38abd0bfb5b4b041c29b168225317795_0_3) switched from RUNNING to FAILED with failure cause:\n\
+org.apache.flink.util.FlinkRuntimeException: writer state lost\n\
+\tat java.base/java.util.Objects.requireNonNull(Objects.java:233)\n\
+\tat org.apache.flink.connector.base.sink.writer.AsyncSinkWriter.flush(AsyncSinkWriter.java:321)\n";
+        let (code, evidence, context) = one(text, Origin::Log).expect("a finding");
+        assert_eq!(code, "AT399");
+        assert_eq!(
+            evidence,
+            "org.apache.flink.util.FlinkRuntimeException: writer state lost"
+        );
+        assert_eq!(
+            context.as_deref(),
+            Some("in Work -> Sink: Writer (1/2)#0; thrown at org.apache.flink.connector.base.sink.writer.AsyncSinkWriter.flush(AsyncSinkWriter.java:321)")
+        );
+        // A process stopping on a fatal error it does not know is one too.
+        let fatal = "2026-12-07 02:29:01,563 ERROR org.apache.flink.util.FatalExitExceptionHandler [] - FATAL: Thread 'flink-scheduler' produced an uncaught exception. Stopping the process...\n\
+java.lang.IllegalStateException: scheduler closed\n\
+\tat org.apache.flink.runtime.concurrent.Scheduler.run(Scheduler.java:10)\n";
+        assert_eq!(one(fatal, Origin::Log).unwrap().0, "AT399");
+    }
+
+    #[test]
+    fn a_cluster_or_job_stopped_on_purpose_is_no_failure() {
+        let shutdown = "2026-12-07 02:29:01,563 INFO  org.apache.flink.runtime.taskmanager.Task [] - Work (1/1)#0 (6de8f8f07da67787fc4265ac232c2a1a_38abd0bfb5b4b041c29b168225317795_0_0) switched from RUNNING to FAILED with failure cause:\n\
+org.apache.flink.util.FlinkExpectedException: The TaskExecutor is shutting down.\n\
+\tat org.apache.flink.runtime.taskexecutor.TaskExecutor.onStop(TaskExecutor.java:481)\n";
+        assert!(one(shutdown, Origin::Log).is_none());
+        assert!(one(shutdown, Origin::JobFailure).is_none());
+        // Without restarts, the job's failure wraps it: not restarts exhausted either.
+        let wrapped = format!("{SUPPRESSED}Caused by: org.apache.flink.util.FlinkExpectedException: The TaskExecutor is shutting down.\n");
+        assert!(one(&wrapped, Origin::JobFailure).is_none());
+        assert!(one(&wrapped, Origin::Log).is_none());
+        let disconnected = "org.apache.flink.util.FlinkException: Disconnect from JobManager responsible for ff2dbb2811d5c48333b77ec4a3715661.\nCaused by: org.apache.flink.util.FlinkExpectedException: The TaskExecutor is shutting down.\n";
+        assert!(one(disconnected, Origin::JobFailure).is_none());
+        // Restarts used up by stops: the job did fail, and restarts are the finding.
+        let used_up = "org.apache.flink.runtime.JobException: Recovery is suppressed by FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts=3, backoffTimeMS=10000)\nCaused by: org.apache.flink.util.FlinkExpectedException: The TaskExecutor is shutting down.\n";
+        assert_eq!(one(used_up, Origin::JobFailure).unwrap().0, "AT338");
+        let cancelled =
+            "org.apache.flink.runtime.client.JobCancellationException: Job was cancelled.\n\
+\tat org.apache.flink.runtime.jobmaster.JobMaster.cancel(JobMaster.java:1)\n";
+        assert!(one(cancelled, Origin::JobFailure).is_none());
     }
 
     #[test]
