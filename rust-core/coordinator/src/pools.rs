@@ -32,8 +32,9 @@ pub struct WindowCache {
     last_poll_ms: i64,
     /// How far back a window built from REST reaches (the decision window).
     span: Duration,
-    /// Every subtask the TaskManagers listed at the last poll said they run, with its load.
-    task_loads: Vec<TaskLoad>,
+    /// Every subtask the TaskManagers listed at the last poll said they run, with its load,
+    /// by job and vertex id.
+    task_loads: HashMap<(String, String), Vec<TaskLoad>>,
 }
 
 /// A vertex's load over its subtasks, as the REST API aggregates it.
@@ -155,7 +156,10 @@ impl WindowCache {
                 .remove(TASK_LOADS_METRIC)
                 .and_then(|json| read_published::<TaskLoads>(&json, "subtask loads", &tm.id))
             {
-                self.task_loads.extend(loads.tasks);
+                for task in loads.tasks {
+                    let vertex = (task.job_id.clone(), task.vertex_id.clone());
+                    self.task_loads.entry(vertex).or_default().push(task);
+                }
             }
             let rest_sample = match plugin {
                 true => None,
@@ -263,11 +267,8 @@ impl WindowCache {
         vertex_id: &str,
         parallelism: u32,
     ) -> Option<Vec<&TaskLoad>> {
-        let tasks: Vec<&TaskLoad> = self
-            .task_loads
-            .iter()
-            .filter(|t| t.job_id == job_id && t.vertex_id == vertex_id)
-            .collect();
+        let key = (job_id.to_string(), vertex_id.to_string());
+        let tasks: Vec<&TaskLoad> = self.task_loads.get(&key)?.iter().collect();
         let subtasks: std::collections::BTreeSet<u32> = tasks.iter().map(|t| t.subtask).collect();
         let every_subtask_once = parallelism > 0
             && tasks.len() == parallelism as usize
