@@ -480,7 +480,7 @@ class FlinkCluster:
         if via == "rest" and detached and not conf:
             body = json.dumps({"programArgsList": [str(a) for a in args]}).encode()
             jar_id = self.upload_jar(jar)
-            before = self._job_ids()
+            posted_ms = time.time() * 1000
             try:
                 return self.call("POST", f"/jars/{jar_id}/run", body, timeout=timeout)["jobid"]
             except urllib.error.HTTPError as e:
@@ -489,7 +489,7 @@ class FlinkCluster:
             except REST_TRANSIENT:
                 # The answer was lost, not the job: a JobManager short of direct memory (the
                 # job's own enumerator took it) cuts its answer after accepting the job.
-                return self._new_job(before)
+                return self._job_started_since(posted_ms)
         cmd = ["bash", str(self.home / "bin" / "flink"), "run"]
         if detached:
             cmd.append("-d")
@@ -502,21 +502,19 @@ class FlinkCluster:
             raise RuntimeError(f"no JobID in `flink run` output:\n{_tail(proc.stdout + proc.stderr)}")
         return m.group(1)
 
-    def _job_ids(self) -> set[str]:
-        return {j["jid"] for j in self.rest("/jobs/overview").get("jobs", [])}
-
-    def _new_job(self, before: set[str], timeout: float = 30) -> str:
-        """The one job submitted since `before` was listed, once the JobManager lists it."""
+    def _job_started_since(self, since_ms: float, timeout: float = 30) -> str:
+        """The one job that started since `since_ms` (this host's clock), once it is listed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                new = self._job_ids() - before
+                jobs = self.rest("/jobs/overview").get("jobs", [])
             except REST_TRANSIENT:
-                new = set()
+                jobs = []
+            new = [j["jid"] for j in jobs if j.get("start-time", 0) >= since_ms - 1000]
             if len(new) == 1:
-                return new.pop()
+                return new[0]
             if len(new) > 1:
-                raise RuntimeError(f"more than one new job after one submission: {sorted(new)}")
+                raise RuntimeError(f"more than one job started during one submission: {new}")
             time.sleep(0.5)
         raise RuntimeError(f"the submission's answer was lost and no new job is listed\n{self.log_tail()}")
 
