@@ -23,6 +23,15 @@ pub enum CollectError {
         job_id: String,
         restarts: u32,
     },
+    /// No record counted over a whole stretched window while a vertex shows work: the REST
+    /// API's values are stale (after a TaskManager was lost, its last values stood in for the
+    /// restarted tasks' for a minute) or the job is stuck. No rate can be measured from them.
+    Frozen {
+        job_id: String,
+        seconds: u64,
+        vertex: String,
+        busy_ms: f64,
+    },
 }
 
 impl fmt::Display for CollectError {
@@ -35,6 +44,17 @@ impl fmt::Display for CollectError {
             CollectError::Unstable { job_id, restarts } => {
                 write!(f, "job {job_id} changed parallelism or restarted {restarts} times during the window")
             }
+            CollectError::Frozen {
+                job_id,
+                seconds,
+                vertex,
+                busy_ms,
+            } => write!(
+                f,
+                "job {job_id} counted no record in {seconds} s while \"{vertex}\" shows {:.0}% busy: \
+                 the REST API's values are stale or the job is stuck",
+                busy_ms / 10.0
+            ),
         }
     }
 }
@@ -135,6 +155,9 @@ impl WindowReader {
             }
         };
         if run.long_enough(self.window, self.poll / 2, clock) {
+            if let Some(frozen) = run.frozen(&self.job_id, clock) {
+                return Err(frozen);
+            }
             return Ok(Polled::Closed(Box::new(ClosedWindow {
                 shape: run.shape,
                 samples: run.samples,
@@ -233,7 +256,33 @@ impl Run {
             && self.samples.len() >= 2
             && (fresh_values(&self.samples) >= 2 || elapsed >= window * 3)
     }
+
+    /// A window that closed without one counter moving measures an idle job only when
+    /// nothing in it is busy; a busy vertex beside still counters is a view that does not
+    /// hold (`CollectError::Frozen`).
+    fn frozen(&self, job_id: &str, clock: &dyn Clock) -> Option<CollectError> {
+        if fresh_values(&self.samples) > 0 {
+            return None;
+        }
+        let last = self.samples.last()?;
+        let (v, busy_ms) = last
+            .vertices
+            .iter()
+            .map(|v| v.busy_max_ms)
+            .enumerate()
+            .filter(|(_, busy)| busy.is_finite())
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        (busy_ms >= BUSY_WITHOUT_RECORDS_MS).then(|| CollectError::Frozen {
+            job_id: job_id.to_string(),
+            seconds: elapsed(clock, self.started_ms).as_secs(),
+            vertex: self.shape.vertices[v].name.clone(),
+            busy_ms,
+        })
+    }
 }
+
+/// Busier than this (ms/s) with no record counted is not an idle job.
+const BUSY_WITHOUT_RECORDS_MS: f64 = 100.0;
 
 /// Not found between two calls of one poll: the job went away mid-window.
 fn gone_if_not_found(e: CollectError, job_id: &str) -> CollectError {

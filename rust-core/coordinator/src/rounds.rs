@@ -715,8 +715,13 @@ impl Coordinator {
                 let recording = self.recording_of(shape, samples);
                 Ok(WindowRead::Closed(Box::new(recording), Box::new(details)))
             }
-            // Stopped, failed or rescaled mid-window: no decision on a window that does not hold.
-            Err(e @ (CollectError::JobNotRunning { .. } | CollectError::Unstable { .. })) => {
+            // Stopped, failed or rescaled mid-window, or its values stale: no decision on a window
+            // that does not hold.
+            Err(
+                e @ (CollectError::JobNotRunning { .. }
+                | CollectError::Unstable { .. }
+                | CollectError::Frozen { .. }),
+            ) => {
                 self.reading.remove(job_id);
                 self.due_ms.insert(job_id.clone(), self.next_due());
                 self.announcer.info(&format!(

@@ -264,6 +264,46 @@ fn a_job_is_not_decided_on_while_it_stabilizes() {
     assert_eq!(with_code(&sink.lines(), "AT100").len(), 1);
 }
 
+/// After a TaskManager was lost, the REST API served the dead TaskManager's last values for a
+/// restarted job: no record counted for a whole stretched window while Work read 99% busy.
+/// That view measures nothing (it was decided as arrivals of 0/s and Work at 1); an idle job,
+/// nothing busy, is still decided.
+#[test]
+fn counters_that_never_move_beside_a_busy_vertex_get_no_decision() {
+    let still = |work_busy_ms: f64| {
+        let mut job = bottleneck_job();
+        for v in &mut job.vertices {
+            (v.rate_in, v.rate_out, v.pending) = (0.0, 0.0, None);
+            v.backpressure_ms = 0.0;
+        }
+        job.vertices[0].busy_ms = 0.0;
+        job.vertices[1].busy_ms = work_busy_ms;
+        job.vertices[1].busy_max_ms = work_busy_ms;
+        job
+    };
+
+    let flink = cluster(vec![still(995.0)], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    let reports = round(&mut c);
+    assert!(reports[0].decided.is_none(), "{:?}", reports[0].decided);
+    let why = reports[0].no_decision.as_deref().unwrap();
+    assert!(
+        why.contains("counted no record") && why.contains("\"Work\" shows 100% busy"),
+        "{why}"
+    );
+    let said: Vec<_> = sink
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("no decision for job") && l.contains("stale"))
+        .collect();
+    assert_eq!(said.len(), 1, "{:#?}", sink.lines());
+    assert!(with_code(&sink.lines(), "AT100").is_empty());
+
+    let flink = cluster(vec![still(5.0)], vec![]);
+    let (mut c, _) = coordinator(settings(&flink.url, None));
+    assert!(round(&mut c)[0].decided.is_some(), "an idle job is decided");
+}
+
 #[test]
 fn the_same_decision_is_said_once() {
     let flink = cluster(vec![bottleneck_job()], vec![]);
