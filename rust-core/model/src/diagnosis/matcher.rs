@@ -152,18 +152,20 @@ struct Hit<'c> {
     captures: BTreeMap<String, String>,
 }
 
-fn captures_of(sig: &Signature, text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if let Some(pattern) = sig.patterns.iter().find(|p| p.is_match(text)) {
-        if let Some(caps) = pattern.captures(text) {
-            for (i, name) in pattern.capture_names().enumerate() {
-                if let (Some(name), Some(m)) = (name, caps.get(i)) {
-                    out.insert(name.to_string(), m.as_str().to_string());
-                }
-            }
-        }
-    }
-    out
+/// The named parts of the signature's pattern that matches `text`; `None` when none does
+/// (the one-pass set found a pattern whose parts do not agree, see `Signature::same`).
+fn captures_of(sig: &Signature, text: &str) -> Option<BTreeMap<String, String>> {
+    let (pattern, caps) = sig.matched(text)?;
+    Some(
+        pattern
+            .capture_names()
+            .flatten()
+            .filter_map(|n| {
+                caps.name(n)
+                    .map(|m| (n.to_string(), m.as_str().to_string()))
+            })
+            .collect(),
+    )
 }
 
 /// Whether the log message says a task or job failed, or the process stops on a fatal error
@@ -253,11 +255,14 @@ fn hits<'c>(catalogue: &'c Catalogue, record: &Record) -> Vec<Hit<'c>> {
         }
         for index in catalogue.matching(text) {
             let signature = &catalogue.signatures[index];
+            let Some(captures) = captures_of(signature, text) else {
+                continue;
+            };
             hits.push(Hit {
                 index,
                 signature,
                 depth,
-                captures: captures_of(signature, text),
+                captures,
                 text: text.clone(),
             });
         }

@@ -34,12 +34,30 @@ pub struct Signature {
     /// A Flink (or connector) release that fixes the bug behind it.
     pub fixed_in: Option<String>,
     pub set: Vec<Setting>,
+    /// Named parts that must be equal where a pattern captured them all: "X cannot be cast to
+    /// X" is two copies of one class, "X cannot be cast to Y" an ordinary bad cast.
+    pub same: Vec<String>,
 }
 
 impl Signature {
-    /// The first pattern that matches `text`, with its captures.
+    /// The first pattern that matches `text` (with its named parts equal where `same` asks),
+    /// with its captures.
     pub fn matches<'t>(&self, text: &'t str) -> Option<regex::Captures<'t>> {
-        self.patterns.iter().find_map(|p| p.captures(text))
+        self.matched(text).map(|(_, caps)| caps)
+    }
+
+    /// Like `matches`, with the pattern that matched.
+    pub fn matched<'t>(&self, text: &'t str) -> Option<(&Regex, regex::Captures<'t>)> {
+        self.patterns
+            .iter()
+            .filter_map(|p| p.captures(text).map(|caps| (p, caps)))
+            .find(|(_, caps)| self.parts_agree(caps))
+    }
+
+    fn parts_agree(&self, caps: &regex::Captures<'_>) -> bool {
+        let mut parts = self.same.iter().filter_map(|name| caps.name(name));
+        let first = parts.next();
+        first.map_or(true, |first| parts.all(|p| p.as_str() == first.as_str()))
     }
 }
 
@@ -122,6 +140,8 @@ struct SignatureEntry {
     fixed_in: String,
     #[serde(default)]
     set: Vec<SettingEntry>,
+    #[serde(default)]
+    same: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +274,7 @@ impl Catalogue {
                 docs: e.docs.trim().to_string(),
                 fixed_in: non_empty(e.fixed_in),
                 set,
+                same: e.same,
             });
         }
         let mut renames = Vec::with_capacity(file.rename.len());
@@ -367,6 +388,25 @@ mod tests {
                 s.code
             );
         }
+    }
+
+    #[test]
+    fn parts_that_must_agree_tell_two_copies_of_a_class_from_a_bad_cast() {
+        let c = Catalogue::builtin();
+        let duplicate = c.get("AT342").unwrap();
+        let cast =
+            |a: &str, b: &str| format!("java.lang.ClassCastException: {a} cannot be cast to {b}");
+        assert!(duplicate
+            .matches(&cast("org.x.Conf", "org.x.Conf"))
+            .is_some());
+        assert!(duplicate
+            .matches(&cast("java.lang.String", "java.lang.Long"))
+            .is_none());
+        assert!(
+            c.matching(&cast("java.lang.String", "java.lang.Long"))
+                .contains(&c.signatures.iter().position(|s| s.code == "AT342").unwrap()),
+            "the one-pass set still finds it: the parts are checked after"
+        );
     }
 
     #[test]
