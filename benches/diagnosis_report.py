@@ -113,12 +113,14 @@ def expected_for(name: str, code: str) -> tuple[tuple, str | None]:
 class Case:
     name: str
     group: str
-    code: str  # '' for a clean log
+    code: str  # '' for a clean log, 'none' for a healthy excerpt among harvested texts
     files: list[Path]
     keys: tuple = ()  # any of them is right; () when the fix is not a key
     process: str | None = None  # checked when known
     found: list = field(default_factory=list)
     lines: int = 0
+    release: str = ""
+    family: str = ""
 
     @property
     def top(self) -> dict | None:
@@ -153,7 +155,8 @@ def cases() -> list[Case]:
     index = tomllib.loads((HARVESTED / "index.toml").read_text())
     for c in index["case"]:
         group = f"harvested, {c['split']}" + (f" (round {c['round']})" if c["split"] == "held-out" else "")
-        out.append(Case(c["file"], group, c["code"], [HARVESTED / c["file"]], tuple(c.get("key", ())), c["process"]))
+        out.append(Case(c["file"], group, c["code"], [HARVESTED / c["file"]], tuple(c.get("key", ())), c["process"],
+                        release=c.get("release", ""), family=c.get("family", "")))
     if RUNS.is_dir():
         for d in sorted(p for p in RUNS.iterdir() if p.is_dir()):
             logs = sorted(d.glob("*.log"))
@@ -167,7 +170,9 @@ def share(part: int, whole: int) -> str:
     return f"{part}/{whole} = {part / max(whole, 1):.1%}"
 
 
-def summarise(group: str, subset: list[Case]) -> None:
+def summarise(group: str, cases_of_group: list[Case]) -> None:
+    healthy = [c for c in cases_of_group if c.code == "none"]
+    subset = [c for c in cases_of_group if c.code != "none"]
     answered = [c for c in subset if c.top]
     right = [c for c in answered if c.top["code"] == c.code]
     keyed = [c for c in subset if c.keys]
@@ -181,6 +186,14 @@ def summarise(group: str, subset: list[Case]) -> None:
     print(f"  top-1 key accuracy            {share(len(right_key), len(keyed))}  (cases whose fix is a key)")
     if placed:
         print(f"  process of the top finding    {share(len(right_process), len(placed))}")
+    print(f"  silent misses (no finding)    {len(subset) - len(answered)}")
+    if healthy:
+        alarms = [f"{c.name}: {c.top['code']}" for c in healthy if c.top]
+        print(f"  healthy excerpts              {len(healthy)}, false alarms {len(alarms)} {alarms or ''}")
+    if any(c.family for c in subset):
+        by_part(subset, "release", lambda c: release_line(c.release))
+        by_part(subset, "family", lambda c: c.family)
+        by_part(subset, "process", lambda c: c.process or "-")
     others = [f"{c.name}: {', '.join(sorted({f['code'] for f in c.found if f['code'] != c.code}))}"
               for c in subset if any(f["code"] != c.code for f in c.found)]
     print(f"  cases with other findings too   {len(others)}/{len(subset)}  (ranked below the expected one)")
@@ -192,6 +205,20 @@ def summarise(group: str, subset: list[Case]) -> None:
                 or (c.process and got_process != c.process)):
             print(f"    miss: {c.name}: expected {c.code} / {c.process or '-'} / {' or '.join(c.keys) or '-'}, "
                   f"got {c.top['code'] if c.top else '-'} / {got_process or '-'} / {c.top_key or '-'}")
+
+
+def release_line(release: str) -> str:
+    """1.15.2 -> 1.15; 'unknown' stays."""
+    return ".".join(release.split(".")[:2]) if release[:1].isdigit() else release or "unknown"
+
+
+def by_part(subset: list[Case], what: str, part_of) -> None:
+    """Top-1 code right, per release line, family or process."""
+    parts: dict[str, list[Case]] = {}
+    for c in subset:
+        parts.setdefault(part_of(c), []).append(c)
+    cells = [f"{p} {sum(1 for c in cs if c.top and c.top['code'] == c.code)}/{len(cs)}" for p, cs in sorted(parts.items())]
+    print(f"  by {what:<8} (code right)  {', '.join(cells)}")
 
 
 def main() -> int:
