@@ -155,7 +155,9 @@ def cases() -> list[Case]:
     index = tomllib.loads((HARVESTED / "index.toml").read_text())
     for c in index["case"]:
         group = f"harvested, {c['split']}" + (f" (round {c['round']})" if c["split"] == "held-out" else "")
-        out.append(Case(c["file"], group, c["code"], [HARVESTED / c["file"]], tuple(c.get("key", ())), c["process"],
+        # A label's old spelling is the same key as the finding's (both are read through SAME_KEY).
+        keys = tuple(SAME_KEY.get(k, k) for k in c.get("key", ()))
+        out.append(Case(c["file"], group, c["code"], [HARVESTED / c["file"]], keys, c["process"],
                         release=c.get("release", ""), family=c.get("family", "")))
     if RUNS.is_dir():
         for d in sorted(p for p in RUNS.iterdir() if p.is_dir()):

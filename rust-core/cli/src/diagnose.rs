@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use autotune_model::diagnosis::logtext::{LogReader, Record};
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Finding, FlinkVersion, Process};
+use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Finding, FlinkVersion};
 use serde::Serialize;
 
 /// The catalogue: the built-in one, extended by the user's file.
@@ -65,8 +65,7 @@ fn feed(
         .unwrap_or_default();
     let mut ctx = Context {
         version,
-        process: Process::of_log_file(&file_name).unwrap_or_default(),
-        ..Context::default()
+        ..Context::of_log_file(&file_name)
     };
     let forced_version = version.is_some();
     let mut reader = LogReader::new();

@@ -164,6 +164,7 @@ fn context(
         version,
         config,
         plan,
+        ..Context::default()
     }
 }
 

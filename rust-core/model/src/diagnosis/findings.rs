@@ -228,8 +228,14 @@ impl Diagnoser {
         if let Some(v) = super::version_in(&record.message) {
             ctx.version = Some(v);
             if let Some(p) = super::process_in(&record.message) {
-                ctx.process = p;
+                (ctx.process, ctx.process_unknown) = (p, false);
             }
+        }
+        if let (true, Some(p)) = (ctx.process_unknown, super::process_of_line(record)) {
+            (ctx.process, ctx.process_unknown) = (p, false);
+        }
+        if ctx.version.is_none() {
+            ctx.version = super::version_of_trace(record);
         }
         if let Some((k, v)) = super::config_in(&record.message) {
             ctx.config.insert(k, v);

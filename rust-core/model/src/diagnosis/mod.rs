@@ -108,6 +108,51 @@ pub fn version_in(message: &str) -> Option<FlinkVersion> {
     rest[..end].parse().ok()
 }
 
+/// The Flink release a stack trace ran on when its log has no banner (a pasted excerpt): the
+/// `flink-dist` jar its frames name (`~[flink-dist-1.18.1.jar:1.18.1]`, `flink-dist_2.12-1.13.6.jar`),
+/// else, for a trace through Akka, 1.17 (the last release on Akka: keys are spelled as it reads
+/// them, `akka.ask.timeout` rather than `pekko.ask.timeout`).
+pub fn version_of_trace(record: &logtext::Record) -> Option<FlinkVersion> {
+    let frames = || record.chain.iter().flat_map(|t| t.frames.iter());
+    let of_jar = |frame: &String| -> Option<FlinkVersion> {
+        let jar = &frame[frame.find("flink-dist")? + "flink-dist".len()..];
+        let jar = jar
+            .strip_prefix("_2.12")
+            .or(jar.strip_prefix("_2.11"))
+            .unwrap_or(jar);
+        let version = jar.strip_prefix('-')?;
+        version[..version.find(".jar")?].parse().ok()
+    };
+    frames().find_map(of_jar).or_else(|| {
+        let akka = |text: &str| text.starts_with("akka.") || text.contains("akka.tcp://");
+        let through_akka = frames().any(|f| akka(f))
+            || record
+                .chain
+                .iter()
+                .any(|t| akka(&t.class) || akka(&t.message));
+        through_akka.then_some(FlinkVersion::new(1, 17, 0))
+    })
+}
+
+/// Whose log a line of a pasted excerpt is from, when neither its file nor a banner says: the
+/// class that logged it, or the start scripts' first lines (`Starting Job Manager` of the
+/// container image, `Starting standalonesession daemon`).
+pub fn process_of_line(record: &logtext::Record) -> Option<Process> {
+    if let Some(p) = record.logger.as_deref().and_then(Process::of_logger) {
+        return Some(p);
+    }
+    const STARTS: &[(&str, Process)] = &[
+        ("Starting Job Manager", Process::JobManager),
+        ("Starting standalonesession", Process::JobManager),
+        ("Starting Task Manager", Process::TaskManager),
+        ("Starting taskexecutor", Process::TaskManager),
+    ];
+    STARTS
+        .iter()
+        .find(|(start, _)| record.message.contains(start))
+        .map(|(_, p)| *p)
+}
+
 /// The kind of process a log was written by, from its startup banner (`Starting TaskManager
 /// (Version: ...)`, `Starting StandaloneSessionClusterEntrypoint (Version: ...)`,
 /// `Starting Command Line Client (Version: ...)`).
@@ -154,6 +199,48 @@ pub fn config_in(message: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pasted excerpt has no banner and no file name: its frames and its lines tell.
+    #[test]
+    fn a_pasted_trace_tells_its_release_and_its_log() {
+        let record = |text: &str| logtext::records(text).into_iter().next().unwrap();
+        let version = |text: &str| version_of_trace(&record(text));
+        assert_eq!(
+            version(
+                "java.io.IOException: x\n\tat a.B.c(B.java:1) ~[flink-dist-1.18.1.jar:1.18.1]\n"
+            ),
+            Some(FlinkVersion::new(1, 18, 1))
+        );
+        assert_eq!(
+            version("java.io.IOException: x\n\tat a.B.c(B.java:1) ~[flink-dist_2.12-1.13.6.jar:1.13.6]\n"),
+            Some(FlinkVersion::new(1, 13, 6))
+        );
+        assert_eq!(
+            version("akka.pattern.AskTimeoutException: Ask timed out on [Actor[akka.tcp://flink@h:6123/user/rpc/jobmanager_2]] after [10000 ms].\n"),
+            Some(FlinkVersion::new(1, 17, 0)),
+            "Akka: 1.17 or older"
+        );
+        assert_eq!(
+            version("java.io.IOException: x\n\tat a.B.c(B.java:1)\n"),
+            None
+        );
+
+        let process = |text: &str| process_of_line(&record(text));
+        assert_eq!(
+            process("2023-10-07 10:02:52.975 INFO org.apache.flink.runtime.executiongraph.ExecutionGraph - Source: s (1/1) switched from RUNNING to FAILED."),
+            Some(Process::JobManager)
+        );
+        assert_eq!(
+            process("2023-10-07 10:02:52,975 WARN  Task [] - Source: s (1/1) switched from RUNNING to FAILED."),
+            Some(Process::TaskManager),
+            "a logger shortened to its class"
+        );
+        assert_eq!(process("Starting Job Manager"), Some(Process::JobManager));
+        assert_eq!(
+            process("Checkpoint 5 of job j expired before completing."),
+            None
+        );
+    }
 
     #[test]
     fn versions_parse_and_order() {

@@ -167,6 +167,100 @@ struct RenameEntry {
     since: String,
 }
 
+impl SignatureEntry {
+    /// The signature this entry describes, once every field is checked; `codes` are the
+    /// codes of the entries before it.
+    fn checked(self, codes: &mut BTreeSet<String>) -> Result<Signature, CatalogueError> {
+        let e = self;
+        let entry = format!("signature {} {}", e.code, e.name);
+        check_code(&e.code, &entry, codes)?;
+        if e.name.is_empty()
+            || !e
+                .name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(CatalogueError(format!(
+                "{entry}: the name must be UPPER_SNAKE_CASE"
+            )));
+        }
+        if e.patterns.is_empty() {
+            return Err(CatalogueError(format!(
+                "{entry}: it needs at least one pattern"
+            )));
+        }
+        let patterns = e
+            .patterns
+            .iter()
+            .map(|p| {
+                Regex::new(p)
+                    .map_err(|err| CatalogueError(format!("{entry}: pattern {p:?}: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let set = e
+            .set
+            .into_iter()
+            .map(|s| s.checked(&entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Signature {
+            code: e.code,
+            name: e.name,
+            severity: e.severity,
+            title: e.title,
+            patterns,
+            wrapper: e.wrapper,
+            cause: e.cause.trim().to_string(),
+            fix: e.fix.trim().to_string(),
+            jobmanager_fix: non_empty(e.jobmanager_fix.trim().to_string()),
+            docs: e.docs.trim().to_string(),
+            fixed_in: non_empty(e.fixed_in),
+            set,
+            same: e.same,
+        })
+    }
+}
+
+/// A code is `AT` + digits, in the catalogue's ranges, and new.
+fn check_code(code: &str, entry: &str, codes: &mut BTreeSet<String>) -> Result<(), CatalogueError> {
+    let code_ok =
+        code.len() >= 4 && code.starts_with("AT") && code[2..].chars().all(|c| c.is_ascii_digit());
+    if !code_ok {
+        return Err(CatalogueError(format!(
+            "{entry}: the code must be AT followed by digits"
+        )));
+    }
+    let number: u32 = code[2..].parse().unwrap_or(0);
+    if RESERVED_CODES.contains(&code)
+        || !((300..390).contains(&number) || (900..1000).contains(&number))
+    {
+        return Err(CatalogueError(format!(
+            "{entry}: catalogue codes are AT300-AT389 (built in) or AT900-AT999 (yours); the others belong to the models"
+        )));
+    }
+    if !codes.insert(code.to_string()) {
+        return Err(CatalogueError(format!("{entry}: the code is used twice")));
+    }
+    Ok(())
+}
+
+impl SettingEntry {
+    fn checked(self, entry: &str) -> Result<Setting, CatalogueError> {
+        if self.key.trim().is_empty() || self.value.trim().is_empty() {
+            return Err(CatalogueError(format!(
+                "{entry}: every setting needs a key and a value"
+            )));
+        }
+        Ok(Setting {
+            since: version("since", &self.since, entry)?,
+            until: version("until", &self.until, entry)?,
+            key: self.key.trim().to_string(),
+            value: self.value.trim().to_string(),
+            default: non_empty(self.default),
+            when: non_empty(self.when),
+        })
+    }
+}
+
 fn non_empty(s: String) -> Option<String> {
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_string())
@@ -200,83 +294,11 @@ impl Catalogue {
             }
         }
         let mut codes = BTreeSet::new();
-        let mut signatures = Vec::with_capacity(file.signature.len());
-        for e in file.signature {
-            let entry = format!("signature {} {}", e.code, e.name);
-            let code_ok = e.code.len() >= 4
-                && e.code.starts_with("AT")
-                && e.code[2..].chars().all(|c| c.is_ascii_digit());
-            if !code_ok {
-                return Err(CatalogueError(format!(
-                    "{entry}: the code must be AT followed by digits"
-                )));
-            }
-            let number: u32 = e.code[2..].parse().unwrap_or(0);
-            if RESERVED_CODES.contains(&e.code.as_str())
-                || !((300..390).contains(&number) || (900..1000).contains(&number))
-            {
-                return Err(CatalogueError(format!(
-                    "{entry}: catalogue codes are AT300-AT389 (built in) or AT900-AT999 (yours); the others belong to the models"
-                )));
-            }
-            if !codes.insert(e.code.clone()) {
-                return Err(CatalogueError(format!("{entry}: the code is used twice")));
-            }
-            if e.name.is_empty()
-                || !e
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-            {
-                return Err(CatalogueError(format!(
-                    "{entry}: the name must be UPPER_SNAKE_CASE"
-                )));
-            }
-            if e.patterns.is_empty() {
-                return Err(CatalogueError(format!(
-                    "{entry}: it needs at least one pattern"
-                )));
-            }
-            let patterns = e
-                .patterns
-                .iter()
-                .map(|p| {
-                    Regex::new(p)
-                        .map_err(|err| CatalogueError(format!("{entry}: pattern {p:?}: {err}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut set = Vec::with_capacity(e.set.len());
-            for s in e.set {
-                if s.key.trim().is_empty() || s.value.trim().is_empty() {
-                    return Err(CatalogueError(format!(
-                        "{entry}: every setting needs a key and a value"
-                    )));
-                }
-                set.push(Setting {
-                    since: version("since", &s.since, &entry)?,
-                    until: version("until", &s.until, &entry)?,
-                    key: s.key.trim().to_string(),
-                    value: s.value.trim().to_string(),
-                    default: non_empty(s.default),
-                    when: non_empty(s.when),
-                });
-            }
-            signatures.push(Signature {
-                code: e.code,
-                name: e.name,
-                severity: e.severity,
-                title: e.title,
-                patterns,
-                wrapper: e.wrapper,
-                cause: e.cause.trim().to_string(),
-                fix: e.fix.trim().to_string(),
-                jobmanager_fix: non_empty(e.jobmanager_fix.trim().to_string()),
-                docs: e.docs.trim().to_string(),
-                fixed_in: non_empty(e.fixed_in),
-                set,
-                same: e.same,
-            });
-        }
+        let signatures = file
+            .signature
+            .into_iter()
+            .map(|e| e.checked(&mut codes))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut renames = Vec::with_capacity(file.rename.len());
         for r in file.rename {
             let entry = format!("rename {} -> {}", r.old, r.key);

@@ -100,13 +100,69 @@ impl Process {
             "org.apache.flink.runtime.taskexecutor.",
             "org.apache.flink.runtime.io.network.",
         ];
+        // The table planner and the CLI plan and submit the job: in the client, unless a
+        // JobManager's frames run them (a jar run from the web UI, application mode).
+        const CLIENT: &[&str] = &[
+            "org.apache.flink.table.factories.",
+            "org.apache.flink.table.planner.",
+            "org.apache.flink.table.client.",
+            "org.apache.flink.client.",
+        ];
         let processes: Markers = &[
             (Process::JobManager, JOBMANAGER),
             (Process::TaskManager, TASKMANAGER),
         ];
-        frames
-            .into_iter()
-            .find_map(|frame| marked(processes, |m| frame.starts_with(m)))
+        let frames: Vec<&str> = frames.into_iter().collect();
+        let in_frames = |markers: Markers| {
+            frames
+                .iter()
+                .find_map(|frame| marked(markers, |m| frame.starts_with(m)))
+        };
+        in_frames(processes).or_else(|| in_frames(&[(Process::Client, CLIENT)]))
+    }
+
+    /// Whose log a line is from, by the class that logged it (a pasted excerpt has no file
+    /// name): the execution graph, the JobMaster, the checkpoint coordinator and the resource
+    /// manager log in the JobManager; tasks in a TaskManager; the CLI in the client. Logger
+    /// names may be shortened to the class (`%c{1}`), so the class decides.
+    pub fn of_logger(logger: &str) -> Option<Process> {
+        const JOBMANAGER: &[&str] = &[
+            "ExecutionGraph",
+            "JobMaster",
+            "CheckpointCoordinator",
+            "CheckpointFailureManager",
+            "StandaloneDispatcher",
+            "DefaultScheduler",
+            "AdaptiveScheduler",
+            "StandaloneResourceManager",
+            "ActiveResourceManager",
+            "ResourceManagerServiceImpl",
+            "YarnResourceManagerDriver",
+            "KubernetesResourceManagerDriver",
+            "SourceCoordinator",
+            "DefaultExecutionGraphBuilder",
+            "StandaloneSessionClusterEntrypoint",
+            "ClusterEntrypoint",
+        ];
+        const TASKMANAGER: &[&str] = &[
+            "Task",
+            "TaskExecutor",
+            "TaskManagerRunner",
+            "StreamTask",
+            "SourceStreamTask",
+            "SubtaskCheckpointCoordinatorImpl",
+            "AsyncCheckpointRunnable",
+            "SourceReaderBase",
+            "KafkaSourceReader",
+        ];
+        const CLIENT: &[&str] = &["CliFrontend", "RestClusterClient", "SqlClient"];
+        let class = logger.rsplit('.').next().unwrap_or(logger);
+        let processes: Markers = &[
+            (Process::JobManager, JOBMANAGER),
+            (Process::TaskManager, TASKMANAGER),
+            (Process::Client, CLIENT),
+        ];
+        marked(processes, |m| class == m)
     }
 
     /// The process a message names as the one that failed: Flink rewrites a JobManager's OOM
@@ -121,6 +177,12 @@ impl Process {
             "configured JVM Heap Memory",
             "configured Off-heap Memory",
             "jobmanager.memory.",
+            // The JobManager's own thread pools.
+            "'jobmanager-io-thread",
+            "'jobmanager-future-thread",
+            // The checkpoint coordinator's verdicts, and the restore's assignment of state.
+            "expired before completing",
+            "Cannot map checkpoint/savepoint state for operator",
         ];
         const TASKMANAGER: &[&str] = &[
             "The task executor has to be shutdown",
@@ -205,12 +267,28 @@ const JOBMANAGER_KEYS: &[(&str, &str, Option<&str>)] = &[
 pub struct Context {
     /// The process the failure happened in: keys are spelled for it.
     pub process: Process,
+    /// `process` is a default, not known from the log's name or its banner: the loggers of
+    /// its lines may tell (a pasted excerpt).
+    pub process_unknown: bool,
     /// The Flink release, when known (REST `/config`, or the log's startup banner).
     pub version: Option<FlinkVersion>,
     /// The configuration the cluster runs with (flat keys).
     pub config: BTreeMap<String, String>,
     /// Values the models recommend from live measurements (e.g. the memory plan's keys).
     pub plan: BTreeMap<String, String>,
+}
+
+impl Context {
+    /// The context of a log read from a file: its process from the file's name, else left for
+    /// its lines to tell (a pasted excerpt).
+    pub fn of_log_file(name: &str) -> Context {
+        let process = Process::of_log_file(name);
+        Context {
+            process: process.unwrap_or_default(),
+            process_unknown: process.is_none(),
+            ..Context::default()
+        }
+    }
 }
 
 /// One config change: the key to change and, when it can be computed, the value.
