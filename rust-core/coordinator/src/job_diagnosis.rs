@@ -39,6 +39,19 @@ struct JobDiagnosis {
     checkpointing: Option<Option<CheckpointConfig>>,
 }
 
+impl JobDiagnosis {
+    fn new(catalogue: &Arc<Catalogue>) -> Self {
+        JobDiagnosis {
+            diagnoser: Diagnoser::new(catalogue.clone()),
+            last_exception_ms: 0,
+            last_failed_checkpoint: 0,
+            checkpointing: None,
+            done: false,
+            completed_checkpoints: 0,
+        }
+    }
+}
+
 pub struct JobsDiagnosis {
     catalogue: Arc<Catalogue>,
     process: Option<ProcessDiagnostics>,
@@ -204,13 +217,15 @@ pub fn tick(
     };
     let ids: HashSet<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
     diag.retain_jobs(&ids);
+    // The JobManager's log first: what it says of a job is the job's, said with it below.
+    let process_due = read_process_log(diag, &jobs, now_ms, announcer);
     for job in &jobs {
         if inputs.stop.is_stopped() {
             return;
         }
         diagnose_job(diag, job, &inputs, files, announcer);
     }
-    say_process_log(diag, now_ms, announcer);
+    say_process_log(diag, process_due, announcer);
     announcer.flush(now_ms);
 }
 
@@ -261,14 +276,9 @@ fn diagnose_job(
         memory,
         ..
     } = diag;
-    let entry = jobs.entry(job.jid.clone()).or_insert_with(|| JobDiagnosis {
-        diagnoser: Diagnoser::new(catalogue.clone()),
-        last_exception_ms: 0,
-        last_failed_checkpoint: 0,
-        checkpointing: None,
-        done: false,
-        completed_checkpoints: 0,
-    });
+    let entry = jobs
+        .entry(job.jid.clone())
+        .or_insert_with(|| JobDiagnosis::new(catalogue));
     if entry.done {
         return;
     }
@@ -454,10 +464,42 @@ fn say_due(
     write(files, job, &entry.diagnoser, &due, now_ms, announcer);
 }
 
+/// Reads what the JobManager's log gained: a record that names a job (its checkpoint
+/// declined, with the cause) goes to that job's diagnosis, so its finding reaches the job's
+/// files; returns the log's findings due.
+fn read_process_log(
+    diag: &mut JobsDiagnosis,
+    jobs: &[JobOverview],
+    now_ms: i64,
+    announcer: &Announcer,
+) -> Vec<Finding> {
+    let JobsDiagnosis {
+        catalogue,
+        process,
+        jobs: entries,
+        ..
+    } = diag;
+    let Some(process) = process.as_mut() else {
+        return Vec::new();
+    };
+    let ids: Vec<&str> = jobs.iter().map(|j| j.jid.as_str()).collect();
+    let tick = process.tick(now_ms, announcer, &ids);
+    let source = process.log_name();
+    for (job, record) in &tick.of_jobs {
+        let entry = entries
+            .entry(job.clone())
+            .or_insert_with(|| JobDiagnosis::new(catalogue));
+        entry
+            .diagnoser
+            .observe(record, Origin::Log, source.as_deref(), process.context());
+    }
+    tick.due
+}
+
 /// The JobManager's own log: what a job's exceptions did not already say (the same failure
 /// in the same process).
-fn say_process_log(diag: &mut JobsDiagnosis, now_ms: i64, announcer: &mut Announcer) {
-    let Some(process) = diag.process.as_mut() else {
+fn say_process_log(diag: &mut JobsDiagnosis, due: Vec<Finding>, announcer: &mut Announcer) {
+    let Some(process) = diag.process.as_ref() else {
         return;
     };
     let said: HashSet<(String, Process)> = diag
@@ -470,7 +512,6 @@ fn say_process_log(diag: &mut JobsDiagnosis, now_ms: i64, announcer: &mut Announ
                 .map(|d| (d.code.clone(), d.process))
         })
         .collect();
-    let due = process.tick(now_ms, announcer);
     for d in due
         .iter()
         .filter(|d| !said.contains(&(d.code.clone(), d.process)))

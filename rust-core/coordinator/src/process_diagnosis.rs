@@ -27,6 +27,22 @@ pub const TICK: Duration = Duration::from_secs(2);
 /// Written by the reporter each round.
 pub type MeasuredHeap = Arc<Mutex<Option<(u64, u64)>>>;
 
+/// What a tick of the log found: the findings due, and the records that name a job the caller
+/// follows (a checkpoint of that job declined, say), for that job's own diagnosis.
+pub struct Tick {
+    pub due: Vec<Finding>,
+    pub of_jobs: Vec<(String, Record)>,
+}
+
+/// A record of the JobManager's log that is a job's own failure: it names the job, carries a
+/// trace, and is not the job's change of state (that failure is read from the job's exceptions).
+fn job_named_in<'j>(record: &Record, jobs: &[&'j str]) -> Option<&'j str> {
+    if record.chain.is_empty() || record.message.contains("switched from state") {
+        return None;
+    }
+    jobs.iter().find(|j| record.message.contains(**j)).copied()
+}
+
 /// This process's own log, followed and diagnosed.
 pub struct ProcessDiagnostics {
     follower: LogFollower,
@@ -89,19 +105,16 @@ impl ProcessDiagnostics {
     }
 
     fn observe(&mut self, record: &Record) {
-        let source = self
-            .follower
-            .path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
+        let source = self.log_name();
         self.refresh_measured();
         self.diagnoser
             .observe_log(record, source.as_deref(), &mut self.ctx);
     }
 
     /// Reads what the log gained; returns the findings due to be said (the caller says them,
-    /// unless it said them already with more context).
-    pub fn tick(&mut self, now_ms: i64, announcer: &Announcer) -> Vec<Finding> {
+    /// unless it said them already with more context) and the records that name one of `jobs`.
+    pub fn tick(&mut self, now_ms: i64, announcer: &Announcer, jobs: &[&str]) -> Tick {
+        let mut of_jobs = Vec::new();
         match self.follower.poll(MAX_READ_PER_TICK) {
             Ok(polled) => {
                 if polled.skipped > 0 {
@@ -111,8 +124,11 @@ impl ProcessDiagnostics {
                         self.follower.path().display()
                     ));
                 }
-                for record in &polled.records {
-                    self.observe(record);
+                for record in polled.records {
+                    self.observe(&record);
+                    if let Some(job) = job_named_in(&record, jobs) {
+                        of_jobs.push((job.to_string(), record));
+                    }
                 }
             }
             Err(e) => log::debug!(
@@ -123,7 +139,23 @@ impl ProcessDiagnostics {
         if self.diagnoser.first_overflow() {
             announcer.overflow(&self.scope);
         }
-        self.due(now_ms)
+        Tick {
+            due: self.due(now_ms),
+            of_jobs,
+        }
+    }
+
+    /// What this process's log taught about the cluster (its release, its configuration).
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The log's file name, where its findings were seen.
+    pub fn log_name(&self) -> Option<String> {
+        self.follower
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
     }
 
     /// At the end of the process: what the log gained since the last tick, what is still
@@ -155,7 +187,8 @@ pub fn follow(mut process: ProcessDiagnostics, mut announcer: Announcer, stop: &
     announcer.info(&format!("AUTOTUNE DIAGNOSIS following {}", process.scope()));
     loop {
         let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process.tick(epoch_ms(), &announcer)
+            // A TaskManager's log is its own: no job's diagnosis to hand records to.
+            process.tick(epoch_ms(), &announcer, &[]).due
         }));
         match ticked {
             Ok(found) => say_all(&process, found, &mut announcer),

@@ -696,6 +696,43 @@ fn a_new_exception_is_diagnosed() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A checkpoint the JobManager's log says a job's task declined, with the cause: the job's own
+/// finding (its line, its config file), not only the JobManager log's. Its REST history gives
+/// only the reason ("Asynchronous task checkpoint failed.").
+#[test]
+fn a_jobs_failure_in_the_jobmanagers_log_is_the_jobs() {
+    let dir = temp_dir("jobmanager-log");
+    let log = dir.join("flink--standalonesession-0-host.log");
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    let mut s = settings(&flink.url, Some(dir.clone()));
+    s.process_log = Some(log.clone());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&log, "").unwrap();
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    let declined = format!(
+        "2026-12-07 06:18:01,104 INFO  org.apache.flink.runtime.checkpoint.CheckpointCoordinator [] - Decline checkpoint 9 by task 01f8_674d_0_5 of job {JOB} at 127.0.0.1:40000.\n\
+org.apache.flink.util.SerializedThrowable: Asynchronous task checkpoint failed.\n\
+\tat org.apache.flink.streaming.runtime.tasks.AsyncCheckpointRunnable.handleExecutionException(AsyncCheckpointRunnable.java:320)\n\
+Caused by: org.apache.flink.util.SerializedThrowable: java.io.IOException: Size of the state is larger than the maximum permitted memory-backed state. Size=6311328, maxSize=5242880. Consider using a different checkpoint storage, like the FileSystemCheckpointStorage.\n\
+\tat org.apache.flink.runtime.state.memory.MemCheckpointStreamFactory.checkSize(MemCheckpointStreamFactory.java:76)\n\
+2026-12-07 06:18:01,110 INFO  org.apache.flink.runtime.checkpoint.CheckpointCoordinator [] - Checkpoint 10 triggered.\n"
+    );
+    std::fs::write(&log, declined).unwrap();
+    round(&mut c);
+    round(&mut c);
+    let lines = sink.lines();
+    let said = with_code(&lines, "AT327");
+    assert_eq!(said.len(), 1, "said once, for the job: {lines:#?}");
+    assert!(
+        said[0].contains(&format!("job=\"queue-job\" ({JOB})")),
+        "{}",
+        said[0]
+    );
+    assert_config_holds(&dir, &["execution.checkpointing.storage: filesystem"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The job's failure when a TaskManager stops answering, as Flink 2.x gives it.
 fn unreachable_taskmanager(id: &str) -> serde_json::Value {
     json!({

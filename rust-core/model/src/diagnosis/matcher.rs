@@ -337,9 +337,27 @@ fn unrecognized(t: &Throwable, record: &Record) -> Match<'static> {
     let thrown = t
         .frames
         .iter()
-        .find(|f| !RUNTIME_FRAMES.iter().any(|p| f.starts_with(p)))
-        .map(|f| format!("thrown at {f}"));
-    let context = [task, thrown].into_iter().flatten().collect::<Vec<_>>();
+        .find(|f| !RUNTIME_FRAMES.iter().any(|p| f.starts_with(p)));
+    // The component: the first caller that is neither the JDK nor a framework (the operator or
+    // the connector that asked Flink for what failed).
+    let caller = t
+        .frames
+        .iter()
+        .skip_while(|f| Some(*f) != thrown)
+        .find(|f| {
+            !RUNTIME_FRAMES
+                .iter()
+                .chain(FRAMEWORK_FRAMES)
+                .any(|p| f.starts_with(p))
+        });
+    let context = [
+        task,
+        thrown.map(|f| format!("thrown at {f}")),
+        caller.map(|f| format!("called from {f}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
     Match {
         signature: None,
         builtin: Some(UNRECOGNIZED),
@@ -458,7 +476,9 @@ mod tests {
         let text = "2026-12-07 02:29:01,563 INFO  org.apache.flink.runtime.taskmanager.Task [] - Work -> Sink: Writer (1/2)#0 (6de8f8f07da67787fc4265ac232c2a1a_38abd0bfb5b4b041c29b168225317795_0_3) switched from RUNNING to FAILED with failure cause:\n\
 org.apache.flink.util.FlinkRuntimeException: writer state lost\n\
 \tat java.base/java.util.Objects.requireNonNull(Objects.java:233)\n\
-\tat org.apache.flink.connector.base.sink.writer.AsyncSinkWriter.flush(AsyncSinkWriter.java:321)\n";
+\tat org.apache.flink.connector.base.sink.writer.AsyncSinkWriter.flush(AsyncSinkWriter.java:321)\n\
+\tat org.apache.flink.streaming.runtime.operators.sink.SinkWriterOperator.endInput(SinkWriterOperator.java:10)\n\
+\tat com.example.LedgerSink.close(LedgerSink.java:12)\n";
         let (code, evidence, context) = one(text, Origin::Log).expect("a finding");
         assert_eq!(code, "AT399");
         assert_eq!(
@@ -467,7 +487,7 @@ org.apache.flink.util.FlinkRuntimeException: writer state lost\n\
         );
         assert_eq!(
             context.as_deref(),
-            Some("in Work -> Sink: Writer (1/2)#0; thrown at org.apache.flink.connector.base.sink.writer.AsyncSinkWriter.flush(AsyncSinkWriter.java:321)")
+            Some("in Work -> Sink: Writer (1/2)#0; thrown at org.apache.flink.connector.base.sink.writer.AsyncSinkWriter.flush(AsyncSinkWriter.java:321); called from com.example.LedgerSink.close(LedgerSink.java:12)")
         );
         // A process stopping on a fatal error it does not know is one too.
         let fatal = "2026-12-07 02:29:01,563 ERROR org.apache.flink.util.FatalExitExceptionHandler [] - FATAL: Thread 'flink-scheduler' produced an uncaught exception. Stopping the process...\n\

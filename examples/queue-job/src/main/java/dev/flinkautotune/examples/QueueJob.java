@@ -26,7 +26,7 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
  * --cost-us 0 --cost-kind cpu --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
  * --state-bytes-per-key 0 --fail-after-records 0 --fail-message "" --snapshot-ms 0 --work-name Work
- * --ballast-mb 0 --enumerator-direct-mb 0
+ * --ballast-mb 0 --enumerator-direct-mb 0 --codec-from-lib false --state-outside-keyby false
  *
  * <p>{@code --cost-kind cpu} burns the cost on a core (a computation); {@code --cost-kind wait}
  * waits it out (a blocking call to a service, the commoner bottleneck of a Kafka job). Flink
@@ -41,6 +41,11 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>With {@code --state-bytes-per-key N}, Work keeps N bytes of keyed state per key (on the
  * heap with Flink's default state backend): keys x N bytes of live heap in all.
+ *
+ * <p>Two failures on purpose that no Flink setting causes alone: {@code --codec-from-lib true} uses
+ * an object of the application class loader as the job's own (a class conflict once the job jar is
+ * also in Flink's lib/, see {@link SharedCodec}); {@code --state-outside-keyby true} asks for keyed
+ * state after the keyed Work, where the stream is no longer keyed (Flink's own check throws).
  */
 public final class QueueJob {
 
@@ -62,6 +67,8 @@ public final class QueueJob {
         String workName = opts.getOrDefault("work-name", "Work");
         int ballastMb = intArg(opts, "ballast-mb", 0);
         int enumeratorDirectMb = intArg(opts, "enumerator-direct-mb", 0);
+        boolean codecFromLib = Boolean.parseBoolean(opts.getOrDefault("codec-from-lib", "false"));
+        boolean stateOutsideKeyBy = Boolean.parseBoolean(opts.getOrDefault("state-outside-keyby", "false"));
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         if (checkpointMs > 0) {
@@ -91,6 +98,12 @@ public final class QueueJob {
         }
         if (ballastMb > 0) {
             worked = worked.map(new Ballast(ballastMb)).name("Ballast").uid("ballast").setParallelism(workParallelism);
+        }
+        if (codecFromLib) {
+            worked = worked.map(new SharedCodec()).name("Codec").uid("codec").setParallelism(workParallelism);
+        }
+        if (stateOutsideKeyBy) {
+            worked = worked.map(new LastSeen()).name("LastSeen").uid("last-seen").setParallelism(workParallelism);
         }
         Discard.into(worked)
                 .uid("sink")
@@ -196,6 +209,45 @@ public final class QueueJob {
 
         @Override
         public void initializeState(FunctionInitializationContext context) {}
+    }
+
+    /**
+     * Takes a codec from the application class loader, as a library in Flink's lib/ hands out its
+     * objects (a registry, a service loader), and uses it as the job's own class. With the job
+     * jar in lib/ too and child-first class loading (Flink's default), they are two copies of one
+     * class from two loaders, and the cast fails; {@code classloader.resolve-order: parent-first}
+     * makes them one. Public, with a public constructor: the other loader's copy is built by
+     * reflection.
+     */
+    public static final class SharedCodec implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        private transient SharedCodec fromLib;
+
+        public SharedCodec() {}
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> record) throws Exception {
+            if (fromLib == null) {
+                Object codec = Class.forName(SharedCodec.class.getName(), true, ClassLoader.getSystemClassLoader())
+                        .getDeclaredConstructor()
+                        .newInstance();
+                fromLib = (SharedCodec) codec;
+            }
+            return record;
+        }
+    }
+
+    /** Keeps the last order per key, but after the keyed Work, where the stream is not keyed. */
+    static final class LastSeen extends RichMapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        private transient ValueState<Long> last;
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> record) throws Exception {
+            if (last == null) { // not in open(): its signature differs between Flink 1.x and 2.x
+                last = getRuntimeContext().getState(new ValueStateDescriptor<>("last", Long.class));
+            }
+            last.update(record.f1);
+            return record;
+        }
     }
 
     /** Passes records through; holds {@code mb} MiB that travel with the job graph. */
