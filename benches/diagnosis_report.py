@@ -52,12 +52,18 @@ EXPECTED_KEY = {
     "AT309": "taskmanager.memory.jvm-overhead.fraction",
     "AT310": "state.backend.rocksdb.files.open",
     "AT311": None,
+    "AT314": "taskmanager.memory.managed.consumer-weights",
+    "AT315": "taskmanager.memory.process.size",
+    "AT316": "state.backend.rocksdb.localdir",
     "AT320": "execution.checkpointing.timeout",
     "AT321": "execution.checkpointing.tolerable-failed-checkpoints",
     "AT322": "execution.checkpointing.checkpoints-after-tasks-finish",
     "AT323": "execution.state-recovery.ignore-unclaimed-state",
     "AT324": ("parallelism.default", "pipeline.max-parallelism"),
     "AT325": None,
+    "AT327": "execution.checkpointing.storage",
+    "AT328": "execution.checkpointing.dir",
+    "AT329": None,
     "AT330": "heartbeat.timeout",
     "AT331": "heartbeat.rpc-failure-threshold",
     "AT332": None,
@@ -81,6 +87,9 @@ EXPECTED_KEY = {
     "AT353": "properties.delivery.timeout.ms",
     "AT354": None,
     "AT355": "table.exec.state.ttl",
+    # A request the JobManager refused, or an answer too large for the client.
+    "AT370": ("rest.server.max-content-length", "rest.client.max-content-length"),
+    "AT371": "blob.fetch.num-concurrent",
     "AT390": None,
 }
 # Old spellings count as the same key (a finding on Flink 1.17 says akka.ask.timeout).
@@ -90,6 +99,8 @@ SAME_KEY = {
     "execution.checkpointing.checkpoints-after-tasks-finish.enabled": "execution.checkpointing.checkpoints-after-tasks-finish",
     "execution.savepoint.ignore-unclaimed-state": "execution.state-recovery.ignore-unclaimed-state",
     "restart-strategy": "restart-strategy.type",
+    "state.checkpoint-storage": "execution.checkpointing.storage",
+    "state.checkpoints.dir": "execution.checkpointing.dir",
 }
 
 
@@ -99,6 +110,7 @@ JOBMANAGER_KEY = {
     "AT301": "jobmanager.memory.heap.size",
     "AT302": "jobmanager.memory.off-heap.size",
     "AT303": "jobmanager.memory.jvm-metaspace.size",
+    "AT315": "jobmanager.memory.process.size",
 }
 
 
