@@ -30,15 +30,19 @@ def test_recommend_mode_on_flink_1x_from_the_log_and_from_analyze(kafka_recommen
     assert (cluster.conf_dir / "flink-conf.yaml").exists()
 
     # The first window may end before Work shows saturated (it mixes the job's first seconds
-    # with its steady state); a decision after it names Work.
-    def named():
+    # with its steady state), and while the reader is back-pressured its pendingRecords leave
+    # partitions out (AT127): arrivals are then read as what Work gets through, and a first
+    # decision may hold Work at 1 inside the hold band (the blind spot issue 23 closes with the
+    # brokers' end offsets). A decision after it, with the backlog grown, scales Work up.
+    def scaled_up():
         lines = [l for l in autotune_lines(cluster.jobmanager_log()) if job_id in l]
-        found = any(l.startswith("AUTOTUNE AT110 BOTTLENECK") and 'vertex="Work' in l for l in lines)
-        return lines if found else None
+        named = any(l.startswith("AUTOTUNE AT110 BOTTLENECK") and 'vertex="Work' in l for l in lines)
+        up = any(l.startswith("AUTOTUNE AT101 SCALE_UP") and 'vertex="Work' in l for l in lines)
+        return lines if named and up else None
 
-    lines = wait_for(named, timeout=240, what="the plugin to name Work the bottleneck", cluster=cluster, interval=3)
+    lines = wait_for(scaled_up, timeout=300, what="the plugin to name Work the bottleneck and scale it up",
+                     cluster=cluster, interval=3)
     print("\n".join(l for l in lines if l.startswith("AUTOTUNE AT1")))
-    assert any(l.startswith("AUTOTUNE AT101 SCALE_UP") and 'vertex="Work' in l for l in lines), lines
     assert not any(l.startswith("AUTOTUNE AT103") for l in lines), "recommend mode never applies"
     run = subprocess.run([str(cli), "analyze", "--rest", cluster.rest_url, "--job", job_id, "--duration", "30 s",
                           "--interval", "3 s", "--json"], capture_output=True, text=True, timeout=180)
