@@ -34,10 +34,12 @@ pub struct Tick {
     pub of_jobs: Vec<(String, Record)>,
 }
 
-/// A record of the JobManager's log that is a job's own failure: it names the job, carries a
-/// trace, and is not the job's change of state (that failure is read from the job's exceptions).
+/// A record of the JobManager's log that tells a job's checkpoint failure with its cause (a
+/// checkpoint declined by a task, with the task's trace): it names the job and carries a trace.
+/// The job's REST history gives only the failure's reason; the job's own failures (its change
+/// of state, its terminal state) are read from its exceptions, with the job's context.
 fn job_named_in<'j>(record: &Record, jobs: &[&'j str]) -> Option<&'j str> {
-    if record.chain.is_empty() || record.message.contains("switched from state") {
+    if record.chain.is_empty() || !record.message.to_ascii_lowercase().contains("checkpoint") {
         return None;
     }
     jobs.iter().find(|j| record.message.contains(**j)).copied()

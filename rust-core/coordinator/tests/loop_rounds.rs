@@ -730,6 +730,23 @@ Caused by: org.apache.flink.util.SerializedThrowable: java.io.IOException: Size 
         said[0]
     );
     assert_config_holds(&dir, &["execution.checkpointing.storage: filesystem"]);
+    // The job's own failure in the log is left to its exceptions, read with the job's context.
+    let ended = format!(
+        "2026-12-07 06:58:52,474 INFO  org.apache.flink.runtime.dispatcher.StandaloneDispatcher [] - Job {JOB} reached terminal state FAILED.\n\
+org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n\
+Caused by: org.apache.flink.runtime.jobmanager.scheduler.NoResourceAvailableException: Could not acquire the minimum required resources.\n\
+2026-12-07 06:58:52,480 INFO  org.apache.flink.runtime.dispatcher.StandaloneDispatcher [] - done.\n"
+    );
+    let mut log_file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut log_file, ended.as_bytes()).unwrap();
+    round(&mut c);
+    round(&mut c);
+    let lines = sink.lines();
+    let slots = with_code(&lines, "AT335");
+    assert!(
+        !slots.is_empty() && slots.iter().all(|l| !l.contains("job=")),
+        "the log's, not the job's: {slots:#?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
