@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from conftest import FLINK_VERSIONS
-from harness.autotune_log import FAST_LOOP_CONF, autotune_lines, decided_windows, plugin_trouble, recommended_config, \
-    wait_for
+from harness.autotune_log import SHORTEST_LOOP_CONF, autotune_lines, decided_windows, plugin_trouble, \
+    recommended_config, wait_for
 from harness.flink import FlinkCluster
 
 NEWEST = FLINK_VERSIONS[-1]
-NO_RESTARTS = {**FAST_LOOP_CONF, "restart-strategy.type": "none"}
+NO_RESTARTS = {**SHORTEST_LOOP_CONF, "restart-strategy.type": "none"}
 
 
 def findings(text: str, code: str) -> list[str]:
@@ -36,6 +38,14 @@ def diagnose(cli, logs: list) -> list[dict]:
                          timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)["findings"]
+
+
+@pytest.fixture(scope="module")
+def shared(plugin_jar, flink_home, tmp_path_factory):
+    """One cluster for the failures one job at a time can show (each job fails for good)."""
+    with FlinkCluster(flink_home(NEWEST), tmp_path_factory.mktemp("repros"), taskmanagers=1, slots=2,
+                      conf=NO_RESTARTS, plugin_jar=plugin_jar) as cluster:
+        yield cluster
 
 
 def taskmanager_log(cluster: FlinkCluster) -> str:
@@ -77,55 +87,51 @@ def test_a_class_conflict_names_the_resolve_order_and_the_key_it_gives_lets_the_
         assert findings(cluster.jobmanager_log(), "AT342") == []
 
 
-def test_state_too_large_for_the_jobmanagers_checkpoint_storage_names_the_storage(
-        plugin_jar, flink_home, example_job, tmp_path):
+def test_state_too_large_for_the_jobmanagers_checkpoint_storage_names_the_storage(shared, example_job):
     # No checkpoint directory: the JobManager's storage, at most 5 MiB of state per task. Work
     # holds 1024 keys x 8 KiB = 8 MiB once every key was seen.
-    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=2, conf=FAST_LOOP_CONF,
-                      plugin_jar=plugin_jar) as cluster:
-        job_id = cluster.submit(example_job(NEWEST), [
-            "--rate", "400", "--keys", "1024", "--state-bytes-per-key", str(8 * 1024), "--partitions", "1",
-            "--checkpoint-interval-ms", "3000", "--job-name", "autotune-state-too-large"])
-        lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT327"), timeout=120,
-                         what="the state-size finding", cluster=cluster)
-        print("\n".join(lines))
-        line = lines[0]
-        assert "maximum permitted memory-backed state" in line and "maxSize=5242880" in line, line
-        assert " | set execution.checkpointing.storage=filesystem" in line, line
-        config = wait_for(lambda: recommended_config(cluster, job_id).get("execution.checkpointing.storage") and
-                          recommended_config(cluster, job_id), timeout=30, what="the key in the config file",
-                          cluster=cluster)
-        assert config["execution.checkpointing.storage"] == "filesystem", config
-        assert plugin_trouble(cluster) == []
+    cluster = shared
+    job_id = cluster.submit(example_job(NEWEST), [
+        "--rate", "400", "--keys", "1024", "--state-bytes-per-key", str(8 * 1024), "--partitions", "1",
+        "--checkpoint-interval-ms", "3000", "--job-name", "autotune-state-too-large"])
+    lines = wait_for(lambda: findings(cluster.jobmanager_log(), "AT327"), timeout=120,
+                     what="the state-size finding", cluster=cluster)
+    print("\n".join(lines))
+    line = lines[0]
+    assert "maximum permitted memory-backed state" in line and "maxSize=5242880" in line, line
+    assert " | set execution.checkpointing.storage=filesystem" in line, line
+    config = wait_for(lambda: recommended_config(cluster, job_id).get("execution.checkpointing.storage") and
+                      recommended_config(cluster, job_id), timeout=30, what="the key in the config file",
+                      cluster=cluster)
+    assert config["execution.checkpointing.storage"] == "filesystem", config
+    assert plugin_trouble(cluster) == []
 
 
-def test_a_failure_nobody_catalogued_is_named_in_the_taskmanagers_log(
-        plugin_jar, flink_home, example_job, cli, tmp_path):
-    with FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=1, slots=2, conf=NO_RESTARTS,
-                      plugin_jar=plugin_jar) as cluster:
-        job_id = cluster.submit(example_job(NEWEST), ["--rate", "100", "--state-outside-keyby", "true",
-                                                      "--job-name", "autotune-unknown-failure"])
-        cluster.wait_for_job_state(job_id, "FAILED", timeout=120)
-        # The TaskManager's plugin reads its own log: the task's failure, in its words.
-        lines = wait_for(lambda: findings(taskmanager_log(cluster), "AT399"), timeout=60,
-                         what="AT399 in the TaskManager's log", cluster=cluster)
-        print("\n".join(lines))
-        line = lines[0]
-        assert "UNRECOGNIZED_FAILURE" in line and "can only be used on a 'keyed stream'" in line, line
-        assert "LastSeen" in line and "thrown at org.apache.flink." in line, "the task and where it was thrown"
-        assert "called from dev.flinkautotune.examples.QueueJob$LastSeen.map" in line, "the operator that asked"
-        assert "No known fix applies" in line, line
-        assert " | set " not in line, "no key is invented"
-        # The same log read afterwards, as a user runs the tool on it.
-        [top] = [f for f in diagnose(cli, [p for p in cluster.log_files() if "taskexecutor" in p.name
-                                          and p.name.endswith(".log")])
-                 if f["code"] == "AT399"][:1]
-        assert "can only be used on a 'keyed stream'" in top["evidence"] and top["process"] == "taskmanager", top
-        assert plugin_trouble(cluster) == []
+def test_a_failure_nobody_catalogued_is_named_in_the_taskmanagers_log(shared, example_job, cli):
+    cluster = shared
+    job_id = cluster.submit(example_job(NEWEST), ["--rate", "100", "--state-outside-keyby", "true",
+                                                  "--job-name", "autotune-unknown-failure"])
+    cluster.wait_for_job_state(job_id, "FAILED", timeout=120)
+    # The TaskManager's plugin reads its own log: the task's failure, in its words.
+    lines = wait_for(lambda: findings(taskmanager_log(cluster), "AT399"), timeout=60,
+                     what="AT399 in the TaskManager's log", cluster=cluster)
+    print("\n".join(lines))
+    line = lines[0]
+    assert "UNRECOGNIZED_FAILURE" in line and "can only be used on a 'keyed stream'" in line, line
+    assert "LastSeen" in line and "thrown at org.apache.flink." in line, "the task and where it was thrown"
+    assert "called from dev.flinkautotune.examples.QueueJob$LastSeen.map" in line, "the operator that asked"
+    assert "No known fix applies" in line, line
+    assert " | set " not in line, "no key is invented"
+    # The same log read afterwards, as a user runs the tool on it.
+    [top] = [f for f in diagnose(cli, [p for p in cluster.log_files() if "taskexecutor" in p.name
+                                      and p.name.endswith(".log")])
+             if f["code"] == "AT399"][:1]
+    assert "can only be used on a 'keyed stream'" in top["evidence"] and top["process"] == "taskmanager", top
+    assert plugin_trouble(cluster) == []
 
 
 def test_a_cluster_stopped_under_its_running_job_is_no_failure(plugin_jar, flink_home, example_job, cli, tmp_path):
-    cluster = FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=2, slots=2, conf=FAST_LOOP_CONF,
+    cluster = FlinkCluster(flink_home(NEWEST), tmp_path, taskmanagers=2, slots=2, conf=SHORTEST_LOOP_CONF,
                            plugin_jar=plugin_jar)
     with cluster:
         job_id = cluster.submit(example_job(NEWEST), ["--rate", "200", "--checkpoint-interval-ms", "2000",
