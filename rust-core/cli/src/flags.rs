@@ -2,7 +2,7 @@
 //! (`--decision-window 30s` is `metrics.reporter.autotune.decision-window: 30s`), parsed and
 //! validated by the same code as inside Flink.
 
-use clap::{Arg, ArgMatches, Args, FromArgMatches};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches};
 
 use autotune_model::options::{OptionScope, OptionSpec, Options, OPTIONS};
 
@@ -44,13 +44,20 @@ impl LoopFlags {
 
 impl FromArgMatches for LoopFlags {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let given = flag_options()
-            .filter_map(|s| {
-                matches
-                    .get_one::<String>(s.key)
-                    .map(|v| (s.key.to_string(), v.clone()))
-            })
-            .collect();
+        let mut given = Vec::new();
+        for spec in flag_options() {
+            let values = matches.get_many::<String>(spec.key).into_iter().flatten();
+            for value in values {
+                given.push(match spec.prefix() {
+                    // A family's flag gives `name=value`: the key is `<prefix><name>`.
+                    Some(prefix) => {
+                        let (name, value) = value.split_once('=').unwrap_or((value, ""));
+                        (format!("{prefix}{name}"), value.to_string())
+                    }
+                    None => (spec.key.to_string(), value.clone()),
+                });
+            }
+        }
         Ok(LoopFlags { given })
     }
 
@@ -64,17 +71,52 @@ impl Args for LoopFlags {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         flag_options().fold(cmd, |cmd, spec| {
             let help = format!("{} [plugin default: {}]", spec.doc, spec.default).replace('`', "");
-            cmd.arg(
-                Arg::new(spec.key)
-                    .long(spec.key)
-                    .value_name("VALUE")
-                    .help(help)
-                    .help_heading("The plugin's options (metrics.reporter.autotune.<option>)"),
-            )
+            let arg = Arg::new(spec.key)
+                .help(help)
+                .help_heading("The plugin's options (metrics.reporter.autotune.<option>)");
+            cmd.arg(match spec.prefix() {
+                // `--kafka.properties sasl.mechanism=PLAIN`, as often as there are properties.
+                Some(prefix) => arg
+                    .long(prefix.trim_end_matches('.'))
+                    .value_name("NAME=VALUE")
+                    .action(ArgAction::Append),
+                None => arg.long(spec.key).value_name("VALUE"),
+            })
         })
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Options {
+        let cmd = LoopFlags::augment_args(clap::Command::new("watch"));
+        let matches = cmd
+            .try_get_matches_from(std::iter::once("watch").chain(args.iter().copied()))
+            .expect("flags");
+        LoopFlags::from_arg_matches(&matches)
+            .unwrap()
+            .options(&[])
+            .unwrap()
+    }
+
+    #[test]
+    fn a_family_of_options_is_one_flag_given_once_per_entry() {
+        let o = parsed(&[
+            "--kafka.bootstrap-servers",
+            "127.0.0.1:9092",
+            "--kafka.properties",
+            "security.protocol=SASL_PLAINTEXT",
+            "--kafka.properties",
+            "sasl.jaas.config=x required username=\"u\" password=\"p=q\";",
+        ]);
+        assert_eq!(o.kafka_bootstrap_servers.as_deref(), Some("127.0.0.1:9092"));
+        assert_eq!(o.kafka_properties["security.protocol"], "SASL_PLAINTEXT");
+        assert!(o.kafka_properties["sasl.jaas.config"].ends_with("password=\"p=q\";"));
     }
 }

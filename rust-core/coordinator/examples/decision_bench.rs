@@ -100,6 +100,7 @@ fn main() {
             &published,
             &shape,
             &details,
+            None,
             autotune_coordinator::epoch_ms(),
         )
         .expect("a poll");

@@ -4,6 +4,7 @@
 //! `analyze` for one round and `replay` on recordings; see [`rounds`].
 
 pub mod announce;
+pub mod brokers;
 pub mod clock;
 pub mod flamegraphs;
 pub mod index_page;

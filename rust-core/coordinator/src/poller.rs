@@ -4,11 +4,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::brokers::BrokerReader;
 use crate::clock::{elapsed, Clock};
 use crate::pools::{VertexBusy, WindowCache};
 use crate::recording::{Sample, VertexSample};
 use crate::rest::{FlinkRest, JobDetails, RestError};
-use crate::shape::JobShape;
+use crate::shape::{JobShape, SourceMetrics};
 
 #[derive(Debug)]
 pub enum CollectError {
@@ -125,9 +126,10 @@ impl WindowReader {
         &mut self,
         rest: &FlinkRest,
         published: &WindowCache,
+        brokers: Option<&BrokerReader>,
         clock: &dyn Clock,
     ) -> Result<Polled, CollectError> {
-        self.poll_running(rest, published, clock)
+        self.poll_running(rest, published, brokers, clock)
             .map_err(|e| gone_if_not_found(e, &self.job_id))
     }
 
@@ -135,6 +137,7 @@ impl WindowReader {
         &mut self,
         rest: &FlinkRest,
         published: &WindowCache,
+        brokers: Option<&BrokerReader>,
         clock: &dyn Clock,
     ) -> Result<Polled, CollectError> {
         let (run, details) = loop {
@@ -143,7 +146,7 @@ impl WindowReader {
                 Some(run) => run,
                 None => Run::start(rest, &details, clock)?,
             };
-            match self.sampled(rest, published, &mut run, &details, clock) {
+            match self.sampled(rest, published, brokers, &mut run, &details, clock) {
                 Ok(true) => break (run, details),
                 // Measured from this poll on: the new run's first sample is taken now.
                 Ok(false) => self.restarted()?,
@@ -173,6 +176,7 @@ impl WindowReader {
         &self,
         rest: &FlinkRest,
         published: &WindowCache,
+        brokers: Option<&BrokerReader>,
         run: &mut Run,
         details: &JobDetails,
         clock: &dyn Clock,
@@ -195,7 +199,14 @@ impl WindowReader {
         {
             run.shape.discover_source_metrics(rest)?;
         }
-        let next = sample(rest, published, &run.shape, details, clock.now_ms())?;
+        let next = sample(
+            rest,
+            published,
+            &run.shape,
+            details,
+            brokers,
+            clock.now_ms(),
+        )?;
         if run
             .samples
             .last()
@@ -344,12 +355,14 @@ fn running(rest: &FlinkRest, job_id: &str) -> Result<JobDetails, CollectError> {
 }
 
 /// One poll of every vertex of the job: what a window is made of. A vertex's load comes from
-/// what the TaskManagers `published` when it covers every subtask, else from the REST API.
+/// what the TaskManagers `published` when it covers every subtask, else from the REST API; a
+/// Kafka source's end offsets from its `brokers`, when they are known.
 pub fn sample(
     rest: &FlinkRest,
     published: &WindowCache,
     shape: &JobShape,
     details: &JobDetails,
+    brokers: Option<&BrokerReader>,
     at_ms: i64,
 ) -> Result<Sample, CollectError> {
     let mut vertices = Vec::with_capacity(shape.vertices.len());
@@ -359,7 +372,8 @@ pub fn sample(
             Some(load) => load,
             None => vertex_busy_over_rest(rest, &shape.job_id, id)?,
         };
-        let (mut pending, mut source_records, mut positions) = (None, None, Vec::new());
+        let (mut pending, mut source_records, mut positions, mut ends) =
+            (None, None, Vec::new(), Vec::new());
         if let Some(names) = shape.source_metrics.get(&v) {
             let wanted: Vec<String> = names
                 .pending
@@ -386,6 +400,9 @@ pub fn sample(
                 .iter()
                 .map(|n| values.get(n).copied().unwrap_or(f64::NAN))
                 .collect();
+            if let Some(brokers) = brokers {
+                ends = end_offsets(brokers, names, &vertex.name);
+            }
         }
         let counters = &details.vertices[v].metrics;
         vertices.push(VertexSample {
@@ -397,9 +414,26 @@ pub fn sample(
             backpressure_avg_ms: load.backpressure_avg_ms,
             pending,
             positions,
+            ends,
         });
     }
     Ok(Sample { at_ms, vertices })
+}
+
+/// The end offsets of the partitions a source reads, in its positions' order; none when its
+/// metrics name no partition or the brokers cannot be read (the reader says why, once).
+fn end_offsets(brokers: &BrokerReader, names: &SourceMetrics, vertex: &str) -> Vec<f64> {
+    if names.offsets.is_empty() && names.pending.is_empty() {
+        return Vec::new(); // not a reader of a log: nothing to ask the brokers
+    }
+    let Some(partitions) = names.partitions() else {
+        brokers.note_unnamed_partitions(vertex);
+        return Vec::new();
+    };
+    brokers
+        .end_offsets(&partitions)
+        .map(|ends| ends.into_iter().map(|e| e as f64).collect())
+        .unwrap_or_default()
 }
 
 /// A vertex's load as the REST API aggregates its subtasks' metrics: one request per vertex.

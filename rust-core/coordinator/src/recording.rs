@@ -35,6 +35,14 @@ pub struct VertexSample {
         with = "nan_as_null_vec"
     )]
     pub positions: Vec<f64>,
+    /// Each partition's end offset at the brokers, in `positions`' order (the next offset to
+    /// be written); empty when the brokers are not known or could not be read.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "nan_as_null_vec"
+    )]
+    pub ends: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +239,20 @@ pub fn summarize(
             // Behind: it has more to read than it reads (held back, or at its own limit).
             let behind = backpressure >= 0.1 || busy_max >= 0.9;
             let backlog_partial = pending.and(partial_backlog(shape, v, samples, behind));
+            // The brokers' view, when every poll had it, replaces the reader's.
+            let at_brokers = broker_backlog(samples, v);
+            let (pending, growth, backlog_partial) = match at_brokers {
+                Some(b) => (
+                    Some(b.backlog),
+                    Some(b.arrival_rate - records_in_rate),
+                    (b.unread_partitions > 0).then_some(PartialBacklog {
+                        unread_partitions: b.unread_partitions,
+                        stale_partitions: 0,
+                        silent_subtasks: 0,
+                    }),
+                ),
+                None => (pending, growth, backlog_partial),
+            };
             VertexSnapshot {
                 id: vertex.id.clone(),
                 name: vertex.name.clone(),
@@ -246,6 +268,7 @@ pub fn summarize(
                 pending_records: pending,
                 backlog_growth: growth,
                 backlog_partial,
+                arrival_rate: at_brokers.map(|b| b.arrival_rate),
             }
         })
         .collect();
@@ -257,6 +280,55 @@ pub fn summarize(
         available_slots,
         slots_per_taskmanager,
     }
+}
+
+/// A Kafka source's backlog as the brokers see it.
+#[derive(Debug, Clone, Copy)]
+struct BrokerBacklog {
+    /// At the window's end: each partition's end offset minus the reader's next offset.
+    backlog: f64,
+    /// The growth of the end offsets over the window: what the producers wrote.
+    arrival_rate: f64,
+    /// Partitions the reader has no position in yet: their backlog is left out.
+    unread_partitions: u32,
+}
+
+/// The brokers' view of source `v` over the window, when every sample has an end offset for
+/// each partition it reads (a window read half from the brokers is no measurement of them).
+/// End offsets are read live, not through the REST API's ~10 s refresh: the rate is the plain
+/// change between the window's ends.
+fn broker_backlog(samples: &[Sample], v: usize) -> Option<BrokerBacklog> {
+    let complete = |s: &VertexSample| {
+        !s.ends.is_empty()
+            && s.ends.len() == s.positions.len()
+            && s.ends.iter().all(|e| e.is_finite())
+    };
+    if samples.len() < 2 || !samples.iter().all(|s| complete(&s.vertices[v])) {
+        return None;
+    }
+    let (first, last) = (samples.first()?, samples.last()?);
+    if first.vertices[v].ends.len() != last.vertices[v].ends.len() {
+        return None;
+    }
+    let written = |s: &Sample| s.vertices[v].ends.iter().sum::<f64>();
+    let seconds = (last.at_ms - first.at_ms) as f64 / 1000.0;
+    if seconds <= 0.0 {
+        return None;
+    }
+    let end = &last.vertices[v];
+    // A position is the offset last read: the next one to read is one on.
+    let read: Vec<(f64, f64)> = end
+        .ends
+        .iter()
+        .zip(&end.positions)
+        .filter(|(_, p)| p.is_finite() && **p >= 0.0)
+        .map(|(e, p)| (*e, *p))
+        .collect();
+    Some(BrokerBacklog {
+        backlog: read.iter().map(|(e, p)| (e - (p + 1.0)).max(0.0)).sum(),
+        arrival_rate: ((written(last) - written(first)) / seconds).max(0.0),
+        unread_partitions: (end.ends.len() - read.len()) as u32,
+    })
 }
 
 /// What the source's backlog metric left out during the window, while the reader was behind
@@ -373,6 +445,7 @@ mod tests {
                     backpressure_avg_ms: 0.0,
                     pending: None,
                     positions: Vec::new(),
+                    ends: Vec::new(),
                 };
                 n
             ],
@@ -435,6 +508,7 @@ mod tests {
                 backpressure_avg_ms: 800.0,
                 pending: Some(pending),
                 positions: positions.to_vec(),
+                ends: Vec::new(),
             }],
         }
     }
@@ -496,6 +570,61 @@ mod tests {
             .collect();
         let snap = summarize(&shape, &keeping_up, None, None);
         assert_eq!(snap.vertices[0].backlog_partial, None);
+    }
+
+    /// The same partial picture as above, with the brokers' end offsets in every poll: the
+    /// backlog is end offsets minus positions, arrivals the growth of the end offsets (what the
+    /// producers wrote, whatever the reader did), and the partitions not read yet are the only
+    /// part left out. One poll without the brokers and the window is the reader's again.
+    #[test]
+    fn a_window_read_from_the_brokers_has_the_true_backlog_and_arrivals() {
+        let shape = kafka_source();
+        let at_brokers = |ms: i64, positions: [f64; 8], written: f64| {
+            let mut s = behind(ms, 50.0, positions);
+            // 8 partitions, each 1000 records long at first, 300 records/s in all arriving.
+            s.vertices[0].ends = vec![1000.0 + written / 8.0; 8];
+            s
+        };
+        let first = [-1.0, 99.0, 99.0, 99.0, 99.0, 99.0, 99.0, 99.0];
+        let last = [-1.0, 199.0, 199.0, 199.0, 199.0, 199.0, 199.0, 599.0];
+        let samples = [
+            at_brokers(0, first, 0.0),
+            at_brokers(5_000, first, 1_500.0),
+            at_brokers(10_000, last, 3_000.0),
+        ];
+        let snap = summarize(&shape, &samples, None, None);
+        let source = &snap.vertices[0];
+        assert_eq!(source.arrival_rate, Some(300.0));
+        // Each partition ends at 1375: 6 partitions read to 199 and one to 599; one unread.
+        assert_eq!(
+            source.pending_records,
+            Some(6.0 * (1375.0 - 200.0) + (1375.0 - 600.0))
+        );
+        assert_eq!(
+            source.backlog_partial,
+            Some(PartialBacklog {
+                unread_partitions: 1,
+                stale_partitions: 0,
+                silent_subtasks: 0
+            })
+        );
+        // Arrivals are taken from the brokers: the model's arrival is theirs.
+        assert_eq!(
+            source.records_in_rate + source.backlog_growth.unwrap(),
+            300.0
+        );
+        let json = serde_json::to_string(&samples[2]).unwrap();
+        assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), samples[2]);
+
+        let mut half_read = samples.clone();
+        half_read[1].vertices[0].ends.clear();
+        let snap = summarize(&shape, &half_read, None, None);
+        assert_eq!(snap.vertices[0].arrival_rate, None);
+        assert_eq!(
+            snap.vertices[0].pending_records,
+            Some(50.0),
+            "the reader's pendingRecords"
+        );
     }
 
     #[test]
@@ -614,6 +743,7 @@ mod tests {
                     backpressure_avg_ms: 900.0,
                     pending: Some(pending),
                     positions: Vec::new(),
+                    ends: Vec::new(),
                 },
                 VertexSample {
                     read_records: read,
@@ -624,6 +754,7 @@ mod tests {
                     backpressure_avg_ms: 0.0,
                     pending: None,
                     positions: Vec::new(),
+                    ends: Vec::new(),
                 },
             ],
         };

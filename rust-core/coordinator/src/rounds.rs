@@ -22,6 +22,7 @@ use autotune_model::slots::SlotAsk;
 use autotune_model::text::quoted;
 
 use crate::announce::Announcer;
+use crate::brokers::{BrokerReader, KafkaTarget};
 use crate::clock::{elapsed, Clock, SystemClock};
 use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::index_page::{self, ClusterSlots, ListedJob};
@@ -34,7 +35,7 @@ use crate::process_diagnosis::ProcessDiagnostics;
 use crate::recording::{Recording, Sample};
 use crate::rest::{FlinkRest, JobDetails, JobOverview};
 use crate::scaling_step::{self, apply_if_asked, decide_on_window, Decided, JobScaling};
-use crate::settings::{JobSettings, LoopSettings};
+use crate::settings::{JobSettings, LoopSettings, KAFKA_TIMEOUT};
 use crate::shape::JobShape;
 use crate::sink::Sink;
 use crate::slot_plan::SlotPlan;
@@ -123,6 +124,8 @@ pub struct Coordinator {
     to_apply: Vec<(String, JobDetails)>,
     /// When the current poll began: what the jobs' next windows are timed from.
     poll_began_ms: i64,
+    /// A reader of each set of Kafka brokers the jobs name (`kafka.bootstrap-servers`).
+    brokers: HashMap<KafkaTarget, BrokerReader>,
 }
 
 impl Coordinator {
@@ -177,6 +180,7 @@ impl Coordinator {
             slot_plan: SlotPlan::default(),
             to_apply: Vec::new(),
             poll_began_ms: 0,
+            brokers: HashMap::new(),
         }
     }
 
@@ -309,6 +313,7 @@ impl Coordinator {
                 }
             }
         }
+        self.say_broker_news();
         // What was decided before a failure is applied all the same.
         self.apply_decided(&rounds);
         if let Some(e) = failed {
@@ -316,6 +321,33 @@ impl Coordinator {
         }
         self.after_decisions(&live, &rounds);
         Ok(rounds)
+    }
+
+    /// What the Kafka brokers' readers saw this poll: a new kind of trouble (AT131), once,
+    /// and brokers that answer again. Readers no live job names any more are let go.
+    fn say_broker_news(&mut self) {
+        let wanted: HashSet<KafkaTarget> = self
+            .job_settings
+            .values()
+            .filter_map(|s| s.kafka.clone())
+            .chain(self.settings.cluster_job_settings().kafka)
+            .collect();
+        self.brokers.retain(|target, _| wanted.contains(target));
+        for reader in self.brokers.values() {
+            let brokers = quoted(&reader.target.bootstrap);
+            for news in reader.take_news() {
+                match news {
+                    Err(e) => self.announcer.warn(&format!(
+                        "AUTOTUNE {} brokers={brokers} | {e}; Kafka backlogs fall back to the readers' pendingRecords, the brokers are asked again in {} s",
+                        Code::KafkaUnreadable,
+                        crate::brokers::RETRY_AFTER.as_secs()
+                    )),
+                    Ok(()) => self.announcer.info(&format!(
+                        "AUTOTUNE COORDINATOR brokers={brokers} answer again: Kafka backlogs come from their end offsets"
+                    )),
+                }
+            }
+        }
     }
 
     /// The poll's decisions applied, where a job asks for it, after all of them were made:
@@ -702,8 +734,14 @@ impl Coordinator {
             );
             self.reading.insert(job_id.clone(), reader);
         }
+        let brokers = self.settings_of(job_id).kafka.map(|target| {
+            &*self
+                .brokers
+                .entry(target.clone())
+                .or_insert_with(|| BrokerReader::start(target, KAFKA_TIMEOUT))
+        });
         let reader = self.reading.get_mut(job_id).expect("opened above");
-        match reader.poll(&self.rest, &self.windows, self.clock.as_ref()) {
+        match reader.poll(&self.rest, &self.windows, brokers, self.clock.as_ref()) {
             Ok(Polled::Open) => Ok(WindowRead::Open),
             Ok(Polled::Closed(window)) => {
                 self.reading.remove(job_id);

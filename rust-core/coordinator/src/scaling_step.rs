@@ -31,6 +31,8 @@ pub struct JobScaling {
     /// Slots the step applied since that decision asked for: held already, though the
     /// decision does not know it yet.
     applied_slots: Option<u32>,
+    /// Where each Kafka source's backlog came from last time it was said (AT130), by vertex id.
+    backlog_said: HashMap<String, String>,
 }
 
 impl JobScaling {
@@ -95,6 +97,7 @@ pub fn decide_on_window(
     let snapshot = recording.snapshot();
     let at_ms = recording.end_ms();
     say_unknown_max_parallelism(job, recording, announcer);
+    say_backlog_source(job, settings, recording, &snapshot, announcer);
     let decision =
         decide(&snapshot, &settings.scaling, &mut job.history, at_ms).map_err(|e| e.to_string())?;
     job.parallelism = Some(decision.vertices.iter().map(|v| v.recommended).collect());
@@ -184,6 +187,70 @@ fn say_unknown_max_parallelism(job: &mut JobScaling, recording: &Recording, anno
         recording.shape.job_id,
         unknown.join(", ")
     ));
+}
+
+/// Where each Kafka source's backlog and arrivals come from (AT130), said when it changes:
+/// the brokers, or the reader's `pendingRecords` and why.
+fn say_backlog_source(
+    job: &mut JobScaling,
+    settings: &JobSettings,
+    recording: &Recording,
+    snapshot: &JobSnapshot,
+    announcer: &Announcer,
+) {
+    for (&v, names) in &recording.shape.source_metrics {
+        let kafka_reader = !names.offsets.is_empty();
+        if !kafka_reader && (settings.kafka.is_none() || names.pending.is_empty()) {
+            continue; // not a Kafka reader: nothing to say of brokers
+        }
+        let vertex = &snapshot.vertices[v];
+        let (gist, detail) = match (vertex.arrival_rate, &settings.kafka) {
+            // A replayed window read from the brokers is theirs, whatever the replay is told.
+            (Some(arrival), target) => {
+                let unread = vertex.backlog_partial.map_or(0, |p| p.unread_partitions);
+                let left_out = match unread {
+                    0 => String::new(),
+                    n => format!("; {n} partitions the reader has not read from yet are left out of the backlog until it does"),
+                };
+                (
+                    "brokers".to_string(),
+                    format!(
+                        "from=brokers partitions={} backlog={:.0} arrival={arrival:.1}/s | the backlog is the end offsets at {} minus the reader's positions, arrivals the growth of the end offsets: neither depends on back-pressure{left_out}",
+                        names.offsets.len(),
+                        vertex.pending_records.unwrap_or(0.0),
+                        target.as_ref().map_or("the brokers", |t| t.bootstrap.as_str())
+                    ),
+                )
+            }
+            (_, None) => (
+                "unset".to_string(),
+                "from=pendingRecords | kafka.bootstrap-servers is not set: the backlog is the reader's pendingRecords, a lower bound while the reader is back-pressured, and arrivals are read from its changes; set it to read the brokers".to_string(),
+            ),
+            (None, Some(_)) if names.partitions().is_none() => (
+                "unnamed".to_string(),
+                "from=pendingRecords | the source's metrics name no partition (KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset), so the brokers cannot be asked for them".to_string(),
+            ),
+            (None, Some(target)) => (
+                "unread".to_string(),
+                format!(
+                    "from=pendingRecords | the brokers at {} were not read in every poll of the window (AT131 says why): no decision rests on a window read half from them",
+                    target.bootstrap
+                ),
+            ),
+        };
+        if job.backlog_said.get(&vertex.id) == Some(&gist) {
+            continue;
+        }
+        job.backlog_said.insert(vertex.id.clone(), gist);
+        announcer.info(&format!(
+            "AUTOTUNE {} job={} ({}) vertex={} ({}) {detail}",
+            Code::BacklogSource,
+            quoted(&snapshot.job_name),
+            snapshot.job_id,
+            quoted(&vertex.name),
+            vertex.id
+        ));
+    }
 }
 
 /// The job's config file gets the overrides; its history the decision, when it says

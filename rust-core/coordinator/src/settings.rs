@@ -10,6 +10,7 @@ use autotune_model::memory::MemorySettings;
 use autotune_model::options::{Mode, Options};
 use autotune_model::scaling::ScalingConfig;
 
+use crate::brokers::KafkaTarget;
 use crate::sink::Sink;
 use crate::webhook::Webhook;
 
@@ -18,6 +19,10 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// REST calls from inside the JobManager give up quickly: closing waits for at most one.
 pub const REST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A read of the Kafka brokers' end offsets gives up after this long (a slow broker costs a
+/// poll no more).
+pub const KAFKA_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Jobs are looked at for diagnosis no more often than this by default (the coordinator
 /// ticks at every poll).
@@ -125,6 +130,8 @@ pub struct JobSettings {
     /// In `mode: apply`, how many times its parallelism a vertex may grow in one step.
     pub apply_max_step: f64,
     pub scaling: ScalingConfig,
+    /// The Kafka brokers its sources read; `None`: backlogs are the readers' `pendingRecords`.
+    pub kafka: Option<KafkaTarget>,
 }
 
 impl JobSettings {
@@ -139,6 +146,7 @@ impl JobSettings {
                 vertex_limits: options.vertex_limits.clone(),
                 ..ScalingConfig::default()
             },
+            kafka: KafkaTarget::of(options),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use autotune_model::scaling::{Edge, ShipStrategy};
 use serde::{Deserialize, Serialize};
 
+use crate::brokers::TopicPartition;
 use crate::rest::{FlinkRest, JobDetails, RestError};
 
 /// The job's shape: what stays fixed within a window.
@@ -91,6 +92,15 @@ pub struct SourceMetrics {
 }
 
 impl SourceMetrics {
+    /// The partition each read position is of, in `offsets`' order; `None` when a name does
+    /// not parse as a Kafka reader's (`...KafkaSourceReader.topic.<t>.partition.<p>.currentOffset`)
+    /// or there are none.
+    pub fn partitions(&self) -> Option<Vec<TopicPartition>> {
+        let parsed: Option<Vec<TopicPartition>> =
+            self.offsets.iter().map(|n| partition_of(n)).collect();
+        parsed.filter(|p| !p.is_empty())
+    }
+
     /// Subtasks that hold partitions (they report read positions) but no backlog yet.
     pub fn silent_subtasks(&self) -> u32 {
         let holding: BTreeSet<&str> = self.offsets.iter().map(|n| subtask_of(n)).collect();
@@ -221,6 +231,18 @@ pub fn source_metrics(names: &[String]) -> SourceMetrics {
     }
 }
 
+/// The topic (which may hold dots) and partition a read position's metric name is of.
+fn partition_of(name: &str) -> Option<TopicPartition> {
+    let (_, rest) = name.split_once(".KafkaSourceReader.topic.")?;
+    let (topic, partition) = rest
+        .strip_suffix(".currentOffset")?
+        .rsplit_once(".partition.")?;
+    Some(TopicPartition {
+        topic: topic.to_string(),
+        partition: partition.parse().ok()?,
+    })
+}
+
 fn subtask_of(name: &str) -> &str {
     name.split('.').next().unwrap_or_default()
 }
@@ -262,6 +284,33 @@ mod tests {
                 "1.Source__Queue_Source.numRecordsOut"
             ])
         );
+    }
+
+    #[test]
+    fn read_positions_name_their_topic_and_partition() {
+        let found = SourceMetrics {
+            offsets: names(&[
+                "0.Source__Kafka.KafkaSourceReader.topic.orders.eu.partition.0.currentOffset",
+                "1.Source__Kafka.KafkaSourceReader.topic.orders.eu.partition.11.currentOffset",
+            ]),
+            ..SourceMetrics::default()
+        };
+        let tp = |t: &str, p| TopicPartition {
+            topic: t.into(),
+            partition: p,
+        };
+        assert_eq!(
+            found.partitions(),
+            Some(vec![tp("orders.eu", 0), tp("orders.eu", 11)])
+        );
+        let odd = SourceMetrics {
+            offsets: names(&[
+                "0.Source__Kafka.KafkaSourceReader.topic.t.partition.x.currentOffset",
+            ]),
+            ..SourceMetrics::default()
+        };
+        assert_eq!(odd.partitions(), None);
+        assert_eq!(SourceMetrics::default().partitions(), None);
     }
 
     #[test]

@@ -46,6 +46,12 @@ pub enum Code {
     ClusterSlotsShort,
     /// AT129: jobs rescaling in place ask for more task slots than are free: who gets what.
     ClusterSlotPlan,
+    /// AT130: where a Kafka source's backlog and arrivals come from: the brokers' end offsets,
+    /// or the reader's `pendingRecords` (and why), said when it changes.
+    BacklogSource,
+    /// AT131: the Kafka brokers cannot be read (unreachable, credentials, a topic gone, a
+    /// partition added, too slow): backlogs fall back to `pendingRecords`.
+    KafkaUnreadable,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -94,6 +100,8 @@ impl Code {
             Code::BacklogPartial => "AT127",
             Code::ClusterSlotsShort => "AT128",
             Code::ClusterSlotPlan => "AT129",
+            Code::BacklogSource => "AT130",
+            Code::KafkaUnreadable => "AT131",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -129,6 +137,8 @@ impl Code {
             Code::BacklogPartial => "BACKLOG_PARTIAL",
             Code::ClusterSlotsShort => "CLUSTER_SLOTS_SHORT",
             Code::ClusterSlotPlan => "CLUSTER_SLOT_PLAN",
+            Code::BacklogSource => "BACKLOG_SOURCE",
+            Code::KafkaUnreadable => "KAFKA_UNREADABLE",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",

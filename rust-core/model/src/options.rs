@@ -89,6 +89,12 @@ pub struct Options {
     pub flamegraph_samples: u32,
     /// Pause between two stack samples.
     pub flamegraph_sample_interval: Duration,
+    /// The Kafka brokers a job's sources read (`host:port,...`): their end offsets give the
+    /// true backlog. `None`: the readers' `pendingRecords`.
+    pub kafka_bootstrap_servers: Option<String>,
+    /// Kafka client properties, spelled as Flink's Kafka connector spells them
+    /// (`security.protocol`, `sasl.mechanism`, `sasl.jaas.config`, `ssl.*`).
+    pub kafka_properties: BTreeMap<String, String>,
 }
 
 impl Default for Options {
@@ -123,6 +129,8 @@ impl Default for Options {
             flamegraph: true,
             flamegraph_samples: 100,
             flamegraph_sample_interval: Duration::from_millis(30),
+            kafka_bootstrap_servers: None,
+            kafka_properties: BTreeMap::new(),
         }
     }
 }
@@ -597,6 +605,50 @@ pub const OPTIONS: &[OptionSpec] = &[
         set: |o, v| duration_option(&mut o.flamegraph_sample_interval, v, Duration::from_millis(5)),
     },
     OptionSpec {
+        key: "kafka.bootstrap-servers",
+        default: DefaultValue::Unset {
+            doc: "none: a Kafka source's backlog is its reader's `pendingRecords`",
+            example: "broker-1:9092,broker-2:9092",
+            show: |o| o.kafka_bootstrap_servers.clone().unwrap_or_else(|| "<none>".into()),
+        },
+        doc: "the Kafka brokers the jobs read (as the connector's `bootstrap.servers`): the coordinator reads the end offsets of exactly the partitions its Kafka sources report, so backlog = end offsets minus the readers' positions and arrivals = the growth of the end offsets, right under back-pressure (AT130). Brokers that cannot be read are said once (AT131) and the backlog falls back to `pendingRecords`",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| {
+            let servers: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            if servers.is_empty() || servers.iter().any(|s| !s.contains(':')) {
+                return Err("must be host:port[,host:port...]; the backlog stays pendingRecords".into());
+            }
+            o.kafka_bootstrap_servers = Some(servers.join(","));
+            Ok(())
+        },
+    },
+    OptionSpec {
+        key: "kafka.properties.<property>",
+        default: DefaultValue::Unset {
+            doc: "none (PLAINTEXT)",
+            example: "security.protocol=SASL_PLAINTEXT",
+            show: |o| match o.kafka_properties.keys().cloned().collect::<Vec<_>>() {
+                keys if keys.is_empty() => "<none>".into(),
+                keys => format!("<{}>", keys.join(",")),
+            },
+        },
+        doc: "a Kafka client property for reading the brokers, spelled as the Kafka connector's `properties.*`: `security.protocol` (`PLAINTEXT`, `SASL_PLAINTEXT`, `SSL`, `SASL_SSL`), `sasl.mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), `sasl.jaas.config` (its `username` and `password`), `ssl.truststore.location` or `ssl.truststore.certificates` (PEM), `client.id`. Values are never shown; a mechanism or store the client cannot use is one AT131 line",
+        scope: OptionScope::Loop,
+        secret: true,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| match v.split_once('=') {
+            Some((property, value)) if !property.trim().is_empty() => {
+                o.kafka_properties.insert(property.trim().to_string(), value.trim().to_string());
+                Ok(())
+            }
+            _ => Err("names no client property".into()),
+        },
+    },
+    OptionSpec {
         key: "native-library",
         default: DefaultValue::Unset {
             doc: "(the one in the jar)",
@@ -642,9 +694,36 @@ const FLINK_REPORTER_OPTIONS: &[&str] = &[
     "filter.excludes",
 ];
 
-/// The option with this key, if the plugin has one.
+/// The option with this key, if the plugin has one (`kafka.properties.security.protocol` is
+/// `kafka.properties.<property>`'s).
 pub fn spec(key: &str) -> Option<&'static OptionSpec> {
-    OPTIONS.iter().find(|s| s.key == key)
+    OPTIONS
+        .iter()
+        .find(|s| s.key == key || s.named_in(key).is_some())
+}
+
+/// An option whose key ends with this is a family: any name in its place sets one entry.
+const ANY_NAME: &str = "<property>";
+
+impl OptionSpec {
+    /// The key before the name, for a family of keys (`kafka.properties.`).
+    pub fn prefix(&self) -> Option<&'static str> {
+        self.key.strip_suffix(ANY_NAME)
+    }
+
+    /// The name `key` gives in a family's place.
+    fn named_in<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.prefix()?)
+            .filter(|name| !name.is_empty())
+    }
+
+    /// What `set` reads for `key: value`: a family's entry as `name=value`.
+    fn setting(&self, key: &str, value: &str) -> String {
+        match self.named_in(key) {
+            Some(name) => format!("{name}={value}"),
+            None => value.to_string(),
+        }
+    }
 }
 
 /// The option a key names: by its key, or by a former one (then `true`).
@@ -711,7 +790,7 @@ pub fn flink_conf_snippet() -> String {
     for spec in OPTIONS {
         out.push('\n');
         push_comment(&mut out, "", &spec_comment(spec));
-        out.push_str(&format!("# {PREFIX}{}: {}\n", spec.key, sample_value(spec)));
+        out.push_str(&format!("# {PREFIX}{}\n", sample_setting(spec)));
     }
     out
 }
@@ -736,7 +815,7 @@ pub fn config_yaml_snippet() -> String {
     for spec in OPTIONS {
         out.push('\n');
         push_comment(&mut out, indent, &spec_comment(spec));
-        out.push_str(&format!("{indent}# {}: {}\n", spec.key, sample_value(spec)));
+        out.push_str(&format!("{indent}# {}\n", sample_setting(spec)));
     }
     out
 }
@@ -746,11 +825,16 @@ fn spec_comment(spec: &OptionSpec) -> String {
     format!("{}. Default: {}.", documentation(spec), spec.default).replace('`', "")
 }
 
-/// The value a sample file shows: the default, or an example where there is none.
-fn sample_value(spec: &OptionSpec) -> String {
-    match spec.default {
+/// The setting a sample file shows, `key: value`: the default, or an example where there is
+/// none (a family's example is one `name=value` of it).
+fn sample_setting(spec: &OptionSpec) -> String {
+    let value = match spec.default {
         DefaultValue::Shown(show) => show(&Options::default()),
         DefaultValue::Unset { example, .. } => example.to_string(),
+    };
+    match (spec.prefix(), value.split_once('=')) {
+        (Some(prefix), Some((name, value))) => format!("{prefix}{name}: {value}"),
+        _ => format!("{}: {value}", spec.key),
     }
 }
 
@@ -873,7 +957,7 @@ impl Options {
                 }
             }
             let result = match found {
-                Some((spec, _)) => (spec.set)(&mut o, value),
+                Some((spec, _)) => (spec.set)(&mut o, &spec.setting(key, value)),
                 None if FLINK_REPORTER_OPTIONS.contains(&key)
                     || key.starts_with("filter.")
                     || key.starts_with("scope.") =>
@@ -918,7 +1002,7 @@ impl Options {
                 continue;
             };
             let result = match spec(name) {
-                Some(spec) if spec.per_job => (spec.set)(&mut o, value.trim()),
+                Some(spec) if spec.per_job => (spec.set)(&mut o, &spec.setting(name, value.trim())),
                 Some(_) => Err(format!(
                     "is set for the whole cluster only ({PREFIX}{name}); a job may set {}",
                     per_job_keys()
@@ -1161,9 +1245,11 @@ mod tests {
         let flat = sample_settings(&flink_conf_snippet());
         let nested = sample_settings(&config_yaml_snippet());
         assert_eq!(flat, nested, "flink-conf.yaml and config.yaml set the same");
+        // A family's sample key (`kafka.properties.security.protocol`) is its option's.
         let keys: Vec<&str> = flat
             .iter()
             .map(|(k, _)| k.strip_prefix(PREFIX).expect("the reporter's prefix"))
+            .map(|k| spec(k).map_or(k, |s| s.key))
             .collect();
         let expected: Vec<&str> = ["factory.class", "interval"]
             .into_iter()
@@ -1253,6 +1339,54 @@ mod tests {
             readme.contains(&markdown_rows()),
             "README's rows must read as `flink-autotune options` prints them:\n{}",
             markdown_rows()
+        );
+    }
+
+    /// `kafka.properties.<property>` is a family: each key sets one client property, as the
+    /// connector spells it; its values (credentials) are never shown, nor repeated in a problem.
+    #[test]
+    fn kafka_properties_are_a_family_whose_values_are_never_shown() {
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"SECRETPW\";";
+        let parsed = Options::parse([
+            (
+                "kafka.bootstrap-servers",
+                " 127.0.0.1:9092 , 127.0.0.1:9093",
+            ),
+            ("kafka.properties.security.protocol", "SASL_PLAINTEXT"),
+            ("kafka.properties.sasl.jaas.config", jaas),
+            ("kafka.properties.", "nameless"),
+        ]);
+        let o = &parsed.options;
+        assert_eq!(
+            o.kafka_bootstrap_servers.as_deref(),
+            Some("127.0.0.1:9092,127.0.0.1:9093")
+        );
+        assert_eq!(o.kafka_properties["security.protocol"], "SASL_PLAINTEXT");
+        assert_eq!(o.kafka_properties["sasl.jaas.config"], jaas);
+        assert_eq!(parsed.problems.len(), 1, "{:?}", parsed.problems);
+        assert!(parsed.problems[0].contains("kafka.properties.: is not an option"));
+        let shown = o.to_string();
+        assert!(
+            shown.contains("kafka.properties.<property>=<sasl.jaas.config,security.protocol>")
+                && !shown.contains("SECRETPW"),
+            "{shown}"
+        );
+        let bad = Options::parse([("kafka.bootstrap-servers", "broker-without-port")]);
+        assert!(bad.options.kafka_bootstrap_servers.is_none());
+        assert!(
+            bad.problems[0].contains("must be host:port"),
+            "{:?}",
+            bad.problems
+        );
+        // A job names its own brokers and credentials.
+        let job = Options::default().for_job([
+            ("autotune.kafka.bootstrap-servers", "10.0.0.1:9092"),
+            ("autotune.kafka.properties.sasl.mechanism", "SCRAM-SHA-512"),
+        ]);
+        assert!(job.problems.is_empty(), "{:?}", job.problems);
+        assert_eq!(
+            job.options.kafka_properties["sasl.mechanism"],
+            "SCRAM-SHA-512"
         );
     }
 

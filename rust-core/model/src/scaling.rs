@@ -80,6 +80,10 @@ pub struct VertexSnapshot {
     /// What the backlog metric left out during the window, if anything: then the backlog is
     /// a lower bound and its growth says nothing about arrivals.
     pub backlog_partial: Option<PartialBacklog>,
+    /// Records per second arriving at the source, measured outside it (the growth of the
+    /// Kafka brokers' end offsets): right whatever holds the reader back. `None`: arrivals
+    /// come from the backlog metric.
+    pub arrival_rate: Option<f64>,
 }
 
 /// A source's backlog metric that does not cover the whole source. Kafka's reader sums the
@@ -480,10 +484,17 @@ fn target_rates(
                 t.findings[v].push(no_backlog_metric(vertex, consumed));
                 continue;
             };
-            if let Some(partial) = vertex.backlog_partial {
-                t.findings[v].push(backlog_partial(partial, pending, consumed));
-            }
-            t.arrival[v] = (consumed + trusted_growth(vertex).unwrap_or(0.0)).max(0.0);
+            t.arrival[v] = match vertex.arrival_rate.filter(|a| a.is_finite()) {
+                // Counted at the brokers: a partial backlog there is only partitions the
+                // reader has not reached, said in the backlog line (AT130).
+                Some(arrival) => arrival.max(0.0),
+                None => {
+                    if let Some(partial) = vertex.backlog_partial {
+                        t.findings[v].push(backlog_partial(partial, pending, consumed));
+                    }
+                    (consumed + trusted_growth(vertex).unwrap_or(0.0)).max(0.0)
+                }
+            };
             t.catch_up[v] = if catch_up_secs > 0.0 {
                 pending.max(0.0) / catch_up_secs
             } else {

@@ -681,6 +681,36 @@ fn a_partial_backlog_is_not_taken_for_arrivals() {
     assert!(d.vertices[0].has(Code::Bottleneck));
 }
 
+#[test]
+fn arrivals_counted_at_the_brokers_size_the_bottleneck_under_back_pressure() {
+    // The same reader held to 262 records/s by Work, its pendingRecords a lower bound; the
+    // brokers count 300 records/s written and 20,000 waiting. Work is sized for what arrives
+    // plus the catch-up, not for what the reader managed to read.
+    let mut src = source("src", 1, 262.0, 0.2, 20_000.0, 38.0);
+    src.backpressure = 0.8;
+    src.arrival_rate = Some(300.0);
+    src.backlog_partial = Some(PartialBacklog {
+        unread_partitions: 2,
+        stale_partitions: 0,
+        silent_subtasks: 0,
+    });
+    src.source_partitions = Some(8);
+    let work = vertex("work", 1, 262.0, 1.0);
+    let at_brokers = job(vec![src, work], vec![edge(0, 1, ShipStrategy::Rebalance)]);
+    let config = eager(1.0);
+    let d = decided(&at_brokers, &config);
+    let catch_up = 20_000.0 / config.catch_up.as_secs_f64();
+    assert!((d.vertices[1].evidence.arrival_rate - 300.0).abs() < 1e-9);
+    assert!((d.vertices[1].evidence.catch_up_rate - catch_up).abs() < 1e-9);
+    // Unread partitions only shrink the backlog seen; the arrivals are no guess: no AT127.
+    assert!(!d.vertices[0].has(Code::BacklogPartial));
+    assert!(
+        d.vertices[1].recommended >= 2,
+        "{}",
+        d.vertices[1].recommended
+    );
+}
+
 /// Names come from the user's job: whatever they hold, each decision is one line per record
 /// and a name is one quoted field.
 #[test]

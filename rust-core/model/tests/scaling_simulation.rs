@@ -211,6 +211,7 @@ impl Scenario {
                     pending_records: pending,
                     backlog_growth: growth,
                     backlog_partial: None,
+                    arrival_rate: None,
                 }
             })
             .collect();

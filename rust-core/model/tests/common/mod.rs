@@ -24,6 +24,7 @@ pub fn vertex(id: &str, p: u32, rate: f64, busy: f64) -> VertexSnapshot {
         pending_records: None,
         backlog_growth: None,
         backlog_partial: None,
+        arrival_rate: None,
     }
 }
 
