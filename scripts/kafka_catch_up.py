@@ -12,6 +12,12 @@ The loop runs with shortened windows and scale-down delay (printed at the start)
 scenario fits in about 25 minutes; the plugin's defaults stay what production needs.
 
     python3 scripts/kafka_catch_up.py [--minutes 25] [--rate 150] [--backlog-minutes 5] [--cost-us 4000]
+                                      [--cost-kind cpu|wait] [--brokers]
+
+`--brokers` gives the plugin the broker (`kafka.bootstrap-servers`): the backlog and arrivals
+then come from its end offsets instead of the reader's `pendingRecords`. `--cost-kind wait`
+makes Work wait out its cost instead of burning it, so two scenarios can run side by side on
+these 2 cores without changing each other's figures.
 
 Stops by itself: the producer is bounded in count, the loop in time.
 """
@@ -77,6 +83,8 @@ def main() -> int:
     parser.add_argument("--backlog-minutes", type=float, default=5, help="minutes of input waiting at the start")
     parser.add_argument("--cost-us", type=int, default=4000, help="Work's CPU per record")
     parser.add_argument("--catch-up-minutes", type=float, default=5)
+    parser.add_argument("--cost-kind", choices=["cpu", "wait"], default="cpu")
+    parser.add_argument("--brokers", action="store_true", help="the plugin reads the broker's end offsets")
     args = parser.parse_args()
 
     home = ensure_flink(args.flink)
@@ -99,10 +107,14 @@ def main() -> int:
             broker.create_topic(TOPIC, args.partitions)
             broker.produce(TOPIC, backlog)
             broker.produce(TOPIC, int(args.rate * (run_s + 180)), rate=args.rate, wait=False)
+            if args.brokers:
+                conf[prefix + "kafka.bootstrap-servers"] = broker.bootstrap
+            print(f"backlog from: {'the broker at ' + broker.bootstrap if args.brokers else 'pendingRecords'}")
             with FlinkCluster(home, work / "flink", taskmanagers=2, slots=4, conf=conf,
                               plugin_jar=plugin_jar(), lib_jars=connector) as cluster:
                 job_id = cluster.submit(job_jar, ["--bootstrap", broker.bootstrap, "--topic", TOPIC,
                                                   "--group", "catch-up", "--cost-us", str(args.cost_us),
+                                                  "--cost-kind", args.cost_kind,
                                                   "--job-name", "kafka-catch-up"])
                 cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
                 timeline = follow(cluster, broker, job_id, run_s, args.partitions)
@@ -148,7 +160,7 @@ def report(args, timeline, lines, backlog: int, run_s: float) -> None:
     settled = [(t, a, b) for t, a, b in changes if first_down is not None and t > first_down]
     print("\nAUTOTUNE decisions on the job:")
     for line in lines:
-        if re.match(r"AUTOTUNE AT1(0[1-4]|2\d) ", line):
+        if re.match(r"AUTOTUNE AT1(0[1-4]|2\d|3[01]) ", line):
             print("  " + line[:260])
     print("\nfigures:")
     drained = (f"drained (under 10 s of arrivals) after {drained_at:.0f} s ({drained_at / catch_up_s:.2f}x catch-up)"

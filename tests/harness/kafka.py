@@ -86,9 +86,13 @@ def kafka_connector_jars(flink_version: str) -> list[Path]:
 class KafkaBroker:
     """One KRaft node (broker + controller) on loopback, its data and log in `workdir`."""
 
-    def __init__(self, workdir: Path, version: str = KAFKA_VERSION):
+    def __init__(self, workdir: Path, version: str = KAFKA_VERSION, sasl_users: dict[str, str] | None = None):
+        """`sasl_users` (user -> password): a second client listener, SASL_PLAINTEXT with PLAIN,
+        that takes them (`sasl_bootstrap`); the plain one stays for the tools."""
         self.libs = ensure_kafka(version)
         self.workdir = Path(workdir).resolve()
+        self.sasl_users = sasl_users or {}
+        self.sasl_port: int | None = None
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
         self._producers: list[subprocess.Popen] = []
@@ -96,6 +100,10 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
 
     def _java(self, main: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         cmd = ["java", "-Xmx256m", "-cp", f"{self.libs}/*", main, *args]
@@ -117,17 +125,26 @@ class KafkaBroker:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port, controller = _free_ports(2)
+        self.port, controller, self.sasl_port = _free_ports(3)
         data = self.workdir / "data"
         props = self.workdir / "server.properties"
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        sasl = []
+        if self.sasl_users:
+            listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}")
+            users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+            sasl = ["sasl.enabled.mechanisms=PLAIN",
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"]
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners={','.join(listeners)}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            *sasl,
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={data}",
             "num.partitions=1",

@@ -489,12 +489,16 @@ async fn read_end_offsets(
 
 async fn connect(settings: &ClientSettings, timeout: Duration) -> Result<Client, BrokerError> {
     // rskafka retries for ever by default: stop retrying in time for the error to be seen
-    // (refused, bad credentials) before the read's own timeout.
+    // (refused, bad credentials) well before the read's own timeout. Its deadline is checked
+    // after each attempt, and a refused login takes about a second per attempt (measured on
+    // Kafka 4.1: with a 750 ms deadline it was seen after 2.3 s, so at 3 s it raced the
+    // timeout): a tenth of the timeout allows a quick retry of a dropped connection, not of a
+    // refusal. The brokers are asked again at the next read anyway.
     let backoff = BackoffConfig {
-        init_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_secs(1),
+        init_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(250),
         base: 2.0,
-        deadline: Some(timeout / 2),
+        deadline: Some(timeout / 10),
     };
     let mut builder = ClientBuilder::new(settings.brokers.clone())
         .client_id(settings.client_id.as_str())
@@ -632,6 +636,39 @@ mod tests {
             ])),
             ["ssl.endpoint.identification.algorithm"]
         );
+    }
+
+    /// A broker that takes the connection and never answers: the read gives up at its
+    /// timeout, as a timeout, and the loop is free again.
+    #[test]
+    fn a_silent_broker_is_a_timeout_not_a_wait() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = std::thread::spawn(move || {
+            let connections: Vec<_> = listener.incoming().take(1).collect();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(connections);
+        });
+        let reader = BrokerReader::start(
+            KafkaTarget {
+                bootstrap: format!("127.0.0.1:{port}"),
+                properties: BTreeMap::new(),
+            },
+            Duration::from_millis(500),
+        );
+        let partitions = [TopicPartition {
+            topic: "events".into(),
+            partition: 0,
+        }];
+        let began = std::time::Instant::now();
+        let read = reader.end_offsets(&partitions);
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(matches!(read, Err(BrokerError::Timeout(_))), "{read:?}");
+        held.join().unwrap();
     }
 
     /// Nothing listens on the port: one error within the timeout, said once, and the

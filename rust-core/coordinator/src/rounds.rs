@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use autotune_model::duration;
 use autotune_model::memory::MemoryPlan;
-use autotune_model::options::{Mode, JOB_PREFIX};
+use autotune_model::options::{self, Mode, JOB_PREFIX};
 use autotune_model::scaling::Code;
 use autotune_model::slots::SlotAsk;
 use autotune_model::text::quoted;
@@ -914,13 +914,18 @@ impl Coordinator {
     }
 }
 
-/// `key=value` of every `autotune.*` parameter a job sets, as it set them.
+/// `key=value` of every `autotune.*` parameter a job sets, as it set them; a credential as
+/// `<set>`.
 fn own_settings(parameters: &[(String, String)]) -> Vec<String> {
     parameters
         .iter()
         .filter_map(|(k, v)| {
-            k.strip_prefix(JOB_PREFIX)
-                .map(|k| format!("{k}={}", v.trim()))
+            let name = k.strip_prefix(JOB_PREFIX)?;
+            let secret = options::spec(name).is_some_and(|s| s.is_secret(name));
+            Some(format!(
+                "{name}={}",
+                if secret { "<set>" } else { v.trim() }
+            ))
         })
         .collect()
 }

@@ -635,7 +635,7 @@ pub const OPTIONS: &[OptionSpec] = &[
                 keys => format!("<{}>", keys.join(",")),
             },
         },
-        doc: "a Kafka client property for reading the brokers, spelled as the Kafka connector's `properties.*`: `security.protocol` (`PLAINTEXT`, `SASL_PLAINTEXT`, `SSL`, `SASL_SSL`), `sasl.mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), `sasl.jaas.config` (its `username` and `password`), `ssl.truststore.location` or `ssl.truststore.certificates` (PEM), `client.id`. Values are never shown; a mechanism or store the client cannot use is one AT131 line",
+        doc: "a Kafka client property for reading the brokers, spelled as the Kafka connector's `properties.*`: `security.protocol` (`PLAINTEXT`, `SASL_PLAINTEXT`, `SSL`, `SASL_SSL`), `sasl.mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), `sasl.jaas.config` (its `username` and `password`), `ssl.truststore.location` or `ssl.truststore.certificates` (PEM), `client.id`. Values of credentials are never shown, and a job cannot set them (Flink masks them among its parameters over REST): set them for the cluster. A mechanism or store the client cannot use is one AT131 line",
         scope: OptionScope::Loop,
         secret: true,
         per_job: true,
@@ -702,6 +702,23 @@ pub fn spec(key: &str) -> Option<&'static OptionSpec> {
         .find(|s| s.key == key || s.named_in(key).is_some())
 }
 
+/// Parts of a key whose value Flink masks wherever it shows its configuration, as
+/// `GlobalConfiguration` does; over REST a job's parameters under such keys read `******`.
+const SENSITIVE: &[&str] = &[
+    "password",
+    "secret",
+    "jaas.config",
+    "token",
+    "apikey",
+    "api-key",
+    "auth-params",
+    "service-key",
+    "basic-auth",
+];
+
+/// How Flink's REST API shows a job parameter it masks.
+const MASKED: &str = "******";
+
 /// An option whose key ends with this is a family: any name in its place sets one entry.
 const ANY_NAME: &str = "<property>";
 
@@ -715,6 +732,18 @@ impl OptionSpec {
     fn named_in<'k>(&self, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(self.prefix()?)
             .filter(|name| !name.is_empty())
+    }
+
+    /// Whether the value under `key` is a credential, never shown: the option's, or for a
+    /// family the entry's, named as Flink names the keys it masks (`password`, `jaas.config`...).
+    pub fn is_secret(&self, key: &str) -> bool {
+        match self.named_in(key) {
+            Some(name) => {
+                let name = name.to_ascii_lowercase();
+                self.secret && SENSITIVE.iter().any(|word| name.contains(word))
+            }
+            None => self.secret,
+        }
     }
 
     /// What `set` reads for `key: value`: a family's entry as `name=value`.
@@ -973,7 +1002,7 @@ impl Options {
                 // The value is repeated only for a known key that is no credential: an
                 // unknown key may be a credential under a mistyped name (webhook_secret_url).
                 let shown = match found {
-                    Some((s, _)) if !s.secret => format!("'{value}' "),
+                    Some((s, _)) if !s.is_secret(key) => format!("'{value}' "),
                     _ => String::new(),
                 };
                 problems.push(format!("{PREFIX}{key}: {shown}{reason}"));
@@ -1002,6 +1031,10 @@ impl Options {
                 continue;
             };
             let result = match spec(name) {
+                // Flink masks credentials among a job's parameters over REST: not readable.
+                Some(spec) if spec.per_job && value.trim() == MASKED => Err(format!(
+                    "is masked by Flink's REST API, as every credential among a job's parameters; set it for the cluster ({PREFIX}{name})"
+                )),
                 Some(spec) if spec.per_job => (spec.set)(&mut o, &spec.setting(name, value.trim())),
                 Some(_) => Err(format!(
                     "is set for the whole cluster only ({PREFIX}{name}); a job may set {}",
@@ -1013,7 +1046,11 @@ impl Options {
                 )),
             };
             if let Err(reason) = result {
-                problems.push(format!("{key}: '{}' {reason}", value.trim()));
+                let shown = match spec(name) {
+                    Some(s) if s.is_secret(name) => String::new(),
+                    _ => format!("'{}' ", value.trim()),
+                };
+                problems.push(format!("{key}: {shown}{reason}"));
             }
         }
         ParsedOptions {
@@ -1378,16 +1415,30 @@ mod tests {
             "{:?}",
             bad.problems
         );
-        // A job names its own brokers and credentials.
+        // A job names its own brokers and mechanism; its credentials Flink masks over REST.
         let job = Options::default().for_job([
             ("autotune.kafka.bootstrap-servers", "10.0.0.1:9092"),
             ("autotune.kafka.properties.sasl.mechanism", "SCRAM-SHA-512"),
+            ("autotune.kafka.properties.sasl.jaas.config", "******"),
         ]);
-        assert!(job.problems.is_empty(), "{:?}", job.problems);
         assert_eq!(
             job.options.kafka_properties["sasl.mechanism"],
             "SCRAM-SHA-512"
         );
+        assert!(!job
+            .options
+            .kafka_properties
+            .contains_key("sasl.jaas.config"));
+        assert_eq!(job.problems.len(), 1, "{:?}", job.problems);
+        assert!(
+            job.problems[0].contains("masked by Flink's REST API"),
+            "{:?}",
+            job.problems
+        );
+        let family = spec("kafka.properties.<property>").unwrap();
+        assert!(family.is_secret("kafka.properties.sasl.jaas.config"));
+        assert!(family.is_secret("kafka.properties.ssl.truststore.password"));
+        assert!(!family.is_secret("kafka.properties.security.protocol"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 package dev.flinkautotune.examples;
 
 import java.nio.ByteBuffer;
+import java.util.HashMap;
 import java.util.Map;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -9,6 +10,7 @@ import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.KafkaSourceBuilder;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
@@ -31,6 +33,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * --deserialize-cost-us 0 --work-parallelism 1 --source-parallelism 1 --keys 1024
  * --checkpoint-ms 10000 [--fetch-bytes 16384] [--fail-at-s 75] --job-name autotune-kafka-job
  * [--properties key=value,key=value] (Kafka client properties, as users set them on the builder)
+ * [--autotune.<option> value ...] (the job's own plugin settings, in its global job parameters)
  * </pre>
  */
 public final class KafkaJob {
@@ -68,6 +71,17 @@ public final class KafkaJob {
         KafkaSource<Tuple2<Long, Long>> source = builder.build();
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        // The job's own plugin settings ("--autotune.<option> value"), as a user sets them: in
+        // its global job parameters, which the plugin reads over REST.
+        Map<String, String> own = new HashMap<>();
+        opts.forEach((key, value) -> {
+            if (key.startsWith("autotune.")) {
+                own.put(key, value);
+            }
+        });
+        if (!own.isEmpty()) {
+            env.getConfig().setGlobalJobParameters(Configuration.fromMap(own));
+        }
         // The offsets live in checkpoints (and are committed to the group on completion).
         long checkpointMs = Long.parseLong(opts.getOrDefault("checkpoint-ms", "10000"));
         if (checkpointMs > 0) {
