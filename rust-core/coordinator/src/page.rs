@@ -99,7 +99,17 @@ struct Story {
     memory: Vec<PoolRow>,
     findings: Vec<FindingRow>,
     decisions: Vec<DecisionRow>,
+    /// Rescales applied and seen through, newest first: what each cost (AT132).
+    rescales: Vec<RescaleRow>,
     windows: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct RescaleRow {
+    at: String,
+    changes: String,
+    downtime: String,
+    estimate: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -220,6 +230,27 @@ impl Story {
             .rev()
             .take(MAX_DECISIONS)
             .map(decision_row)
+            .collect();
+        story.rescales = history
+            .iter()
+            .filter_map(|h| Some((h, h.get("rescale")?)))
+            .rev()
+            .take(MAX_DECISIONS)
+            .map(|(h, r)| RescaleRow {
+                at: h["at_ms"]
+                    .as_i64()
+                    .map(crate::readable_time)
+                    .unwrap_or_default(),
+                changes: r["changes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                downtime: format!("{:.1} s", r["downtime_s"].as_f64().unwrap_or(f64::NAN)),
+                estimate: format!("{:.1} s", r["estimate_s"].as_f64().unwrap_or(f64::NAN)),
+            })
             .collect();
         story
     }
@@ -518,11 +549,15 @@ mod tests {
         let failure = serde_json::json!({"at_ms": 3000, "job_id": "j1", "job_name": "orders <&>", "finding": {
             "code": "AT300", "title": "Task heap exhausted", "count": 2, "evidence": "java.lang.OutOfMemoryError: Java heap space",
             "config": [{"key": "taskmanager.memory.task.heap.size", "value": "2g", "basis": "measured"}]}});
+        let rescale = serde_json::json!({"at_ms": 4000, "job_id": "j1", "job_name": "orders <&>", "rescale": {
+            "requested_ms": 2100, "running_ms": 14400, "downtime_s": 12.3, "estimate_s": 12.3,
+            "changes": ["\"Work\" 1->3"]}});
         [
             window(1000, 5000.0, 1),
             decision.to_string(),
             window(2000, 4000.0, 1),
             failure.to_string(),
+            rescale.to_string(),
             "not json".into(),
         ]
         .join("\n")
@@ -551,6 +586,11 @@ mod tests {
         assert!(page.contains("in the evidence"), "{page}");
         assert!(page.contains("taskmanager.memory.task.heap.size: 2g"));
         assert!(page.contains("Work 1→3"));
+        // What the rescale cost, as the job's decisions kept it.
+        assert!(
+            page.contains("<td>&quot;Work&quot; 1-&gt;3</td><td>12.3 s</td>"),
+            "{page}"
+        );
         // The flame graph is in a frame of its own (its style and script stay there), escaped.
         assert!(page.contains("id=\"flamegraph\""), "{page}");
         assert!(page.contains("height=\"330\""), "{page}");

@@ -34,7 +34,7 @@ use crate::pools::{JobGraph, MemoryView, WindowCache};
 use crate::process_diagnosis::ProcessDiagnostics;
 use crate::recording::{Recording, Sample};
 use crate::rest::{FlinkRest, JobDetails, JobOverview};
-use crate::scaling_step::{self, apply_if_asked, decide_on_window, Decided, JobScaling};
+use crate::scaling_step::{self, apply_if_asked, decide_on_window, ApplyTo, Decided, JobScaling};
 use crate::settings::{JobSettings, LoopSettings, KAFKA_TIMEOUT};
 use crate::shape::JobShape;
 use crate::sink::Sink;
@@ -382,15 +382,13 @@ impl Coordinator {
             let settings = self.settings_of(&job_id);
             let share = shares.get(&job_id).copied();
             let scaling = self.scaling.entry(job_id).or_default();
-            apply_if_asked(
-                scaling,
-                &settings,
-                &self.rest,
-                &details,
-                d,
+            let to = ApplyTo {
+                rest: &self.rest,
+                details: &details,
                 share,
-                &self.announcer,
-            );
+                now_ms: self.clock.now_ms(),
+            };
+            apply_if_asked(scaling, &settings, to, d, &self.announcer);
         }
     }
 
@@ -539,6 +537,7 @@ impl Coordinator {
             return Ok(None);
         }
         if job.state == "RUNNING" {
+            self.see_rescale_through(&job.jid);
             match self.window_of(job)? {
                 WindowRead::Open => return Ok(None),
                 WindowRead::Gone => return Ok(None),
@@ -553,6 +552,27 @@ impl Coordinator {
         }
         self.plan_memory_without_window(&job.jid, &mut report)?;
         Ok(Some(report))
+    }
+
+    /// A rescale applied to the job, seen through once it runs again (AT132): one more
+    /// request per poll while one is in flight.
+    fn see_rescale_through(&mut self, job_id: &str) {
+        let Some(scaling) = self
+            .scaling
+            .get_mut(job_id)
+            .filter(|s| s.rescale_in_flight())
+        else {
+            return;
+        };
+        if let Ok(details) = self.rest.job(job_id) {
+            scaling_step::see_rescale_through(
+                scaling,
+                &details,
+                self.clock.now_ms(),
+                &mut self.files,
+                &self.announcer,
+            );
+        }
     }
 
     /// The job's own settings, read from its global job parameters the first time it is

@@ -33,7 +33,21 @@ pub struct JobScaling {
     applied_slots: Option<u32>,
     /// Where each Kafka source's backlog came from last time it was said (AT130), by vertex id.
     backlog_said: HashMap<String, String>,
+    /// The rescale applied last, until the job runs again at its new shape.
+    rescale: Option<RescaleInFlight>,
 }
+
+/// A rescale asked of the adaptive scheduler and not yet seen through.
+#[derive(Debug, Clone)]
+struct RescaleInFlight {
+    requested_ms: i64,
+    /// Each vertex's parallelism when it was asked for, in the shape's order.
+    before: Vec<(String, String, u32)>,
+}
+
+/// A rescale not seen through this long after its request is forgotten: the job did not run
+/// again at a new shape (the scheduler found no slots, or it failed over).
+const RESCALE_FORGOTTEN_AFTER_MS: i64 = 10 * 60 * 1000;
 
 impl JobScaling {
     /// A job seen for the first time by this coordinator: what the scaling model remembered of
@@ -276,19 +290,33 @@ fn write(
     )
 }
 
+/// Where and when a decision is applied: the job's REST API, the job as the poll saw it, its
+/// share of the cluster's slots and the time it is asked.
+pub struct ApplyTo<'a> {
+    pub rest: &'a FlinkRest,
+    pub details: &'a JobDetails,
+    /// The task slots the cluster's slot plan gives the job when jobs compete for them (AT129).
+    pub share: Option<u32>,
+    pub now_ms: i64,
+}
+
 /// In `mode: apply`, a fresh decision that changes something is sent to the adaptive
-/// scheduler (AT103); a job that cannot take it is told once why not (AT104). `share` is the
-/// task slots the cluster's slot plan gives the job when jobs compete for them (AT129): the
-/// step stays within it, and a decision said before is sent again once its share grows.
+/// scheduler (AT103); a job that cannot take it is told once why not (AT104). The step stays
+/// within the job's `share` of the slots, and a decision said before is sent again once its
+/// share grows.
 pub fn apply_if_asked(
     job: &mut JobScaling,
     settings: &JobSettings,
-    rest: &FlinkRest,
-    details: &JobDetails,
+    to: ApplyTo<'_>,
     decided: &Decided,
-    share: Option<u32>,
     announcer: &Announcer,
 ) {
+    let ApplyTo {
+        rest,
+        details,
+        share,
+        now_ms,
+    } = to;
     if settings.mode != Mode::Apply || decided.decision.changes().next().is_none() {
         return;
     }
@@ -314,6 +342,14 @@ pub fn apply_if_asked(
         _ => match rest.set_parallelism(&snapshot.job_id, &step.plan) {
             Ok(()) => {
                 job.applied_slots = step.plan.iter().map(|(_, p)| *p).max();
+                job.rescale = Some(RescaleInFlight {
+                    requested_ms: now_ms,
+                    before: details
+                        .vertices
+                        .iter()
+                        .map(|v| (v.id.clone(), v.name.clone(), v.parallelism))
+                        .collect(),
+                });
                 say_applied(&step, snapshot, &job_ref, announcer);
                 None
             }
@@ -331,6 +367,74 @@ pub fn apply_if_asked(
             ));
         }
     }
+}
+
+impl JobScaling {
+    /// A rescale was applied and the job has not been seen running at its new shape yet.
+    pub fn rescale_in_flight(&self) -> bool {
+        self.rescale.is_some()
+    }
+}
+
+/// The rescale applied last, seen through: once the job runs again with every vertex
+/// redeployed after the request, its downtime (the request until the last vertex ran again)
+/// is said (AT132), written to the job's decisions and kept in its history, where the next
+/// decisions count it. Returns the downtime, seconds.
+pub fn see_rescale_through(
+    job: &mut JobScaling,
+    details: &JobDetails,
+    now_ms: i64,
+    files: &mut JobFiles,
+    announcer: &Announcer,
+) -> Option<f64> {
+    let rescale = job.rescale.as_ref()?;
+    if now_ms - rescale.requested_ms > RESCALE_FORGOTTEN_AFTER_MS {
+        log::debug!(
+            "AUTOTUNE COORDINATOR job {}: the rescale asked for at {} was not seen through",
+            details.jid,
+            rescale.requested_ms
+        );
+        job.rescale = None;
+        return None;
+    }
+    let redeployed = details
+        .vertices
+        .iter()
+        .all(|v| v.start_time >= rescale.requested_ms);
+    if details.state != "RUNNING" || details.vertices.is_empty() || !redeployed {
+        return None;
+    }
+    let running_ms = details.vertices.iter().map(|v| v.start_time).max()?;
+    let downtime_s = (running_ms - rescale.requested_ms) as f64 / 1000.0;
+    let estimate_s = job.history.note_rescale_downtime(downtime_s);
+    let changes: Vec<String> = rescale
+        .before
+        .iter()
+        .filter_map(|(id, name, before)| {
+            let now = details.vertices.iter().find(|v| &v.id == id)?.parallelism;
+            (now != *before).then(|| format!("{} {before}->{now}", quoted(name)))
+        })
+        .collect();
+    announcer.info(&format!(
+        "AUTOTUNE {} job={} ({}) downtime={downtime_s:.1}s estimate={estimate_s:.1}s | {}: from the request to the adaptive scheduler until every vertex ran again; the next decisions count it (what arrives meanwhile joins the catch-up; a scale-up to catch up that would not drain sooner is not made)",
+        Code::RescaleDowntime,
+        quoted(&details.name),
+        details.jid,
+        if changes.is_empty() { "parallelism unchanged".to_string() } else { changes.join(", ") },
+    ));
+    let line = serde_json::json!({
+        "at_ms": now_ms, "job_id": details.jid, "job_name": details.name,
+        "rescale": {
+            "requested_ms": rescale.requested_ms, "running_ms": running_ms,
+            "downtime_s": downtime_s, "estimate_s": estimate_s, "changes": changes,
+        },
+    });
+    let written = files
+        .history(&details.jid, &line)
+        .and(files.keep_scaling_history(&details.jid, &job.history));
+    files.settle(written, now_ms, announcer);
+    job.rescale = None;
+    Some(downtime_s)
 }
 
 fn say_applied(step: &AppliedStep, snapshot: &JobSnapshot, job_ref: &str, announcer: &Announcer) {

@@ -16,6 +16,7 @@ use autotune_coordinator::sink::{LogSink, MemorySink};
 use autotune_coordinator::stop::{Background, StopFlag};
 use autotune_model::memory::{MemoryPlan, PoolWindow};
 use autotune_model::options::{Mode, Options};
+use autotune_model::scaling::ScalingHistory;
 use fake_flink::{epoch_ms, Cluster, FakeFlink, FakeJob, FakeTaskManager, FakeVertex, Load};
 use serde_json::json;
 
@@ -485,6 +486,61 @@ fn apply_asks_the_adaptive_scheduler_for_the_plan() {
         requirements[0].1["wrk0000000000000000000000000000"],
         json!({"parallelism": {"lowerBound": 1, "upperBound": 2}})
     );
+}
+
+#[test]
+fn an_applied_rescale_is_seen_through_and_its_downtime_kept_for_the_next_decisions() {
+    let mut job = bottleneck_job();
+    job.scheduler = "Adaptive".into();
+    job.rescale_downtime_ms = 7_000; // its tasks run again 7 s after the request
+    let flink = FakeFlink::start(Cluster {
+        jobs: vec![job],
+        slots_total: Some(4), // the fake rescales the job as the adaptive scheduler would
+        ..Cluster::default()
+    });
+    let out = std::env::temp_dir().join(format!("autotune-downtime-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut s = settings(&flink.url, Some(out.clone()));
+    s.options.mode = Mode::Apply;
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    assert_eq!(with_code(&sink.lines(), "AT103").len(), 1);
+    assert!(
+        with_code(&sink.lines(), "AT132").is_empty(),
+        "not seen through yet"
+    );
+    round(&mut c);
+    let lines = sink.lines();
+    let said = with_code(&lines, "AT132");
+    assert_eq!(said.len(), 1, "{lines:#?}");
+    assert!(
+        said[0].contains("downtime=7.0s estimate=7.0s") && said[0].contains("\"Work\" 1->2"),
+        "{}",
+        said[0]
+    );
+    // Kept where the job's decisions and history are, read back like them.
+    let job_dir = out.join(JOB);
+    let decisions = std::fs::read_to_string(job_dir.join("decisions.jsonl")).unwrap();
+    let rescale: serde_json::Value = decisions
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|l| l.get("rescale").cloned())
+        .expect("a rescale line");
+    // Stamped when asked, on the loop's clock, a moment before the fake got the request.
+    let downtime = rescale["downtime_s"].as_f64().unwrap();
+    assert!((downtime - 7.0).abs() < 0.5, "{rescale}");
+    let kept: ScalingHistory = serde_json::from_str(
+        &std::fs::read_to_string(job_dir.join("scaling-history.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept.rescale_downtime(), Some(downtime));
+    round(&mut c);
+    assert_eq!(
+        with_code(&sink.lines(), "AT132").len(),
+        1,
+        "said once per rescale"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]

@@ -52,6 +52,12 @@ pub enum Code {
     /// AT131: the Kafka brokers cannot be read (unreachable, credentials, a topic gone, a
     /// partition added, too slow): backlogs fall back to `pendingRecords`.
     KafkaUnreadable,
+    /// AT132: an applied rescale's downtime, from the request until the job ran again, and the
+    /// job's estimate that the next decisions count.
+    RescaleDowntime,
+    /// AT133: a scale-up to catch up that would not drain the backlog sooner once its downtime
+    /// is counted: not made.
+    RescaleNotWorth,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -102,6 +108,8 @@ impl Code {
             Code::ClusterSlotPlan => "AT129",
             Code::BacklogSource => "AT130",
             Code::KafkaUnreadable => "AT131",
+            Code::RescaleDowntime => "AT132",
+            Code::RescaleNotWorth => "AT133",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -139,6 +147,8 @@ impl Code {
             Code::ClusterSlotPlan => "CLUSTER_SLOT_PLAN",
             Code::BacklogSource => "BACKLOG_SOURCE",
             Code::KafkaUnreadable => "KAFKA_UNREADABLE",
+            Code::RescaleDowntime => "RESCALE_DOWNTIME",
+            Code::RescaleNotWorth => "RESCALE_NOT_WORTH",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",

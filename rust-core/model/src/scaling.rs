@@ -166,12 +166,32 @@ impl Default for ScalingConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScalingHistory {
     vertices: BTreeMap<String, VertexHistory>,
+    /// How long the job's rescales take, seconds from the request until it runs again: each
+    /// one measured moves it halfway there. `None`: none measured yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rescale_downtime_s: Option<f64>,
 }
 
 impl ScalingHistory {
     /// Vertices it remembers something of.
     pub fn vertices(&self) -> usize {
         self.vertices.len()
+    }
+
+    /// A rescale's downtime was measured: the estimate the next decision counts, returned.
+    pub fn note_rescale_downtime(&mut self, seconds: f64) -> f64 {
+        let seconds = seconds.max(0.0);
+        let estimate = match self.rescale_downtime_s {
+            Some(before) => (before + seconds) / 2.0,
+            None => seconds,
+        };
+        self.rescale_downtime_s = Some(estimate);
+        estimate
+    }
+
+    /// What a rescale of the job is expected to cost in time, once one was measured.
+    pub fn rescale_downtime(&self) -> Option<f64> {
+        self.rescale_downtime_s
     }
 }
 
@@ -386,6 +406,7 @@ pub fn decide(
         .collect();
     let true_rates = true_rates(job, &inputs, config);
     let stalled = stalled_flows(job, &order, &inputs);
+    let downtime = history.rescale_downtime();
     let mut targets = target_rates(job, &order, &inputs, config);
     let mut decisions: Vec<VertexDecision> = (0..n)
         .map(|v| {
@@ -400,6 +421,7 @@ pub fn decide(
                 arrival: targets.arrival[v],
                 catch_up: targets.catch_up[v],
                 stalled: stalled[v],
+                downtime,
             };
             decide_vertex(case, findings, state, config, now_ms)
         })
@@ -586,6 +608,7 @@ impl Curve {
 }
 
 /// What one vertex's sizing rests on: how much it does now, must do, and how it scales.
+#[derive(Clone, Copy)]
 struct Sizing {
     current: u32,
     true_rate: f64,
@@ -632,6 +655,8 @@ struct VertexCase<'a> {
     catch_up: f64,
     /// The vertex is a stalled source or fed by one.
     stalled: bool,
+    /// The job's rescale downtime as measured, seconds.
+    downtime: Option<f64>,
 }
 
 fn decide_vertex(
@@ -649,6 +674,7 @@ fn decide_vertex(
         arrival,
         catch_up,
         stalled,
+        downtime,
     } = case;
     let vertex = &job.vertices[v];
     let sizing = sizing(vertex, inputs, true_rate, arrival + catch_up, state, config);
@@ -660,6 +686,16 @@ fn decide_vertex(
     recommended =
         hold_after_ineffective_scale_up(recommended, &sizing, state, config, &mut findings);
     recommended = hold_if_scaling_does_not_pay(recommended, &sizing, config, &mut findings);
+    let rescale = Rescale {
+        vertex,
+        sizing: &sizing,
+        arrival,
+        catch_up,
+        downtime,
+    };
+    let (with_downtime, downtime_catch_up) =
+        count_the_downtime(recommended, rescale, config, &mut findings);
+    recommended = with_downtime;
     recommended = hold_while_stalled(recommended, vertex, stalled, state, &mut findings);
     recommended = delay_scale_down(recommended, current, state, config, now_ms, &mut findings);
     if recommended > current {
@@ -678,7 +714,7 @@ fn decide_vertex(
         evidence: Evidence {
             true_rate: true_rate.value,
             arrival_rate: arrival,
-            catch_up_rate: catch_up,
+            catch_up_rate: catch_up + downtime_catch_up,
             records_in_rate: vertex.records_in_rate,
             busy: vertex.busy,
             busy_max: vertex.busy_max,
@@ -689,6 +725,78 @@ fn decide_vertex(
         },
         findings,
     }
+}
+
+/// A rescale being weighed: the vertex, how it scales, what it must do, and what a rescale of
+/// its job costs.
+#[derive(Clone, Copy)]
+struct Rescale<'a> {
+    vertex: &'a VertexSnapshot,
+    sizing: &'a Sizing,
+    arrival: f64,
+    catch_up: f64,
+    downtime: Option<f64>,
+}
+
+/// A rescale stops the job for its downtime (measured on its earlier rescales): what arrives
+/// meanwhile joins the catch-up (returned, records/s), and a scale-up made only to catch up
+/// (the vertex keeps up with arrivals as it is) that would not drain the backlog sooner, its
+/// downtime and what piles up in it counted, is not made (AT133).
+fn count_the_downtime(
+    recommended: u32,
+    rescale: Rescale<'_>,
+    config: &ScalingConfig,
+    findings: &mut Vec<Finding>,
+) -> (u32, f64) {
+    let Rescale {
+        vertex,
+        sizing,
+        arrival,
+        catch_up,
+        downtime,
+    } = rescale;
+    let current = sizing.current;
+    let catch_up_s = config.catch_up.as_secs_f64();
+    let Some(downtime) = downtime.filter(|d| *d > 0.0 && catch_up_s > 0.0) else {
+        return (recommended, 0.0);
+    };
+    if recommended == current || !sizing.known() {
+        return (recommended, 0.0);
+    }
+    let piled_up = arrival * downtime / catch_up_s;
+    let with_piled_up = Sizing {
+        target: sizing.target + piled_up,
+        ..*sizing
+    };
+    let granularity = sizing.curve.granularity;
+    let upper = granularity.upper(limits(vertex, config).1);
+    let needed = granularity.smallest(|p| with_piled_up.enough(p), upper);
+    let wanted = if recommended > current {
+        recommended.max(needed)
+    } else if needed >= current {
+        current // what piles up while it restarts would need what it has
+    } else {
+        recommended.max(needed)
+    };
+    if wanted <= current {
+        return (wanted, if wanted == current { 0.0 } else { piled_up });
+    }
+    let (now, then) = (sizing.capacity_at(current), sizing.capacity_at(wanted));
+    if now > arrival && catch_up > 0.0 && then > arrival {
+        let backlog = catch_up * catch_up_s;
+        let drain_now = backlog / (now - arrival);
+        let drain_then = downtime + (backlog + arrival * downtime) / (then - arrival);
+        if drain_then >= drain_now {
+            findings.push(Finding {
+                code: Code::RescaleNotWorth,
+                message: format!(
+                    "{current} -> {wanted} would drain the backlog of {backlog:.0} records in {drain_then:.0} s, its {downtime:.0} s rescale downtime counted; at {current} it drains in {drain_now:.0} s, and it keeps up with arrivals: not made"
+                ),
+            });
+            return (current, 0.0);
+        }
+    }
+    (wanted, piled_up)
 }
 
 /// A stalled source says nothing about the parallelism it or anything after it needs: both

@@ -711,6 +711,52 @@ fn arrivals_counted_at_the_brokers_size_the_bottleneck_under_back_pressure() {
     );
 }
 
+#[test]
+fn a_rescale_counts_its_downtime_and_one_that_does_not_drain_sooner_is_not_made() {
+    // Work does 250/s (60% busy at 150/s): it keeps up with the 150/s arriving; 30,000 wait.
+    // The 5-minute catch-up asks 100/s more: 2 subtasks.
+    let src = source("src", 4, 150.0, 0.1, 30_000.0, 0.0);
+    let job = job(
+        vec![src, vertex("work", 1, 150.0, 0.6)],
+        vec![edge(0, 1, ShipStrategy::Rebalance)],
+    );
+    // Linear scaling, so the arithmetic below is the model's.
+    let config = ScalingConfig {
+        learn_scaling: false,
+        ..eager(0.7)
+    };
+    let plain = decide(&job, &config, &mut ScalingHistory::default(), 0).unwrap();
+    assert_eq!(plain.vertices[1].recommended, 2);
+    assert!((plain.vertices[1].evidence.catch_up_rate - 100.0).abs() < 1e-9);
+
+    // Rescales of this job were measured at 60 s: the 9,000 records arriving meanwhile join
+    // the catch-up, and the rescale still drains in 60 + 39,000 / 350 = 171 s instead of 300 s.
+    let mut measured = ScalingHistory::default();
+    assert_eq!(measured.note_rescale_downtime(60.0), 60.0);
+    let d = decide(&job, &config, &mut measured, 0).unwrap();
+    assert_eq!(d.vertices[1].recommended, 2);
+    assert!((d.vertices[1].evidence.catch_up_rate - 130.0).abs() < 1e-9);
+    assert!(!d.vertices[1].has(Code::RescaleNotWorth));
+
+    // At 250 s (the estimate moves halfway to each measurement), the 37,500 records piling up
+    // meanwhile ask for 3 subtasks, and the catch-up would still end later than with none:
+    // 250 + 67,500 / 600 = 362 s against 300 s.
+    let mut slow = ScalingHistory::default();
+    slow.note_rescale_downtime(500.0);
+    assert_eq!(slow.note_rescale_downtime(0.0), 250.0);
+    let d = decide(&job, &config, &mut slow, 0).unwrap();
+    assert_eq!(d.vertices[1].recommended, 1);
+    finding(
+        &d.vertices[1],
+        Code::RescaleNotWorth,
+        &["1 -> 3", "362 s", "250 s rescale downtime", "300 s"],
+    );
+    // The estimate is kept with the history, read back like it.
+    let kept: ScalingHistory =
+        serde_json::from_str(&serde_json::to_string(&slow).unwrap()).unwrap();
+    assert_eq!(kept.rescale_downtime(), Some(250.0));
+}
+
 /// Names come from the user's job: whatever they hold, each decision is one line per record
 /// and a name is one quoted field.
 #[test]

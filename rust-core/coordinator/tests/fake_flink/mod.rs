@@ -78,6 +78,8 @@ pub struct FakeJob {
     pub parameters: Vec<(String, String)>,
     /// What it runs, when the fake rescales it as the adaptive scheduler would.
     pub load: Option<Load>,
+    /// How long after new resource requirements its tasks run again (milliseconds).
+    pub rescale_downtime_ms: i64,
 }
 
 /// A job's load: records/s arriving at its source (vertex 0), and the seconds of work each
@@ -113,6 +115,7 @@ impl FakeJob {
             epoch_s: 0.0,
             parameters: Vec::new(),
             load: None,
+            rescale_downtime_ms: 0,
         }
     }
 
@@ -153,7 +156,7 @@ impl FakeJob {
             if let Some(upper) = body[&v.id]["parallelism"]["upperBound"].as_u64() {
                 v.parallelism = (upper as u32).min(available).max(1);
             }
-            v.start_time = now_ms;
+            v.start_time = now_ms + self.rescale_downtime_ms;
         }
         self.epoch_s = t;
         if let Some(load) = self.load {
