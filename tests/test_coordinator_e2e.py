@@ -256,6 +256,15 @@ def test_apply_rescales_the_bottleneck_in_place_and_the_backlog_drains(applied):
     assert busy < 950, busy
     # Applied once: the next decisions hold (no oscillation).
     assert len([l for l in autotune_lines(cluster.jobmanager_log()) if l.startswith("AUTOTUNE AT103")]) == 1
+    # What the rescale cost, said once and on the job's page (rendered again at its next decision).
+    said = [l for l in autotune_lines(cluster.jobmanager_log()) if l.startswith("AUTOTUNE AT132") and job_id in l]
+    print("\n".join(said))
+    assert len(said) == 1 and '"Work' in said[0], said
+    downtime = float(re.search(r"downtime=([\d.]+)s", said[0]).group(1))
+    assert 0 < downtime < 120, said[0]
+    page = cluster.log_dir / "autotune" / job_id / "report.html"
+    wait_for(lambda: f"<td>{downtime:.1f} s</td>" in page.read_text(), timeout=120,
+             what="the rescale's downtime on the job's page", cluster=cluster, interval=3)
     assert plugin_trouble(cluster) == []
     assert all(cluster.alive().values())
 

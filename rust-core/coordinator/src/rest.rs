@@ -156,6 +156,20 @@ pub struct JobVertex {
     pub start_time: i64,
 }
 
+/// `/jobs/<id>/vertices/<vertex>/subtasktimes`: when each subtask entered each state.
+#[derive(Debug, Deserialize)]
+struct SubtaskTimes {
+    #[serde(default)]
+    subtasks: Vec<SubtaskStateTimes>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubtaskStateTimes {
+    /// Epoch millis by execution state; 0 (or absent) for a state not reached.
+    #[serde(default)]
+    timestamps: HashMap<String, i64>,
+}
+
 /// Cumulative counters the job details carry per vertex.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct VertexCounters {
@@ -634,6 +648,24 @@ impl FlinkRest {
 
     pub fn job(&self, job_id: &str) -> Result<JobDetails, RestError> {
         self.get(&format!("/jobs/{job_id}"))
+    }
+
+    /// When the vertex's last subtask went RUNNING (`/subtasktimes`, epoch millis); `None`
+    /// while one of them is not running yet.
+    pub fn vertex_running_since(
+        &self,
+        job_id: &str,
+        vertex_id: &str,
+    ) -> Result<Option<i64>, RestError> {
+        let times: SubtaskTimes =
+            self.get(&format!("/jobs/{job_id}/vertices/{vertex_id}/subtasktimes"))?;
+        let running: Vec<i64> = times
+            .subtasks
+            .iter()
+            .map(|s| s.timestamps.get("RUNNING").copied().unwrap_or(0))
+            .collect();
+        Ok((!running.is_empty() && running.iter().all(|t| *t > 0))
+            .then(|| running.into_iter().max().unwrap_or(0)))
     }
 
     /// Metrics aggregated over the subtasks of a vertex.

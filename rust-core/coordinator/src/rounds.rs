@@ -567,6 +567,7 @@ impl Coordinator {
         if let Ok(details) = self.rest.job(job_id) {
             scaling_step::see_rescale_through(
                 scaling,
+                &self.rest,
                 &details,
                 self.clock.now_ms(),
                 &mut self.files,

@@ -377,11 +377,17 @@ impl JobScaling {
 }
 
 /// The rescale applied last, seen through: once the job runs again with every vertex
-/// redeployed after the request, its downtime (the request until the last vertex ran again)
-/// is said (AT132), written to the job's decisions and kept in its history, where the next
-/// decisions count it. Returns the downtime, seconds.
+/// redeployed after the request and every subtask RUNNING, its downtime (the request until
+/// the last subtask ran; where `/subtasktimes` cannot be read, until the last vertex was
+/// deployed) is said (AT132), written to the job's decisions and kept in its history, where
+/// the next decisions count it. Returns the downtime, seconds.
+///
+/// Flink 2.3's rescale history (`/jobs/<id>/rescales/history`) is not used: it is off unless
+/// `web.adaptive-scheduler.rescale-history.size` is set, and it ends a rescale when the new
+/// graph starts executing, before its tasks are deployed and their state restored.
 pub fn see_rescale_through(
     job: &mut JobScaling,
+    rest: &FlinkRest,
     details: &JobDetails,
     now_ms: i64,
     files: &mut JobFiles,
@@ -404,7 +410,17 @@ pub fn see_rescale_through(
     if details.state != "RUNNING" || details.vertices.is_empty() || !redeployed {
         return None;
     }
-    let running_ms = details.vertices.iter().map(|v| v.start_time).max()?;
+    let mut running_ms = details.vertices.iter().map(|v| v.start_time).max()?;
+    for v in &details.vertices {
+        match rest.vertex_running_since(&details.jid, &v.id) {
+            Ok(Some(running)) => running_ms = running_ms.max(running),
+            Ok(None) => return None, // a subtask still deploying or restoring: not yet
+            Err(e) => log::debug!(
+                "AUTOTUNE COORDINATOR subtask times of {} not read: {e}",
+                v.id
+            ),
+        }
+    }
     let downtime_s = (running_ms - rescale.requested_ms) as f64 / 1000.0;
     let estimate_s = job.history.note_rescale_downtime(downtime_s);
     let changes: Vec<String> = rescale
@@ -416,7 +432,7 @@ pub fn see_rescale_through(
         })
         .collect();
     announcer.info(&format!(
-        "AUTOTUNE {} job={} ({}) downtime={downtime_s:.1}s estimate={estimate_s:.1}s | {}: from the request to the adaptive scheduler until every vertex ran again; the next decisions count it (what arrives meanwhile joins the catch-up; a scale-up to catch up that would not drain sooner is not made)",
+        "AUTOTUNE {} job={} ({}) downtime={downtime_s:.1}s estimate={estimate_s:.1}s | {}: from the request to the adaptive scheduler until every subtask ran again; the next decisions count it (what arrives meanwhile joins the catch-up; a scale-up to catch up that would not drain sooner is not made)",
         Code::RescaleDowntime,
         quoted(&details.name),
         details.jid,

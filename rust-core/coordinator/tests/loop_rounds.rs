@@ -492,7 +492,7 @@ fn apply_asks_the_adaptive_scheduler_for_the_plan() {
 fn an_applied_rescale_is_seen_through_and_its_downtime_kept_for_the_next_decisions() {
     let mut job = bottleneck_job();
     job.scheduler = "Adaptive".into();
-    job.rescale_downtime_ms = 7_000; // its tasks run again 7 s after the request
+    job.rescale_downtime_ms = 7_000; // its tasks deploy 7 s after the request, run 0.5 s later
     let flink = FakeFlink::start(Cluster {
         jobs: vec![job],
         slots_total: Some(4), // the fake rescales the job as the adaptive scheduler would
@@ -514,7 +514,7 @@ fn an_applied_rescale_is_seen_through_and_its_downtime_kept_for_the_next_decisio
     let said = with_code(&lines, "AT132");
     assert_eq!(said.len(), 1, "{lines:#?}");
     assert!(
-        said[0].contains("downtime=7.0s estimate=7.0s") && said[0].contains("\"Work\" 1->2"),
+        said[0].contains("downtime=7.5s estimate=7.5s") && said[0].contains("\"Work\" 1->2"),
         "{}",
         said[0]
     );
@@ -528,7 +528,7 @@ fn an_applied_rescale_is_seen_through_and_its_downtime_kept_for_the_next_decisio
         .expect("a rescale line");
     // Stamped when asked, on the loop's clock, a moment before the fake got the request.
     let downtime = rescale["downtime_s"].as_f64().unwrap();
-    assert!((downtime - 7.0).abs() < 0.5, "{rescale}");
+    assert!((downtime - 7.5).abs() < 0.5, "{rescale}");
     let kept: ScalingHistory = serde_json::from_str(
         &std::fs::read_to_string(job_dir.join("scaling-history.json")).unwrap(),
     )
