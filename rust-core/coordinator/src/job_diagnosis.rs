@@ -253,7 +253,7 @@ fn jobs_to_look_at(diag: &JobsDiagnosis, inputs: &TickInputs<'_>) -> Option<Vec<
     Some(
         listed
             .into_iter()
-            .filter(|j| diag.only_job.as_ref().map_or(true, |only| *only == j.jid))
+            .filter(|j| diag.only_job.as_ref().is_none_or(|only| *only == j.jid))
             .collect(),
     )
 }

@@ -282,7 +282,7 @@ impl Coordinator {
                 self.settings
                     .only_job
                     .as_ref()
-                    .map_or(true, |only| *only == j.jid)
+                    .is_none_or(|only| *only == j.jid)
             })
             .collect();
         self.forget_jobs_except(&live);

@@ -138,9 +138,10 @@ impl Reporter {
         self.maybe_start_coordinator();
         self.maybe_start_diagnosis();
         let now = Instant::now();
-        if self.last_status.map_or(true, |t| {
-            now.duration_since(t) >= self.options.summary_interval
-        }) {
+        if self
+            .last_status
+            .is_none_or(|t| now.duration_since(t) >= self.options.summary_interval)
+        {
             self.last_status = Some(now);
             log::info!(
                 "AUTOTUNE STATUS report-cost={}us read-cost={}us values={} native-heap={}KiB {}",

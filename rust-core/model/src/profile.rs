@@ -411,7 +411,7 @@ impl SamplingSchedule {
             .filter(|l| {
                 self.last
                     .get(&(l.target.job_id.clone(), l.target.vertex_id.clone()))
-                    .map_or(true, |&at| now_ms - at >= every_ms)
+                    .is_none_or(|&at| now_ms - at >= every_ms)
             })
             .collect();
         saturated.sort_by(|a, b| b.busy.total_cmp(&a.busy));
@@ -458,7 +458,7 @@ mod tests {
     fn stacks(lines: &[(&str, usize)]) -> Vec<String> {
         lines
             .iter()
-            .flat_map(|(s, n)| std::iter::repeat(s.to_string()).take(*n))
+            .flat_map(|(s, n)| std::iter::repeat_n(s.to_string(), *n))
             .collect()
     }
 

@@ -57,7 +57,7 @@ impl Signature {
     fn parts_agree(&self, caps: &regex::Captures<'_>) -> bool {
         let mut parts = self.same.iter().filter_map(|name| caps.name(name));
         let first = parts.next();
-        first.map_or(true, |first| parts.all(|p| p.as_str() == first.as_str()))
+        first.is_none_or(|first| parts.all(|p| p.as_str() == first.as_str()))
     }
 }
 
