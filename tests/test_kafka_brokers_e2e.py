@@ -141,7 +141,7 @@ def test_watch_with_a_wrong_password_is_one_line_and_a_fallback(jobs, cli, tmp_p
     with out.open("w") as stdout:
         watch = subprocess.Popen(
             [str(cli), "watch", "--rest", cluster.rest_url, "--job", job_id, "--output-dir", str(tmp_path / "autotune"),
-             "--duration", "5 min", "--stabilization", "0s", "--decision-window", "20s", "--poll-interval", "2s",
+             "--duration", "5 min", "--stabilization", "0s", "--decision-window", "10s", "--poll-interval", "2s",
              "--kafka.bootstrap-servers", broker.sasl_bootstrap,
              "--kafka.properties", "security.protocol=SASL_PLAINTEXT", "--kafka.properties", "sasl.mechanism=PLAIN",
              "--kafka.properties", f"sasl.jaas.config={JAAS.format(WRONG)}"],

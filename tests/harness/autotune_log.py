@@ -94,9 +94,21 @@ PLUGIN_TROUBLE = re.compile(
 
 
 def plugin_trouble(cluster: FlinkCluster) -> list[str]:
+    """Lines where the plugin failed: its own failure lines, and the plugin's frames in a stack
+    trace. A thread dump is no failure: Flink logs one of every thread when a process dies (an
+    OutOfMemoryError), and the metric reporter's thread may be in the plugin's code then."""
     found = []
     for name, text in cluster.logs().items():
-        found += [f"{name}: {line}" for line in text.splitlines() if PLUGIN_TROUBLE.search(line)]
+        in_thread_dump = False
+        for line in text.splitlines():
+            if line.startswith('"') and " Id=" in line:
+                in_thread_dump = True  # `"thread name" ... Id=36 RUNNABLE`: one thread of a dump
+            elif not line.startswith("\t"):
+                in_thread_dump = False
+            if in_thread_dump and line.startswith("\tat "):
+                continue
+            if PLUGIN_TROUBLE.search(line):
+                found.append(f"{name}: {line}")
     return found
 
 
