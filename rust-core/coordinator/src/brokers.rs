@@ -638,6 +638,19 @@ mod tests {
         );
     }
 
+    /// A reader of brokers at `port` on loopback, and the one partition the tests ask for.
+    fn reader_at(port: u16, timeout: Duration) -> (BrokerReader, [TopicPartition; 1]) {
+        let target = KafkaTarget {
+            bootstrap: format!("127.0.0.1:{port}"),
+            properties: BTreeMap::new(),
+        };
+        let partition = TopicPartition {
+            topic: "events".into(),
+            partition: 0,
+        };
+        (BrokerReader::start(target, timeout), [partition])
+    }
+
     /// A broker that takes the connection and never answers: the read gives up at its
     /// timeout, as a timeout, and the loop is free again.
     #[test]
@@ -649,17 +662,7 @@ mod tests {
             std::thread::sleep(Duration::from_secs(3));
             drop(connections);
         });
-        let reader = BrokerReader::start(
-            KafkaTarget {
-                bootstrap: format!("127.0.0.1:{port}"),
-                properties: BTreeMap::new(),
-            },
-            Duration::from_millis(500),
-        );
-        let partitions = [TopicPartition {
-            topic: "events".into(),
-            partition: 0,
-        }];
+        let (reader, partitions) = reader_at(port, Duration::from_millis(500));
         let began = std::time::Instant::now();
         let read = reader.end_offsets(&partitions);
         assert!(
@@ -680,17 +683,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let reader = BrokerReader::start(
-            KafkaTarget {
-                bootstrap: format!("127.0.0.1:{port}"),
-                properties: BTreeMap::new(),
-            },
-            Duration::from_millis(800),
-        );
-        let partitions = [TopicPartition {
-            topic: "events".into(),
-            partition: 0,
-        }];
+        let (reader, partitions) = reader_at(port, Duration::from_millis(800));
         let began = std::time::Instant::now();
         let first = reader.end_offsets(&partitions);
         // Not retried for ever (rskafka's default): the reader's own bound, with room for a busy machine.

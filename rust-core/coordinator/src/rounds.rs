@@ -330,7 +330,7 @@ impl Coordinator {
             .job_settings
             .values()
             .filter_map(|s| s.kafka.clone())
-            .chain(self.settings.cluster_job_settings().kafka)
+            .chain(KafkaTarget::of(&self.settings.options))
             .collect();
         self.brokers.retain(|target, _| wanted.contains(target));
         for reader in self.brokers.values() {
