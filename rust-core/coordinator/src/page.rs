@@ -241,11 +241,12 @@ impl Story {
                     .as_i64()
                     .map(crate::readable_time)
                     .unwrap_or_default(),
+                // As the decisions table writes a change.
                 changes: r["changes"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter_map(|c| c.as_str())
+                    .map(|c| format!("{} {}→{}", text(c, "name"), c["from"], c["to"]))
                     .collect::<Vec<_>>()
                     .join(", "),
                 downtime: format!("{:.1} s", r["downtime_s"].as_f64().unwrap_or(f64::NAN)),
@@ -551,7 +552,7 @@ mod tests {
             "config": [{"key": "taskmanager.memory.task.heap.size", "value": "2g", "basis": "measured"}]}});
         let rescale = serde_json::json!({"at_ms": 4000, "job_id": "j1", "job_name": "orders <&>", "rescale": {
             "requested_ms": 2100, "running_ms": 14400, "downtime_s": 12.3, "estimate_s": 12.3,
-            "changes": ["\"Work\" 1->3"]}});
+            "changes": [{"name": "Work", "from": 1, "to": 3}]}});
         [
             window(1000, 5000.0, 1),
             decision.to_string(),
@@ -587,10 +588,7 @@ mod tests {
         assert!(page.contains("taskmanager.memory.task.heap.size: 2g"));
         assert!(page.contains("Work 1→3"));
         // What the rescale cost, as the job's decisions kept it.
-        assert!(
-            page.contains("<td>&quot;Work&quot; 1-&gt;3</td><td>12.3 s</td>"),
-            "{page}"
-        );
+        assert!(page.contains("<td>Work 1→3</td><td>12.3 s</td>"), "{page}");
         // The flame graph is in a frame of its own (its style and script stay there), escaped.
         assert!(page.contains("id=\"flamegraph\""), "{page}");
         assert!(page.contains("height=\"330\""), "{page}");

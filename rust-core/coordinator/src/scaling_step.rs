@@ -423,26 +423,35 @@ pub fn see_rescale_through(
     }
     let downtime_s = (running_ms - rescale.requested_ms) as f64 / 1000.0;
     let estimate_s = job.history.note_rescale_downtime(downtime_s);
-    let changes: Vec<String> = rescale
+    // Each vertex that changed: (name, before, now).
+    let changes: Vec<(&str, u32, u32)> = rescale
         .before
         .iter()
         .filter_map(|(id, name, before)| {
             let now = details.vertices.iter().find(|v| &v.id == id)?.parallelism;
-            (now != *before).then(|| format!("{} {before}->{now}", quoted(name)))
+            (now != *before).then_some((name.as_str(), *before, now))
         })
+        .collect();
+    let said: Vec<String> = changes
+        .iter()
+        .map(|(name, before, now)| format!("{} {before}->{now}", quoted(name)))
+        .collect();
+    let kept: Vec<serde_json::Value> = changes
+        .iter()
+        .map(|(name, before, now)| serde_json::json!({"name": name, "from": before, "to": now}))
         .collect();
     announcer.info(&format!(
         "AUTOTUNE {} job={} ({}) downtime={downtime_s:.1}s estimate={estimate_s:.1}s | {}: from the request to the adaptive scheduler until every subtask ran again; the next decisions count it (what arrives meanwhile joins the catch-up; a scale-up to catch up that would not drain sooner is not made)",
         Code::RescaleDowntime,
         quoted(&details.name),
         details.jid,
-        if changes.is_empty() { "parallelism unchanged".to_string() } else { changes.join(", ") },
+        if said.is_empty() { "parallelism unchanged".to_string() } else { said.join(", ") },
     ));
     let line = serde_json::json!({
         "at_ms": now_ms, "job_id": details.jid, "job_name": details.name,
         "rescale": {
             "requested_ms": rescale.requested_ms, "running_ms": running_ms,
-            "downtime_s": downtime_s, "estimate_s": estimate_s, "changes": changes,
+            "downtime_s": downtime_s, "estimate_s": estimate_s, "changes": kept,
         },
     });
     let written = files
