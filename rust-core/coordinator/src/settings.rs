@@ -143,6 +143,7 @@ impl JobSettings {
                 target_utilization: options.target_utilization,
                 catch_up: options.catch_up,
                 scale_down_delay: options.scale_down_delay,
+                ineffective_hold: options.ineffective_hold,
                 vertex_limits: options.vertex_limits.clone(),
                 ..ScalingConfig::default()
             },

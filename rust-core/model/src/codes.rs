@@ -58,6 +58,9 @@ pub enum Code {
     /// AT133: a scale-up to catch up that would not drain the backlog sooner once its downtime
     /// is counted: not made.
     RescaleNotWorth,
+    /// AT134: a scale-up that did not raise the rate as expected is given back to the smallest
+    /// parallelism that would have done as much.
+    GiveBack,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -110,6 +113,7 @@ impl Code {
             Code::KafkaUnreadable => "AT131",
             Code::RescaleDowntime => "AT132",
             Code::RescaleNotWorth => "AT133",
+            Code::GiveBack => "AT134",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -149,6 +153,7 @@ impl Code {
             Code::KafkaUnreadable => "KAFKA_UNREADABLE",
             Code::RescaleDowntime => "RESCALE_DOWNTIME",
             Code::RescaleNotWorth => "RESCALE_NOT_WORTH",
+            Code::GiveBack => "GIVE_BACK",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",

@@ -58,6 +58,8 @@ pub struct Options {
     pub catch_up: Duration,
     /// How long a scale-down is recommended before it is made.
     pub scale_down_delay: Duration,
+    /// How long a vertex whose scale-up did not pay is not scaled above what it kept.
+    pub ineffective_hold: Duration,
     /// Keep what each decision window read (for `flink-autotune replay` and bug reports).
     pub record: bool,
     /// Per-vertex parallelism limits: vertex id -> (min, max).
@@ -113,6 +115,7 @@ impl Default for Options {
             target_utilization: ScalingConfig::default().target_utilization,
             catch_up: ScalingConfig::default().catch_up,
             scale_down_delay: ScalingConfig::default().scale_down_delay,
+            ineffective_hold: ScalingConfig::default().ineffective_hold,
             record: false,
             vertex_limits: BTreeMap::new(),
             apply_max_step: 4.0,
@@ -390,6 +393,16 @@ pub const OPTIONS: &[OptionSpec] = &[
         per_job: true,
         deprecated: &[],
         set: |o, v| duration_option(&mut o.scale_down_delay, v, Duration::ZERO),
+    },
+    OptionSpec {
+        key: "ineffective-hold",
+        default: DefaultValue::Shown(|o| duration::format(o.ineffective_hold)),
+        doc: "after a scale-up that did not raise the rate as expected (AT121, given back with AT134), the vertex is not scaled above what it kept for this long",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| duration_option(&mut o.ineffective_hold, v, Duration::ZERO),
     },
     OptionSpec {
         key: "vertex-limits",

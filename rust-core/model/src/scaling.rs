@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::codes::{Code, Finding};
+use crate::duration;
 use crate::text::quoted;
 
 /// How records travel along an edge (the REST plan's `ship_strategy`).
@@ -132,6 +133,10 @@ pub struct ScalingConfig {
     /// less than this share of its expected (linear) gain does not pay. Flink's autoscaler
     /// uses 0.1; 0.3 also stops 11 times the slots for 2.6 times the rate.
     pub effectiveness_threshold: f64,
+    /// After a scale-up that did not pay, how long the vertex is not scaled above the
+    /// parallelism it kept (what stops it climbing again: a power law learned from two
+    /// parallelisms cannot see a limit outside the vertex).
+    pub ineffective_hold: Duration,
     /// Learn how each vertex really scales from the parallelisms it ran at (few scale
     /// linearly); off: assume linear scaling.
     pub learn_scaling: bool,
@@ -152,6 +157,7 @@ impl Default for ScalingConfig {
             saturation: 0.9,
             skew_ratio: 2.0,
             effectiveness_threshold: 0.3,
+            ineffective_hold: Duration::from_secs(60 * 60),
             learn_scaling: true,
             min_parallelism: 1,
             max_parallelism: 10_000,
@@ -204,6 +210,20 @@ struct VertexHistory {
     observations: Vec<(f64, f64)>,
     /// Scale-down recommendations not applied yet: (epoch millis, parallelism).
     pending_scale_downs: VecDeque<(i64, u32)>,
+    /// After a scale-up that did not pay: the parallelism the vertex is not scaled above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ceiling: Option<Ceiling>,
+}
+
+/// What a scale-up that did not pay leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Ceiling {
+    parallelism: u32,
+    /// The step that did not pay, as far as it went.
+    from: u32,
+    reached: u32,
+    /// Epoch millis of the decision that judged it.
+    since_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -683,8 +703,8 @@ fn decide_vertex(
     let mut recommended = smallest_sufficient(vertex, &sizing, config, &mut findings);
     recommended = hold_band(recommended, expected_utilization, current, config);
     recommended = hold_for_skew(recommended, job, v, inputs, config, &mut findings);
-    recommended =
-        hold_after_ineffective_scale_up(recommended, &sizing, state, config, &mut findings);
+    let given_back = judge_the_last_scale_up(&sizing, state, config, now_ms, &mut findings);
+    recommended = hold_under_ceiling(recommended, &sizing, state, config, now_ms, &mut findings);
     recommended = hold_if_scaling_does_not_pay(recommended, &sizing, config, &mut findings);
     let rescale = Rescale {
         vertex,
@@ -698,6 +718,11 @@ fn decide_vertex(
     recommended = with_downtime;
     recommended = hold_while_stalled(recommended, vertex, stalled, state, &mut findings);
     recommended = delay_scale_down(recommended, current, state, config, now_ms, &mut findings);
+    if let Some(as_much) = given_back.filter(|p| *p < recommended) {
+        // The slots given back did nothing: no delay, no downtime weighed against them.
+        state.pending_scale_downs.clear();
+        recommended = as_much;
+    }
     if recommended > current {
         state.last_scale_up = Some(ScaleUpRecord {
             from: current,
@@ -959,45 +984,108 @@ fn hold_for_skew(
     current
 }
 
-/// The last scale-up did not raise the vertex's rate as expected at the parallelism it
-/// reached (the scheduler may have given fewer slots than asked): something outside the
-/// vertex limits it, so it is not scaled further (AT121). A step that did not pay never
-/// feeds a bigger one.
-fn hold_after_ineffective_scale_up(
-    recommended: u32,
+/// The last scale-up, once reached (the scheduler may have given fewer slots than asked), is
+/// judged by the rate it bought. One that bought less than the effectiveness threshold of its
+/// expected gain is limited by something outside the vertex: the slots that did not help are
+/// given back, down to the smallest parallelism that, scaling as the step expected, does as
+/// much as the vertex does now (AT134; AT121 when every slot helped a little), and the vertex
+/// is not scaled above that for `ineffective_hold`. Returns the parallelism given back to.
+fn judge_the_last_scale_up(
     sizing: &Sizing,
-    state: &VertexHistory,
+    state: &mut VertexHistory,
     config: &ScalingConfig,
+    now_ms: i64,
     findings: &mut Vec<Finding>,
-) -> u32 {
+) -> Option<u32> {
     let current = sizing.current;
-    let Some(last) = state.last_scale_up else {
-        return recommended;
-    };
+    let last = state.last_scale_up?;
     let reached = last.from < current && current <= last.to;
     let expected_gain = last.expected_gain_at(current);
-    let gains_expected = expected_gain.is_finite() && expected_gain > 0.0;
-    if !reached || !gains_expected || !sizing.known() || recommended <= current {
-        return recommended;
+    let can_judge = reached && expected_gain.is_finite() && expected_gain > 0.0 && sizing.known();
+    if !can_judge {
+        return None;
     }
+    state.last_scale_up = None;
     let gain = sizing.true_rate - last.rate_before;
     if gain >= config.effectiveness_threshold * expected_gain {
-        return recommended;
+        return None;
     }
+    let as_much = (last.from..current)
+        .find(|&p| last.curve.capacity_at(p) >= sizing.true_rate)
+        .unwrap_or(current);
+    state.ceiling = Some(Ceiling {
+        parallelism: as_much,
+        from: last.from,
+        reached: current,
+        since_ms: now_ms,
+    });
     let asked = if current < last.to {
         format!(" (asked: {})", last.to)
     } else {
         String::new()
     };
-    findings.push(Finding {
-        code: Code::ExternalBottleneck,
-        message: format!(
-            "the scale-up from {} to {current}{asked} raised its processing rate by {gain:.1} records/s ({:.0}% of the {expected_gain:.1} expected): something outside the vertex (an external system, a lock, I/O, the machine's CPU) limits it, so it is not scaled further",
-            last.from,
-            100.0 * gain.max(0.0) / expected_gain
-        ),
+    let judged = format!(
+        "the scale-up from {} to {current}{asked} raised its processing rate by {gain:.1} records/s ({:.0}% of the {expected_gain:.1} expected): something outside the vertex (an external system, a lock, I/O, the machine's CPU) limits it",
+        last.from,
+        100.0 * gain.max(0.0) / expected_gain
+    );
+    let hold = duration::format(config.ineffective_hold);
+    findings.push(if as_much < current {
+        Finding {
+            code: Code::GiveBack,
+            message: format!(
+                "{judged}; {as_much} would do the {:.1} records/s it does at {current}, so {} of its subtasks are given back, and it is not scaled above {as_much} for {hold}",
+                sizing.true_rate,
+                current - as_much
+            ),
+        }
+    } else {
+        Finding {
+            code: Code::ExternalBottleneck,
+            message: format!("{judged}; it is not scaled above {current} for {hold}"),
+        }
     });
-    current
+    Some(as_much)
+}
+
+/// A vertex whose scale-up did not pay is not scaled above what it kept for
+/// `ineffective_hold` (AT121): the power law learned from two parallelisms cannot see a limit
+/// outside the vertex, and would climb again.
+fn hold_under_ceiling(
+    recommended: u32,
+    sizing: &Sizing,
+    state: &mut VertexHistory,
+    config: &ScalingConfig,
+    now_ms: i64,
+    findings: &mut Vec<Finding>,
+) -> u32 {
+    let Some(ceiling) = state.ceiling else {
+        return recommended;
+    };
+    let ends_ms = ceiling.since_ms + config.ineffective_hold.as_millis() as i64;
+    if now_ms >= ends_ms {
+        state.ceiling = None;
+        return recommended;
+    }
+    let cap = ceiling.parallelism.max(sizing.current);
+    if recommended <= cap {
+        return recommended;
+    }
+    if !findings
+        .iter()
+        .any(|f| f.code == Code::GiveBack || f.code == Code::ExternalBottleneck)
+    {
+        findings.push(Finding {
+            code: Code::ExternalBottleneck,
+            message: format!(
+                "{recommended} would suffice by its rate, but the scale-up from {} to {} did not raise it as expected: it is not scaled above {cap} for another {}",
+                ceiling.from,
+                ceiling.reached,
+                duration::format(Duration::from_millis((ends_ms - now_ms) as u64))
+            ),
+        });
+    }
+    cap
 }
 
 /// A scale-up that, by how the vertex was seen to scale, would buy less than the

@@ -145,33 +145,97 @@ fn flink_ineffective_scaling_detection() {
     let mut step = decisions_on_one_vertex(&config);
     assert_eq!(step(5, 100.0, 50.0).recommended, 10);
     assert_eq!(step(10, 180.0, 90.0).recommended, 20);
-    // 20 subtasks process 94 where 180 were expected from 90: +4 of +90.
-    let blocked = step(20, 180.0, 94.0);
-    assert_eq!(blocked.recommended, 20);
-    assert!(
-        blocked.has(Code::ExternalBottleneck),
-        "{:?}",
-        blocked.findings
+    // 20 subtasks process 94 where 180 were expected from 90: +4 of +90. Flink's autoscaler
+    // blocks the next step and keeps 20; here the 9 subtasks beyond the 11 that would do 94
+    // scaling as expected (9 each) are given back.
+    let given_back = step(20, 180.0, 94.0);
+    assert_eq!(given_back.recommended, 11, "{given_back:?}");
+    finding(
+        &given_back,
+        Code::GiveBack,
+        &[
+            "from 10 to 20",
+            "4% of the",
+            "9 of its subtasks are given back",
+        ],
     );
     // +10 of +90 is past the 10% threshold: scaling goes on.
-    assert_eq!(step(20, 180.0, 100.0).recommended, 36);
+    let mut step = decisions_on_one_vertex(&config);
+    step(5, 100.0, 50.0);
+    step(10, 180.0, 90.0);
+    let paid = step(20, 180.0, 100.0);
+    assert_eq!(paid.recommended, 36);
+    assert!(
+        !paid.has(Code::GiveBack) && !paid.has(Code::ExternalBottleneck),
+        "{:?}",
+        paid.findings
+    );
 }
 
 #[test]
-fn a_scale_up_that_bought_far_less_stops_the_climbing() {
+fn a_scale_up_that_bought_far_less_is_given_back() {
     // Reported on a 2-core machine: arrivals misread as 3969.7/s; 1 -> 13 asked, the adaptive
     // scheduler gave the 11 slots the cluster had, and at 11 the vertex did 1148.8/s, 2.6
-    // times its rate at 1. The step is judged at 11: +706.9 of the +4418 expected there.
+    // times its rate at 1. The step is judged at 11: +706.9 of the +4418 expected there, and
+    // 3 subtasks would do 1148.8/s at the 441.8/s each the step expected.
     let config = eager(0.7);
     let mut step = decisions_on_one_vertex(&config);
     assert_eq!(step(1, 3969.7, 441.8).recommended, 13);
-    let held = step(11, 3969.7, 1148.8);
-    assert_eq!(held.recommended, 11, "{held:?}");
+    let given_back = step(11, 3969.7, 1148.8);
+    assert_eq!(given_back.recommended, 3, "{given_back:?}");
     finding(
-        &held,
-        Code::ExternalBottleneck,
-        &["from 1 to 11 (asked: 13)", "16% of the"],
+        &given_back,
+        Code::GiveBack,
+        &[
+            "from 1 to 11 (asked: 13)",
+            "16% of the",
+            "8 of its subtasks",
+        ],
     );
+    // At 3 it does as much; it still cannot keep up, but it does not climb again.
+    let held = step(3, 3969.7, 1160.0);
+    assert_eq!(held.recommended, 3, "{held:?}");
+    finding(&held, Code::ExternalBottleneck, &["not scaled above 3"]);
+}
+
+#[test]
+fn the_slots_a_cpu_bound_scale_up_did_not_use_are_given_back_for_an_hour() {
+    // Issue 23's case, a CPU-bound vertex on a 2-core host: 1 -> 4 to catch up raised the rate
+    // from 300/s to 540/s, +240 of the +900 expected (27%): 4 slots doing the work of 2.
+    let config = eager(1.0);
+    let mut history = ScalingHistory::default();
+    let mut at = |p, rate, minute: i64| {
+        decide(
+            &evaluated(p, 1200.0, rate),
+            &config,
+            &mut history,
+            minute * 60_000,
+        )
+        .unwrap()
+        .vertices
+        .remove(0)
+    };
+    assert_eq!(at(1, 300.0, 0).recommended, 4);
+    let given_back = at(4, 540.0, 2);
+    assert_eq!(given_back.recommended, 2, "{given_back:?}");
+    finding(
+        &given_back,
+        Code::GiveBack,
+        &["27% of the", "2 would do the 540.0 records/s", "for 60min"],
+    );
+    // At 2 it does as much (560/s) and would want 5 by the p^0.5 it was seen to scale at:
+    // held at 2 for the hour, said each time it is held.
+    for minute in [4, 30, 61] {
+        let held = at(2, 560.0, minute);
+        assert_eq!(held.recommended, 2, "minute {minute}: {held:?}");
+        finding(
+            &held,
+            Code::ExternalBottleneck,
+            &["from 1 to 4", "not scaled above 2"],
+        );
+    }
+    // After the hour it may try again.
+    assert!(at(2, 560.0, 63).recommended > 2);
 }
 
 #[test]
