@@ -160,7 +160,7 @@ def report(args, timeline, lines, backlog: int, run_s: float) -> None:
     settled = [(t, a, b) for t, a, b in changes if first_down is not None and t > first_down]
     print("\nAUTOTUNE decisions on the job:")
     for line in lines:
-        if re.match(r"AUTOTUNE AT1(0[1-4]|2\d|3[01]) ", line):
+        if re.match(r"AUTOTUNE AT1(0[1-4]|2\d|3[0-4]) ", line):
             print("  " + line[:260])
     print("\nfigures:")
     drained = (f"drained (under 10 s of arrivals) after {drained_at:.0f} s ({drained_at / catch_up_s:.2f}x catch-up)"
@@ -172,6 +172,9 @@ def report(args, timeline, lines, backlog: int, run_s: float) -> None:
     optimum_same_span = analytic_optimum(args.rate, backlog, capacity, catch_up_s, measured_over)[0]
     print(f"  slot-minutes: {slot_seconds / 60:.1f} over {measured_over / 60:.1f} min "
           f"(analytic optimum {optimum_same_span / 60:.1f}, {slot_seconds / max(optimum_same_span, 1):.2f}x)")
+    given_back = [m.groups() for l in lines if (m := re.search(r"AT134 .*from (\d+) to (\d+).*?; (\d+) would do", l))]
+    print("  after an ineffective scale-up: " + (", ".join(f"{a}->{b} given back to {c}" for a, b, c in given_back)
+                                                  or "none was ineffective"))
     print("  after the drain: " + (", ".join(f"{a}->{b} at {t:.0f} s" for t, a, b in changes) or "no change"))
     if first_down is not None:
         print(f"  changes after the scale-down: {len(settled)} over {(measured_over - first_down) / 60:.1f} min")

@@ -23,7 +23,7 @@ def project_version() -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
-    """How the suite runs on two workers (`scripts/test.sh` runs `-n 2 --dist loadgroup`;
+    """How the suite runs on several workers (`scripts/test.sh` runs `-n 3 --dist loadgroup`;
     `AUTOTUNE_TEST_WORKERS=1` for one):
     a module whose tests share a cluster (a module-scoped fixture) runs on one worker, so the
     cluster starts once; the Kafka modules share one worker (one broker download, one broker at a
