@@ -12,12 +12,18 @@ The loop runs with shortened windows and scale-down delay (printed at the start)
 scenario fits in about 25 minutes; the plugin's defaults stay what production needs.
 
     python3 scripts/kafka_catch_up.py [--minutes 25] [--rate 150] [--backlog-minutes 5] [--cost-us 4000]
-                                      [--cost-kind cpu|wait] [--brokers]
+                                      [--cost-kind cpu|wait|cores] [--brokers]
 
 `--brokers` gives the plugin the broker (`kafka.bootstrap-servers`): the backlog and arrivals
 then come from its end offsets instead of the reader's `pendingRecords`. `--cost-kind wait`
 makes Work wait out its cost instead of burning it, so two scenarios can run side by side on
 these 2 cores without changing each other's figures.
+
+`--restore-s 60` makes Work take a minute to restore its state at every start, so each rescale
+stops the job that long; with a short catch-up, small steps and short windows (`--catch-up-minutes
+0.5 --apply-max-step 2 --stabilization-s 10 --window-s 15 --rate 200 --backlog-minutes 1
+--cost-kind wait --brokers`) the second step of the climb is refused: its downtime, and what
+arrives in it, would drain the backlog later than staying (AT133).
 
 Stops by itself: the producer is bounded in count, the loop in time.
 """
@@ -44,15 +50,16 @@ TOPIC = "events"
 TARGET_UTILIZATION = 0.7  # the plugin's default
 
 
-def loop_options(catch_up_min: float) -> dict[str, str]:
+def loop_options(args) -> dict[str, str]:
     return {
         "mode": "apply",
-        "stabilization": "30 s",
-        "decision-window": "45 s",
+        "stabilization": f"{args.stabilization_s} s",
+        "decision-window": f"{args.window_s} s",
         "decision-interval": "15 s",
         "poll-interval": "3 s",
         "scale-down-delay": "3 min",
-        "catch-up": f"{catch_up_min} min",
+        "catch-up": f"{args.catch_up_minutes} min",
+        "apply-max-step": str(args.apply_max_step),
         "record": "true",
     }
 
@@ -83,13 +90,18 @@ def main() -> int:
     parser.add_argument("--backlog-minutes", type=float, default=5, help="minutes of input waiting at the start")
     parser.add_argument("--cost-us", type=int, default=4000, help="Work's CPU per record")
     parser.add_argument("--catch-up-minutes", type=float, default=5)
-    parser.add_argument("--cost-kind", choices=["cpu", "wait"], default="cpu")
+    parser.add_argument("--cost-kind", choices=["cpu", "wait", "cores"], default="cpu")
     parser.add_argument("--brokers", action="store_true", help="the plugin reads the broker's end offsets")
+    parser.add_argument("--restore-s", type=int, default=0,
+                        help="seconds Work takes to restore its state at each start (a rescale's downtime)")
+    parser.add_argument("--apply-max-step", type=float, default=4)
+    parser.add_argument("--stabilization-s", type=int, default=30)
+    parser.add_argument("--window-s", type=int, default=45)
     args = parser.parse_args()
 
     home = ensure_flink(args.flink)
     connector = kafka_connector_jars(args.flink)
-    options = loop_options(args.catch_up_minutes)
+    options = loop_options(args)
     prefix = "metrics.reporter.autotune."
     conf = {prefix + "factory.class": "dev.flinkautotune.AutotuneReporterFactory", prefix + "interval": "5 s",
             **{prefix + k: v for k, v in options.items()}, "jobmanager.scheduler": "adaptive"}
@@ -115,6 +127,7 @@ def main() -> int:
                 job_id = cluster.submit(job_jar, ["--bootstrap", broker.bootstrap, "--topic", TOPIC,
                                                   "--group", "catch-up", "--cost-us", str(args.cost_us),
                                                   "--cost-kind", args.cost_kind,
+                                                  *(["--restore-s", str(args.restore_s)] if args.restore_s else []),
                                                   "--job-name", "kafka-catch-up"])
                 cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
                 timeline = follow(cluster, broker, job_id, run_s, args.partitions)

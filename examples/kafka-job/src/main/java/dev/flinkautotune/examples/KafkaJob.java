@@ -5,6 +5,7 @@ import java.util.HashMap;
 import java.util.Map;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -14,6 +15,9 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.KafkaSourceBuilder;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
@@ -31,7 +35,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * <pre>
  * --bootstrap 127.0.0.1:9092 --topic events --group autotune --cost-us 1500 --cost-kind cpu
  * --deserialize-cost-us 0 --work-parallelism 1 --source-parallelism 1 --keys 1024
- * --checkpoint-ms 10000 [--fetch-bytes 16384] [--fail-at-s 75] --job-name autotune-kafka-job
+ * --checkpoint-ms 10000 [--fetch-bytes 16384] [--fail-at-s 75] [--restore-s 60] --job-name autotune-kafka-job
  * [--properties key=value,key=value] (Kafka client properties, as users set them on the builder)
  * [--autotune.<option> value ...] (the job's own plugin settings, in its global job parameters)
  * </pre>
@@ -43,7 +47,7 @@ public final class KafkaJob {
         String bootstrap = opts.getOrDefault("bootstrap", "127.0.0.1:9092");
         String topic = opts.getOrDefault("topic", "events");
         long costUs = Long.parseLong(opts.getOrDefault("cost-us", "0"));
-        boolean costWaits = QueueJob.costKindWaits(opts.getOrDefault("cost-kind", "cpu"));
+        QueueJob.CostKind costKind = QueueJob.costKind(opts.getOrDefault("cost-kind", "cpu"));
         long deserializeCostUs = Long.parseLong(opts.getOrDefault("deserialize-cost-us", "0"));
         int keys = Integer.parseInt(opts.getOrDefault("keys", "1024"));
 
@@ -92,7 +96,7 @@ public final class KafkaJob {
                 .uid("kafka-source")
                 .setParallelism(Integer.parseInt(opts.getOrDefault("source-parallelism", "1")))
                 .keyBy(new QueueJob.ByKey(), Types.LONG)
-                .map(new QueueJob.BusyWork(costUs * 1000, costWaits))
+                .map(new QueueJob.BusyWork(costUs * 1000, costKind))
                 .name("Work")
                 .uid("work")
                 .setParallelism(workParallelism);
@@ -101,6 +105,13 @@ public final class KafkaJob {
             worked = worked.map(new FailOnce(Long.parseLong(failAtS) * 1_000_000_000L))
                     .name("FailOnce")
                     .uid("fail-once")
+                    .setParallelism(workParallelism);
+        }
+        String restoreS = opts.get("restore-s");
+        if (restoreS != null) {
+            worked = worked.map(new SlowRestore(Long.parseLong(restoreS) * 1000))
+                    .name("SlowRestore")
+                    .uid("slow-restore")
                     .setParallelism(workParallelism);
         }
         worked.sinkTo(new DiscardingSink<>())
@@ -132,6 +143,31 @@ public final class KafkaJob {
             if (firstAttempt && now - firstRecordNanos > afterNanos) {
                 throw new IllegalStateException("injected task failure (--fail-at-s)");
             }
+            return value;
+        }
+    }
+
+    /**
+     * Takes the given time to restore its state, as a job with large state does: every start
+     * and every rescale of its vertex waits for it before the vertex runs (a rescale's downtime).
+     */
+    static final class SlowRestore implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>>, CheckpointedFunction {
+        private final long restoreMillis;
+
+        SlowRestore(long restoreMillis) {
+            this.restoreMillis = restoreMillis;
+        }
+
+        @Override
+        public void initializeState(FunctionInitializationContext context) throws InterruptedException {
+            Thread.sleep(restoreMillis);
+        }
+
+        @Override
+        public void snapshotState(FunctionSnapshotContext context) {}
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> value) {
             return value;
         }
     }

@@ -14,6 +14,8 @@ import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.locks.LockSupport;
@@ -32,7 +34,10 @@ import java.util.concurrent.locks.LockSupport;
  * waits it out (a blocking call to a service, the commoner bottleneck of a Kafka job). Flink
  * counts both as busy time, so the model sees the same job; a waiting Work leaves the cores to
  * the rest of the machine, which is what tests that check an exact parallelism on a small,
- * shared machine need.
+ * shared machine need. {@code cpu} spins for the cost in wall-clock time, so a subtask the
+ * machine runs out of cores for still does its records on time; {@code --cost-kind cores} burns
+ * the cost in the thread's own CPU time, so subtasks beyond the machine's cores share them and
+ * add nothing (a CPU-bound host: the limit outside the vertex that more parallelism cannot lift).
  *
  * <p>With {@code --ballast-mb N}, the job graph carries N MiB more (a function that holds them,
  * as a job does that ships a model or a lookup table inside its code): what the JobManager
@@ -56,7 +61,7 @@ public final class QueueJob {
         int partitions = intArg(opts, "partitions", 4);
         long rate = Long.parseLong(opts.getOrDefault("rate", "1000"));
         long costUs = Long.parseLong(opts.getOrDefault("cost-us", "0"));
-        boolean costWaits = costKindWaits(opts.getOrDefault("cost-kind", "cpu"));
+        CostKind costKind = costKind(opts.getOrDefault("cost-kind", "cpu"));
         int keys = intArg(opts, "keys", 1024);
         long checkpointMs = Long.parseLong(opts.getOrDefault("checkpoint-interval-ms", "0"));
         String jobName = opts.getOrDefault("job-name", "autotune-queue-job");
@@ -84,8 +89,8 @@ public final class QueueJob {
                 .setParallelism(sourceParallelism)
                 .keyBy(new ByKey(), Types.LONG)
                 .map(stateBytesPerKey > 0
-                        ? new StatefulWork(new BusyWork(costUs * 1000, costWaits), stateBytesPerKey)
-                        : new BusyWork(costUs * 1000, costWaits))
+                        ? new StatefulWork(new BusyWork(costUs * 1000, costKind), stateBytesPerKey)
+                        : new BusyWork(costUs * 1000, costKind))
                 .name(workName)
                 .uid("work")
                 .setParallelism(workParallelism);
@@ -126,14 +131,23 @@ public final class QueueJob {
         return opts;
     }
 
-    static boolean costKindWaits(String kind) {
+    /** How Work pays its cost per record (see the class comment). */
+    enum CostKind {
+        CPU,
+        WAIT,
+        CORES
+    }
+
+    static CostKind costKind(String kind) {
         switch (kind) {
             case "cpu":
-                return false;
+                return CostKind.CPU;
             case "wait":
-                return true;
+                return CostKind.WAIT;
+            case "cores":
+                return CostKind.CORES;
             default:
-                throw new IllegalArgumentException("--cost-kind is cpu or wait, got: " + kind);
+                throw new IllegalArgumentException("--cost-kind is cpu, wait or cores, got: " + kind);
         }
     }
 
@@ -270,22 +284,39 @@ public final class QueueJob {
         /** Parks shorter than this would mostly measure the timer's slack. */
         private static final long SHORTEST_PARK_NANOS = 1_000_000;
         private final long costNanos;
-        private final boolean waits;
+        private final CostKind kind;
         /** Waiting owed and not yet waited: paid in parks of a millisecond or more. */
         private transient long owedNanos;
 
         BusyWork(long costNanos) {
-            this(costNanos, false);
+            this(costNanos, CostKind.CPU);
         }
 
-        BusyWork(long costNanos, boolean waits) {
+        BusyWork(long costNanos, CostKind kind) {
             this.costNanos = costNanos;
-            this.waits = waits;
+            this.kind = kind;
         }
 
         @Override
         public Tuple2<Long, Long> map(Tuple2<Long, Long> record) {
-            return waits ? park(record) : spin(costNanos, record);
+            switch (kind) {
+                case WAIT:
+                    return park(record);
+                case CORES:
+                    return burn(costNanos, record);
+                default:
+                    return spin(costNanos, record);
+            }
+        }
+
+        /** The cost in this thread's CPU time: threads beyond the machine's cores wait for one. */
+        static Tuple2<Long, Long> burn(long costNanos, Tuple2<Long, Long> record) {
+            ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+            long end = threads.getCurrentThreadCpuTime() + costNanos;
+            while (threads.getCurrentThreadCpuTime() < end) {
+                // burn
+            }
+            return record;
         }
 
         /** Over- and undershoot of a park count against the next, so the mean is the cost. */
