@@ -19,10 +19,10 @@ then come from its end offsets instead of the reader's `pendingRecords`. `--cost
 makes Work wait out its cost instead of burning it, so two scenarios can run side by side on
 these 2 cores without changing each other's figures.
 
-`--restore-s 60` makes Work take a minute to restore its state at every start, so each rescale
-stops the job that long; with a short catch-up, small steps and short windows (`--catch-up-minutes
-0.5 --apply-max-step 2 --stabilization-s 10 --window-s 15 --rate 200 --backlog-minutes 1
---cost-kind wait --brokers`) the second step of the climb is refused: its downtime, and what
+`--restore-s 90` makes Work take 90 s to restore its state at every start, so each rescale
+stops the job that long; with a short catch-up, small steps and short windows (`--restore-s 90
+--catch-up-minutes 0.5 --apply-max-step 2 --stabilization-s 10 --window-s 15 --rate 200
+--backlog-minutes 0.25 --cost-kind wait --brokers`) the second step of the climb is refused: its downtime, and what
 arrives in it, would drain the backlog later than staying (AT133).
 
 Stops by itself: the producer is bounded in count, the loop in time.
@@ -58,7 +58,7 @@ def loop_options(args) -> dict[str, str]:
         "decision-interval": "15 s",
         "poll-interval": "3 s",
         "scale-down-delay": "3 min",
-        "catch-up": f"{args.catch_up_minutes} min",
+        "catch-up": f"{args.catch_up_minutes * 60:g} s",  # durations take whole numbers
         "apply-max-step": str(args.apply_max_step),
         "record": "true",
     }
