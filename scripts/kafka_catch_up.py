@@ -129,7 +129,7 @@ def main() -> int:
                                                   "--cost-kind", args.cost_kind,
                                                   *(["--restore-s", str(args.restore_s)] if args.restore_s else []),
                                                   "--job-name", "kafka-catch-up"])
-                cluster.wait_for_job_state(job_id, "RUNNING", timeout=120)
+                cluster.wait_for_job_state(job_id, "RUNNING", timeout=120 + args.restore_s)
                 timeline = follow(cluster, broker, job_id, run_s, args.partitions)
                 lines = [l for l in autotune_lines(cluster.jobmanager_log()) if job_id in l]
         report(args, timeline, lines, backlog, run_s)

@@ -1,10 +1,11 @@
 //! The poller: reads a job's decision window from its REST view, one poll at a time, and
 //! hands the window's samples on. A rescale or restart inside the window starts it again.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use crate::brokers::BrokerReader;
+use crate::brokers::{BrokerReader, TopicPartition};
 use crate::clock::{elapsed, Clock};
 use crate::pools::{VertexBusy, WindowCache};
 use crate::recording::{Sample, VertexSample};
@@ -430,10 +431,22 @@ fn end_offsets(brokers: &BrokerReader, names: &SourceMetrics, vertex: &str) -> V
         brokers.note_unnamed_partitions(vertex);
         return Vec::new();
     };
-    brokers
-        .end_offsets(&partitions)
-        .map(|ends| ends.into_iter().map(|e| e as f64).collect())
-        .unwrap_or_default()
+    // After a rescale the REST API keeps a subtask's metrics of the partitions it read before,
+    // so a partition can be named twice: the brokers are asked once for each.
+    let distinct: Vec<TopicPartition> = partitions
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let Ok(ends) = brokers.end_offsets(&distinct) else {
+        return Vec::new();
+    };
+    let end_of: HashMap<&TopicPartition, i64> = distinct.iter().zip(ends).collect();
+    partitions
+        .iter()
+        .map(|p| end_of.get(p).map_or(f64::NAN, |e| *e as f64))
+        .collect()
 }
 
 /// A vertex's load as the REST API aggregates its subtasks' metrics: one request per vertex.

@@ -7,9 +7,12 @@
 //! back-pressured time are averaged over the window's samples; a source's backlog growth is
 //! the change of its `pendingRecords` over the window.
 
+use std::collections::BTreeMap;
+
 use autotune_model::scaling::{JobSnapshot, PartialBacklog, VertexSnapshot};
 use serde::{Deserialize, Serialize};
 
+use crate::brokers::TopicPartition;
 use crate::pools::MemoryView;
 use crate::shape::{JobShape, SourceMetrics};
 
@@ -240,7 +243,7 @@ pub fn summarize(
             let behind = backpressure >= 0.1 || busy_max >= 0.9;
             let backlog_partial = pending.and(partial_backlog(shape, v, samples, behind));
             // The brokers' view, when every poll had it, replaces the reader's.
-            let at_brokers = broker_backlog(samples, v);
+            let at_brokers = broker_backlog(shape, samples, v);
             let (pending, growth, backlog_partial) = match at_brokers {
                 Some(b) => (
                     Some(b.backlog),
@@ -297,37 +300,45 @@ struct BrokerBacklog {
 /// each partition it reads (a window read half from the brokers is no measurement of them).
 /// End offsets are read live, not through the REST API's ~10 s refresh: the rate is the plain
 /// change between the window's ends.
-fn broker_backlog(samples: &[Sample], v: usize) -> Option<BrokerBacklog> {
+fn broker_backlog(shape: &JobShape, samples: &[Sample], v: usize) -> Option<BrokerBacklog> {
+    let partitions = shape.source_metrics.get(&v)?.partitions()?;
     let complete = |s: &VertexSample| {
-        !s.ends.is_empty()
-            && s.ends.len() == s.positions.len()
+        s.ends.len() == partitions.len()
+            && s.positions.len() == partitions.len()
             && s.ends.iter().all(|e| e.is_finite())
     };
     if samples.len() < 2 || !samples.iter().all(|s| complete(&s.vertices[v])) {
         return None;
     }
-    let (first, last) = (samples.first()?, samples.last()?);
-    if first.vertices[v].ends.len() != last.vertices[v].ends.len() {
-        return None;
-    }
-    let written = |s: &Sample| s.vertices[v].ends.iter().sum::<f64>();
-    let seconds = (last.at_ms - first.at_ms) as f64 / 1000.0;
+    // One (end, position) per partition. A partition named twice (the REST API keeps a
+    // subtask's metrics of what it read before a rescale) is where the reader is furthest on:
+    // positions only move forward.
+    let per_partition = |s: &VertexSample| {
+        let mut read: BTreeMap<&TopicPartition, (f64, f64)> = BTreeMap::new();
+        for ((p, end), position) in partitions.iter().zip(&s.ends).zip(&s.positions) {
+            let seen = read.entry(p).or_insert((*end, f64::NAN));
+            seen.1 = seen.1.max(*position);
+        }
+        read
+    };
+    let (first, last) = (per_partition(&samples[0].vertices[v]), samples.last()?);
+    let at_end = per_partition(&last.vertices[v]);
+    let written =
+        |read: &BTreeMap<&TopicPartition, (f64, f64)>| read.values().map(|(e, _)| e).sum::<f64>();
+    let seconds = (last.at_ms - samples[0].at_ms) as f64 / 1000.0;
     if seconds <= 0.0 {
         return None;
     }
-    let end = &last.vertices[v];
     // A position is the offset last read: the next one to read is one on.
-    let read: Vec<(f64, f64)> = end
-        .ends
-        .iter()
-        .zip(&end.positions)
-        .filter(|(_, p)| p.is_finite() && **p >= 0.0)
-        .map(|(e, p)| (*e, *p))
+    let read: Vec<(f64, f64)> = at_end
+        .values()
+        .filter(|(_, p)| p.is_finite() && *p >= 0.0)
+        .copied()
         .collect();
     Some(BrokerBacklog {
         backlog: read.iter().map(|(e, p)| (e - (p + 1.0)).max(0.0)).sum(),
-        arrival_rate: ((written(last) - written(first)) / seconds).max(0.0),
-        unread_partitions: (end.ends.len() - read.len()) as u32,
+        arrival_rate: ((written(&at_end) - written(&first)) / seconds).max(0.0),
+        unread_partitions: (at_end.len() - read.len()) as u32,
     })
 }
 
@@ -625,6 +636,32 @@ mod tests {
             Some(50.0),
             "the reader's pendingRecords"
         );
+    }
+
+    /// Seen on a real cluster after the source went from 1 to 2 subtasks in place: the REST API
+    /// kept subtask 0's metrics of the 4 partitions subtask 1 took over, so 12 names for 8
+    /// partitions. Each partition counts once, where the reader is furthest on.
+    #[test]
+    fn a_partition_named_twice_after_a_rescale_counts_once_where_it_was_read_furthest() {
+        let mut shape = kafka_source();
+        let metrics = shape.source_metrics.get_mut(&0).unwrap();
+        for p in 4..8 {
+            metrics.offsets.push(format!(
+                "0.{KAFKA_OPERATOR}.KafkaSourceReader.topic.events.partition.{p}.currentOffset"
+            ));
+        }
+        let poll = |ms: i64, live: f64, written: f64| {
+            let mut s = behind(ms, 50.0, [live; 8]);
+            // The stale names of partitions 4-7 hold the positions from before the rescale.
+            s.vertices[0].positions.extend([9.0; 4]);
+            s.vertices[0].ends = vec![1000.0 + written / 8.0; 12];
+            s
+        };
+        let samples = [poll(0, 99.0, 0.0), poll(10_000, 199.0, 3_000.0)];
+        let source = &summarize(&shape, &samples, None, None).vertices[0];
+        assert_eq!(source.arrival_rate, Some(300.0), "not 450/s");
+        assert_eq!(source.pending_records, Some(8.0 * (1375.0 - 200.0)));
+        assert_eq!(source.backlog_partial, None);
     }
 
     #[test]

@@ -154,6 +154,16 @@ pub struct JobVertex {
     /// When the vertex's tasks were (re)deployed, epoch millis.
     #[serde(rename = "start-time", default)]
     pub start_time: i64,
+    /// Its tasks' state (`RUNNING`; `INITIALIZING` while they restore their state).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl JobVertex {
+    /// Every task of the vertex runs (a release that serves no state: taken as running).
+    pub fn running(&self) -> bool {
+        self.status.as_deref().is_none_or(|s| s == "RUNNING")
+    }
 }
 
 /// `/jobs/<id>/vertices/<vertex>/subtasktimes`: when each subtask entered each state.

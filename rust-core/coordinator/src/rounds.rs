@@ -104,6 +104,9 @@ pub struct Coordinator {
     /// When a job's next window (or, not running, its next memory plan) is due: a decision
     /// interval after its last one.
     due_ms: HashMap<String, i64>,
+    /// Jobs seen with tasks not running yet (deploying, restoring state): when all were first
+    /// seen running, which is where their stabilization starts (`None`: not yet).
+    starting: HashMap<String, Option<i64>>,
     /// Every live job's graph as last seen: a session cluster's memory plan sizes the network
     /// for all of them.
     graphs: HashMap<String, JobShape>,
@@ -171,6 +174,7 @@ impl Coordinator {
             clock,
             reading: HashMap::new(),
             due_ms: HashMap::new(),
+            starting: HashMap::new(),
             graphs: HashMap::new(),
             live_jobs: 0,
             cluster_memory: JobMemory::default(),
@@ -518,6 +522,7 @@ impl Coordinator {
         self.flamegraphs.retain(|id| ids.contains(id));
         self.reading.retain(|id, _| ids.contains(id.as_str()));
         self.due_ms.retain(|id, _| ids.contains(id.as_str()));
+        self.starting.retain(|id, _| ids.contains(id.as_str()));
         self.graphs.retain(|id, _| ids.contains(id.as_str()));
         self.job_settings.retain(|id, _| ids.contains(id.as_str()));
         self.live_jobs = live.len();
@@ -716,6 +721,27 @@ impl Coordinator {
             .settle(written, self.clock.now_ms(), &self.announcer);
     }
 
+    /// When the job's tasks were deployed, or, where some were seen not running (a vertex
+    /// restoring its state reads as busy and counts nothing for as long as that takes), when
+    /// all were first seen running. `None` while some are not.
+    fn running_since(&mut self, details: &JobDetails) -> Option<i64> {
+        let deployed = details
+            .vertices
+            .iter()
+            .map(|v| v.start_time)
+            .max()
+            .unwrap_or(0);
+        if !details.vertices.iter().all(|v| v.running()) {
+            self.starting.insert(details.jid.clone(), None);
+            return None;
+        }
+        let now = self.clock.now_ms();
+        match self.starting.get_mut(&details.jid) {
+            Some(seen) => Some((*seen.get_or_insert(now)).max(deployed)),
+            None => Some(deployed),
+        }
+    }
+
     fn stabilizing(&self, since_ms: i64) -> bool {
         self.clock.now_ms() - since_ms < self.settings.stabilization.as_millis() as i64
     }
@@ -731,12 +757,13 @@ impl Coordinator {
                 Err(e) => return Err(e.into()),
             };
             // Metrics right after a (re)deployment describe warm-up, not the job.
-            let deployed = details
-                .vertices
-                .iter()
-                .map(|v| v.start_time)
-                .max()
-                .unwrap_or(0);
+            let Some(deployed) = self.running_since(&details) else {
+                self.due_ms.insert(job_id.clone(), self.clock.now_ms());
+                return Ok(WindowRead::NotYet(
+                    "its tasks are not all running yet (deploying, or restoring their state)"
+                        .into(),
+                ));
+            };
             if deployed <= 0 || self.stabilizing(deployed) {
                 log::debug!("AUTOTUNE COORDINATOR job {job_id} is still stabilizing");
                 // Looked at again once it has stabilized (a deployment not yet stamped: soon).
@@ -747,6 +774,7 @@ impl Coordinator {
                 self.due_ms.insert(job_id.clone(), next);
                 return Ok(WindowRead::NotYet("the job is still stabilizing".into()));
             }
+            self.starting.remove(job_id);
             let reader = WindowReader::new(
                 job_id,
                 self.settings.decision_window,

@@ -265,6 +265,27 @@ fn a_job_is_not_decided_on_while_it_stabilizes() {
     assert_eq!(with_code(&sink.lines(), "AT100").len(), 1);
 }
 
+/// A vertex restoring its state (INITIALIZING, seen for 90 s on a real cluster) reads as 100%
+/// busy and counts nothing: no window while it does, and the stabilization starts when every
+/// task runs, however long ago they were deployed.
+#[test]
+fn a_job_restoring_its_state_is_not_decided_on_until_it_runs_and_stabilizes() {
+    let mut job = bottleneck_job();
+    for v in &mut job.vertices {
+        v.start_time = epoch_ms() - 120_000;
+    }
+    job.vertices[1].status = "INITIALIZING";
+    let flink = cluster(vec![job], vec![]);
+    let mut s = settings(&flink.url, None);
+    s.stabilization = Duration::from_secs(30);
+    let (mut c, sink) = coordinator(s);
+    let no_decision = |c: &mut Coordinator| round(c)[0].no_decision.clone().unwrap_or_default();
+    assert!(no_decision(&mut c).contains("not all running yet"));
+    flink.cluster().jobs[0].vertices[1].status = "RUNNING";
+    assert!(no_decision(&mut c).contains("stabilizing"));
+    assert!(with_code(&sink.lines(), "AT100").is_empty());
+}
+
 /// After a TaskManager was lost, the REST API served the dead TaskManager's last values for a
 /// restarted job: no record counted for a whole stretched window while Work read 99% busy.
 /// That view measures nothing (it was decided as arrivals of 0/s and Work at 1); an idle job,

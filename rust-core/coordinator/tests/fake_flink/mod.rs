@@ -28,6 +28,8 @@ pub struct FakeVertex {
     /// A source's backlog: `(now, growth per second)`.
     pub pending: Option<(f64, f64)>,
     pub start_time: i64,
+    /// Its tasks' state as `/jobs/<id>` serves it (`INITIALIZING` while restoring state).
+    pub status: &'static str,
 }
 
 impl FakeVertex {
@@ -44,6 +46,7 @@ impl FakeVertex {
             backpressure_ms: 0.0,
             pending: None,
             start_time: 0,
+            status: "RUNNING",
         }
     }
 
@@ -575,7 +578,7 @@ fn job_details(c: &mut Cluster, id: &str, t: f64, now_ms: i64) -> (u16, Value) {
         .map(|v| {
             json!({
                 "id": v.id, "name": v.name, "parallelism": v.parallelism, "maxParallelism": v.max_parallelism,
-                "start-time": v.start_time,
+                "start-time": v.start_time, "status": v.status,
                 "metrics": {"read-records": v.rate_in * t, "write-records": v.rate_out * t},
             })
         })
