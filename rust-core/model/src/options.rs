@@ -318,7 +318,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "stabilization",
         default: DefaultValue::Shown(|o| duration::format(o.stabilization)),
-        doc: "time after a job's (re)deployment before its metrics count; Flink averages busy and back-pressured time over the last minute, so below `1 min` the first window reads a just-deployed vertex less busy than it is",
+        doc: "time after a job's (re)deployment, from when all its tasks run (a vertex restoring its state reads busy and counts nothing), before its metrics count; Flink averages busy and back-pressured time over the last minute, so below `1 min` the first window reads a just-deployed vertex less busy than it is",
         scope: OptionScope::Loop,
         secret: false,
         per_job: false,
