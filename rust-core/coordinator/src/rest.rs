@@ -160,9 +160,14 @@ pub struct JobVertex {
 }
 
 impl JobVertex {
-    /// Every task of the vertex runs (a release that serves no state: taken as running).
-    pub fn running(&self) -> bool {
-        self.status.as_deref().is_none_or(|s| s == "RUNNING")
+    /// Some of its tasks are on their way to running: scheduled, deploying, or restoring their
+    /// state (a finished vertex of a job that runs on is not starting; a release that serves no
+    /// state neither).
+    pub fn starting(&self) -> bool {
+        matches!(
+            self.status.as_deref(),
+            Some("CREATED" | "SCHEDULED" | "DEPLOYING" | "INITIALIZING" | "RECONCILING")
+        )
     }
 }
 

@@ -731,7 +731,7 @@ impl Coordinator {
             .map(|v| v.start_time)
             .max()
             .unwrap_or(0);
-        if !details.vertices.iter().all(|v| v.running()) {
+        if details.vertices.iter().any(|v| v.starting()) {
             self.starting.insert(details.jid.clone(), None);
             return None;
         }
