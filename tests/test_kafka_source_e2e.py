@@ -58,10 +58,13 @@ def test_the_sources_flame_graph_names_the_costly_deserializer(kafka_source_bott
 
     line = wait_for(flame_line, timeout=120, what="the Kafka source's flame graph (AT111)", cluster=cluster, interval=3)
     print(line)
-    # Deserializing runs in the task thread (the fetcher thread only fetches): its spin comes
-    # first, called from the job's deserializer.
+    # Deserializing runs in the task thread (the fetcher thread only fetches), so the costliest
+    # frame is the job's deserializer or the spin it calls. Which of the two depends on the JIT:
+    # once the spin is inlined, samples taken at safepoints land in the deserializer itself.
     top = re.search(r"top-frames=\[([^\]]*)\]", line).group(1)
-    assert top.startswith("dev.flinkautotune.examples.QueueJob$BusyWork.spin "), top
+    costly = ("dev.flinkautotune.examples.QueueJob$BusyWork.spin ",
+              "dev.flinkautotune.examples.KafkaJob$CostlyRecords.deserialize ")
+    assert top.startswith(costly), top
     folded = re.search(r" folded=(\S+)", line).group(1)
     with open(folded) as f:
         assert "KafkaJob$CostlyRecords.deserialize" in f.read()
