@@ -301,6 +301,8 @@ impl Coordinator {
             if stop.is_stopped() {
                 break;
             }
+            // At every poll, whatever the job's schedule: a failing rescale is rolled back soon.
+            self.watch_rescale(&job.jid);
             if self
                 .due_ms
                 .get(&job.jid)
@@ -385,15 +387,30 @@ impl Coordinator {
             };
             let settings = self.settings_of(&job_id);
             let share = shares.get(&job_id).copied();
+            let cluster_room = self.cluster_room(&job_id);
             let scaling = self.scaling.entry(job_id).or_default();
             let to = ApplyTo {
                 rest: &self.rest,
                 details: &details,
                 share,
+                cluster_room,
                 now_ms: self.clock.now_ms(),
             };
             apply_if_asked(scaling, &settings, to, d, &self.announcer);
         }
+    }
+
+    /// The task slots `cluster-max-slots` leaves a job: the quota less what the other live
+    /// jobs hold. `None`: no quota.
+    fn cluster_room(&self, job_id: &str) -> Option<u32> {
+        let quota = self.settings.options.cluster_max_slots?;
+        let others: u32 = self
+            .graphs
+            .iter()
+            .filter(|(id, _)| id.as_str() != job_id)
+            .map(|(_, shape)| shape.slots_held())
+            .sum();
+        Some(quota.saturating_sub(others))
     }
 
     /// The cluster's view, when a job was decided on or the live jobs changed: its slots
@@ -542,7 +559,6 @@ impl Coordinator {
             return Ok(None);
         }
         if job.state == "RUNNING" {
-            self.see_rescale_through(&job.jid);
             match self.window_of(job)? {
                 WindowRead::Open => return Ok(None),
                 WindowRead::Gone => return Ok(None),
@@ -559,9 +575,11 @@ impl Coordinator {
         Ok(Some(report))
     }
 
-    /// A rescale applied to the job, seen through once it runs again (AT132): one more
-    /// request per poll while one is in flight.
-    fn see_rescale_through(&mut self, job_id: &str) {
+    /// A rescale applied to the job, watched until a window at its new shape is decided on:
+    /// seen through once it runs again (AT132), rolled back if it made the job worse (AT135).
+    /// A few more requests per poll while one is in flight.
+    fn watch_rescale(&mut self, job_id: &str) {
+        let settings = self.settings_of(job_id);
         let Some(scaling) = self
             .scaling
             .get_mut(job_id)
@@ -570,14 +588,13 @@ impl Coordinator {
             return;
         };
         if let Ok(details) = self.rest.job(job_id) {
-            scaling_step::see_rescale_through(
-                scaling,
-                &self.rest,
-                &details,
-                self.clock.now_ms(),
-                &mut self.files,
-                &self.announcer,
-            );
+            let watched = scaling_step::Watched {
+                rest: &self.rest,
+                details: &details,
+                settings: &settings,
+                now_ms: self.clock.now_ms(),
+            };
+            scaling_step::watch_rescale(scaling, watched, &mut self.files, &self.announcer);
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use autotune_model::duration;
 use autotune_model::options::Mode;
 use autotune_model::scaling::{decide, overrides, Code, JobDecision, JobSnapshot, ScalingHistory};
 use autotune_model::slots::SlotAsk;
@@ -33,21 +34,24 @@ pub struct JobScaling {
     applied_slots: Option<u32>,
     /// Where each Kafka source's backlog came from last time it was said (AT130), by vertex id.
     backlog_said: HashMap<String, String>,
-    /// The rescale applied last, until the job runs again at its new shape.
+    /// The rescale applied last, until a window at its new shape is decided on: until then it
+    /// may be rolled back.
     rescale: Option<RescaleInFlight>,
+    /// A decision a quiet window held back (said once): applied once the window ends.
+    held_by_quiet: bool,
 }
 
-/// A rescale asked of the adaptive scheduler and not yet seen through.
+/// A rescale asked of the adaptive scheduler and not yet proven.
 #[derive(Debug, Clone)]
 struct RescaleInFlight {
     requested_ms: i64,
-    /// Each vertex's parallelism when it was asked for, in the shape's order.
+    /// Each vertex's parallelism when it was asked for, in the shape's order: what worked.
     before: Vec<(String, String, u32)>,
+    /// What was asked, by vertex id.
+    asked: Vec<(String, u32)>,
+    /// Its downtime was said: every subtask ran at the new shape.
+    ran: bool,
 }
-
-/// A rescale not seen through this long after its request is forgotten: the job did not run
-/// again at a new shape (the scheduler found no slots, or it failed over).
-const RESCALE_FORGOTTEN_AFTER_MS: i64 = 10 * 60 * 1000;
 
 impl JobScaling {
     /// A job seen for the first time by this coordinator: what the scaling model remembered of
@@ -121,6 +125,10 @@ pub fn decide_on_window(
         &decision,
     ));
     job.applied_slots = None;
+    if job.rescale.as_ref().is_some_and(|r| r.ran) {
+        // A window at the new shape was decided on: the rescale worked.
+        job.rescale = None;
+    }
     // A job that stays as it is would otherwise fill the log with the same lines every round.
     let gist = decision.gist();
     let fresh = job.last_gist.as_ref() != Some(&gist);
@@ -297,6 +305,8 @@ pub struct ApplyTo<'a> {
     pub details: &'a JobDetails,
     /// The task slots the cluster's slot plan gives the job when jobs compete for them (AT129).
     pub share: Option<u32>,
+    /// The task slots the cluster's quota leaves the job (`cluster-max-slots`, AT137).
+    pub cluster_room: Option<u32>,
     pub now_ms: i64,
 }
 
@@ -315,26 +325,28 @@ pub fn apply_if_asked(
         rest,
         details,
         share,
+        cluster_room,
         now_ms,
     } = to;
     if settings.mode != Mode::Apply || decided.decision.changes().next().is_none() {
         return;
     }
-    let step = within_share(
-        step_to_apply(&decided.decision, settings.apply_max_step),
-        share,
-        &decided.decision,
-    );
+    let step = step_to_apply(&decided.decision, settings.apply_max_step);
+    let step = within_slots(step, share, &decided.decision, SlotCap::SlotPlan);
+    let step = within_slots(step, cluster_room, &decided.decision, SlotCap::ClusterQuota);
     let moves = step
         .plan
         .iter()
         .zip(&decided.decision.vertices)
         .any(|((_, p), v)| *p != v.current);
-    if !moves || !(decided.fresh || share.is_some()) {
+    if !moves || !(decided.fresh || share.is_some() || job.held_by_quiet) {
         return;
     }
     let snapshot = &decided.snapshot;
     let job_ref = format!("job={} ({})", quoted(&snapshot.job_name), snapshot.job_id);
+    if hold_for_quiet_window(job, settings, &step, &job_ref, now_ms, announcer) {
+        return;
+    }
     let why_not = match details.scheduler_type.as_deref() {
         Some(scheduler) if !scheduler.eq_ignore_ascii_case("adaptive") => Some(format!(
             "the job runs with the {scheduler} scheduler; rescaling in place needs jobmanager.scheduler: adaptive (Flink 1.18+)"
@@ -342,6 +354,7 @@ pub fn apply_if_asked(
         _ => match rest.set_parallelism(&snapshot.job_id, &step.plan) {
             Ok(()) => {
                 job.applied_slots = step.plan.iter().map(|(_, p)| *p).max();
+                job.history.note_rescale_applied();
                 job.rescale = Some(RescaleInFlight {
                     requested_ms: now_ms,
                     before: details
@@ -349,6 +362,8 @@ pub fn apply_if_asked(
                         .iter()
                         .map(|v| (v.id.clone(), v.name.clone(), v.parallelism))
                         .collect(),
+                    asked: step.plan.clone(),
+                    ran: false,
                 });
                 say_applied(&step, snapshot, &job_ref, announcer);
                 None
@@ -369,11 +384,202 @@ pub fn apply_if_asked(
     }
 }
 
+/// A quiet window holds the apply back (AT136, said once while it holds); the decision is
+/// applied once the window is over. Returns whether it holds.
+fn hold_for_quiet_window(
+    job: &mut JobScaling,
+    settings: &JobSettings,
+    step: &AppliedStep,
+    job_ref: &str,
+    now_ms: i64,
+    announcer: &Announcer,
+) -> bool {
+    let Some(window) = settings.quiet_windows.holding_at(now_ms) else {
+        job.held_by_quiet = false;
+        return false;
+    };
+    if !job.held_by_quiet {
+        job.held_by_quiet = true;
+        announcer.info(&format!(
+            "AUTOTUNE {} {job_ref} window={} | pipeline.jobvertex-parallelism-overrides={} is not applied while the quiet window holds; it stays the recommendation and is applied at the first decision after the window",
+            Code::QuietWindow,
+            quoted(window),
+            overrides(step.plan.iter().map(|(id, p)| (id.as_str(), *p)))
+        ));
+    }
+    true
+}
+
 impl JobScaling {
-    /// A rescale was applied and the job has not been seen running at its new shape yet.
+    /// A rescale was applied and has not proven itself yet (a window at its new shape).
     pub fn rescale_in_flight(&self) -> bool {
         self.rescale.is_some()
     }
+
+    /// Rescales applied in place, and how many were rolled back.
+    pub fn rescales(&self) -> (u64, u64) {
+        self.history.rescales()
+    }
+}
+
+/// Where a job and the world are while its last rescale is watched.
+pub struct Watched<'a> {
+    pub rest: &'a FlinkRest,
+    pub details: &'a JobDetails,
+    pub settings: &'a JobSettings,
+    pub now_ms: i64,
+}
+
+/// The rescale applied last, watched until a window at its new shape is decided on: seen
+/// through once every subtask runs (AT132); rolled back (AT135) when the job fails over
+/// `rollback.failovers` times meanwhile, or is not running at its new shape within
+/// `rollback.timeout`. A rescale the scheduler never made (no slots came) is forgotten.
+pub fn watch_rescale(
+    job: &mut JobScaling,
+    watched: Watched<'_>,
+    files: &mut JobFiles,
+    announcer: &Announcer,
+) {
+    let Some(rescale) = job.rescale.clone() else {
+        return;
+    };
+    let Watched {
+        rest,
+        details,
+        settings,
+        now_ms,
+    } = watched;
+    if let Some(why) = why_roll_back(&rescale, rest, details, settings, now_ms) {
+        roll_back(job, &rescale, &why, watched, files, announcer);
+        return;
+    }
+    if rescale.ran || details.state != "RUNNING" {
+        return;
+    }
+    let seen = see_rescale_through(job, rest, details, now_ms, files, announcer).is_some();
+    let overdue = now_ms - rescale.requested_ms > settings.rollback.timeout.as_millis() as i64;
+    if !seen && overdue {
+        log::debug!(
+            "AUTOTUNE COORDINATOR job {}: the rescale asked for at {} was not made (no slots came): forgotten",
+            details.jid,
+            rescale.requested_ms
+        );
+        job.rescale = None;
+    }
+}
+
+/// Why the rescale must be rolled back, if it must.
+fn why_roll_back(
+    rescale: &RescaleInFlight,
+    rest: &FlinkRest,
+    details: &JobDetails,
+    settings: &JobSettings,
+    now_ms: i64,
+) -> Option<String> {
+    let rollback = &settings.rollback;
+    if rollback.failovers > 0 {
+        if let Ok(exceptions) = rest.exceptions(&details.jid) {
+            let since: Vec<_> = exceptions
+                .history
+                .entries
+                .iter()
+                .filter(|e| e.timestamp >= rescale.requested_ms)
+                .collect();
+            if since.len() >= rollback.failovers as usize {
+                let last = since
+                    .iter()
+                    .max_by_key(|e| e.timestamp)
+                    .and_then(|e| e.stacktrace.lines().next())
+                    .unwrap_or("");
+                return Some(format!(
+                    "the job failed over {} times since the rescale (the last: {})",
+                    since.len(),
+                    quoted(last.trim())
+                ));
+            }
+        }
+    }
+    let overdue = now_ms - rescale.requested_ms > rollback.timeout.as_millis() as i64;
+    (overdue && !rescale.ran && details.state != "RUNNING").then(|| {
+        format!(
+            "the job was not running at its new shape {} after the rescale (it is {})",
+            duration::format(rollback.timeout),
+            details.state
+        )
+    })
+}
+
+/// Asks the scheduler for the parallelism that worked, says so (AT135), and keeps the
+/// rollback in the job's history: each vertex it narrows is held there for `rollback.hold`.
+fn roll_back(
+    job: &mut JobScaling,
+    rescale: &RescaleInFlight,
+    why: &str,
+    watched: Watched<'_>,
+    files: &mut JobFiles,
+    announcer: &Announcer,
+) {
+    let Watched {
+        rest,
+        details,
+        settings,
+        now_ms,
+    } = watched;
+    job.rescale = None;
+    job.last_gist = None;
+    job.applied_slots = None;
+    let plan: Vec<(String, u32)> = rescale
+        .before
+        .iter()
+        .map(|(id, _, p)| (id.clone(), *p))
+        .collect();
+    // (id, name, back to, failed at) of each vertex the rescale had changed.
+    let changed: Vec<(&str, &str, u32, u32)> = rescale
+        .before
+        .iter()
+        .filter_map(|(id, name, before)| {
+            let asked = rescale.asked.iter().find(|(a, _)| a == id)?.1;
+            (asked != *before).then_some((id.as_str(), name.as_str(), *before, asked))
+        })
+        .collect();
+    let job_ref = format!("job={} ({})", quoted(&details.name), details.jid);
+    let said: Vec<String> = changed
+        .iter()
+        .map(|(_, name, back, failed)| format!("{} {failed}->{back}", quoted(name)))
+        .collect();
+    let hold = duration::format(settings.rollback.hold);
+    match rest.set_parallelism(&details.jid, &plan) {
+        Ok(()) => {
+            let narrowed: Vec<(&str, u32, u32)> = changed
+                .iter()
+                .map(|(id, _, back, failed)| (*id, *back, *failed))
+                .collect();
+            job.history
+                .note_rollback(&narrowed, now_ms, settings.rollback.hold);
+            announcer.warn(&format!(
+                "AUTOTUNE {} {job_ref} | {why}: rolled back to the parallelism that worked, pipeline.jobvertex-parallelism-overrides={} ({}); no vertex is scaled above it for {hold}",
+                Code::RolledBack,
+                overrides(plan.iter().map(|(id, p)| (id.as_str(), *p))),
+                said.join(", ")
+            ));
+        }
+        Err(e) => announcer.warn(&format!(
+            "AUTOTUNE {} {job_ref} | {why}, but the JobManager refused the rollback to the parallelism that worked ({e}): set pipeline.jobvertex-parallelism-overrides={} yourself",
+            Code::RolledBack,
+            overrides(plan.iter().map(|(id, p)| (id.as_str(), *p)))
+        )),
+    }
+    let line = serde_json::json!({
+        "at_ms": now_ms, "job_id": details.jid, "job_name": details.name,
+        "rollback": {
+            "requested_ms": rescale.requested_ms, "why": why, "hold_s": settings.rollback.hold.as_secs(),
+            "changes": changed.iter().map(|(_, name, back, failed)| serde_json::json!({"name": name, "from": failed, "to": back})).collect::<Vec<_>>(),
+        },
+    });
+    let written = files
+        .history(&details.jid, &line)
+        .and(files.keep_scaling_history(&details.jid, &job.history));
+    files.settle(written, now_ms, announcer);
 }
 
 /// The rescale applied last, seen through: once the job runs again with every vertex
@@ -393,16 +599,7 @@ pub fn see_rescale_through(
     files: &mut JobFiles,
     announcer: &Announcer,
 ) -> Option<f64> {
-    let rescale = job.rescale.as_ref()?;
-    if now_ms - rescale.requested_ms > RESCALE_FORGOTTEN_AFTER_MS {
-        log::debug!(
-            "AUTOTUNE COORDINATOR job {}: the rescale asked for at {} was not seen through",
-            details.jid,
-            rescale.requested_ms
-        );
-        job.rescale = None;
-        return None;
-    }
+    let rescale = job.rescale.as_ref().filter(|r| !r.ran)?;
     let redeployed = details
         .vertices
         .iter()
@@ -458,7 +655,9 @@ pub fn see_rescale_through(
         .history(&details.jid, &line)
         .and(files.keep_scaling_history(&details.jid, &job.history));
     files.settle(written, now_ms, announcer);
-    job.rescale = None;
+    if let Some(r) = job.rescale.as_mut() {
+        r.ran = true;
+    }
     Some(downtime_s)
 }
 
@@ -477,23 +676,43 @@ fn say_applied(step: &AppliedStep, snapshot: &JobSnapshot, job_ref: &str, announ
     ));
 }
 
-/// The step cut to the job's share of the cluster's slots (one slot sharing group: no vertex
-/// wider than the share), never below what a vertex has.
-fn within_share(mut step: AppliedStep, share: Option<u32>, decision: &JobDecision) -> AppliedStep {
-    let Some(share) = share else {
+/// What cuts a step to fewer task slots.
+#[derive(Clone, Copy)]
+enum SlotCap {
+    /// The job's share when jobs compete for the free slots (AT129).
+    SlotPlan,
+    /// What `cluster-max-slots` leaves the job (AT137).
+    ClusterQuota,
+}
+
+/// The step cut to `slots` (one slot sharing group: no vertex wider), never below what a
+/// vertex has.
+fn within_slots(
+    mut step: AppliedStep,
+    slots: Option<u32>,
+    decision: &JobDecision,
+    cap: SlotCap,
+) -> AppliedStep {
+    let Some(slots) = slots else {
         return step;
     };
+    let by = match cap {
+        SlotCap::SlotPlan => format!("the cluster's slot plan ({})", Code::ClusterSlotPlan),
+        SlotCap::ClusterQuota => format!(
+            "cluster-max-slots, which leaves the job {slots} task slots ({})",
+            Code::SlotQuota
+        ),
+    };
     for ((_, p), v) in step.plan.iter_mut().zip(&decision.vertices) {
-        let cut = share.max(v.current.min(*p));
+        let cut = slots.max(v.current.min(*p));
         if *p > cut {
             step.bounded.push(format!(
-                "vertex {} ({}) {}->{cut} of {}->{} by the cluster's slot plan ({})",
+                "vertex {} ({}) {}->{cut} of {}->{} by {by}",
                 quoted(&v.name),
                 v.id,
                 v.current,
                 v.current,
                 v.recommended,
-                Code::ClusterSlotPlan
             ));
             *p = cut;
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use autotune_model::diagnosis::{Catalogue, FlinkVersion};
 use autotune_model::memory::MemorySettings;
 use autotune_model::options::{Mode, Options};
+use autotune_model::quiet::QuietWindows;
 use autotune_model::scaling::ScalingConfig;
 
 use crate::brokers::KafkaTarget;
@@ -132,6 +133,21 @@ pub struct JobSettings {
     pub scaling: ScalingConfig,
     /// The Kafka brokers its sources read; `None`: backlogs are the readers' `pendingRecords`.
     pub kafka: Option<KafkaTarget>,
+    /// What rolls an applied rescale back, and how long the rollback holds.
+    pub rollback: RollbackSettings,
+    /// Times in which nothing is applied.
+    pub quiet_windows: QuietWindows,
+}
+
+/// When an applied rescale is rolled back (AT135).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackSettings {
+    /// Every subtask must run at the new shape within this long.
+    pub timeout: Duration,
+    /// Failovers before the first window at the new shape is decided on; 0: never.
+    pub failovers: u32,
+    /// How long a rolled-back vertex is not scaled above where it went back to.
+    pub hold: Duration,
 }
 
 impl JobSettings {
@@ -145,9 +161,16 @@ impl JobSettings {
                 scale_down_delay: options.scale_down_delay,
                 ineffective_hold: options.ineffective_hold,
                 vertex_limits: options.vertex_limits.clone(),
+                max_slots: options.max_slots,
                 ..ScalingConfig::default()
             },
             kafka: KafkaTarget::of(options),
+            rollback: RollbackSettings {
+                timeout: options.rescale_timeout,
+                failovers: options.rollback_failovers,
+                hold: options.rollback_hold,
+            },
+            quiet_windows: options.quiet_windows.clone(),
         }
     }
 }

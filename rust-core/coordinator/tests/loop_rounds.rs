@@ -565,6 +565,126 @@ fn an_applied_rescale_is_seen_through_and_its_downtime_kept_for_the_next_decisio
 }
 
 #[test]
+fn a_rescale_the_job_fails_over_after_is_rolled_back_and_not_tried_again_within_the_hold() {
+    let mut job = bottleneck_job();
+    job.scheduler = "Adaptive".into();
+    let flink = FakeFlink::start(Cluster {
+        jobs: vec![job],
+        slots_total: Some(4),
+        ..Cluster::default()
+    });
+    let out = temp_dir("rollback");
+    let mut s = settings(&flink.url, Some(out.clone()));
+    s.options.mode = Mode::Apply;
+    s.options.rollback_hold = Duration::from_secs(3600);
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    assert_eq!(with_code(&sink.lines(), "AT103").len(), 1);
+    assert_eq!(flink.cluster().jobs[0].vertices[1].parallelism, 2);
+
+    // The sink cannot take a second writer: the job fails over, again and again.
+    let failure = |at: i64| {
+        json!({"exceptionName": "java.lang.IllegalStateException",
+               "stacktrace": "java.lang.IllegalStateException: the sink takes at most 1 writer\n\tat Writer.open",
+               "timestamp": at, "taskName": "Work"})
+    };
+    flink.cluster().jobs[0]
+        .exceptions
+        .push(failure(epoch_ms() - 3_600_000)); // before: not counted
+    flink.cluster().jobs[0].exceptions.push(failure(epoch_ms()));
+    c.poll(&StopFlag::new()).unwrap();
+    assert!(
+        with_code(&sink.lines(), "AT135").is_empty(),
+        "one failover is no pattern"
+    );
+    flink.cluster().jobs[0].exceptions.push(failure(epoch_ms()));
+    c.poll(&StopFlag::new()).unwrap();
+    let lines = sink.lines();
+    let rolled_back = with_code(&lines, "AT135");
+    assert_eq!(rolled_back.len(), 1, "{lines:#?}");
+    for said in [
+        "failed over 2 times since the rescale",
+        "the sink takes at most 1 writer",
+        "wrk0000000000000000000000000000:1",
+        "\"Work\" 2->1",
+        "for 60min",
+    ] {
+        assert!(
+            rolled_back[0].contains(said),
+            "{said} not in {}",
+            rolled_back[0]
+        );
+    }
+    let requirements = flink.cluster().requirements.clone();
+    assert_eq!(
+        requirements.last().unwrap().1["wrk0000000000000000000000000000"],
+        json!({"parallelism": {"lowerBound": 1, "upperBound": 1}})
+    );
+    assert_eq!(flink.cluster().jobs[0].vertices[1].parallelism, 1);
+
+    // Work still needs 2 by its rate; within the hold it is not tried again, and the decision
+    // says why.
+    round(&mut c);
+    round(&mut c);
+    let lines = sink.lines();
+    assert_eq!(with_code(&lines, "AT103").len(), 1, "{lines:#?}");
+    let held = with_code(&lines, "AT135");
+    assert!(
+        held.iter().any(|l| l.contains(
+            "2 would suffice by its rate, but the job failed at 2 and was rolled back to 1"
+        )),
+        "{lines:#?}"
+    );
+    // Kept in the job's history, so a restarted JobManager holds it too.
+    let kept: ScalingHistory = serde_json::from_str(
+        &std::fs::read_to_string(out.join(JOB).join("scaling-history.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept.rescales(), (1, 1));
+    let decisions = std::fs::read_to_string(out.join(JOB).join("decisions.jsonl")).unwrap();
+    assert!(decisions.contains("\"rollback\""), "{decisions}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_quiet_window_holds_the_apply_back_once_and_a_cluster_quota_cuts_the_step() {
+    let mut job = bottleneck_job();
+    job.scheduler = "Adaptive".into();
+    job.vertices[0].pending = Some((0.0, 9_000.0)); // Work needs 16
+    let flink = cluster(vec![job], vec![]);
+    let mut s = settings(&flink.url, None);
+    s.options.mode = Mode::Apply;
+    s.options.quiet_windows = autotune_model::quiet::QuietWindows::parse("* * * * * ?").unwrap();
+    s.options.cluster_max_slots = Some(3);
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    round(&mut c);
+    let lines = sink.lines();
+    let held = with_code(&lines, "AT136");
+    assert_eq!(held.len(), 1, "said once: {lines:#?}");
+    assert!(held[0].contains("window=\"* * * * * ?\""), "{}", held[0]);
+    assert!(with_code(&lines, "AT103").is_empty(), "{lines:#?}");
+    assert!(flink.cluster().requirements.is_empty());
+    // Once the window is over, the decision held back is applied, cut to what the cluster's
+    // quota leaves the job: 3 slots, its Source holding 1 of them in the same slot sharing group.
+    let mut s = settings(&flink.url, None);
+    s.options.mode = Mode::Apply;
+    s.options.cluster_max_slots = Some(3);
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    let lines = sink.lines();
+    let applied = with_code(&lines, "AT103");
+    assert_eq!(applied.len(), 1, "{lines:#?}");
+    assert!(
+        applied[0].contains(
+            "1->3 of 1->16 by cluster-max-slots, which leaves the job 3 task slots (AT137"
+        ),
+        "{}",
+        applied[0]
+    );
+}
+
+#[test]
 fn apply_takes_a_bounded_step_and_says_first_what_the_cluster_lacks() {
     // Arrivals of 10,000/s need Work at 16; one applied step grows it at most 4 times, and
     // the one slot the job has is said (AT124) before the scheduler is asked for 4.

@@ -61,6 +61,13 @@ pub enum Code {
     /// AT134: a scale-up that did not raise the rate as expected is given back to the smallest
     /// parallelism that would have done as much.
     GiveBack,
+    /// AT135: an applied rescale made the job worse (it failed over again and again, or did not
+    /// run at its new shape in time): rolled back to the parallelism that worked, and held there.
+    RolledBack,
+    /// AT136: a quiet window holds an apply back: the decision stays a recommendation.
+    QuietWindow,
+    /// AT137: a slot quota (the job's or the cluster's) caps the recommendation.
+    SlotQuota,
     /// AT200: the TaskManager memory plan: process size and every `taskmanager.memory.*` key.
     MemoryPlan,
     /// AT201: one pool, current -> recommended, with the measurements behind it.
@@ -114,6 +121,9 @@ impl Code {
             Code::RescaleDowntime => "AT132",
             Code::RescaleNotWorth => "AT133",
             Code::GiveBack => "AT134",
+            Code::RolledBack => "AT135",
+            Code::QuietWindow => "AT136",
+            Code::SlotQuota => "AT137",
             Code::MemoryPlan => "AT200",
             Code::MemoryPool => "AT201",
             Code::HeapPressure => "AT202",
@@ -154,6 +164,9 @@ impl Code {
             Code::RescaleDowntime => "RESCALE_DOWNTIME",
             Code::RescaleNotWorth => "RESCALE_NOT_WORTH",
             Code::GiveBack => "GIVE_BACK",
+            Code::RolledBack => "ROLLED_BACK",
+            Code::QuietWindow => "QUIET_WINDOW",
+            Code::SlotQuota => "SLOT_QUOTA",
             Code::MemoryPlan => "MEMORY_PLAN",
             Code::MemoryPool => "MEMORY_POOL",
             Code::HeapPressure => "HEAP_PRESSURE",

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod metrics;
 pub mod options;
 pub mod profile;
+pub mod quiet;
 pub mod scaling;
 pub mod slots;
 pub mod text;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::memory::MemorySettings;
+use crate::quiet::QuietWindows;
 use crate::scaling::ScalingConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,20 @@ pub struct Options {
     /// Kafka client properties, spelled as Flink's Kafka connector spells them
     /// (`security.protocol`, `sasl.mechanism`, `sasl.jaas.config`, `ssl.*`).
     pub kafka_properties: BTreeMap<String, String>,
+    /// In `mode: apply`, how long a rescale may take to run at its new shape before it is
+    /// rolled back.
+    pub rescale_timeout: Duration,
+    /// Failovers after an applied rescale, before a window at its new shape is decided on, that
+    /// roll it back; 0: never.
+    pub rollback_failovers: u32,
+    /// How long a rolled-back vertex is not scaled above where it went back to.
+    pub rollback_hold: Duration,
+    /// Times in which nothing is applied (cron expressions).
+    pub quiet_windows: QuietWindows,
+    /// The task slots a job may take at most (one slot sharing group: its widest vertex).
+    pub max_slots: Option<u32>,
+    /// The task slots the jobs rescaled in place may take at most, all together.
+    pub cluster_max_slots: Option<u32>,
 }
 
 impl Default for Options {
@@ -134,6 +149,12 @@ impl Default for Options {
             flamegraph_sample_interval: Duration::from_millis(30),
             kafka_bootstrap_servers: None,
             kafka_properties: BTreeMap::new(),
+            rescale_timeout: Duration::from_secs(5 * 60),
+            rollback_failovers: 2,
+            rollback_hold: Duration::from_secs(60 * 60),
+            quiet_windows: QuietWindows::default(),
+            max_slots: None,
+            cluster_max_slots: None,
         }
     }
 }
@@ -438,6 +459,87 @@ pub const OPTIONS: &[OptionSpec] = &[
         per_job: true,
         deprecated: &[],
         set: |o, v| ratio_option(&mut o.apply_max_step, v, 1.0, 1000.0),
+    },
+    OptionSpec {
+        key: "rescale-timeout",
+        default: DefaultValue::Shown(|o| duration::format(o.rescale_timeout)),
+        doc: "in `mode: apply`, a rescale whose every subtask does not run at the new shape within this long is rolled back to the parallelism that worked (AT135)",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| duration_option(&mut o.rescale_timeout, v, Duration::from_secs(1)),
+    },
+    OptionSpec {
+        key: "rollback-failovers",
+        default: DefaultValue::Shown(|o| o.rollback_failovers.to_string()),
+        doc: "in `mode: apply`, a rescale after which the job fails over this many times before a decision window at its new shape closes is rolled back to the parallelism that worked (AT135); 0: never (0 to 100)",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| count_option(&mut o.rollback_failovers, v, 0, 100),
+    },
+    OptionSpec {
+        key: "rollback-hold",
+        default: DefaultValue::Shown(|o| duration::format(o.rollback_hold)),
+        doc: "after a rollback (AT135), each vertex it narrowed is not scaled above the parallelism it went back to for this long; kept in the job's scaling history, so a restarted JobManager holds it too",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| duration_option(&mut o.rollback_hold, v, Duration::ZERO),
+    },
+    OptionSpec {
+        key: "quiet-windows",
+        default: DefaultValue::Unset {
+            doc: "none",
+            example: "0 * 9-17 ? * MON-FRI; 0 0-29 3 * * ?",
+            show: |o| {
+                if o.quiet_windows.is_empty() {
+                    "<none>".into()
+                } else {
+                    o.quiet_windows.to_string()
+                }
+            },
+        },
+        doc: "times in which nothing is applied in place, decisions and recommendations going on: `;`-separated cron expressions with seconds (`sec min hour day-of-month month day-of-week [year]`, in the JobManager's time zone), a minute in which one fires being quiet; e.g. `0 * 9-17 ? * MON-FRI` is 9:00 to 17:59 on weekdays. An apply held back is said once per window (AT136)",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| {
+            o.quiet_windows = QuietWindows::parse(v).map_err(|e| format!("{e}; no quiet windows used"))?;
+            Ok(())
+        },
+    },
+    OptionSpec {
+        key: "max-slots",
+        default: DefaultValue::Unset {
+            doc: "none",
+            example: "8",
+            show: |o| o.max_slots.map_or_else(|| "<none>".into(), |s| s.to_string()),
+        },
+        doc: "the task slots a job may take at most: no vertex is recommended wider (one slot sharing group), said once per decision that it caps (AT137)",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: true,
+        deprecated: &[],
+        set: |o, v| slots_option(&mut o.max_slots, v),
+    },
+    OptionSpec {
+        key: "cluster-max-slots",
+        default: DefaultValue::Unset {
+            doc: "none",
+            example: "32",
+            show: |o| o.cluster_max_slots.map_or_else(|| "<none>".into(), |s| s.to_string()),
+        },
+        doc: "in `mode: apply`, the task slots all jobs together may hold after a rescale in place: a step that would take more is cut to what is left, said once per decision (AT137). The cluster's alone: a job cannot raise it",
+        scope: OptionScope::Loop,
+        secret: false,
+        per_job: false,
+        deprecated: &[],
+        set: |o, v| slots_option(&mut o.cluster_max_slots, v),
     },
     OptionSpec {
         key: "memory-margin",
@@ -918,6 +1020,33 @@ fn ratio_option(target: &mut f64, value: &str, min: f64, max: f64) -> Result<(),
         _ => Err(format!(
             "must be a number from {min} to {max}, using {target}"
         )),
+    }
+}
+
+/// A whole number within `min..=max`; otherwise the reason, naming the value kept.
+fn count_option(target: &mut u32, value: &str, min: u32, max: u32) -> Result<(), String> {
+    match value.trim().parse::<u32>() {
+        Ok(v) if (min..=max).contains(&v) => {
+            *target = v;
+            Ok(())
+        }
+        _ => Err(format!(
+            "must be a whole number from {min} to {max}, using {target}"
+        )),
+    }
+}
+
+/// A cap on task slots, 1 to 100000; otherwise the reason, and no cap.
+fn slots_option(target: &mut Option<u32>, value: &str) -> Result<(), String> {
+    match value.trim().parse::<u32>() {
+        Ok(v) if (1..=100_000).contains(&v) => {
+            *target = Some(v);
+            Ok(())
+        }
+        _ => {
+            *target = None;
+            Err("must be a whole number of task slots from 1 to 100000; no cap used".into())
+        }
     }
 }
 

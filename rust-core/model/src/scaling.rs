@@ -145,6 +145,8 @@ pub struct ScalingConfig {
     pub max_parallelism: u32,
     /// Per-vertex `(min, max)` limits by vertex id.
     pub vertex_limits: BTreeMap<String, (u32, u32)>,
+    /// The task slots the job may take (one slot sharing group: its widest vertex).
+    pub max_slots: Option<u32>,
 }
 
 impl Default for ScalingConfig {
@@ -162,6 +164,7 @@ impl Default for ScalingConfig {
             min_parallelism: 1,
             max_parallelism: 10_000,
             vertex_limits: BTreeMap::new(),
+            max_slots: None,
         }
     }
 }
@@ -176,6 +179,11 @@ pub struct ScalingHistory {
     /// one measured moves it halfway there. `None`: none measured yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rescale_downtime_s: Option<f64>,
+    /// Rescales applied in place since the job was first seen, and those rolled back (AT135).
+    #[serde(default)]
+    rescales_applied: u64,
+    #[serde(default)]
+    rescales_rolled_back: u64,
 }
 
 impl ScalingHistory {
@@ -198,6 +206,37 @@ impl ScalingHistory {
     /// What a rescale of the job is expected to cost in time, once one was measured.
     pub fn rescale_downtime(&self) -> Option<f64> {
         self.rescale_downtime_s
+    }
+
+    pub fn note_rescale_applied(&mut self) {
+        self.rescales_applied += 1;
+    }
+
+    /// Rescales applied in place, and how many of them were rolled back.
+    pub fn rescales(&self) -> (u64, u64) {
+        (self.rescales_applied, self.rescales_rolled_back)
+    }
+
+    /// An applied rescale made the job worse and was rolled back: every vertex it had widened,
+    /// `(vertex id, rolled back to, failed at)`, is not scaled above where it went back to for
+    /// `hold` (AT135), and the step is not judged as a scale-up that merely did not pay.
+    pub fn note_rollback(&mut self, vertices: &[(&str, u32, u32)], now_ms: i64, hold: Duration) {
+        self.rescales_rolled_back += 1;
+        for &(id, back_to, failed_at) in vertices {
+            let state = self.vertices.entry(id.to_string()).or_default();
+            state.last_scale_up = None;
+            state.pending_scale_downs.clear();
+            if failed_at > back_to {
+                state.ceiling = Some(Ceiling {
+                    parallelism: back_to,
+                    from: back_to,
+                    reached: failed_at,
+                    since_ms: now_ms,
+                    hold_ms: Some(hold.as_millis() as u64),
+                    rolled_back: true,
+                });
+            }
+        }
     }
 }
 
@@ -224,6 +263,12 @@ struct Ceiling {
     reached: u32,
     /// Epoch millis of the decision that judged it.
     since_ms: i64,
+    /// How long it holds; `None`: `ineffective_hold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold_ms: Option<u64>,
+    /// Left by a rollback (AT135): the job failed at `reached`.
+    #[serde(default)]
+    rolled_back: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -723,6 +768,7 @@ fn decide_vertex(
         state.pending_scale_downs.clear();
         recommended = as_much;
     }
+    recommended = hold_within_quota(recommended, config, &mut findings);
     if recommended > current {
         state.last_scale_up = Some(ScaleUpRecord {
             from: current,
@@ -1018,6 +1064,8 @@ fn judge_the_last_scale_up(
         from: last.from,
         reached: current,
         since_ms: now_ms,
+        hold_ms: None,
+        rolled_back: false,
     });
     let asked = if current < last.to {
         format!(" (asked: {})", last.to)
@@ -1062,7 +1110,10 @@ fn hold_under_ceiling(
     let Some(ceiling) = state.ceiling else {
         return recommended;
     };
-    let ends_ms = ceiling.since_ms + config.ineffective_hold.as_millis() as i64;
+    let hold_ms = ceiling
+        .hold_ms
+        .unwrap_or(config.ineffective_hold.as_millis() as u64);
+    let ends_ms = ceiling.since_ms + hold_ms as i64;
     if now_ms >= ends_ms {
         state.ceiling = None;
         return recommended;
@@ -1071,7 +1122,16 @@ fn hold_under_ceiling(
     if recommended <= cap {
         return recommended;
     }
-    if !findings
+    let left = duration::format(Duration::from_millis((ends_ms - now_ms) as u64));
+    if ceiling.rolled_back {
+        findings.push(Finding {
+            code: Code::RolledBack,
+            message: format!(
+                "{recommended} would suffice by its rate, but the job failed at {} and was rolled back to {}: it is not scaled above {cap} for another {left}",
+                ceiling.reached, ceiling.parallelism
+            ),
+        });
+    } else if !findings
         .iter()
         .any(|f| f.code == Code::GiveBack || f.code == Code::ExternalBottleneck)
     {
@@ -1079,13 +1139,26 @@ fn hold_under_ceiling(
             code: Code::ExternalBottleneck,
             message: format!(
                 "{recommended} would suffice by its rate, but the scale-up from {} to {} did not raise it as expected: it is not scaled above {cap} for another {}",
-                ceiling.from,
-                ceiling.reached,
-                duration::format(Duration::from_millis((ends_ms - now_ms) as u64))
+                ceiling.from, ceiling.reached, left
             ),
         });
     }
     cap
+}
+
+/// The job's slot quota caps every vertex (one slot sharing group: the widest vertex is what
+/// the job holds), said where it cuts (AT137).
+fn hold_within_quota(recommended: u32, config: &ScalingConfig, findings: &mut Vec<Finding>) -> u32 {
+    let Some(quota) = config.max_slots.filter(|q| recommended > *q) else {
+        return recommended;
+    };
+    findings.push(Finding {
+        code: Code::SlotQuota,
+        message: format!(
+            "{recommended} would suffice by its rate, but the job may take at most {quota} task slots (max-slots): capped at {quota}"
+        ),
+    });
+    quota
 }
 
 /// A scale-up that, by how the vertex was seen to scale, would buy less than the

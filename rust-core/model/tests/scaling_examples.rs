@@ -845,3 +845,67 @@ fn hostile_job_and_vertex_names_stay_one_quoted_field_per_line() {
         .iter()
         .any(|l| l.contains("vertex=\"../ßßß") && l.contains("…(+4708 chars)\"")));
 }
+
+#[test]
+fn a_rescale_rolled_back_is_not_tried_again_within_its_hold() {
+    // The sink could not take a third writer: 2 -> 3 failed over until rolled back to 2.
+    let config = eager(0.7);
+    let mut history = ScalingHistory::default();
+    let job = evaluated(2, 300.0, 250.0);
+    let id = job.vertices[0].id.clone();
+    assert_eq!(
+        decide(&job, &config, &mut history, 0).unwrap().vertices[0].recommended,
+        4
+    );
+    history.note_rollback(&[(&id, 2, 3)], 60_000, Duration::from_secs(600));
+    assert_eq!(history.rescales(), (0, 1));
+
+    // Within the hold, the same rate asks for 4 again: held at 2, said with the rollback's code.
+    let held = decide(&job, &config, &mut history, 60_000 + 540_000).unwrap();
+    assert_eq!(held.vertices[0].recommended, 2, "{held:?}");
+    finding(
+        &held.vertices[0],
+        Code::RolledBack,
+        &[
+            "failed at 3 and was rolled back to 2",
+            "not scaled above 2 for another 1min",
+        ],
+    );
+    // The hold survives the JobManager: it is in the history the coordinator keeps.
+    let mut read_back: ScalingHistory =
+        serde_json::from_str(&serde_json::to_string(&history).unwrap()).unwrap();
+    assert_eq!(
+        decide(&job, &config, &mut read_back, 60_000 + 540_000)
+            .unwrap()
+            .vertices[0]
+            .recommended,
+        2
+    );
+    // Once it ends, the vertex is free to grow again.
+    let free = decide(&job, &config, &mut history, 60_000 + 600_000).unwrap();
+    assert_eq!(free.vertices[0].recommended, 4, "{free:?}");
+    assert!(!free.vertices[0].has(Code::RolledBack));
+}
+
+#[test]
+fn a_slot_quota_caps_the_recommendation_and_says_so() {
+    let config = ScalingConfig {
+        max_slots: Some(3),
+        ..eager(0.7)
+    };
+    // 2 subtasks doing 250/s together, for 600/s: 7 would do at 70%; the job may take 3 slots.
+    let capped = decided(&evaluated(2, 600.0, 250.0), &config);
+    assert_eq!(capped.vertices[0].recommended, 3, "{capped:?}");
+    finding(
+        &capped.vertices[0],
+        Code::SlotQuota,
+        &[
+            "7 would suffice",
+            "at most 3 task slots (max-slots): capped at 3",
+        ],
+    );
+    // Within the quota nothing is said.
+    let within = decided(&evaluated(2, 200.0, 250.0), &config);
+    assert_eq!(within.vertices[0].recommended, 3);
+    assert!(!within.vertices[0].has(Code::SlotQuota));
+}
