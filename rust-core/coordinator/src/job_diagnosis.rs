@@ -10,7 +10,9 @@ use std::time::Duration;
 use autotune_model::diagnosis::checkpoints::{self, CheckpointSample, CheckpointView};
 use autotune_model::diagnosis::logtext::{records, Record};
 use autotune_model::diagnosis::matcher::Origin;
-use autotune_model::diagnosis::{Catalogue, Context, Diagnoser, Finding, FlinkVersion, Process};
+use autotune_model::diagnosis::{
+    Catalogue, Context, Diagnoser, Finding, FlinkVersion, Process, Severity,
+};
 use autotune_model::memory::{self, human, MemoryPlan, MemorySettings};
 use autotune_model::text::quoted;
 
@@ -69,6 +71,19 @@ pub struct JobsDiagnosis {
 }
 
 impl JobsDiagnosis {
+    /// How many of the job's findings there are of each severity (those it has).
+    pub fn findings_by_severity(&self, job_id: &str) -> Vec<(Severity, usize)> {
+        let mut counts: Vec<(Severity, usize)> = Vec::new();
+        let findings = self.jobs.get(job_id).map(|j| j.diagnoser.findings());
+        for f in findings.unwrap_or_default() {
+            match counts.iter_mut().find(|(s, _)| *s == f.severity) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((f.severity, 1)),
+            }
+        }
+        counts
+    }
+
     pub fn new(
         catalogue: Arc<Catalogue>,
         process: Option<ProcessDiagnostics>,

@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod brokers;
 pub mod clock;
+pub mod figures;
 pub mod flamegraphs;
 pub mod index_page;
 pub mod job_diagnosis;

@@ -74,6 +74,9 @@ pub struct JobOverview {
     pub jid: String,
     pub name: String,
     pub state: String,
+    /// When the job was submitted, epoch millis.
+    #[serde(rename = "start-time", default)]
+    pub start_time: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,7 @@ use autotune_model::text::quoted;
 use crate::announce::Announcer;
 use crate::brokers::{BrokerReader, KafkaTarget};
 use crate::clock::{elapsed, Clock, SystemClock};
+use crate::figures::{self, Figures, JobFigures};
 use crate::flamegraphs::{Bottleneck, FlameGraphs};
 use crate::index_page::{self, ClusterSlots, ListedJob};
 use crate::job_diagnosis::{self, JobsDiagnosis, TickInputs};
@@ -52,6 +53,9 @@ const LIVE_STATES: &[&str] = &[
     "CREATED",
     "INITIALIZING",
 ];
+
+/// How long after its submission a job's configuration may still be served empty.
+const CONFIGURATION_SERVED_AFTER_MS: i64 = 30_000;
 
 /// A window in which the job restarts or rescales more often than this is given up.
 pub const MAX_RESTARTS_PER_WINDOW: u32 = 2;
@@ -129,6 +133,8 @@ pub struct Coordinator {
     poll_began_ms: i64,
     /// A reader of each set of Kafka brokers the jobs name (`kafka.bootstrap-servers`).
     brokers: HashMap<KafkaTarget, BrokerReader>,
+    /// What the decisions found, for a host that serves them as metrics.
+    figures: Arc<Figures>,
 }
 
 impl Coordinator {
@@ -185,7 +191,14 @@ impl Coordinator {
             to_apply: Vec::new(),
             poll_began_ms: 0,
             brokers: HashMap::new(),
+            figures: Arc::default(),
         }
+    }
+
+    /// What the decisions found, per job and vertex, as the loop goes: a host that has metric
+    /// groups (the plugin) serves them as metrics.
+    pub fn figures(&self) -> Arc<Figures> {
+        self.figures.clone()
     }
 
     /// Polls until `stop`, one every poll interval, each job's window closing on its own
@@ -326,7 +339,32 @@ impl Coordinator {
             return Err(e);
         }
         self.after_decisions(&live, &rounds);
+        self.publish_figures(&live, &rounds);
         Ok(rounds)
+    }
+
+    /// The figures of this poll's decisions, and every live job's own.
+    fn publish_figures(&mut self, live: &[JobOverview], rounds: &[JobRound]) {
+        for decided in rounds.iter().filter_map(|r| r.decided.as_ref()) {
+            self.figures.publish(figures::of_decision(decided));
+        }
+        for job in live {
+            let memory = match self.live_jobs {
+                0 | 1 => self.memory.get(&job.jid).and_then(|m| m.plan.as_ref()),
+                _ => self.cluster_memory.plan.as_ref(),
+            };
+            let findings = self
+                .diagnosis
+                .as_ref()
+                .map(|d| d.findings_by_severity(&job.jid))
+                .unwrap_or_default();
+            self.figures.publish(figures::of_job(JobFigures {
+                job_id: &job.jid,
+                rescales: self.scaling.get(&job.jid).map_or((0, 0), |s| s.rescales()),
+                memory,
+                findings,
+            }));
+        }
     }
 
     /// What the Kafka brokers' readers saw this poll: a new kind of trouble (AT131), once,
@@ -364,10 +402,15 @@ impl Coordinator {
         if !decided.iter().any(|(id, _)| in_apply(self, id)) {
             return;
         }
+        let now_ms = self.clock.now_ms();
+        // A job in a quiet window applies nothing now: it claims no free slot from the others.
+        let quiet = |c: &Coordinator, id: &str| {
+            c.settings_of(id).quiet_windows.holding_at(now_ms).is_some()
+        };
         let claims: Vec<SlotAsk> = self
             .scaling
             .iter()
-            .filter(|(id, _)| in_apply(self, id))
+            .filter(|(id, _)| in_apply(self, id) && !quiet(self, id))
             .filter_map(|(_, s)| s.slot_claim())
             .collect();
         // One job alone takes what is free; AT124 said what it lacks.
@@ -542,6 +585,7 @@ impl Coordinator {
         self.starting.retain(|id, _| ids.contains(id.as_str()));
         self.graphs.retain(|id, _| ids.contains(id.as_str()));
         self.job_settings.retain(|id, _| ids.contains(id.as_str()));
+        self.figures.retain_jobs(|id| ids.contains(id));
         self.live_jobs = live.len();
     }
 
@@ -606,8 +650,15 @@ impl Coordinator {
             return settings.clone();
         }
         let parameters = match self.rest.job_parameters(&job.jid) {
-            Ok(Some(parameters)) => parameters,
-            Ok(None) | Err(_) => return self.settings.cluster_job_settings(),
+            // A job's first seconds are served an empty configuration (the REST handlers cache a
+            // placeholder while it starts): not its own yet.
+            Ok(Some(parameters))
+                if !parameters.is_empty()
+                    || self.clock.now_ms() - job.start_time >= CONFIGURATION_SERVED_AFTER_MS =>
+            {
+                parameters
+            }
+            Ok(_) | Err(_) => return self.settings.cluster_job_settings(),
         };
         let pairs = parameters.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let (settings, problems) = self.settings.job_settings(pairs);

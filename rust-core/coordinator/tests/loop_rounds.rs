@@ -177,6 +177,40 @@ fn the_bottleneck_is_named_and_sized() {
     ));
 }
 
+#[test]
+fn each_decision_is_published_as_figures_per_vertex_and_per_job() {
+    let flink = cluster(vec![bottleneck_job()], vec![]);
+    let (mut c, _) = coordinator(settings(&flink.url, None));
+    let figures = c.figures();
+    round(&mut c);
+    let (version, all) = figures.since(0).expect("figures after a decision");
+    let value = |vertex: Option<&str>, name: &str| {
+        all.iter()
+            .find(|(k, _)| {
+                k.job_id == JOB
+                    && k.name == name
+                    && k.group.as_ref().map(|(_, v)| v.as_str()) == vertex
+            })
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("{name} of {vertex:?} not in {all:?}"))
+    };
+    let work = Some("wrk0000000000000000000000000000");
+    let source = Some("src0000000000000000000000000000");
+    assert_eq!(value(work, "recommendedParallelism"), 2.0);
+    assert_eq!(value(work, "parallelism"), 1.0);
+    assert_eq!(value(work, "bottleneck"), 1.0);
+    assert_eq!(value(source, "bottleneck"), 0.0);
+    assert!(value(work, "trueProcessingRate") > 0.0);
+    assert!(value(work, "targetRate") > value(work, "trueProcessingRate"));
+    assert_eq!(value(None, "rescalesApplied"), 0.0);
+    assert_eq!(value(Some("critical"), "findings"), 0.0);
+    // The job gone, its figures go.
+    flink.cluster().jobs.clear();
+    let _ = c.poll(&StopFlag::new());
+    let (_, left) = figures.since(version).expect("changed");
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// The decision and the subtask-metric requests of one round of `job` on `taskmanagers`.
 fn decided_with(job: FakeJob, taskmanagers: Vec<FakeTaskManager>) -> (Vec<u32>, (f64, f64), usize) {
     let flink = cluster(vec![job], taskmanagers);
@@ -1606,4 +1640,27 @@ fn jobs_that_rescale_in_place_share_too_few_slots_by_one_plan() {
         assert_eq!(asked, 1, "{}: {:#?}", job.name, cluster.requirements);
     }
     assert_eq!(plans.len(), 1, "one plan while nothing changes: {plans:#?}");
+}
+
+/// Flink serves a job's configuration empty for its first seconds: its own settings are read
+/// once it is served, not taken to be none.
+#[test]
+fn a_jobs_own_settings_are_read_once_its_configuration_is_served() {
+    let job = session_job(1, epoch_ms());
+    let flink = cluster(vec![job], vec![]);
+    let (mut c, sink) = coordinator(settings(&flink.url, None));
+    c.poll(&StopFlag::new()).unwrap();
+    {
+        let mut cluster = flink.cluster();
+        cluster.jobs[0].parameters = vec![("autotune.mode".into(), "off".into())];
+    }
+    std::thread::sleep(Duration::from_millis(150)); // its next poll is due
+    c.poll(&StopFlag::new()).unwrap();
+    let lines = sink.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("sets its own: mode=off; no decision for this job")),
+        "{lines:#?}"
+    );
 }

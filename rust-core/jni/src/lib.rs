@@ -267,6 +267,25 @@ pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_taskLoads<'l>(
     })
 }
 
+/// In a JobManager, the coordinator's figures when they changed since `version`: the version
+/// now, then `job id, group key, group value, name, value` per figure; null when unchanged.
+/// Called once per report, so the shim's gauges cost no native call when Flink reads them.
+#[no_mangle]
+pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_figures<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    version: jlong,
+) -> jobjectArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let flat = bridge::with_reporter(handle, |r| r.figures_since(version as u64))?;
+        match flat {
+            Some(flat) => Ok(bridge::new_strings(env, &flat)?.into_raw()),
+            None => Ok(std::ptr::null_mut()),
+        }
+    })
+}
+
 /// Tells a JobManager's reporter where its REST API and log folder are (nulls: unknown).
 #[no_mangle]
 pub extern "system" fn Java_dev_flinkautotune_AutotuneNative_configureCoordinator<'l>(

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use autotune_coordinator::announce::Announcer;
 use autotune_coordinator::epoch_ms;
+use autotune_coordinator::figures::Figures;
 use autotune_coordinator::process_diagnosis::{self, MeasuredHeap, ProcessDiagnostics};
 use autotune_coordinator::rounds::Coordinator;
 use autotune_coordinator::settings::{self, LoopSettings};
@@ -52,6 +53,8 @@ pub struct Reporter {
     profiles_json: Option<String>,
     /// Vertices whose task threads could not be found, said once each.
     told_unsampled: HashSet<(String, String)>,
+    /// In a JobManager, what its coordinator's decisions found: served as the jobs' metrics.
+    figures: Option<Arc<Figures>>,
 }
 
 impl Reporter {
@@ -94,7 +97,28 @@ impl Reporter {
             profiles: VecDeque::new(),
             profiles_json: None,
             told_unsampled: HashSet::new(),
+            figures: None,
         }
+    }
+
+    /// The coordinator's figures when they changed since `version`: the version now, then
+    /// `job id, group key, group value, name, value` per figure (the group empty for the
+    /// job's own). `None`: unchanged, or no coordinator here.
+    pub fn figures_since(&self, version: u64) -> Option<Vec<String>> {
+        let (now, figures) = self.figures.as_ref()?.since(version)?;
+        let mut flat = Vec::with_capacity(1 + figures.len() * 5);
+        flat.push(now.to_string());
+        for (key, value) in figures {
+            let (group, member) = key.group.unwrap_or(("", String::new()));
+            flat.extend([
+                key.job_id,
+                group.to_string(),
+                member,
+                key.name.to_string(),
+                value.to_string(),
+            ]);
+        }
+        Some(flat)
     }
 
     pub fn register(&mut self, slot: usize, raw: RawMetric<'_>) -> Result<bool, MetricError> {
@@ -298,8 +322,10 @@ impl Reporter {
             LoopSettings::from_options(&self.options, rest_url, output_dir, &LogSink);
         // The JobManager opens its reporters before its REST server.
         settings.startup_grace = settings::STARTUP_GRACE;
+        let mut coordinator = Coordinator::new(settings, sink);
+        self.figures = Some(coordinator.figures());
         let started = Background::spawn("flink-autotune-coordinator", move |stop| {
-            Coordinator::new(settings, sink).run(stop)
+            coordinator.run(stop)
         });
         match started {
             Ok(thread) => {

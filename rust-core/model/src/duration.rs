@@ -53,9 +53,28 @@ pub fn format(d: Duration) -> String {
     }
 }
 
+/// A time left, as a person reads it: whole minutes from a minute on, else whole seconds,
+/// rounded up.
+pub fn format_left(d: Duration) -> String {
+    let s = d.as_millis().div_ceil(1_000) as u64;
+    match s {
+        60.. => format(Duration::from_secs(s.div_ceil(60) * 60)),
+        _ => format(Duration::from_secs(s.max(1))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_left_is_rounded_up_to_what_a_person_reads() {
+        assert_eq!(format_left(Duration::from_millis(3_570_087)), "60min");
+        assert_eq!(format_left(Duration::from_millis(60_000)), "1min");
+        assert_eq!(format_left(Duration::from_millis(61_000)), "2min");
+        assert_eq!(format_left(Duration::from_millis(1_200)), "2s");
+        assert_eq!(format_left(Duration::ZERO), "1s");
+    }
 
     #[test]
     fn accepts_flink_spellings() {

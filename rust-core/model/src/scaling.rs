@@ -1122,7 +1122,7 @@ fn hold_under_ceiling(
     if recommended <= cap {
         return recommended;
     }
-    let left = duration::format(Duration::from_millis((ends_ms - now_ms) as u64));
+    let left = duration::format_left(Duration::from_millis((ends_ms - now_ms) as u64));
     if ceiling.rolled_back {
         findings.push(Finding {
             code: Code::RolledBack,

@@ -364,7 +364,7 @@ fn answer(
     match parts.as_slice() {
         ["jobs", "overview"] => (
             200,
-            json!({ "jobs": c.jobs.iter().map(|j| json!({"jid": j.id, "name": j.name, "state": j.state})).collect::<Vec<_>>() }),
+            json!({ "jobs": c.jobs.iter().map(|j| json!({"jid": j.id, "name": j.name, "state": j.state, "start-time": j.start_time})).collect::<Vec<_>>() }),
         ),
         ["overview"] => {
             let (total, free) = match c.slots_total {

@@ -77,6 +77,13 @@ public final class AutotuneNative {
      */
     public static native String taskLoads(long handle);
 
+    /**
+     * In the JobManager: the coordinator's figures when they changed since {@code version}:
+     * the version now, then {@code job id, group key, group value, name, value} per figure (the
+     * group empty for the job's own); null when unchanged or there is no coordinator.
+     */
+    public static native String[] figures(long handle, long version);
+
     /** In the JobManager: its REST address and the folder for decisions (either may be null). */
     public static native void configureCoordinator(long handle, String restUrl, String outputDir);
 

@@ -57,6 +57,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     /** A TaskManager heap group seen at registration, waiting for the plugin's gauges. */
     private final AtomicReference<MetricGroup> heapGroupToPublish = new AtomicReference<>();
     private final TaskThreadSampler sampler = new TaskThreadSampler();
+    private final PublishedFigures figures = new PublishedFigures();
 
     @Override
     public void open(MetricConfig config) {
@@ -120,7 +121,7 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
     @Override
     public void notifyOfAddedMetric(Metric metric, String metricName, MetricGroup group) {
         int kind = MetricTable.kindOf(metric);
-        if (handle == 0 || kind == 0) {
+        if (handle == 0 || kind == 0 || metric instanceof PublishedFigures.Figure) {
             return;
         }
         try {
@@ -133,6 +134,9 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
             String logicalScope = logicalScope(group);
             if (logicalScope != null && logicalScope.startsWith("jobmanager")) {
                 configureCoordinator();
+            }
+            if (PublishedFigures.JOB_SCOPE.equals(logicalScope)) {
+                figures.jobGroupSeen(variables, group);
             }
             if (HEAP_GROUP_SCOPE.equals(logicalScope) && "Used".equals(metricName)) {
                 // Registering from inside Flink's registration would re-enter it: next round.
@@ -151,10 +155,13 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
 
     @Override
     public void notifyOfRemovedMetric(Metric metric, String metricName, MetricGroup group) {
-        if (handle == 0) {
+        if (handle == 0 || metric instanceof PublishedFigures.Figure) {
             return;
         }
         try {
+            if (PublishedFigures.JOB_SCOPE.equals(logicalScope(group))) {
+                figures.jobGroupClosed(group.getAllVariables());
+            }
             table.remove(metric, group.getMetricIdentifier(metricName), slot -> {
                 synchronized (nativeLock) {
                     if (handle != 0) {
@@ -191,7 +198,30 @@ public class AutotuneReporter implements MetricReporter, Scheduled {
         } catch (RuntimeException e) {
             logNativeFailure("report", e);
         }
+        publishFigures();
         lastCostNanos = System.nanoTime() - start;
+    }
+
+    /**
+     * In the JobManager: the coordinator's figures that changed, into the gauges of the jobs'
+     * groups (registered outside our lock: Flink calls every reporter back).
+     */
+    private void publishFigures() {
+        if (!coordinatorConfigured.get()) {
+            return;
+        }
+        try {
+            String[] changed;
+            synchronized (nativeLock) {
+                changed = handle == 0 ? null : AutotuneNative.figures(handle, figures.version());
+            }
+            if (changed != null) {
+                figures.update(changed);
+            }
+            figures.registerNew();
+        } catch (RuntimeException e) {
+            logNativeFailure("publishing the figures", e);
+        }
     }
 
     /**

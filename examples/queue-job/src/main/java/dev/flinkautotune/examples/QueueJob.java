@@ -7,11 +7,13 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.common.functions.RuntimeContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
 import java.lang.management.ManagementFactory;
@@ -28,7 +30,7 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Arguments: --source-parallelism 1 --work-parallelism 1 --partitions 4 --rate 1000
  * --cost-us 0 --cost-kind cpu --keys 1024 --job-name autotune-queue-job --checkpoint-interval-ms 0
  * --state-bytes-per-key 0 --fail-after-records 0 --fail-message "" --snapshot-ms 0 --work-name Work
- * --ballast-mb 0 --enumerator-direct-mb 0 --codec-from-lib false --state-outside-keyby false
+ * --ballast-mb 0 --enumerator-direct-mb 0 --codec-from-lib false --state-outside-keyby false --max-writers 0
  *
  * <p>{@code --cost-kind cpu} burns the cost on a core (a computation); {@code --cost-kind wait}
  * waits it out (a blocking call to a service, the commoner bottleneck of a Kafka job). Flink
@@ -46,6 +48,10 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>With {@code --state-bytes-per-key N}, Work keeps N bytes of keyed state per key (on the
  * heap with Flink's default state backend): keys x N bytes of live heap in all.
+ *
+ * <p>With {@code --max-writers N}, the sink takes at most N writers (a database with a connection
+ * limit): above parallelism N every writer fails on its first record, and the job fails over
+ * until it runs at N again. A job's own plugin settings go as {@code --autotune.<option> value}.
  *
  * <p>Two failures on purpose that no Flink setting causes alone: {@code --codec-from-lib true} uses
  * an object of the application class loader as the job's own (a class conflict once the job jar is
@@ -75,7 +81,19 @@ public final class QueueJob {
         boolean codecFromLib = Boolean.parseBoolean(opts.getOrDefault("codec-from-lib", "false"));
         boolean stateOutsideKeyBy = Boolean.parseBoolean(opts.getOrDefault("state-outside-keyby", "false"));
 
+        int maxWriters = intArg(opts, "max-writers", 0);
+
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        // The job's own plugin settings, in its global job parameters, which the plugin reads.
+        Map<String, String> own = new HashMap<>();
+        opts.forEach((key, value) -> {
+            if (key.startsWith("autotune.")) {
+                own.put(key, value);
+            }
+        });
+        if (!own.isEmpty()) {
+            env.getConfig().setGlobalJobParameters(Configuration.fromMap(own));
+        }
         if (checkpointMs > 0) {
             env.enableCheckpointing(checkpointMs);
         }
@@ -109,6 +127,10 @@ public final class QueueJob {
         }
         if (stateOutsideKeyBy) {
             worked = worked.map(new LastSeen()).name("LastSeen").uid("last-seen").setParallelism(workParallelism);
+        }
+        if (maxWriters > 0) {
+            worked = worked.map(new LimitedWriters(maxWriters)).name("Limited Writer").uid("limited-writer")
+                    .setParallelism(workParallelism);
         }
         Discard.into(worked)
                 .uid("sink")
@@ -280,6 +302,43 @@ public final class QueueJob {
     }
 
     /** Costs each record {@code costNanos}, burnt on a core or waited out (see the class comment). */
+    /**
+     * The writer of a sink that takes at most {@code maxWriters} of them: at a higher
+     * parallelism each fails on its first record, as a database refuses one connection too many.
+     */
+    static final class LimitedWriters extends RichMapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
+        private final int maxWriters;
+        private transient boolean admitted;
+
+        LimitedWriters(int maxWriters) {
+            this.maxWriters = maxWriters;
+        }
+
+        @Override
+        public Tuple2<Long, Long> map(Tuple2<Long, Long> record) throws Exception {
+            if (!admitted) {
+                int writers = subtasks(getRuntimeContext());
+                if (writers > maxWriters) {
+                    throw new IllegalStateException("the sink takes at most " + maxWriters + " writers, "
+                            + writers + " tried to connect");
+                }
+                admitted = true;
+            }
+            return record;
+        }
+
+        /** The vertex's parallelism, on every release: TaskInfo since 1.19, the context before. */
+        private static int subtasks(RuntimeContext context) throws ReflectiveOperationException {
+            try {
+                Object info = RuntimeContext.class.getMethod("getTaskInfo").invoke(context);
+                return (Integer) Class.forName("org.apache.flink.api.common.TaskInfo")
+                        .getMethod("getNumberOfParallelSubtasks").invoke(info);
+            } catch (NoSuchMethodException before119) {
+                return (Integer) RuntimeContext.class.getMethod("getNumberOfParallelSubtasks").invoke(context);
+            }
+        }
+    }
+
     static final class BusyWork implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
         /** Parks shorter than this would mostly measure the timer's slack. */
         private static final long SHORTEST_PARK_NANOS = 1_000_000;
