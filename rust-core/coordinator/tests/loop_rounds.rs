@@ -681,6 +681,41 @@ fn a_rescale_the_job_fails_over_after_is_rolled_back_and_not_tried_again_within_
 }
 
 #[test]
+fn a_rescale_the_job_does_not_run_at_in_time_is_rolled_back() {
+    let mut job = bottleneck_job();
+    job.scheduler = "Adaptive".into();
+    let flink = FakeFlink::start(Cluster {
+        jobs: vec![job],
+        slots_total: Some(4),
+        ..Cluster::default()
+    });
+    let mut s = settings(&flink.url, None);
+    s.options.mode = Mode::Apply;
+    s.options.rescale_timeout = Duration::from_secs(1);
+    let (mut c, sink) = coordinator(s);
+    round(&mut c);
+    assert_eq!(with_code(&sink.lines(), "AT103").len(), 1);
+    // The new shape never comes up: the job waits for what it cannot get.
+    flink.cluster().jobs[0].state = "RESTARTING".into();
+    c.poll(&StopFlag::new()).unwrap();
+    assert!(with_code(&sink.lines(), "AT135").is_empty(), "not yet overdue");
+    std::thread::sleep(Duration::from_millis(1_100));
+    c.poll(&StopFlag::new()).unwrap();
+    let lines = sink.lines();
+    let rolled_back = with_code(&lines, "AT135");
+    assert_eq!(rolled_back.len(), 1, "{lines:#?}");
+    assert!(
+        rolled_back[0].contains("not running at its new shape 1s after the rescale (it is RESTARTING)"),
+        "{}",
+        rolled_back[0]
+    );
+    assert_eq!(
+        flink.cluster().requirements.last().unwrap().1["wrk0000000000000000000000000000"],
+        json!({"parallelism": {"lowerBound": 1, "upperBound": 1}})
+    );
+}
+
+#[test]
 fn a_quiet_window_holds_the_apply_back_once_and_a_cluster_quota_cuts_the_step() {
     let mut job = bottleneck_job();
     job.scheduler = "Adaptive".into();
