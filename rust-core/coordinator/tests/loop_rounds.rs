@@ -16,6 +16,7 @@ use autotune_coordinator::sink::{LogSink, MemorySink};
 use autotune_coordinator::stop::{Background, StopFlag};
 use autotune_model::memory::{MemoryPlan, PoolWindow};
 use autotune_model::options::{Mode, Options};
+use autotune_model::quiet::QuietWindows;
 use autotune_model::scaling::ScalingHistory;
 use fake_flink::{epoch_ms, Cluster, FakeFlink, FakeJob, FakeTaskManager, FakeVertex, Load};
 use serde_json::json;
@@ -698,14 +699,18 @@ fn a_rescale_the_job_does_not_run_at_in_time_is_rolled_back() {
     // The new shape never comes up: the job waits for what it cannot get.
     flink.cluster().jobs[0].state = "RESTARTING".into();
     c.poll(&StopFlag::new()).unwrap();
-    assert!(with_code(&sink.lines(), "AT135").is_empty(), "not yet overdue");
+    assert!(
+        with_code(&sink.lines(), "AT135").is_empty(),
+        "not yet overdue"
+    );
     std::thread::sleep(Duration::from_millis(1_100));
     c.poll(&StopFlag::new()).unwrap();
     let lines = sink.lines();
     let rolled_back = with_code(&lines, "AT135");
     assert_eq!(rolled_back.len(), 1, "{lines:#?}");
     assert!(
-        rolled_back[0].contains("not running at its new shape 1s after the rescale (it is RESTARTING)"),
+        rolled_back[0]
+            .contains("not running at its new shape 1s after the rescale (it is RESTARTING)"),
         "{}",
         rolled_back[0]
     );
@@ -716,41 +721,62 @@ fn a_rescale_the_job_does_not_run_at_in_time_is_rolled_back() {
 }
 
 #[test]
-fn a_quiet_window_holds_the_apply_back_once_and_a_cluster_quota_cuts_the_step() {
+fn a_quiet_window_holds_the_apply_back_once_until_it_ends_and_a_cluster_quota_cuts_the_step() {
+    let clock = ManualClock::starting_at(1_800_000_000_000);
     let mut job = bottleneck_job();
     job.scheduler = "Adaptive".into();
     job.vertices[0].pending = Some((0.0, 9_000.0)); // Work needs 16
-    let flink = cluster(vec![job], vec![]);
+    let flink = FakeFlink::start_with_clock(
+        Cluster {
+            jobs: vec![job],
+            ..Cluster::default()
+        },
+        clock.clone(),
+    );
+    // Quiet for the minute the clock starts in, in this machine's time zone.
+    let quiet_minute = (0..60)
+        .map(|m| format!("* {m} * * * ?"))
+        .find(|e| {
+            QuietWindows::parse(e)
+                .unwrap()
+                .holding_at(clock.now_ms())
+                .is_some()
+        })
+        .expect("a minute");
     let mut s = settings(&flink.url, None);
     s.options.mode = Mode::Apply;
-    s.options.quiet_windows = autotune_model::quiet::QuietWindows::parse("* * * * * ?").unwrap();
+    s.options.quiet_windows = QuietWindows::parse(&quiet_minute).unwrap();
     s.options.cluster_max_slots = Some(3);
-    let (mut c, sink) = coordinator(s);
+    let sink = MemorySink::new();
+    let mut c = Coordinator::with_clock(s, sink.clone(), clock.clone());
     round(&mut c);
     round(&mut c);
     let lines = sink.lines();
     let held = with_code(&lines, "AT136");
     assert_eq!(held.len(), 1, "said once: {lines:#?}");
-    assert!(held[0].contains("window=\"* * * * * ?\""), "{}", held[0]);
+    assert!(
+        held[0].contains(&format!("window=\"{quiet_minute}\"")),
+        "{}",
+        held[0]
+    );
     assert!(with_code(&lines, "AT103").is_empty(), "{lines:#?}");
     assert!(flink.cluster().requirements.is_empty());
-    // Once the window is over, the decision held back is applied, cut to what the cluster's
-    // quota leaves the job: 3 slots, its Source holding 1 of them in the same slot sharing group.
-    let mut s = settings(&flink.url, None);
-    s.options.mode = Mode::Apply;
-    s.options.cluster_max_slots = Some(3);
-    let (mut c, sink) = coordinator(s);
+
+    // The window over, the decision held back (said before, so not fresh) is applied, cut to
+    // what the cluster's quota leaves the job: 3 slots in all.
+    clock.advance(Duration::from_secs(60));
     round(&mut c);
     let lines = sink.lines();
     let applied = with_code(&lines, "AT103");
     assert_eq!(applied.len(), 1, "{lines:#?}");
     assert!(
-        applied[0].contains(
-            "1->3 of 1->16 by cluster-max-slots, which leaves the job 3 task slots (AT137"
-        ),
+        applied[0].contains("wrk0000000000000000000000000000:3")
+            && applied[0]
+                .contains("by cluster-max-slots, which leaves the job 3 task slots (AT137"),
         "{}",
         applied[0]
     );
+    assert_eq!(with_code(&lines, "AT136").len(), 1);
 }
 
 #[test]

@@ -301,7 +301,6 @@ public final class QueueJob {
         }
     }
 
-    /** Costs each record {@code costNanos}, burnt on a core or waited out (see the class comment). */
     /**
      * The writer of a sink that takes at most {@code maxWriters} of them: at a higher
      * parallelism each fails on its first record, as a database refuses one connection too many.
@@ -339,6 +338,7 @@ public final class QueueJob {
         }
     }
 
+    /** Costs each record {@code costNanos}, burnt on a core or waited out (see the class comment). */
     static final class BusyWork implements MapFunction<Tuple2<Long, Long>, Tuple2<Long, Long>> {
         /** Parks shorter than this would mostly measure the timer's slack. */
         private static final long SHORTEST_PARK_NANOS = 1_000_000;
