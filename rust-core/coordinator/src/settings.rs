@@ -162,6 +162,7 @@ impl JobSettings {
                 ineffective_hold: options.ineffective_hold,
                 vertex_limits: options.vertex_limits.clone(),
                 max_slots: options.max_slots,
+                rollback_hold: options.rollback_hold,
                 ..ScalingConfig::default()
             },
             kafka: KafkaTarget::of(options),

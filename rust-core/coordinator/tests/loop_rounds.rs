@@ -665,9 +665,8 @@ fn a_rescale_the_job_fails_over_after_is_rolled_back_and_not_tried_again_within_
     assert_eq!(with_code(&lines, "AT103").len(), 1, "{lines:#?}");
     let held = with_code(&lines, "AT135");
     assert!(
-        held.iter().any(|l| l.contains(
-            "2 would suffice by its rate, but the job failed at 2 and was rolled back to 1"
-        )),
+        held.iter().any(|l| l
+            .contains("2 would suffice by its rate, but its rescale to 2 was rolled back to 1")),
         "{lines:#?}"
     );
     // Kept in the job's history, so a restarted JobManager holds it too.

@@ -147,6 +147,9 @@ pub struct ScalingConfig {
     pub vertex_limits: BTreeMap<String, (u32, u32)>,
     /// The task slots the job may take (one slot sharing group: its widest vertex).
     pub max_slots: Option<u32>,
+    /// After a scale-up that lowered the vertex's rate, how long it is not scaled above the
+    /// parallelism it is rolled back to (AT135).
+    pub rollback_hold: Duration,
 }
 
 impl Default for ScalingConfig {
@@ -165,6 +168,7 @@ impl Default for ScalingConfig {
             max_parallelism: 10_000,
             vertex_limits: BTreeMap::new(),
             max_slots: None,
+            rollback_hold: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -473,7 +477,7 @@ pub fn decide(
     let stalled = stalled_flows(job, &order, &inputs);
     let downtime = history.rescale_downtime();
     let mut targets = target_rates(job, &order, &inputs, config);
-    let mut decisions: Vec<VertexDecision> = (0..n)
+    let (mut decisions, rolled_back): (Vec<VertexDecision>, Vec<bool>) = (0..n)
         .map(|v| {
             let vertex = &job.vertices[v];
             let state = history.vertices.entry(vertex.id.clone()).or_default();
@@ -490,7 +494,10 @@ pub fn decide(
             };
             decide_vertex(case, findings, state, config, now_ms)
         })
-        .collect();
+        .unzip();
+    if rolled_back.contains(&true) {
+        history.rescales_rolled_back += 1;
+    }
     let bottleneck = mark_bottleneck(&mut decisions, config);
     let slots_needed = decisions.iter().map(|d| d.recommended).max().unwrap_or(0);
     Ok(JobDecision {
@@ -724,13 +731,14 @@ struct VertexCase<'a> {
     downtime: Option<f64>,
 }
 
+/// The vertex's decision, and whether its last scale-up was rolled back for lowering its rate.
 fn decide_vertex(
     case: VertexCase<'_>,
     mut findings: Vec<Finding>,
     state: &mut VertexHistory,
     config: &ScalingConfig,
     now_ms: i64,
-) -> VertexDecision {
+) -> (VertexDecision, bool) {
     let VertexCase {
         job,
         v,
@@ -748,7 +756,9 @@ fn decide_vertex(
     let mut recommended = smallest_sufficient(vertex, &sizing, config, &mut findings);
     recommended = hold_band(recommended, expected_utilization, current, config);
     recommended = hold_for_skew(recommended, job, v, inputs, config, &mut findings);
-    let given_back = judge_the_last_scale_up(&sizing, state, config, now_ms, &mut findings);
+    let judged = judge_the_last_scale_up(&sizing, state, config, now_ms, &mut findings);
+    let rolled_back = matches!(judged, Some(Judged::RolledBack(_)));
+    let given_back = judged.map(Judged::parallelism);
     recommended = hold_under_ceiling(recommended, &sizing, state, config, now_ms, &mut findings);
     recommended = hold_if_scaling_does_not_pay(recommended, &sizing, config, &mut findings);
     let rescale = Rescale {
@@ -777,7 +787,7 @@ fn decide_vertex(
             curve: sizing.curve,
         });
     }
-    VertexDecision {
+    let decision = VertexDecision {
         id: vertex.id.clone(),
         name: vertex.name.clone(),
         current,
@@ -795,7 +805,8 @@ fn decide_vertex(
             expected_utilization,
         },
         findings,
-    }
+    };
+    (decision, rolled_back)
 }
 
 /// A rescale being weighed: the vertex, how it scales, what it must do, and what a rescale of
@@ -1035,14 +1046,16 @@ fn hold_for_skew(
 /// expected gain is limited by something outside the vertex: the slots that did not help are
 /// given back, down to the smallest parallelism that, scaling as the step expected, does as
 /// much as the vertex does now (AT134; AT121 when every slot helped a little), and the vertex
-/// is not scaled above that for `ineffective_hold`. Returns the parallelism given back to.
+/// is not scaled above that for `ineffective_hold`. One that lowered the rate made things
+/// worse: it is rolled back to where it came from (AT135) and held there for `rollback_hold`.
+/// Returns what it gives back to.
 fn judge_the_last_scale_up(
     sizing: &Sizing,
     state: &mut VertexHistory,
     config: &ScalingConfig,
     now_ms: i64,
     findings: &mut Vec<Finding>,
-) -> Option<u32> {
+) -> Option<Judged> {
     let current = sizing.current;
     let last = state.last_scale_up?;
     let reached = last.from < current && current <= last.to;
@@ -1055,6 +1068,11 @@ fn judge_the_last_scale_up(
     let gain = sizing.true_rate - last.rate_before;
     if gain >= config.effectiveness_threshold * expected_gain {
         return None;
+    }
+    if sizing.true_rate < last.rate_before * (1.0 - CLEARLY_LOWER) {
+        return Some(roll_back_what_lowered_the_rate(
+            sizing, state, last, config, now_ms, findings,
+        ));
     }
     let as_much = (last.from..current)
         .find(|&p| last.curve.capacity_at(p) >= sizing.true_rate)
@@ -1093,7 +1111,61 @@ fn judge_the_last_scale_up(
             message: format!("{judged}; it is not scaled above {current} for {hold}"),
         }
     });
-    Some(as_much)
+    Some(Judged::GivenBack(as_much))
+}
+
+/// A rate this much below what the vertex did before its scale-up is lower beyond the noise of
+/// a window: the step made things worse.
+const CLEARLY_LOWER: f64 = 0.1;
+
+/// What judging the last scale-up gave back to.
+#[derive(Debug, Clone, Copy)]
+enum Judged {
+    /// It bought too little: the slots that did not help.
+    GivenBack(u32),
+    /// It lowered the rate: all of it.
+    RolledBack(u32),
+}
+
+impl Judged {
+    fn parallelism(self) -> u32 {
+        match self {
+            Judged::GivenBack(p) | Judged::RolledBack(p) => p,
+        }
+    }
+}
+
+/// A scale-up after which the vertex does less than before (contention, a sink that slows with
+/// more writers) is rolled back to where it came from, and not tried again for `rollback_hold`.
+fn roll_back_what_lowered_the_rate(
+    sizing: &Sizing,
+    state: &mut VertexHistory,
+    last: ScaleUpRecord,
+    config: &ScalingConfig,
+    now_ms: i64,
+    findings: &mut Vec<Finding>,
+) -> Judged {
+    let current = sizing.current;
+    state.ceiling = Some(Ceiling {
+        parallelism: last.from,
+        from: last.from,
+        reached: current,
+        since_ms: now_ms,
+        hold_ms: Some(config.rollback_hold.as_millis() as u64),
+        rolled_back: true,
+    });
+    findings.push(Finding {
+        code: Code::RolledBack,
+        message: format!(
+            "the scale-up from {} to {current} lowered its processing rate from {:.1} to {:.1} records/s: rolled back to {}, and not scaled above it for {}",
+            last.from,
+            last.rate_before,
+            sizing.true_rate,
+            last.from,
+            duration::format(config.rollback_hold)
+        ),
+    });
+    Judged::RolledBack(last.from)
 }
 
 /// A vertex whose scale-up did not pay is not scaled above what it kept for
@@ -1123,18 +1195,24 @@ fn hold_under_ceiling(
         return recommended;
     }
     let left = duration::format_left(Duration::from_millis((ends_ms - now_ms) as u64));
+    let judged_now = findings.iter().any(|f| {
+        matches!(
+            f.code,
+            Code::GiveBack | Code::ExternalBottleneck | Code::RolledBack
+        )
+    });
+    if judged_now {
+        return cap;
+    }
     if ceiling.rolled_back {
         findings.push(Finding {
             code: Code::RolledBack,
             message: format!(
-                "{recommended} would suffice by its rate, but the job failed at {} and was rolled back to {}: it is not scaled above {cap} for another {left}",
+                "{recommended} would suffice by its rate, but its rescale to {} was rolled back to {}: it is not scaled above {cap} for another {left}",
                 ceiling.reached, ceiling.parallelism
             ),
         });
-    } else if !findings
-        .iter()
-        .any(|f| f.code == Code::GiveBack || f.code == Code::ExternalBottleneck)
-    {
+    } else {
         findings.push(Finding {
             code: Code::ExternalBottleneck,
             message: format!(

@@ -867,7 +867,7 @@ fn a_rescale_rolled_back_is_not_tried_again_within_its_hold() {
         &held.vertices[0],
         Code::RolledBack,
         &[
-            "failed at 3 and was rolled back to 2",
+            "its rescale to 3 was rolled back to 2",
             "not scaled above 2 for another 1min",
         ],
     );
@@ -908,4 +908,45 @@ fn a_slot_quota_caps_the_recommendation_and_says_so() {
     let within = decided(&evaluated(2, 200.0, 250.0), &config);
     assert_eq!(within.vertices[0].recommended, 3);
     assert!(!within.vertices[0].has(Code::SlotQuota));
+}
+
+#[test]
+fn a_scale_up_that_lowered_the_rate_is_rolled_back_and_held() {
+    // Writers that contend for one lock: 2 subtasks do 250/s, 4 only 200/s.
+    let config = ScalingConfig {
+        rollback_hold: Duration::from_secs(600),
+        ..eager(0.7)
+    };
+    let mut history = ScalingHistory::default();
+    let up = decide(&evaluated(2, 300.0, 250.0), &config, &mut history, 0).unwrap();
+    assert_eq!(up.vertices[0].recommended, 4);
+    let worse = decide(&evaluated(4, 300.0, 200.0), &config, &mut history, 60_000).unwrap();
+    assert_eq!(worse.vertices[0].recommended, 2, "{worse:?}");
+    finding(
+        &worse.vertices[0],
+        Code::RolledBack,
+        &["from 2 to 4 lowered its processing rate from 250.0 to 200.0 records/s: rolled back to 2", "for 10min"],
+    );
+    let rolled_back = worse.vertices[0]
+        .findings
+        .iter()
+        .filter(|f| f.code == Code::RolledBack)
+        .count();
+    assert_eq!(
+        rolled_back, 1,
+        "said once: {:?}",
+        worse.vertices[0].findings
+    );
+    assert_eq!(history.rescales(), (0, 1));
+    // Back at 2, it is not tried again within the hold.
+    let held = decide(&evaluated(2, 300.0, 250.0), &config, &mut history, 120_000).unwrap();
+    assert_eq!(held.vertices[0].recommended, 2);
+    finding(
+        &held.vertices[0],
+        Code::RolledBack,
+        &[
+            "its rescale to 4 was rolled back to 2",
+            "not scaled above 2",
+        ],
+    );
 }
