@@ -102,6 +102,10 @@ def test_a_rescale_the_sink_cannot_take_is_rolled_back_and_not_tried_again_withi
     assert len(lines_of(cluster, job_id, "AT100")) == plans_before
     assert work_of(cluster, job_id)["parallelism"] == 2
     assert '"rollback"' in decisions.read_text()
+    # The job's page says it too, with why.
+    page = cluster.log_dir / "autotune" / job_id / "report.html"
+    wait_for(lambda: page.is_file() and "rolled back, the job failed over" in page.read_text(), timeout=120,
+             what="the rollback on the job's page", cluster=cluster, interval=3)
 
 
 def test_a_quiet_window_holds_the_apply_back_with_one_line(operated):

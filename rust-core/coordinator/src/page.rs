@@ -233,28 +233,50 @@ impl Story {
             .collect();
         story.rescales = history
             .iter()
-            .filter_map(|h| Some((h, h.get("rescale")?)))
             .rev()
+            .filter_map(rescale_row)
             .take(MAX_DECISIONS)
-            .map(|(h, r)| RescaleRow {
-                at: h["at_ms"]
-                    .as_i64()
-                    .map(crate::readable_time)
-                    .unwrap_or_default(),
-                // As the decisions table writes a change.
-                changes: r["changes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| format!("{} {}→{}", text(c, "name"), c["from"], c["to"]))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                downtime: format!("{:.1} s", r["downtime_s"].as_f64().unwrap_or(f64::NAN)),
-                estimate: format!("{:.1} s", r["estimate_s"].as_f64().unwrap_or(f64::NAN)),
-            })
             .collect();
         story
     }
+}
+
+/// A rescale seen through (what it cost, AT132) or rolled back (why, AT135), as a row.
+fn rescale_row(h: &serde_json::Value) -> Option<RescaleRow> {
+    let (r, rolled_back) = match (h.get("rescale"), h.get("rollback")) {
+        (Some(r), _) => (r, false),
+        (None, Some(r)) => (r, true),
+        (None, None) => return None,
+    };
+    // As the decisions table writes a change.
+    let changes = r["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{} {}→{}", text(c, "name"), c["from"], c["to"]))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let seconds = |key: &str| format!("{:.1} s", r[key].as_f64().unwrap_or(f64::NAN));
+    Some(RescaleRow {
+        at: h["at_ms"]
+            .as_i64()
+            .map(crate::readable_time)
+            .unwrap_or_default(),
+        changes: match rolled_back {
+            true => format!("{changes}: rolled back, {}", text(r, "why")),
+            false => changes,
+        },
+        downtime: if rolled_back {
+            String::new()
+        } else {
+            seconds("downtime_s")
+        },
+        estimate: if rolled_back {
+            String::new()
+        } else {
+            seconds("estimate_s")
+        },
+    })
 }
 
 pub(crate) fn short(s: &str, chars: usize) -> String {
@@ -553,12 +575,16 @@ mod tests {
         let rescale = serde_json::json!({"at_ms": 4000, "job_id": "j1", "job_name": "orders <&>", "rescale": {
             "requested_ms": 2100, "running_ms": 14400, "downtime_s": 12.3, "estimate_s": 12.3,
             "changes": [{"name": "Work", "from": 1, "to": 3}]}});
+        let rollback = serde_json::json!({"at_ms": 5000, "job_id": "j1", "job_name": "orders <&>", "rollback": {
+            "requested_ms": 4500, "why": "the job failed over 2 times since the rescale", "hold_s": 3600,
+            "changes": [{"name": "Work", "from": 4, "to": 3}]}});
         [
             window(1000, 5000.0, 1),
             decision.to_string(),
             window(2000, 4000.0, 1),
             failure.to_string(),
             rescale.to_string(),
+            rollback.to_string(),
             "not json".into(),
         ]
         .join("\n")
@@ -589,6 +615,12 @@ mod tests {
         assert!(page.contains("Work 1→3"));
         // What the rescale cost, as the job's decisions kept it.
         assert!(page.contains("<td>Work 1→3</td><td>12.3 s</td>"), "{page}");
+        assert!(
+            page.contains(
+                "<td>Work 4→3: rolled back, the job failed over 2 times since the rescale</td>"
+            ),
+            "{page}"
+        );
         // The flame graph is in a frame of its own (its style and script stay there), escaped.
         assert!(page.contains("id=\"flamegraph\""), "{page}");
         assert!(page.contains("height=\"330\""), "{page}");
