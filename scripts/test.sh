@@ -33,11 +33,11 @@ if $quick; then
   AUTOTUNE_FLINK_VERSIONS=2.3.0 AUTOTUNE_PLUGIN_JAR="$PWD/$jar" \
     python3 -m pytest tests/test_plugin_e2e.py -v -rA
 else
-  # Three workers (groups in tests/conftest.py) on these 2 cores: the clusters mostly wait out
+  # Four workers (groups in tests/conftest.py) on these 2 cores: the clusters mostly wait out
   # their windows (the suite used 30% of the CPU on two workers). The tests that check an exact
   # parallelism wait out Work's cost instead of burning it (--cost-kind wait), so the other
   # workers' clusters do not move their figures. AUTOTUNE_TEST_WORKERS=1 runs them one after another.
-  workers="${AUTOTUNE_TEST_WORKERS:-3}"
+  workers="${AUTOTUNE_TEST_WORKERS:-4}"
   echo "== End to end on real Flink clusters with $jar ($workers worker(s); see tests/conftest.py)"
   cargo build --release --locked -q -p flink-autotune  # the CLI the tests run, built once for every worker
   AUTOTUNE_PLUGIN_JAR="$PWD/$jar" python3 -m pytest tests -n "$workers" --dist loadgroup -v -rA --durations=15
