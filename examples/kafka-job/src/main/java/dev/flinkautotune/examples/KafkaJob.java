@@ -1,7 +1,6 @@
 package dev.flinkautotune.examples;
 
 import java.nio.ByteBuffer;
-import java.util.HashMap;
 import java.util.Map;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -11,7 +10,6 @@ import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
-import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.KafkaSourceBuilder;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
@@ -75,17 +73,7 @@ public final class KafkaJob {
         KafkaSource<Tuple2<Long, Long>> source = builder.build();
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        // The job's own plugin settings ("--autotune.<option> value"), as a user sets them: in
-        // its global job parameters, which the plugin reads over REST.
-        Map<String, String> own = new HashMap<>();
-        opts.forEach((key, value) -> {
-            if (key.startsWith("autotune.")) {
-                own.put(key, value);
-            }
-        });
-        if (!own.isEmpty()) {
-            env.getConfig().setGlobalJobParameters(Configuration.fromMap(own));
-        }
+        QueueJob.setOwnPluginSettings(env, opts);
         // The offsets live in checkpoints (and are committed to the group on completion).
         long checkpointMs = Long.parseLong(opts.getOrDefault("checkpoint-ms", "10000"));
         if (checkpointMs > 0) {

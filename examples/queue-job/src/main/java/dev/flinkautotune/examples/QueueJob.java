@@ -84,16 +84,7 @@ public final class QueueJob {
         int maxWriters = intArg(opts, "max-writers", 0);
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        // The job's own plugin settings, in its global job parameters, which the plugin reads.
-        Map<String, String> own = new HashMap<>();
-        opts.forEach((key, value) -> {
-            if (key.startsWith("autotune.")) {
-                own.put(key, value);
-            }
-        });
-        if (!own.isEmpty()) {
-            env.getConfig().setGlobalJobParameters(Configuration.fromMap(own));
-        }
+        setOwnPluginSettings(env, opts);
         if (checkpointMs > 0) {
             env.enableCheckpointing(checkpointMs);
         }
@@ -138,6 +129,22 @@ public final class QueueJob {
                 .setParallelism(workParallelism);
 
         env.execute(jobName);
+    }
+
+    /**
+     * The job's own plugin settings ("--autotune.<option> value"), as a user sets them: in its
+     * global job parameters, which the plugin reads over REST.
+     */
+    static void setOwnPluginSettings(StreamExecutionEnvironment env, Map<String, String> opts) {
+        Map<String, String> own = new HashMap<>();
+        opts.forEach((key, value) -> {
+            if (key.startsWith("autotune.")) {
+                own.put(key, value);
+            }
+        });
+        if (!own.isEmpty()) {
+            env.getConfig().setGlobalJobParameters(Configuration.fromMap(own));
+        }
     }
 
     /** Accepts "--key value" pairs only; anything else is a usage error. */
